@@ -1,0 +1,51 @@
+"""The ``robnas`` command line: one Typer app, one thin module per verb.
+
+Every verb parses its options and calls the public Python API; a :class:`RobnasError`
+is printed as one line and ends the command with exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from robnas.errors import RobnasError
+
+app = typer.Typer(
+    name="robnas",
+    help="Robust neural architecture search: proxies, spaces, benchmarks, attacks, training, search.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a RobnasError into one red line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RobnasError as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _register_commands() -> None:
+    # each module adds its verb(s) to ``app`` on import
+    from robnas.cli import score  # noqa: F401
+
+
+_register_commands()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,155 @@
+"""The proxy registry and the policy every proxy runs under.
+
+A proxy is a function ``(model, inputs, targets, **options) -> float`` registered with what
+it needs: data or not, a dtype, a BatchNorm policy. :func:`run` prepares a private copy of
+the caller's network (so the caller's model is never touched), applies the policy, calls
+the proxy, and turns any failure or non-finite value into NaN plus a recorded reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from robnas.errors import ProxyError
+from robnas.registry import Registry
+
+ProxyFn = Callable[..., float]
+BNPolicy = Literal["keep", "remove"]
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    """How a proxy must be run.
+
+    ``bn="keep"``: BatchNorm in train mode (batch statistics), as the reference's BN copies.
+    ``bn="remove"``: every BatchNorm becomes identity except inside modules that set
+    ``robnas_keep_bn = True`` (the NAS-Bench-201 reduction blocks, as in the reference's
+    rebuilt ``bn=False`` networks). ``dtype``: the copy and inputs are cast to it.
+    """
+
+    name: str
+    fn: ProxyFn
+    needs_data: bool = True
+    bn: BNPolicy = "keep"
+    dtype: torch.dtype | None = None
+    copy: bool = True
+    paper: str = ""
+
+
+PROXIES: Registry[ProxySpec] = Registry("proxy")
+
+
+def register(
+    name: str,
+    *,
+    needs_data: bool = True,
+    bn: BNPolicy = "keep",
+    dtype: torch.dtype | None = None,
+    copy: bool = True,
+    paper: str = "",
+) -> Callable[[ProxyFn], ProxyFn]:
+    """Decorator registering a proxy function under ``name``."""
+
+    def wrap(fn: ProxyFn) -> ProxyFn:
+        PROXIES.register(name, ProxySpec(name, fn, needs_data, bn, dtype, copy, paper))
+        return fn
+
+    return wrap
+
+
+@dataclass
+class ProxyResult:
+    """A proxy value, the seconds it took, and the reason when it is NaN."""
+
+    value: float
+    seconds: float
+    error: str = ""
+
+
+def remove_batchnorm(model: nn.Module) -> nn.Module:
+    """Replace BatchNorm layers by identity, except inside modules marked ``robnas_keep_bn``."""
+
+    def visit(module: nn.Module, keep: bool) -> None:
+        keep = keep or bool(getattr(module, "robnas_keep_bn", False))
+        for child_name, child in module.named_children():
+            if isinstance(child, nn.modules.batchnorm._BatchNorm) and not keep:
+                setattr(module, child_name, nn.Identity())
+            else:
+                visit(child, keep)
+
+    visit(model, False)
+    return model
+
+
+def prepare(model: nn.Module, spec: ProxySpec) -> nn.Module:
+    """The network a proxy sees: a copy (unless ``copy=False``), train mode, BN policy, dtype."""
+    net = copy.deepcopy(model) if spec.copy else model
+    if spec.bn == "remove":
+        remove_batchnorm(net)
+    net.train()
+    if spec.dtype is not None:
+        net.to(spec.dtype)
+    net.zero_grad(set_to_none=True)
+    return net
+
+
+def run(name: str, model: nn.Module, inputs: Tensor, targets: Tensor, **options: Any) -> ProxyResult:
+    """Compute proxy ``name``; failures give ``ProxyResult(nan, seconds, reason)``, never a crash."""
+    spec = PROXIES.get(name)
+    start = time.perf_counter()
+    try:
+        net = prepare(model, spec)
+        x = inputs.to(spec.dtype) if spec.dtype is not None else inputs
+        value = float(spec.fn(net, x, targets, **options))
+        if not math.isfinite(value):
+            raise ProxyError(f"{name} gave a non-finite value ({value})")
+        return ProxyResult(value, time.perf_counter() - start)
+    except Exception as exc:  # a proxy failing on one architecture must not stop a run
+        reason = f"{type(exc).__name__}: {exc}"
+        return ProxyResult(math.nan, time.perf_counter() - start, reason)
+
+
+def compute(name: str, model: nn.Module, inputs: Tensor, targets: Tensor, **options: Any) -> float:
+    """Proxy ``name`` of an untrained ``model`` on a batch; NaN (with a warning) on failure.
+
+    ``inputs`` is exactly what the model consumes (CIFAR-normalised images for the
+    reference-style NB201 networks), ``targets`` the integer labels.
+    """
+    result = run(name, model, inputs, targets, **options)
+    if result.error:
+        warnings.warn(f"proxy {name}: {result.error}", RuntimeWarning, stacklevel=2)
+    return result.value
+
+
+def names(pattern: str = "*") -> list[str]:
+    """Registered proxy names matching a wildcard."""
+    return PROXIES.names(pattern)
+
+
+# ---------------------------------------------------------------------------------------
+# helpers shared by the proxy families
+
+
+def weight_layers(net: nn.Module) -> list[nn.Module]:
+    """Every Conv2d and Linear layer in ``modules()`` order (the layers proxies score)."""
+    return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+@torch.no_grad()
+def linearize(net: nn.Module) -> dict[str, Tensor]:
+    """synflow's linearisation: every state tensor -> |tensor|; returns the signs."""
+    signs: dict[str, Tensor] = {}
+    for key, value in net.state_dict().items():
+        if value.is_floating_point():
+            signs[key] = torch.sign(value)
+            value.abs_()
+    return signs

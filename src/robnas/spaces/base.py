@@ -1,0 +1,85 @@
+"""The search-space protocol shared by every space (NB201, DARTS, RobNet).
+
+An architecture is a small immutable value (a tuple, a named tuple); a space knows how to
+parse it from text, print it, check it, sample and mutate it, find its canonical
+(isomorphism-aware) form, and build the network it describes.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+from torch import Tensor, nn
+
+A = TypeVar("A")
+
+RandomLike = np.random.Generator | random.Random | int | None
+
+
+def as_rng(rng: RandomLike) -> np.random.Generator:
+    """A numpy Generator from a Generator, a ``random.Random``, a seed or ``None``."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, random.Random):
+        return np.random.default_rng(rng.getrandbits(64))
+    return np.random.default_rng(rng)
+
+
+class SearchSpace(ABC, Generic[A]):
+    """A family of architectures with a text form and a network builder."""
+
+    name: str = ""
+
+    @abstractmethod
+    def parse(self, text: str) -> A:
+        """The architecture written as ``text``; raises ``InvalidArchitecture`` naming the problem."""
+
+    @abstractmethod
+    def format(self, arch: A) -> str:
+        """The official text form of ``arch``."""
+
+    @abstractmethod
+    def validate(self, arch: A) -> A:
+        """``arch`` itself if it belongs to the space, else ``InvalidArchitecture``."""
+
+    def canonical(self, arch: A) -> A:
+        """One representative per isomorphism class (identity where the space has none)."""
+        return self.validate(arch)
+
+    def canonical_string(self, arch: A | str) -> str:
+        """The text of the canonical representative; accepts an arch or its text."""
+        if isinstance(arch, str):
+            arch = self.parse(arch)
+        return self.format(self.canonical(arch))
+
+    @abstractmethod
+    def sample(self, rng: RandomLike = None) -> A:
+        """A uniformly random architecture."""
+
+    @abstractmethod
+    def mutate(self, arch: A, rng: RandomLike = None) -> A:
+        """A new architecture one documented edit away from ``arch`` (``arch`` is not changed)."""
+
+    @abstractmethod
+    def build(self, arch: A, num_classes: int = 10, **options: Any) -> nn.Module:
+        """The untrained network of ``arch``."""
+
+    def __repr__(self) -> str:
+        return f"<search space {self.name!r}>"
+
+
+@runtime_checkable
+class FeatureNetwork(Protocol):
+    """A network that exposes intermediate features for feature-consistency proxies (CRoZe).
+
+    ``forward_features(x)`` returns ``(logits, [Z0, Z1, ...])``; ``layer_feature_indices()``
+    maps every Conv2d / Linear module, in ``modules()`` order, to the index of the feature
+    it is compared with.
+    """
+
+    def forward_features(self, x: Tensor) -> tuple[Tensor, list[Tensor]]: ...
+
+    def layer_feature_indices(self) -> list[tuple[nn.Module, int]]: ...
