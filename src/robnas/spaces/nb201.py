@@ -153,7 +153,7 @@ def _unique_string(arch: NB201Arch) -> str:
     nodes = ["x"]
     for target in (1, 2, 3):
         terms = []
-        for (t, source), op in zip(EDGES, arch):
+        for (t, source), op in zip(EDGES, arch, strict=True):
             if t != target:
                 continue
             if op == "none" or nodes[source] == "#":
