@@ -1,0 +1,61 @@
+"""Cut the small excerpts that ``robnas demo`` ships from the full public data.
+
+Usage: python scripts/make_demo_assets.py ../shared/data src/robnas/assets/demo
+
+* 80 real CIFAR-10 training images (8 per class, bit-exact from the official batches);
+* the robustness dataset of Jung et al. (ICLR 2023) in its official layout, restricted to
+  the sampled architectures (CIFAR-10 accuracies only);
+* the NAS-Bench-201 CIFAR-10 accuracy and parameter columns of the same architectures.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+NUM_ARCHS = 240
+IMAGES_PER_CLASS = 8
+
+
+def main(src: Path, dst: Path, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    dst.mkdir(parents=True, exist_ok=True)
+
+    cifar = np.load(src / "cifar10" / "cifar10_exact_subset.npz")
+    x, y = cifar["x_train"], cifar["y_train"]
+    idx = np.concatenate([np.flatnonzero(y == c)[:IMAGES_PER_CLASS] for c in range(10)])
+    np.savez_compressed(dst / "cifar10_images.npz", x_train=x[idx], y_train=y[idx], classes=cifar["classes"])
+
+    meta = json.loads((src / "robustness" / "meta.json").read_text())
+    # one NB201 index per isomorphism class, so the sample has no duplicates
+    first: dict[str, str] = {}
+    for i, v in meta["ids"].items():
+        first.setdefault(v["isomorph"], i)
+    chosen = sorted(rng.choice(sorted(first.values(), key=int), NUM_ARCHS, replace=False).tolist(), key=int)
+    keys = {meta["ids"][i]["isomorph"] for i in chosen}
+    out_meta = {"ids": {i: meta["ids"][i] for i in chosen}, "epsilons": meta["epsilons"]}
+    rob = dst / "robustness"
+    (rob / "cifar10").mkdir(parents=True, exist_ok=True)
+    (rob / "meta.json").write_text(json.dumps(out_meta))
+    for f in sorted((src / "robustness" / "cifar10").glob("*_accuracy.json")):
+        full = json.loads(f.read_text())
+        for measure in full["cifar10"].values():
+            measure["accuracy"] = {k: v for k, v in measure["accuracy"].items() if k in keys}
+        (rob / "cifar10" / f.name).write_text(json.dumps(full, separators=(",", ":")))
+
+    with open(src / "nb201" / "nb201_merged_by_index.csv") as fh:
+        rows = {r["nb201_index"]: r for r in csv.DictReader(fh)}
+    with open(dst / "nb201_cifar10.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["nb201_index", "arch_str", "c10_test_acc_200ep", "params_M"])
+        for i in chosen:
+            r = rows[i]
+            w.writerow([i, r["arch_str"], r["c10_test_acc_200ep"], r["params_M"]])
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))

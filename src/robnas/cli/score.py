@@ -1,0 +1,101 @@
+"""``robnas score``: zero-cost proxy scores of many architectures into a run store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from robnas import data as data_lib
+from robnas import scoring
+from robnas.cli import app, console, friendly
+from robnas.errors import ConfigError, DataError
+from robnas.spaces import as_rng
+from robnas.spaces import get as get_space
+from robnas.store import RunStore
+
+
+def parse_indices(text: str) -> list[int]:
+    """``"0,5,10-19"`` -> [0, 5, 10, ..., 19]."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+        except ValueError:
+            raise ConfigError(f"bad index range {part!r}; expected e.g. 0,5,10-19") from None
+    return out
+
+
+def archs_from_indices(indices: list[int], robustness_dir: Path) -> list[str]:
+    """NAS-Bench-201 arch strings of ``indices`` through the robustness dataset's ``meta.json``."""
+    meta_path = robustness_dir / "meta.json"
+    if not meta_path.is_file():
+        raise DataError(f"{meta_path}: not found; --indices needs the robustness dataset's meta.json "
+                        "(https://github.com/steffen-jung/robustness-dataset)")
+    ids = json.loads(meta_path.read_text())["ids"]
+    missing = [i for i in indices if str(i) not in ids]
+    if missing:
+        raise ConfigError(f"NB201 indices not in {meta_path}: {missing[:5]} (valid: 0-{len(ids) - 1})")
+    return [ids[str(i)]["nb201-string"] for i in indices]
+
+
+@app.command("score")
+@friendly
+def score_command(
+    out: Path = typer.Option(..., "--out", help="SQLite run store (created or resumed)."),
+    space: str = typer.Option("nb201", help="Search space name."),
+    archs: Path | None = typer.Option(None, help="File with one architecture string per line."),
+    sample: int = typer.Option(0, help="Score N architectures sampled uniformly with --seed."),
+    indices: str = typer.Option("", help="NB201 indices like 0-99,200 (needs --robustness)."),
+    robustness: Path | None = typer.Option(None, help="Robustness dataset folder (for --indices)."),
+    proxies: str = typer.Option("croze,synflow,grad_norm,snip,params", help="Comma-separated proxy names."),
+    data: str = typer.Option(
+        "synthetic", help="Proxy data: a .npz (x_train uint8 NHWC, y_train), cifar10:ROOT, ..., synthetic[:N]."
+    ),
+    batch_size: int = typer.Option(64, help="Images in the proxy batch (the reference CRoZe uses 8)."),
+    batch_mode: str = typer.Option("random", help="random | balanced (per class)."),
+    seed: int = typer.Option(0, help="Seed of the batch, the initialisation and the sampling."),
+    device: str = typer.Option("cpu", help="cpu | cuda | auto."),
+    workers: int = typer.Option(1, help="Worker processes."),
+    csv: Path | None = typer.Option(None, "--csv", help="Also export all results of the store as CSV."),
+) -> None:
+    """Score architectures with zero-cost proxies.
+
+    Results go to the SQLite store --out one by one; rerunning the same command skips
+    finished (arch, proxy) pairs. The `arch` column holds each architecture's official
+    string as given (not canonicalised; `robnas correlate` handles isomorphism).
+    """
+    sp = get_space(space)
+    arch_list: list[str] = []
+    if archs is not None:
+        arch_list += scoring.read_arch_file(str(archs))
+    if indices:
+        if robustness is None:
+            raise ConfigError("--indices needs --robustness DIR (the folder with meta.json)")
+        arch_list += archs_from_indices(parse_indices(indices), robustness)
+    if sample:
+        rng = as_rng(seed)
+        arch_list += [sp.format(sp.sample(rng)) for _ in range(sample)]
+    if not arch_list:
+        raise ConfigError("no architectures: give --archs FILE, --sample N or --indices with --robustness")
+    names = [p.strip() for p in proxies.split(",") if p.strip()]
+    images = data_lib.load(data, "train")
+    with RunStore(out) as store, Progress(
+        TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    ) as bar:
+        task = bar.add_task("score", total=len(dict.fromkeys(arch_list)))
+        added = scoring.score(
+            space, arch_list, names, images, store, batch_size=batch_size, seed=seed, device=device,
+            workers=workers, batch_mode=batch_mode, progress=lambda n: bar.update(task, completed=n),
+        )
+        rows = store.rows()
+        if csv is not None:
+            store.export_csv(csv, rows)
+    failed = sum(1 for r in rows if r.error)
+    console.print(f"{added} new results, {len(rows)} in {out}" + (f", {failed} failed (see error column)" if failed else ""))

@@ -1,0 +1,137 @@
+"""Score many architectures with many proxies into a run store.
+
+Every (arch, proxy) value depends only on the architecture, the proxy, the seed and the
+batch: the network is initialised from ``stable_seed(seed, arch)`` and the proxy's own
+randomness from ``stable_seed(seed, arch, proxy)``, and the batch is drawn once from
+``seed``. So the value is the same whatever the run order or the number of workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+import robnas
+from robnas import proxies as proxy_lib
+from robnas.data import ImageArrays, proxy_batch
+from robnas.errors import ConfigError
+from robnas.parallel import map_unordered
+from robnas.seeding import resolve_device, stable_seed
+from robnas.spaces import get as get_space
+from robnas.store import RunStore, ScoreRow
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """What every worker needs to score one architecture."""
+
+    space: str
+    proxies: tuple[str, ...]
+    seed: int
+    batch_size: int
+    device: str
+    num_classes: int
+    data_tag: str
+    build_options: tuple[tuple[str, Any], ...] = ()
+
+
+_BATCH: dict[str, torch.Tensor] = {}
+
+
+def _set_batch(x: torch.Tensor, y: torch.Tensor) -> None:
+    _BATCH["x"], _BATCH["y"] = x, y
+
+
+def score_one(job: ScoreJob, arch_text: str, todo: Sequence[str]) -> list[ScoreRow]:
+    """The rows of one architecture for the proxies in ``todo`` (uses the worker's batch)."""
+    space = get_space(job.space)
+    device = resolve_device(job.device)
+    x, y = _BATCH["x"].to(device), _BATCH["y"].to(device)
+    rows = []
+    try:
+        arch = space.parse(arch_text)
+        torch.manual_seed(stable_seed(job.seed, space.format(arch)))
+        model = space.build(arch, num_classes=job.num_classes, **dict(job.build_options)).to(device)
+    except Exception as exc:  # an invalid arch is recorded, the run goes on
+        reason = f"{type(exc).__name__}: {exc}"
+        return [ScoreRow(arch_text, p, float("nan"), 0.0, job.seed, job.batch_size, reason, job.data_tag,
+                         robnas.__version__) for p in todo]
+    for name in todo:
+        torch.manual_seed(stable_seed(job.seed, arch_text, name))
+        result = proxy_lib.run(name, model, x, y)
+        rows.append(ScoreRow(arch_text, name, result.value, result.seconds, job.seed, job.batch_size,
+                             result.error, job.data_tag, robnas.__version__))
+    return rows
+
+
+def _work(item: tuple[ScoreJob, str, tuple[str, ...]]) -> list[ScoreRow]:
+    return score_one(*item)
+
+
+def score(
+    space: str,
+    archs: Iterable[str],
+    proxies: Sequence[str],
+    data: ImageArrays,
+    store: RunStore,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str = "cpu",
+    workers: int = 1,
+    batch_mode: str = "random",
+    build_options: dict[str, Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Score ``archs`` (text forms) with ``proxies`` into ``store``; returns the number of new rows.
+
+    Pairs already in the store (same seed, batch size and data) are skipped, so an
+    interrupted run continues where it stopped. ``progress(n)`` is called after each
+    architecture with the number of architectures finished so far.
+    """
+    for name in proxies:
+        proxy_lib.PROXIES.get(name)  # unknown names fail before any work
+    sp = get_space(space)
+    data_tag = f"{data.name}:{len(data)}:{batch_mode}"
+    job = ScoreJob(space, tuple(proxies), seed, batch_size, device, data.num_classes, data_tag,
+                   tuple(sorted((build_options or {}).items())))
+    x, y = proxy_batch(data, batch_size, seed=seed, mode=batch_mode)
+    done = store.done(seed, batch_size, data_tag)
+    work = []
+    seen: set[str] = set()
+    for text in archs:
+        key = text.strip()
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        try:
+            key = sp.format(sp.parse(key))
+        except robnas.RobnasError:
+            pass  # recorded with its reason by score_one
+        todo = tuple(p for p in proxies if (key, p) not in done)
+        if todo:
+            work.append((job, key, todo))
+    if progress:
+        progress(len(seen) - len(work))
+    added = 0
+    finished = len(seen) - len(work)
+    for rows in map_unordered(_work, work, workers, initializer=_set_batch, initargs=(x, y)):
+        for row in rows:
+            store.add(row)
+        added += len(rows)
+        finished += 1
+        if progress:
+            progress(finished)
+    return added
+
+
+def read_arch_file(path: str) -> list[str]:
+    """Architectures from a text file, one per line; blank lines and ``#`` comments skipped."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: architecture file not found (expected one architecture string per line)")
+    return [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]

@@ -1,0 +1,130 @@
+"""The SQLite run store: one row per finished result, written the moment it is known.
+
+Each proxy value is committed on its own, so a run killed at any moment loses no finished
+result, and re-running the same command skips what is already there. Uses only the
+standard library's :mod:`sqlite3` (WAL journal, safe for one writer and many readers).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from robnas.errors import DataError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    arch TEXT NOT NULL,
+    proxy TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    batch_size INTEGER NOT NULL,
+    data TEXT NOT NULL DEFAULT '',
+    value REAL,
+    seconds REAL,
+    error TEXT NOT NULL DEFAULT '',
+    version TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    PRIMARY KEY (arch, proxy, seed, batch_size, data)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+CSV_COLUMNS = ("arch", "proxy", "value", "seconds", "seed", "batch_size", "error")
+
+
+@dataclass
+class ScoreRow:
+    """One proxy value of one architecture, with what produced it."""
+
+    arch: str
+    proxy: str
+    value: float
+    seconds: float
+    seed: int
+    batch_size: int
+    error: str = ""
+    data: str = ""
+    version: str = ""
+
+
+class RunStore:
+    """A run store at ``path`` (created if needed)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{self.path}: not a robnas run store (SQLite said: {exc})") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- results
+    def add(self, row: ScoreRow) -> None:
+        """Insert (or replace) one result and commit it at once."""
+        value = None if row.value is None or math.isnan(row.value) else row.value
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO results (arch, proxy, seed, batch_size, data, value, seconds, "
+                "error, version, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (row.arch, row.proxy, row.seed, row.batch_size, row.data, value, row.seconds,
+                 row.error, row.version, time.time()),
+            )
+
+    def done(self, seed: int, batch_size: int, data: str = "") -> set[tuple[str, str]]:
+        """The (arch, proxy) pairs already stored for this seed, batch size and data."""
+        cur = self._db.execute(
+            "SELECT arch, proxy FROM results WHERE seed = ? AND batch_size = ? AND data = ?",
+            (seed, batch_size, data),
+        )
+        return {(a, p) for a, p in cur}
+
+    def rows(self) -> list[ScoreRow]:
+        cur = self._db.execute(
+            "SELECT arch, proxy, value, seconds, seed, batch_size, error, data, version FROM results "
+            "ORDER BY created, arch, proxy"
+        )
+        return [
+            ScoreRow(a, p, math.nan if v is None else v, s, sd, b, e, d, ver)
+            for a, p, v, s, sd, b, e, d, ver in cur
+        ]
+
+    def export_csv(self, path: str | Path, rows: Iterable[ScoreRow] | None = None) -> Path:
+        """Write the results as CSV with columns ``arch,proxy,value,seconds,seed,batch_size,error``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(CSV_COLUMNS)
+            for r in self.rows() if rows is None else rows:
+                d = asdict(r)
+                writer.writerow([d[c] for c in CSV_COLUMNS])
+        tmp.replace(path)
+        return path
+
+    # ---- run metadata
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        cur = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if cur is None else json.loads(cur[0])
