@@ -43,7 +43,9 @@ def map_unordered(
             yield fn(item)
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(threads, initializer, initargs)) as pool:
+    with ProcessPoolExecutor(
+        workers, initializer=_init_worker, initargs=(threads, initializer, initargs)
+    ) as pool:
         pending = set()
         for item in items:
             pending.add(pool.submit(fn, item))

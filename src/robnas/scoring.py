@@ -57,13 +57,36 @@ def score_one(job: ScoreJob, arch_text: str, todo: Sequence[str]) -> list[ScoreR
         model = space.build(arch, num_classes=job.num_classes, **dict(job.build_options)).to(device)
     except Exception as exc:  # an invalid arch is recorded, the run goes on
         reason = f"{type(exc).__name__}: {exc}"
-        return [ScoreRow(arch_text, p, float("nan"), 0.0, job.seed, job.batch_size, reason, job.data_tag,
-                         robnas.__version__) for p in todo]
+        return [
+            ScoreRow(
+                arch_text,
+                p,
+                float("nan"),
+                0.0,
+                job.seed,
+                job.batch_size,
+                reason,
+                job.data_tag,
+                robnas.__version__,
+            )
+            for p in todo
+        ]
     for name in todo:
         torch.manual_seed(stable_seed(job.seed, arch_text, name))
         result = proxy_lib.run(name, model, x, y)
-        rows.append(ScoreRow(arch_text, name, result.value, result.seconds, job.seed, job.batch_size,
-                             result.error, job.data_tag, robnas.__version__))
+        rows.append(
+            ScoreRow(
+                arch_text,
+                name,
+                result.value,
+                result.seconds,
+                job.seed,
+                job.batch_size,
+                result.error,
+                job.data_tag,
+                robnas.__version__,
+            )
+        )
     return rows
 
 
@@ -95,8 +118,16 @@ def score(
         proxy_lib.PROXIES.get(name)  # unknown names fail before any work
     sp = get_space(space)
     data_tag = f"{data.name}:{len(data)}:{batch_mode}"
-    job = ScoreJob(space, tuple(proxies), seed, batch_size, device, data.num_classes, data_tag,
-                   tuple(sorted((build_options or {}).items())))
+    job = ScoreJob(
+        space,
+        tuple(proxies),
+        seed,
+        batch_size,
+        device,
+        data.num_classes,
+        data_tag,
+        tuple(sorted((build_options or {}).items())),
+    )
     x, y = proxy_batch(data, batch_size, seed=seed, mode=batch_mode)
     done = store.done(seed, batch_size, data_tag)
     work = []

@@ -84,8 +84,18 @@ class RunStore:
             self._db.execute(
                 "INSERT OR REPLACE INTO results (arch, proxy, seed, batch_size, data, value, seconds, "
                 "error, version, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (row.arch, row.proxy, row.seed, row.batch_size, row.data, value, row.seconds,
-                 row.error, row.version, time.time()),
+                (
+                    row.arch,
+                    row.proxy,
+                    row.seed,
+                    row.batch_size,
+                    row.data,
+                    value,
+                    row.seconds,
+                    row.error,
+                    row.version,
+                    time.time(),
+                ),
             )
 
     def done(self, seed: int, batch_size: int, data: str = "") -> set[tuple[str, str]]:

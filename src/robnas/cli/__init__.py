@@ -25,6 +25,23 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from robnas import __version__
+
+        typer.echo(f"robnas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Robust neural architecture search: proxies, spaces, benchmarks, attacks, training, search."""
+
+
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn a RobnasError into one red line on stderr and exit status 2."""
 

@@ -36,8 +36,10 @@ def archs_from_indices(indices: list[int], robustness_dir: Path) -> list[str]:
     """NAS-Bench-201 arch strings of ``indices`` through the robustness dataset's ``meta.json``."""
     meta_path = robustness_dir / "meta.json"
     if not meta_path.is_file():
-        raise DataError(f"{meta_path}: not found; --indices needs the robustness dataset's meta.json "
-                        "(https://github.com/steffen-jung/robustness-dataset)")
+        raise DataError(
+            f"{meta_path}: not found; --indices needs the robustness dataset's meta.json "
+            "(https://github.com/steffen-jung/robustness-dataset)"
+        )
     ids = json.loads(meta_path.read_text())["ids"]
     missing = [i for i in indices if str(i) not in ids]
     if missing:
@@ -56,7 +58,8 @@ def score_command(
     robustness: Path | None = typer.Option(None, help="Robustness dataset folder (for --indices)."),
     proxies: str = typer.Option("croze,synflow,grad_norm,snip,params", help="Comma-separated proxy names."),
     data: str = typer.Option(
-        "synthetic", help="Proxy data: a .npz (x_train uint8 NHWC, y_train), cifar10:ROOT, ..., synthetic[:N]."
+        "synthetic",
+        help="Proxy data: a .npz (x_train uint8 NHWC, y_train), cifar10:ROOT, ..., synthetic[:N].",
     ),
     batch_size: int = typer.Option(64, help="Images in the proxy batch (the reference CRoZe uses 8)."),
     batch_mode: str = typer.Option("random", help="random | balanced (per class)."),
@@ -86,16 +89,31 @@ def score_command(
         raise ConfigError("no architectures: give --archs FILE, --sample N or --indices with --robustness")
     names = [p.strip() for p in proxies.split(",") if p.strip()]
     images = data_lib.load(data, "train")
-    with RunStore(out) as store, Progress(
-        TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-    ) as bar:
+    with (
+        RunStore(out) as store,
+        Progress(
+            TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+        ) as bar,
+    ):
         task = bar.add_task("score", total=len(dict.fromkeys(arch_list)))
         added = scoring.score(
-            space, arch_list, names, images, store, batch_size=batch_size, seed=seed, device=device,
-            workers=workers, batch_mode=batch_mode, progress=lambda n: bar.update(task, completed=n),
+            space,
+            arch_list,
+            names,
+            images,
+            store,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            workers=workers,
+            batch_mode=batch_mode,
+            progress=lambda n: bar.update(task, completed=n),
         )
         rows = store.rows()
         if csv is not None:
             store.export_csv(csv, rows)
     failed = sum(1 for r in rows if r.error)
-    console.print(f"{added} new results, {len(rows)} in {out}" + (f", {failed} failed (see error column)" if failed else ""))
+    console.print(
+        f"{added} new results, {len(rows)} in {out}"
+        + (f", {failed} failed (see error column)" if failed else "")
+    )

@@ -1,0 +1,117 @@
+import csv
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import robnas
+from robnas import scoring
+from robnas.cli import app
+from robnas.store import RunStore, ScoreRow
+
+SPACE = robnas.spaces.get("nb201")
+TINY = {"C": 4, "N": 1}
+
+
+def _archs(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [SPACE.format(SPACE.sample(rng)) for _ in range(n)]
+
+
+def test_store_roundtrip_nan_and_resume(tmp_path):
+    with RunStore(tmp_path / "run.sqlite") as store:
+        store.add(ScoreRow("a", "p", 1.5, 0.1, 0, 8))
+        store.add(ScoreRow("b", "p", math.nan, 0.1, 0, 8, error="boom"))
+        assert store.done(0, 8) == {("a", "p"), ("b", "p")}
+        assert store.done(1, 8) == set()
+    with RunStore(tmp_path / "run.sqlite") as store:
+        rows = {r.arch: r for r in store.rows()}
+        assert rows["a"].value == 1.5 and math.isnan(rows["b"].value) and rows["b"].error == "boom"
+        path = store.export_csv(tmp_path / "out.csv")
+    header = next(csv.reader(open(path)))
+    assert header == ["arch", "proxy", "value", "seconds", "seed", "batch_size", "error"]
+
+
+def test_store_rejects_a_file_that_is_not_sqlite(tmp_path):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_text("not a database")
+    with pytest.raises(robnas.RobnasError, match="bad.sqlite"):
+        RunStore(bad)
+
+
+def test_values_do_not_depend_on_order_or_workers(tmp_path):
+    data = robnas.data.synthetic(32)
+    archs = _archs(6)
+    values = []
+    for i, (order, workers) in enumerate([(archs, 1), (archs[::-1], 1), (archs, 2)]):
+        with RunStore(tmp_path / f"r{i}.sqlite") as store:
+            scoring.score(
+                "nb201",
+                order,
+                ["params", "grad_norm"],
+                data,
+                store,
+                batch_size=8,
+                seed=3,
+                workers=workers,
+                build_options=TINY,
+            )
+            values.append({(r.arch, r.proxy): r.value for r in store.rows()})
+    assert values[0] == values[1] == values[2]
+    assert len(values[0]) == 12
+
+
+def test_rerun_skips_finished_pairs_and_records_invalid_archs(tmp_path):
+    data = robnas.data.synthetic(32)
+    archs = _archs(3) + ["|not_an_op~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
+    with RunStore(tmp_path / "r.sqlite") as store:
+        first = scoring.score("nb201", archs[:2], ["params"], data, store, batch_size=8, build_options=TINY)
+        assert first == 2
+        # an interrupted run resumed with more archs only computes the missing ones
+        second = scoring.score("nb201", archs, ["params"], data, store, batch_size=8, build_options=TINY)
+        assert second == 2
+        bad = [r for r in store.rows() if r.error]
+        assert len(bad) == 1 and "not_an_op" in bad[0].error and math.isnan(bad[0].value)
+
+
+def test_cli_score_end_to_end(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=np.arange(40) % 10)
+    arch_file = tmp_path / "archs.txt"
+    arch_file.write_text("\n".join(_archs(3)) + "\n# a comment\n")
+    args = [
+        "score",
+        "--space",
+        "nb201",
+        "--archs",
+        str(arch_file),
+        "--proxies",
+        "params,synflow",
+        "--data",
+        str(tmp_path / "d.npz"),
+        "--batch-size",
+        "8",
+        "--seed",
+        "1",
+        "--out",
+        str(tmp_path / "run.sqlite"),
+        "--csv",
+        str(tmp_path / "out.csv"),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(tmp_path / "out.csv")))
+    assert len(rows) == 6 and all(r["error"] == "" for r in rows)
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "0 new results" in again.output
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    result = CliRunner().invoke(
+        app, ["score", "--sample", "2", "--proxies", "nope", "--out", str(tmp_path / "r.sqlite")]
+    )
+    assert result.exit_code == 2
+    assert "unknown proxy 'nope'" in result.output
+    result = CliRunner().invoke(app, ["score", "--out", str(tmp_path / "r.sqlite")])
+    assert result.exit_code == 2 and "no architectures" in result.output
