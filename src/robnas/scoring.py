@@ -8,6 +8,7 @@ randomness from ``stable_seed(seed, arch, proxy)``, and the batch is drawn once 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -137,10 +138,8 @@ def score(
         if not key or key in seen:
             continue
         seen.add(key)
-        try:
+        with contextlib.suppress(robnas.RobnasError):  # an invalid arch is recorded by score_one
             key = sp.format(sp.parse(key))
-        except robnas.RobnasError:
-            pass  # recorded with its reason by score_one
         todo = tuple(p for p in proxies if (key, p) not in done)
         if todo:
             work.append((job, key, todo))

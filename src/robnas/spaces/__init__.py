@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from robnas.registry import Registry
 from robnas.spaces.base import FeatureNetwork, SearchSpace, as_rng
+from robnas.spaces.darts import CrozeDartsSpace, DartsSpace
 from robnas.spaces.nb201 import NB201Space
+from robnas.spaces.robnet import RobNetFreeSpace, RobNetSpace
 
 SPACES: Registry[type[SearchSpace]] = Registry("search space")
 SPACES.register("nb201", NB201Space)
+SPACES.register("darts", DartsSpace)
+SPACES.register("darts-croze", CrozeDartsSpace)
+SPACES.register("robnet", RobNetSpace)
+SPACES.register("robnet-free", RobNetFreeSpace)
 
 
 def get(name: str) -> SearchSpace:
