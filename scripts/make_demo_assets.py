@@ -4,7 +4,8 @@ Usage: python scripts/make_demo_assets.py ../shared/data src/robnas/assets/demo
 
 * 80 real CIFAR-10 training images (8 per class, bit-exact from the official batches);
 * the robustness dataset of Jung et al. (ICLR 2023) in its official layout, restricted to
-  the sampled architectures (CIFAR-10 accuracies only);
+  the sampled architectures (CIFAR-10 accuracies only; ids renumbered 0..N-1, the original
+  NAS-Bench-201 index kept as ``nb201-index``);
 * the NAS-Bench-201 CIFAR-10 accuracy and parameter columns of the same architectures.
 """
 
@@ -37,7 +38,9 @@ def main(src: Path, dst: Path, seed: int = 0) -> None:
         first.setdefault(v["isomorph"], i)
     chosen = sorted(rng.choice(sorted(first.values(), key=int), NUM_ARCHS, replace=False).tolist(), key=int)
     keys = {meta["ids"][i]["isomorph"] for i in chosen}
-    out_meta = {"ids": {i: meta["ids"][i] for i in chosen}, "epsilons": meta["epsilons"]}
+    # the official layout numbers ids 0..N-1; the original NB201 index is kept as "nb201-index"
+    out_ids = {str(n): {**meta["ids"][i], "nb201-index": int(i)} for n, i in enumerate(chosen)}
+    out_meta = {"ids": out_ids, "epsilons": meta["epsilons"]}
     rob = dst / "robustness"
     (rob / "cifar10").mkdir(parents=True, exist_ok=True)
     (rob / "meta.json").write_text(json.dumps(out_meta))

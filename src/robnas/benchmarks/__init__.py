@@ -1,0 +1,49 @@
+"""Readers of published benchmark tables, in their official formats.
+
+``robnas.benchmarks.open("robustness", path)`` returns a reader by name:
+
+* ``robustness``: :class:`RobustnessDataset` (Jung et al., ICLR 2023; ``meta.json`` + JSON files);
+* ``nb201``: :func:`open_nb201` (a CSV, a NATS-Bench ``pickle.pbz2`` folder or a ``.pth``);
+* ``nb201-csv``, ``nats-tss``, ``nb201-pth``: one format each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from robnas.benchmarks.nb201 import NATSTopology, NB201Benchmark, NB201Csv, NB201Pth, open_nb201
+from robnas.benchmarks.robustness import ATTACKS, CORRUPTIONS, SEVERITIES, RobustnessDataset
+from robnas.registry import Registry
+
+BENCHMARKS: Registry[Any] = Registry("benchmark")
+BENCHMARKS.register("robustness", RobustnessDataset, paper="Jung, Lukasik and Keuper, ICLR 2023")
+BENCHMARKS.register("nb201", open_nb201, paper="Dong and Yang, ICLR 2020")
+BENCHMARKS.register("nb201-csv", NB201Csv, paper="Dong and Yang, ICLR 2020")
+BENCHMARKS.register("nats-tss", NATSTopology, paper="Dong et al., TPAMI 2021")
+BENCHMARKS.register("nb201-pth", NB201Pth, paper="Dong and Yang, ICLR 2020")
+
+
+def open(name: str, path: str | Path) -> Any:
+    """The reader registered as ``name`` opened on ``path``."""
+    return BENCHMARKS.get(name)(path)
+
+
+def names(pattern: str = "*") -> list[str]:
+    return BENCHMARKS.names(pattern)
+
+
+__all__ = [
+    "ATTACKS",
+    "BENCHMARKS",
+    "CORRUPTIONS",
+    "SEVERITIES",
+    "NATSTopology",
+    "NB201Benchmark",
+    "NB201Csv",
+    "NB201Pth",
+    "RobustnessDataset",
+    "names",
+    "open",
+    "open_nb201",
+]

@@ -1,0 +1,72 @@
+"""``robnas zoo``: list and describe the published architectures of :mod:`robnas.zoo`."""
+
+from __future__ import annotations
+
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from robnas import zoo
+from robnas.cli import app, friendly
+from robnas.errors import UnknownName
+from robnas.spaces.darts import count_parameters
+
+zoo_app = typer.Typer(help="Published robust architectures (RobNets, WsrNets, CRoZe, DARTS baselines).")
+app.add_typer(zoo_app, name="zoo")
+out = Console()
+
+
+@zoo_app.command("list")
+@friendly
+def zoo_list(
+    pattern: str = typer.Argument("*", help="Shell wildcard on model names, e.g. 'robnet_*'."),
+    params: bool = typer.Option(True, "--params/--no-params", help="Count parameters (builds each network)."),
+) -> None:
+    """List zoo models matching PATTERN."""
+    names = zoo.list_models(pattern)
+    if not names:
+        raise UnknownName(f"no zoo model matches {pattern!r} (known: {', '.join(zoo.list_models())})")
+    table = Table(title=f"robnas zoo ({len(names)} models)")
+    table.add_column("name", no_wrap=True)
+    table.add_column("space", no_wrap=True)
+    for column in ("C", "layers", "classes", "input"):
+        table.add_column(column, justify="right")
+    if params:
+        table.add_column("params (M)", justify="right")
+    table.add_column("reported (M)", justify="right")
+    for name in names:
+        entry = zoo.get_entry(name)
+        row = [name, entry.space, str(entry.C), str(entry.layers), str(entry.num_classes)]
+        row.append("x".join(str(s) for s in entry.input_size[1:]))
+        if params:
+            with torch.device("meta"):
+                row.append(f"{count_parameters(zoo.create_model(name)) / 1e6:.3f}")
+        row.append("-" if entry.reported_params_m is None else f"{entry.reported_params_m}")
+        table.add_row(*row)
+    out.print(table)
+
+
+@zoo_app.command("show")
+@friendly
+def zoo_show(name: str = typer.Argument(..., help="Zoo model name (see 'robnas zoo list').")) -> None:
+    """Space, architecture, size and FLOPs of one zoo model."""
+    info = zoo.model_info(name)
+    table = Table(title=name, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    reported = "-" if info.reported_params_m is None else f"{info.reported_params_m}"
+    rows = [
+        ("space", info.space),
+        ("architecture", info.genotype),
+        ("C / layers", f"{info.C} / {info.layers}"),
+        ("classes", str(info.num_classes)),
+        ("input", "x".join(str(s) for s in info.input_size)),
+        ("parameters (M)", f"{info.params_m:.3f} (auxiliary head excluded)"),
+        ("reported (M)", reported),
+        ("FLOPs (M MACs)", f"{info.flops_m:.1f}"),
+        ("source", info.source),
+    ]
+    for field, value in rows:
+        table.add_row(field, value)
+    out.print(table)

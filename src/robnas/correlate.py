@@ -1,0 +1,663 @@
+"""Rank agreement between proxy scores and the robustness dataset (Jung et al., ICLR 2023).
+
+Targets (names as in ``docs``/TARGETS.md; epsilons in units of 1/255, written ``8`` or ``0.1``):
+
+* ``clean``: clean accuracy;
+* ``fgsm@E``, ``pgd@E``, ``apgd@E`` (AutoAttack APGD-CE), ``square@E`` (AutoAttack Square): accuracy
+  under the attack at every epsilon ``E`` of ``meta.json``;
+* ``hrs_<attack>@E``: the harmonic robustness score ``2CR/(C+R)`` of clean accuracy ``C`` and
+  robust accuracy ``R``, per architecture (as CRoZe's ``corr.py``);
+* ``cc_<corruption>``: against the corruption's accuracy averaged over its 5 severities;
+  ``cc_<corruption>@S`` against severity ``S`` alone;
+* ``cc_weather`` (snow, fog, frost), ``cc_noise`` (gaussian, shot, impulse noise), ``cc_blur``
+  (defocus, glass, motion, zoom blur), ``cc_digital`` (contrast, brightness, jpeg_compression):
+  as CRoZe's ``corr.py`` computes them, the statistic of every severity of every corruption of
+  the group, averaged over the 5 severities and then over the group's corruptions
+  (elastic_transform and pixelate are in no group and brightness is "digital", as in CRoZe);
+* ``cc_mean`` (alias ``cc_mean15``, as in TARGETS.md): the mean over the 15 corruptions of
+  ``cc_<corruption>`` (a mean of 15 statistics);
+* ``cc_avg_acc``: against ONE accuracy, the mean over the 15 corruptions and 5 severities.
+
+Statistics, per proxy and target: Spearman rho (Pearson of average ranks, equal to
+``scipy.stats.spearmanr``), a percentile-bootstrap 95% interval of rho, Kendall tau-b
+(``scipy.stats.kendalltau``) and the top-10% precision: the fraction of the architectures in the
+proxy's top 10% (average rank above 0.9 n) that are also in the target's top 10%. Averaged
+targets average each statistic in the same way as rho. Proxies that rank inversely to accuracy
+are reported as measured (negative rho), never flipped.
+
+Bootstrap: ``B`` resamples of the architectures with replacement (seeded, the same resamples for
+every proxy of equal ``n``). ``bootstrap_method="fixed-ranks"`` (default) keeps each
+architecture's rank from the full sample and computes the Pearson correlation of those ranks on
+every resample, as matrix products (fast: all targets at once); ``"rerank"`` ranks every
+resample anew (the textbook bootstrap of Spearman's rho; slow, for few targets). For n in the
+thousands the two intervals agree to about 0.003; for n below a few hundred ``rerank`` is wider.
+
+Architecture selection: NaN or infinite proxy values are dropped first. ``unique=True`` then
+keeps, per proxy, the first row (in score order) of each isomorphism class; ``unique=False``
+keeps every row, duplicates included, like CRoZe's ``corr.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from robnas.benchmarks.robustness import ATTACKS, CORRUPTIONS, SEVERITIES, RobustnessDataset
+from robnas.errors import ConfigError, DataError, UnknownName
+
+try:  # scipy's merge-sort discordant-pair counter (the core of scipy.stats.kendalltau)
+    from scipy.stats._stats import _kendall_dis
+except ImportError:  # pragma: no cover - depends on the scipy build
+    _kendall_dis = None
+
+#: The columns of ``correlations.csv``.
+COLUMNS: tuple[str, ...] = (
+    "proxy",
+    "target",
+    "n",
+    "spearman",
+    "spearman_lo",
+    "spearman_hi",
+    "kendall",
+    "top10_precision",
+)
+
+#: CRoZe's corruption groups (``corr.py``); brightness is under "digital" there.
+CC_GROUPS: dict[str, tuple[str, ...]] = {
+    "weather": ("snow", "fog", "frost"),
+    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
+    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
+    "digital": ("contrast", "brightness", "jpeg_compression"),
+}
+
+#: The targets of the first table of TARGETS.md, in its order.
+HEADLINE_TARGETS: tuple[str, ...] = (
+    "clean",
+    "fgsm@1",
+    "fgsm@8",
+    "pgd@1",
+    "pgd@8",
+    "apgd@1",
+    "apgd@8",
+    "square@1",
+    "square@8",
+    "fgsm@4",
+    "hrs_fgsm@8",
+    "cc_weather",
+    "cc_noise",
+    "cc_blur",
+    "cc_digital",
+    "cc_mean",
+)
+
+ARCH_COLUMNS: tuple[str, ...] = ("arch", "arch_str", "net_str")
+_ATTACK_NAME = re.compile(r"^(hrs_)?([a-z]+)@([0-9.eE+-]+)$")
+
+
+def format_eps(eps: float) -> str:
+    """Epsilon (1/255 units) as written in target names: 0.1 -> ``0.1``, 8.0 -> ``8``."""
+    return f"{float(eps):g}"
+
+
+# ------------------------------------------------------------------------------------ targets
+@dataclass
+class TargetSet:
+    """Accuracy columns and how targets average them.
+
+    ``values`` is ``(n_networks, m)`` (rows = ``RobustnessDataset.keys``); the statistic of
+    target ``t`` is ``sum_j weights[j, t] * statistic(column j)``.
+    """
+
+    names: list[str]
+    values: np.ndarray
+    weights: np.ndarray
+    columns: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def accuracy(self, name: str) -> np.ndarray:
+        """One accuracy per network for ``name``: the weighted mean of its columns (for plots)."""
+        t = self.names.index(name)
+        return self.values @ self.weights[:, t]
+
+
+def _has(rob: RobustnessDataset, dataset: str, measure: str) -> bool:
+    return rob.path(dataset, measure).is_file()
+
+
+def target_names(rob: RobustnessDataset, dataset: str = "cifar10", severities: bool = False) -> list[str]:
+    """Every target available for ``dataset`` (``severities`` adds ``cc_<name>@S``)."""
+    if not (rob.root / dataset).is_dir():
+        raise DataError(
+            f"{rob.root / dataset}: no such dataset folder (present: {', '.join(rob.datasets()) or 'none'})"
+        )
+    names = ["clean"]
+    attacks = [a for a, key in ATTACKS.items() if key in rob.meta["epsilons"] and _has(rob, dataset, key)]
+    for a in attacks:
+        names += [f"{a}@{format_eps(e)}" for e in rob.epsilons(a)]
+    for a in attacks:
+        names += [f"hrs_{a}@{format_eps(e)}" for e in rob.epsilons(a)]
+    present = [c for c in CORRUPTIONS if _has(rob, dataset, c)]
+    names += [f"cc_{c}" for c in present]
+    if severities:
+        names += [f"cc_{c}@{s}" for c in present for s in SEVERITIES]
+    names += [f"cc_{g}" for g, members in CC_GROUPS.items() if all(m in present for m in members)]
+    if len(present) == len(CORRUPTIONS):
+        names += ["cc_mean", "cc_avg_acc"]
+    return names
+
+
+def _resolve(rob: RobustnessDataset, dataset: str, name: str) -> list[tuple[tuple[Any, ...], float]]:
+    """``name`` -> [(column key, weight)], or UnknownName."""
+    if name == "clean":
+        return [(("clean",), 1.0)]
+    m = _ATTACK_NAME.match(name)
+    if m and m.group(2) in ATTACKS:
+        hrs, attack, eps_text = m.groups()
+        eps = rob.epsilons(attack)
+        try:
+            j = eps.index(float(eps_text))
+        except ValueError:
+            raise UnknownName(
+                f"target {name!r}: {attack} has no epsilon {eps_text} "
+                f"(known, in 1/255: {', '.join(format_eps(e) for e in eps)})"
+            ) from None
+        return [(("hrs" if hrs else "attack", ATTACKS[attack], j), 1.0)]
+    if name.startswith("cc_"):
+        body = name[3:]
+        if body in ("mean", "mean15"):
+            return [(("ccsev", c), 1.0 / len(CORRUPTIONS)) for c in CORRUPTIONS]
+        if body == "avg_acc":
+            return [(("ccavg",), 1.0)]
+        corruption, _, sev = body.partition("@")
+        if corruption in CORRUPTIONS and sev:
+            if sev not in {str(s) for s in SEVERITIES}:
+                raise UnknownName(f"target {name!r}: severity must be one of {SEVERITIES}")
+            return [(("cc", corruption, int(sev)), 1.0)]
+        if corruption in CORRUPTIONS:
+            return [(("ccsev", corruption), 1.0)]
+        if body in CC_GROUPS:
+            members = CC_GROUPS[body]
+            w = 1.0 / (len(members) * len(SEVERITIES))
+            return [(("cc", c, s), w) for c in members for s in SEVERITIES]
+    import difflib
+
+    known = target_names(rob, dataset)
+    close = difflib.get_close_matches(name, [*known, "cc_mean15"], n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UnknownName(
+        f"unknown target {name!r}{hint} (targets: clean, <attack>@<eps>, hrs_<attack>@<eps> with attack in "
+        f"{', '.join(ATTACKS)}, cc_<corruption>[@severity], cc_<group> for {', '.join(CC_GROUPS)}, cc_mean, cc_avg_acc)"
+    )
+
+
+def _column(rob: RobustnessDataset, dataset: str, key: tuple[Any, ...]) -> np.ndarray:
+    kind = key[0]
+    if kind == "clean":
+        return rob.table(dataset, "clean")
+    if kind == "attack":
+        return rob.table(dataset, key[1])[:, key[2]]
+    if kind == "hrs":
+        c = rob.table(dataset, "clean")
+        r = rob.table(dataset, key[1])[:, key[2]]
+        total = c + r
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total > 0, 2.0 * c * r / total, 0.0)
+    if kind == "cc":
+        return rob.table(dataset, key[1])[:, key[2] - 1]
+    if kind == "ccsev":
+        return rob.table(dataset, key[1]).mean(axis=1)
+    if kind == "ccavg":
+        return np.mean([rob.table(dataset, c).mean(axis=1) for c in CORRUPTIONS], axis=0)
+    raise AssertionError(key)
+
+
+def build_targets(
+    rob: RobustnessDataset, dataset: str = "cifar10", names: Sequence[str] | None = None
+) -> TargetSet:
+    """The accuracy columns and weights of ``names`` (default: :func:`target_names`)."""
+    names = list(target_names(rob, dataset) if names is None else names)
+    if not names:
+        raise ConfigError("no targets selected")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"targets repeat a name: {names}")
+    resolved = [_resolve(rob, dataset, n) for n in names]
+    columns: dict[tuple[Any, ...], int] = {}
+    for parts in resolved:
+        for key, _ in parts:
+            columns.setdefault(key, len(columns))
+    weights = np.zeros((len(columns), len(names)))
+    for t, parts in enumerate(resolved):
+        for key, w in parts:
+            weights[columns[key], t] += w
+    values = np.column_stack([_column(rob, dataset, key) for key in columns])
+    return TargetSet(names=names, values=values, weights=weights, columns=list(columns))
+
+
+# ------------------------------------------------------------------------------------- scores
+def load_scores(path: str | Path) -> pd.DataFrame:
+    """Proxy scores as a long table ``arch, proxy, value`` (score order kept).
+
+    Reads a SQLite run store (table ``results``), a long CSV with columns ``arch,proxy,value``,
+    or a wide CSV with an architecture column (``arch``, ``arch_str`` or ``net_str``) and one
+    numeric column per proxy (e.g. NAS-Bench-Suite-Zero's published values).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: scores file not found; expected a CSV (arch,proxy,value) or a run store")
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if head == b"SQLite format 3\x00":
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                rows = db.execute("SELECT arch, proxy, value FROM results").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{path}: not a robnas run store with a 'results' table ({exc})") from None
+        return _clean_scores(pd.DataFrame(rows, columns=["arch", "proxy", "value"]), path)
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable CSV ({exc}); expected columns arch,proxy,value") from None
+    if {"arch", "proxy", "value"} <= set(table.columns):
+        return _clean_scores(table[["arch", "proxy", "value"]], path)
+    arch_col = next((c for c in ARCH_COLUMNS if c in table.columns), None)
+    if arch_col is None:
+        raise DataError(
+            f"{path}: columns {list(table.columns)[:8]} have neither arch,proxy,value (long form) nor an "
+            f"architecture column {'/'.join(ARCH_COLUMNS)} with one column per proxy (wide form)"
+        )
+    proxies = [c for c in table.columns if c != arch_col and pd.api.types.is_numeric_dtype(table[c])]
+    if not proxies:
+        raise DataError(f"{path}: wide CSV without numeric proxy columns beside {arch_col!r}")
+    long = table[[arch_col, *proxies]].melt(id_vars=arch_col, var_name="proxy", value_name="value")
+    return _clean_scores(long.rename(columns={arch_col: "arch"}), path)
+
+
+def _clean_scores(table: pd.DataFrame, origin: Any) -> pd.DataFrame:
+    table = table.reset_index(drop=True)
+    values = pd.to_numeric(table["value"], errors="coerce")
+    bad = values.isna() & table["value"].notna()
+    bad &= ~table["value"].astype(str).str.strip().str.lower().isin(["", "nan", "none", "null"])
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{origin}: value {table['value'].iloc[i]!r} of row {i + 1} is not a number")
+    return pd.DataFrame(
+        {
+            "arch": table["arch"].astype(str),
+            "proxy": table["proxy"].astype(str),
+            "value": values.astype(float),
+        }
+    )
+
+
+def as_scores(scores: Any) -> pd.DataFrame:
+    """A long ``arch, proxy, value`` table from a DataFrame, (arch, proxy, value) rows, dicts or a path."""
+    if isinstance(scores, (str, Path)):
+        return load_scores(scores)
+    if isinstance(scores, pd.DataFrame):
+        missing = {"arch", "proxy", "value"} - set(scores.columns)
+        if missing:
+            raise DataError(f"scores lack the columns {sorted(missing)} (need arch, proxy, value)")
+        return _clean_scores(scores[["arch", "proxy", "value"]], "scores")
+    rows = list(scores)
+    if rows and isinstance(rows[0], dict):
+        return as_scores(pd.DataFrame(rows))
+    return as_scores(pd.DataFrame(rows, columns=["arch", "proxy", "value"]))
+
+
+def add_ensembles(scores: pd.DataFrame, ensembles: Iterable[str]) -> pd.DataFrame:
+    """Append mean-rank ensembles: ``"a+b+c"`` scores each architecture by the mean of its ranks
+    under ``a``, ``b`` and ``c`` (average ranks, over the architectures where all are finite; the
+    first finite value of each (arch, proxy) is used). Members are not flipped."""
+    ensembles = [e for e in ensembles if e]
+    if not ensembles:
+        return scores
+    finite = scores[np.isfinite(scores["value"].to_numpy())]
+    finite = finite.drop_duplicates(["arch", "proxy"])
+    known = list(dict.fromkeys(scores["proxy"]))
+    extra = []
+    for spec in ensembles:
+        members = [m.strip() for m in spec.split("+")]
+        if len(members) < 2 or not all(members):
+            raise ConfigError(f"ensemble {spec!r} should name two or more proxies joined by '+'")
+        for m in members:
+            if m not in known:
+                raise UnknownName(
+                    f"ensemble {spec!r}: no proxy {m!r} in the scores (known: {', '.join(known)})"
+                )
+        wide = finite[finite["proxy"].isin(members)].pivot(index="arch", columns="proxy", values="value")
+        order = pd.unique(finite.loc[finite["proxy"].isin(members), "arch"])
+        wide = wide.reindex(order).dropna()
+        ranks = stats.rankdata(wide[members].to_numpy(), axis=0)
+        extra.append(
+            pd.DataFrame({"arch": wide.index, "proxy": "+".join(members), "value": ranks.mean(axis=1)})
+        )
+    return pd.concat([scores, *extra], ignore_index=True)
+
+
+@dataclass
+class ProxyRows:
+    """One proxy's selected architectures: values and rows of the robustness table."""
+
+    values: np.ndarray
+    rows: np.ndarray
+    archs: list[str]
+    dropped: int
+
+
+def select(scores: pd.DataFrame, rob: RobustnessDataset, unique: bool = True) -> dict[str, ProxyRows]:
+    """Per proxy (score order): drop non-finite values, map to robustness rows, keep the first of
+    each isomorphism class when ``unique``."""
+    row_of: dict[str, int] = {}
+    key_row = {k: i for i, k in enumerate(rob.keys)}
+    for arch in pd.unique(scores["arch"]):
+        token: str | int = int(arch) if arch.isdigit() else arch
+        row_of[arch] = key_row[rob.isomorph(token)]
+    out: dict[str, ProxyRows] = {}
+    for proxy, group in scores.groupby("proxy", sort=False):
+        values = group["value"].to_numpy(dtype=np.float64)
+        finite = np.isfinite(values)
+        archs = group["arch"].to_numpy()[finite]
+        rows = np.fromiter((row_of[a] for a in archs), dtype=np.int64, count=len(archs))
+        values = values[finite]
+        if unique:
+            _, first = np.unique(rows, return_index=True)
+            first.sort()
+            rows, values, archs = rows[first], values[first], archs[first]
+        out[str(proxy)] = ProxyRows(values=values, rows=rows, archs=list(archs), dropped=int((~finite).sum()))
+    return out
+
+
+# --------------------------------------------------------------------------------- statistics
+def _unit_centred(ranks: np.ndarray) -> np.ndarray:
+    """Ranks minus their mean, scaled to unit norm per column (NaN for a constant column)."""
+    centred = ranks - ranks.mean(axis=0)
+    norm = np.sqrt((centred**2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return centred / np.where(norm > 0, norm, np.nan)
+
+
+def _aggregate(stat: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted means of column statistics; NaN where any used column is NaN."""
+    nan = np.isnan(stat)
+    out = np.nan_to_num(stat) @ weights
+    out[(nan.astype(float) @ (weights > 0)) > 0] = np.nan
+    return out
+
+
+class _Cache:
+    """Target ranks per selected row set and resamples per n, shared across proxies."""
+
+    def __init__(self, values: np.ndarray, bootstrap: int, seed: int) -> None:
+        self.values = values
+        self.bootstrap = bootstrap
+        self.seed = seed
+        self._targets: dict[bytes, dict[str, np.ndarray]] = {}
+        self._resamples: dict[int, np.ndarray] = {}
+
+    def targets(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        key = rows.tobytes()
+        if key not in self._targets:
+            y = self.values[rows]
+            ranks, dense, ties = _ranks(y)
+            z = _unit_centred(ranks)
+            self._targets.clear()  # keep one row set: proxies of one run usually share it
+            self._targets[key] = {"y": y, "ranks": ranks, "z": z, "dense": dense, "ties": ties}
+            if self.bootstrap > 0:
+                counts = self.resamples(len(rows))
+                z0 = np.nan_to_num(z).astype(np.float32)
+                self._targets[key]["boot_sum"] = counts @ z0
+                self._targets[key]["boot_sq"] = counts @ (z0 * z0)
+        return self._targets[key]
+
+    def resamples(self, n: int) -> np.ndarray:
+        """Counts ``(B, n)``: how often each of the n architectures is drawn in each resample."""
+        if n not in self._resamples:
+            rng = np.random.default_rng(self.seed)
+            counts = np.empty((self.bootstrap, n), dtype=np.float32)
+            for b in range(self.bootstrap):
+                counts[b] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+            self._resamples[n] = counts
+        return self._resamples[n]
+
+
+def _spearman_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman rho of ``x`` (n,) with every column of ``y`` (n, m)."""
+    return np.clip(_unit_centred(_ranks(x)[0]) @ _unit_centred(_ranks(y)[0]), -1.0, 1.0)
+
+
+def _boot_fixed_ranks(zx: np.ndarray, target: dict[str, np.ndarray], counts: np.ndarray) -> np.ndarray:
+    """Pearson correlation of full-sample ranks on each resample: ``(B, m)``.
+
+    ``zx`` and the target's ``z`` are centred unit-norm ranks; resample sums are matrix products
+    with the ``(B, n)`` resample counts (float32: values are O(1/sqrt(n)), sums are exact to ~1e-6).
+    """
+    n = counts.shape[1]
+    zy = target["z"]
+    zx32 = zx.astype(np.float32)
+    mx = (counts @ zx32).astype(np.float64) / n
+    vx = (counts @ (zx32 * zx32)).astype(np.float64) / n - mx**2
+    my = target["boot_sum"].astype(np.float64) / n
+    vy = target["boot_sq"].astype(np.float64) / n - my**2
+    cxy = (counts @ (zx32[:, None] * np.nan_to_num(zy).astype(np.float32))).astype(np.float64) / n
+    cxy -= mx[:, None] * my
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = cxy / np.sqrt(vx[:, None] * vy)
+    r[:, np.isnan(zy).any(axis=0)] = np.nan
+    return np.clip(r, -1.0, 1.0)
+
+
+def _ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Average ranks, dense ranks and tied-pair counts per column, from one sort.
+
+    ``values`` is ``(n,)`` or ``(n, m)``; ranks start at 1 (as ``scipy.stats.rankdata``).
+    """
+    two_d = values.ndim == 2
+    v = values if two_d else values[:, None]
+    n = v.shape[0]
+    order = np.argsort(v, axis=0, kind="stable")
+    sorted_v = np.take_along_axis(v, order, axis=0)
+    starts = np.ones(v.shape, dtype=bool)
+    starts[1:] = sorted_v[1:] != sorted_v[:-1]
+    position = np.arange(n)[:, None]
+    run_start = np.maximum.accumulate(np.where(starts, position, 0), axis=0)
+    ends = np.ones(v.shape, dtype=bool)
+    ends[:-1] = starts[1:]
+    run_end = np.minimum.accumulate(np.where(ends, position, n - 1)[::-1], axis=0)[::-1]
+    average = np.empty(v.shape, dtype=np.float64)
+    np.put_along_axis(average, order, (run_start + run_end) / 2.0 + 1.0, axis=0)
+    dense = np.empty(v.shape, dtype=np.intp)
+    np.put_along_axis(dense, order, np.cumsum(starts, axis=0), axis=0)
+    ties = (position - run_start).sum(axis=0).astype(np.int64)
+    if not two_d:
+        return average[:, 0], dense[:, 0], ties
+    return average, dense, ties
+
+
+def _tie_pairs(sorted_keys: np.ndarray) -> np.ndarray:
+    """Pairs of equal values per column of a column-wise sorted 2-D array."""
+    n = sorted_keys.shape[0]
+    position = np.arange(n)[:, None]
+    starts = np.ones(sorted_keys.shape, dtype=bool)
+    starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    run_start = np.maximum.accumulate(np.where(starts, position, 0), axis=0)
+    return (position - run_start).sum(axis=0).astype(np.int64)
+
+
+def _kendall_columns(x: np.ndarray, y_dense: np.ndarray, y_ties: np.ndarray) -> np.ndarray:
+    """Kendall tau-b of ``x`` with every column of ``y`` (given as dense ranks and tied pairs).
+
+    Equal to ``scipy.stats.kendalltau`` (same formula and scipy's merge-sort discordant-pair
+    counter); all sorting and tie counting is done on the 2-D array at once.
+    """
+    n, m = y_dense.shape
+    total = n * (n - 1) // 2
+    _, x_dense, x_ties_array = _ranks(x)
+    x_ties = int(x_ties_array[0])
+    keys = x_dense[:, None].astype(np.int64) * (int(y_dense.max(initial=0)) + 1) + y_dense
+    order = np.argsort(keys, axis=0, kind="stable")
+    sorted_keys = np.take_along_axis(keys, order, axis=0)
+    joint_ties = _tie_pairs(sorted_keys)
+    xs = x_dense[order]
+    ys = np.take_along_axis(y_dense, order, axis=0)
+    out = np.full(m, np.nan)
+    if x_ties == total:
+        return out
+    for j in range(m):
+        if y_ties[j] == total:
+            continue
+        if _kendall_dis is None:  # pragma: no cover - depends on the scipy build
+            out[j] = stats.kendalltau(xs[:, j], ys[:, j]).statistic
+            continue
+        discordant = int(_kendall_dis(np.ascontiguousarray(xs[:, j]), np.ascontiguousarray(ys[:, j])))
+        con_minus_dis = total - x_ties - int(y_ties[j]) + int(joint_ties[j]) - 2 * discordant
+        out[j] = con_minus_dis / math.sqrt(total - x_ties) / math.sqrt(total - int(y_ties[j]))
+    return np.clip(out, -1.0, 1.0)
+
+
+def _proxy_stats(
+    x: np.ndarray, rows: np.ndarray, cache: _Cache, weights: np.ndarray, method: str
+) -> dict[str, np.ndarray]:
+    n, m = len(x), cache.values.shape[1]
+    nan = np.full(weights.shape[1], np.nan)
+    if n < 3:
+        return {k: nan for k in ("spearman", "lo", "hi", "kendall", "top10")}
+    t = cache.targets(rows)
+    rx = _ranks(x)[0]
+    zx = _unit_centred(rx)
+    if np.isnan(zx).any():  # a constant proxy
+        return {k: nan for k in ("spearman", "lo", "hi", "kendall", "top10")}
+    rho = np.clip(zx @ t["z"], -1.0, 1.0)
+    tau = _kendall_columns(x, t["dense"], t["ties"])
+    top_x = rx > 0.9 * n
+    top_y = t["ranks"] > 0.9 * n
+    top10 = (top_x.astype(np.float64) @ top_y) / top_x.sum() if top_x.any() else np.full(m, np.nan)
+    lo = hi = nan
+    if cache.bootstrap > 0:
+        counts = cache.resamples(n)
+        if method == "fixed-ranks":
+            boot = _boot_fixed_ranks(zx, t, counts)
+        elif method == "rerank":  # a resample's order does not matter: repeat each row its count
+            draws = [np.repeat(np.arange(n), c.astype(np.int64)) for c in counts]
+            boot = np.stack([_spearman_columns(x[i], t["y"][i]) for i in draws])
+        else:
+            raise ConfigError(f"bootstrap_method must be 'fixed-ranks' or 'rerank', got {method!r}")
+        agg = _aggregate(boot, weights)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = np.nanpercentile(agg, [2.5, 97.5], axis=0)
+    return {
+        "spearman": _aggregate(rho, weights),
+        "lo": lo,
+        "hi": hi,
+        "kendall": _aggregate(tau, weights),
+        "top10": _aggregate(top10, weights),
+    }
+
+
+def correlate(
+    scores: Any,
+    benchmark: RobustnessDataset | str | Path,
+    dataset: str = "cifar10",
+    targets: Sequence[str] | None = None,
+    unique: bool = True,
+    ensembles: Iterable[str] = (),
+    bootstrap: int = 1000,
+    seed: int = 0,
+    bootstrap_method: str = "fixed-ranks",
+) -> pd.DataFrame:
+    """Correlation of every proxy in ``scores`` with every target (see the module docstring).
+
+    ``scores``: a DataFrame or rows with ``arch`` (official NB201 string or index), ``proxy``,
+    ``value``, or a path for :func:`load_scores`. ``benchmark``: a :class:`RobustnessDataset`
+    or its folder. Returns a DataFrame with :data:`COLUMNS`, proxies in score order (ensembles
+    last), targets in the order asked; ``result.attrs["dropped"]`` counts the non-finite values
+    dropped per proxy.
+    """
+    if bootstrap < 0:
+        raise ConfigError(f"bootstrap must be >= 0, got {bootstrap}")
+    if bootstrap_method not in ("fixed-ranks", "rerank"):
+        raise ConfigError(f"bootstrap_method must be 'fixed-ranks' or 'rerank', got {bootstrap_method!r}")
+    rob = benchmark if isinstance(benchmark, RobustnessDataset) else RobustnessDataset(benchmark)
+    table = add_ensembles(as_scores(scores), ensembles)
+    if table.empty:
+        raise DataError("no proxy scores to correlate")
+    target_set = build_targets(rob, dataset, targets)
+    selected = select(table, rob, unique=unique)
+    cache = _Cache(target_set.values, bootstrap, seed)
+    records = []
+    for proxy, chosen in selected.items():
+        result = _proxy_stats(chosen.values, chosen.rows, cache, target_set.weights, bootstrap_method)
+        for t, name in enumerate(target_set.names):
+            records.append(
+                (
+                    proxy,
+                    name,
+                    len(chosen.values),
+                    *(float(result[k][t]) for k in ("spearman", "lo", "hi", "kendall", "top10")),
+                )
+            )
+    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    frame.attrs["dropped"] = {p: c.dropped for p, c in selected.items()}
+    return frame
+
+
+# ------------------------------------------------------------------------------------- output
+def markdown_table(
+    result: pd.DataFrame, targets: Sequence[str] | None = None, metric: str = "spearman", digits: int = 3
+) -> str:
+    """Proxies x targets of one statistic as a GitHub markdown table."""
+    if metric not in COLUMNS[2:]:
+        raise ConfigError(f"metric must be one of {', '.join(COLUMNS[2:])}, got {metric!r}")
+    proxies = list(dict.fromkeys(result["proxy"]))
+    targets = list(dict.fromkeys(result["target"])) if targets is None else list(targets)
+    wide = result.pivot(index="proxy", columns="target", values=metric)
+    missing = [t for t in targets if t not in wide.columns]
+    if missing:
+        raise UnknownName(f"targets {missing} are not in the result")
+
+    def cell(v: float) -> str:
+        return "nan" if v is None or math.isnan(v) else f"{v:.{digits}f}"
+
+    lines = [
+        "| proxy | " + " | ".join(targets) + " |",
+        "|:--|" + "--:|" * len(targets),
+    ]
+    for p in proxies:
+        lines.append(f"| {p} | " + " | ".join(cell(wide.at[p, t]) for t in targets) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(result: pd.DataFrame, path: str | Path) -> Path:
+    """``correlations.csv`` with exactly :data:`COLUMNS`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result.loc[:, list(COLUMNS)].to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+__all__ = [
+    "CC_GROUPS",
+    "COLUMNS",
+    "HEADLINE_TARGETS",
+    "ProxyRows",
+    "TargetSet",
+    "add_ensembles",
+    "as_scores",
+    "build_targets",
+    "correlate",
+    "format_eps",
+    "load_scores",
+    "markdown_table",
+    "select",
+    "target_names",
+    "write_csv",
+]

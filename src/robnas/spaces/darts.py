@@ -1,0 +1,768 @@
+"""The DARTS cell space (Liu, Simonyan and Yang, ICLR 2019) and the variant CRoZe samples from.
+
+An architecture is a :class:`Genotype`, written exactly as the DARTS repository prints it::
+
+    Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ...], normal_concat=range(2, 6),
+             reduce=[('max_pool_3x3', 0), ...], reduce_concat=range(2, 6))
+
+Each ``(op, input)`` pair is one edge; consecutive pairs ``2i, 2i+1`` feed step ``i`` (state
+``i + 2``); states 0 and 1 are the two cell inputs; the cell output is the channel
+concatenation of ``states[c] for c in concat`` (repeats allowed, width ``len(concat) * C``).
+
+Two spaces share the same genotype, cell and network code:
+
+* ``darts``: the standard space, 8 operations, 4 steps of two edges from two different
+  earlier states, concat ``range(2, 6)``.
+* ``darts-croze``: what CRoZe's ``sampling.py`` really generates (NeurIPS 2023 code): 10
+  primitives (adds ``sep_conv_7x7`` and ``conv_7x1_1x7``), one edge from *every* predecessor
+  of the 4 intended nodes (14 pairs, inputs ``0,1, 0,1,2, 0,1,2,3, 0,1,2,3,4``), which the
+  DARTS cell reads as 7 two-input steps; concat is 1-4 states drawn from 2..5 with repeats.
+  Steps 4-6 are computed but never used, yet their parameters count, as in the reference.
+
+Networks follow the DARTS ``NetworkCIFAR`` / ``NetworkImageNet`` (stems, reductions at 1/3
+and 2/3 of the depth, optional auxiliary head, drop-path) and expose CRoZe's features.
+Inputs are (B, 3, H, W) images as the training pipeline gives them; outputs are logits.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from robnas.errors import ConfigError, InvalidArchitecture
+from robnas.spaces.base import RandomLike, SearchSpace, as_rng
+from robnas.spaces.ops import (
+    Conv7x1x1x7,
+    DilConv,
+    FactorizedReduce,
+    SepConv,
+    StdReLUConvBN,
+    Zero,
+    drop_path,
+)
+
+#: The standard DARTS primitives, in the order of the DARTS ``genotypes.py``.
+PRIMITIVES: tuple[str, ...] = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+#: The primitives of CRoZe's ``sampling.py`` (``none`` is never drawn).
+CROZE_PRIMITIVES: tuple[str, ...] = (
+    "none",
+    "avg_pool_3x3",
+    "max_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "sep_conv_7x7",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+    "conv_7x1_1x7",
+)
+#: Every operation the cell builder knows.
+OPERATIONS: tuple[str, ...] = tuple(dict.fromkeys(PRIMITIVES + CROZE_PRIMITIVES))
+#: Inputs of CRoZe's 14 pairs: node ``i`` gets one edge from every state ``0..i+1``.
+CROZE_INPUTS: tuple[int, ...] = tuple(j for i in range(4) for j in range(i + 2))
+STANDARD_CONCAT: tuple[int, ...] = (2, 3, 4, 5)
+
+Edge = tuple[str, int]
+
+
+class Genotype(NamedTuple):
+    """A DARTS architecture: edge lists and concat lists of the normal and reduction cells."""
+
+    normal: tuple[Edge, ...]
+    normal_concat: tuple[int, ...]
+    reduce: tuple[Edge, ...]
+    reduce_concat: tuple[int, ...]
+
+
+def make_genotype(
+    normal: Iterable[Sequence[Any]],
+    normal_concat: Iterable[int],
+    reduce: Iterable[Sequence[Any]],
+    reduce_concat: Iterable[int],
+) -> Genotype:
+    """A :class:`Genotype` from lists, tuples or ``range`` objects (stored as tuples)."""
+
+    def edges(items: Iterable[Sequence[Any]], field: str) -> tuple[Edge, ...]:
+        out: list[Edge] = []
+        for item in items:
+            if (
+                not isinstance(item, (tuple, list))
+                or len(item) != 2
+                or not isinstance(item[0], str)
+                or isinstance(item[1], bool)
+                or not isinstance(item[1], int)
+            ):
+                raise InvalidArchitecture(f"{field} entries must be ('op', input) pairs, got {item!r}")
+            out.append((item[0], int(item[1])))
+        return tuple(out)
+
+    def concat(items: Iterable[int], field: str) -> tuple[int, ...]:
+        out = tuple(items)
+        if not all(isinstance(c, int) and not isinstance(c, bool) for c in out):
+            raise InvalidArchitecture(f"{field} must hold state indices (integers), got {out!r}")
+        return out
+
+    return Genotype(
+        edges(normal, "normal"),
+        concat(normal_concat, "normal_concat"),
+        edges(reduce, "reduce"),
+        concat(reduce_concat, "reduce_concat"),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# text form
+
+
+def _format_edges(edges: Sequence[Edge]) -> str:
+    return "[" + ", ".join(f"({op!r}, {index})" for op, index in edges) + "]"
+
+
+def _format_concat(concat: Sequence[int]) -> str:
+    c = tuple(concat)
+    if len(c) >= 2 and c == tuple(range(c[0], c[0] + len(c))):
+        return f"range({c[0]}, {c[-1] + 1})"
+    return "[" + ", ".join(str(i) for i in c) + "]"
+
+
+def format_genotype(genotype: Genotype) -> str:
+    """The DARTS repository's printed form; contiguous concats print as ``range(a, b)``."""
+    g = genotype
+    return (
+        f"Genotype(normal={_format_edges(g.normal)}, normal_concat={_format_concat(g.normal_concat)}, "
+        f"reduce={_format_edges(g.reduce)}, reduce_concat={_format_concat(g.reduce_concat)})"
+    )
+
+
+_FIELD_ALIASES = {
+    "normal": "normal",
+    "normal_concat": "normal_concat",
+    "reduce": "reduce",
+    "reduction": "reduce",
+    "reduce_concat": "reduce_concat",
+    "reduction_concat": "reduce_concat",
+}
+
+
+def _value(node: ast.AST, text: str) -> Any:
+    """A literal (numbers, strings, lists, tuples, dicts, ``range(a, b[, s])``) from ``node``."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_value(e, text) for e in node.elts]
+    if isinstance(node, ast.Dict):
+        if any(k is None for k in node.keys):
+            raise InvalidArchitecture(f"'**' is not allowed in a genotype: {text!r}")
+        return {_value(k, text): _value(v, text) for k, v in zip(node.keys, node.values, strict=True)}
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
+        args = [_value(a, text) for a in node.args]
+        if node.keywords or not 1 <= len(args) <= 3 or not all(isinstance(a, int) for a in args):
+            raise InvalidArchitecture(f"range(...) needs 1-3 integer arguments in {text!r}")
+        return list(range(*args))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _value(node.operand, text)
+        if isinstance(inner, int):
+            return -inner
+    raise InvalidArchitecture(f"unexpected expression {ast.unparse(node)!r} in genotype {text!r}")
+
+
+def parse_genotype(text: str) -> Genotype:
+    """Parse ``Genotype(normal=[...], normal_concat=..., reduce=[...], reduce_concat=...)``.
+
+    Concats may be written ``range(2, 6)`` or ``[2, 3, 4, 5]``; positional fields and the
+    dict form of CRoZe's ``train.py`` (keys ``normal``, ``reduction``, ...) are accepted too.
+    Nothing is evaluated: the text is read with :mod:`ast`.
+    """
+    s = text.strip()
+    try:
+        tree = ast.parse(s, mode="eval").body
+    except SyntaxError as exc:
+        raise InvalidArchitecture(f"genotype text is not valid syntax ({exc.msg}): {text!r}") from None
+    fields: dict[str, Any] = {}
+    if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "Genotype":
+        if len(tree.args) > 4:
+            raise InvalidArchitecture(f"Genotype takes 4 fields, got {len(tree.args)} positional: {text!r}")
+        for name, arg in zip(Genotype._fields, tree.args, strict=False):
+            fields[name] = _value(arg, text)
+        for kw in tree.keywords:
+            if kw.arg not in _FIELD_ALIASES:
+                raise InvalidArchitecture(f"unknown Genotype field {kw.arg!r} in {text!r}")
+            key = _FIELD_ALIASES[kw.arg]
+            if key in fields:
+                raise InvalidArchitecture(f"Genotype field {key!r} given twice in {text!r}")
+            fields[key] = _value(kw.value, text)
+    elif isinstance(tree, ast.Dict):
+        for key, value in _value(tree, text).items():
+            if key not in _FIELD_ALIASES:
+                raise InvalidArchitecture(f"unknown genotype key {key!r} in {text!r}")
+            fields[_FIELD_ALIASES[key]] = value
+    else:
+        raise InvalidArchitecture(
+            f"expected 'Genotype(normal=[...], normal_concat=..., reduce=[...], reduce_concat=...)', got {text!r}"
+        )
+    missing = [f for f in Genotype._fields if f not in fields]
+    if missing:
+        raise InvalidArchitecture(f"genotype lacks {', '.join(missing)}: {text!r}")
+    return make_genotype(fields["normal"], fields["normal_concat"], fields["reduce"], fields["reduce_concat"])
+
+
+# ---------------------------------------------------------------------------------------
+# operations, cells and networks
+
+
+def make_operation(name: str, c: int, stride: int, affine: bool = True) -> nn.Module:
+    """The DARTS operation ``name`` on ``c`` channels (``stride`` 2 on reduction edges)."""
+    if name == "none":
+        return Zero(stride)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+    if name == "max_pool_3x3":
+        return nn.MaxPool2d(3, stride=stride, padding=1)
+    if name == "skip_connect":
+        return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
+    if name in ("sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7"):
+        k = int(name[-1])
+        return SepConv(c, c, k, stride, k // 2, affine)
+    if name in ("dil_conv_3x3", "dil_conv_5x5"):
+        k = int(name[-1])
+        return DilConv(c, c, k, stride, k - 1, 2, affine)
+    if name == "conv_7x1_1x7":
+        return Conv7x1x1x7(c, stride, affine)
+    raise InvalidArchitecture(f"unknown DARTS operation {name!r}; expected one of {OPERATIONS}")
+
+
+class Cell(nn.Module):
+    """Marker base of the cells that CRoZe's layer -> feature mapping counts."""
+
+    multiplier: int
+
+    def forward(self, s0: Tensor, s1: Tensor, drop_prob: float = 0.0) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class DartsCell(Cell):
+    """A DARTS cell: ``len(edges) // 2`` two-input steps, output = concat of ``concat`` states."""
+
+    def __init__(
+        self,
+        edges: Sequence[Edge],
+        concat: Sequence[int],
+        c_prev_prev: int,
+        c_prev: int,
+        c: int,
+        reduction: bool,
+        reduction_prev: bool,
+    ) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self.preprocess0 = (
+            FactorizedReduce(c_prev_prev, c) if reduction_prev else StdReLUConvBN(c_prev_prev, c, 1, 1, 0)
+        )
+        self.preprocess1 = StdReLUConvBN(c_prev, c, 1, 1, 0)
+        self.steps = len(edges) // 2
+        self.indices = tuple(index for _, index in edges)
+        self.concat = tuple(concat)
+        self.multiplier = len(self.concat)
+        self._ops = nn.ModuleList(
+            make_operation(op, c, 2 if reduction and index < 2 else 1) for op, index in edges
+        )
+
+    def forward(self, s0: Tensor, s1: Tensor, drop_prob: float = 0.0) -> Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for i in range(self.steps):
+            terms = []
+            for k in (2 * i, 2 * i + 1):
+                op = self._ops[k]
+                h = op(states[self.indices[k]])
+                if self.training and drop_prob > 0.0 and not isinstance(op, nn.Identity):
+                    h = drop_path(h, drop_prob)
+                terms.append(h)
+            states.append(terms[0] + terms[1])
+        return torch.cat([states[i] for i in self.concat], dim=1)
+
+
+class AuxiliaryHeadCIFAR(nn.Module):
+    """DARTS auxiliary classifier for 8x8 CIFAR feature maps (after cell ``2L // 3``)."""
+
+    def __init__(self, c: int, num_classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
+            nn.Conv2d(c, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=False),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+class AuxiliaryHeadImageNet(nn.Module):
+    """DARTS auxiliary classifier for 14x14 ImageNet feature maps (the reference has no BN
+    after its second convolution, kept as is)."""
+
+    def __init__(self, c: int, num_classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False),
+            nn.Conv2d(c, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.ReLU(inplace=False),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+CellFactory = Callable[[int, int, int, int, bool, bool], Cell]
+
+
+class CellNetwork(nn.Module):
+    """The DARTS macro network around any two-input cell (DARTS and RobNets share it).
+
+    ``stem="cifar"``: conv 3x3 (3 -> ``stem_multiplier * C``) + BN, both cell inputs are
+    the stem output. ``stem="imagenet"``: stem0 = conv 3x3 s2 (3 -> C/2), BN, ReLU, conv 3x3
+    s2 (C/2 -> C), BN; stem1 = ReLU, conv 3x3 s2, BN; the first cell sees a "previous
+    reduction". ``layers`` cells, reductions (channels doubled) at ``L // 3`` and ``2L // 3``.
+    Global average pooling (adaptive, equal to the reference's ``AvgPool2d(7)`` at 224x224)
+    and a linear classifier. ``make_cell(i, c_pp, c_p, c, reduction, reduction_prev)``.
+    """
+
+    def __init__(
+        self,
+        make_cell: CellFactory,
+        C: int,
+        num_classes: int,
+        layers: int,
+        stem: str = "cifar",
+        stem_multiplier: int = 3,
+        auxiliary: bool = False,
+        drop_path_prob: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if layers < 1 or C < 2:
+            raise ConfigError(f"a cell network needs layers >= 1 and C >= 2, got layers={layers}, C={C}")
+        if stem not in ("cifar", "imagenet"):
+            raise ConfigError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+        self.C = C
+        self.num_classes = num_classes
+        self.layers = layers
+        self.stem_kind = stem
+        self.drop_path_prob = drop_path_prob
+        if stem == "cifar":
+            c_curr = stem_multiplier * C
+            self.stem = nn.Sequential(nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
+            c_pp, c_p, c_curr = c_curr, c_curr, C
+            reduction_prev = False
+        else:
+            self.stem0 = nn.Sequential(
+                nn.Conv2d(3, C // 2, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(C // 2),
+                nn.ReLU(inplace=False),
+                nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(C),
+            )
+            self.stem1 = nn.Sequential(
+                nn.ReLU(inplace=False), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C)
+            )
+            c_pp, c_p, c_curr = C, C, C
+            reduction_prev = True
+        self.cells = nn.ModuleList()
+        self.aux_position = 2 * layers // 3
+        c_aux = c_p
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                c_curr *= 2
+            cell = make_cell(i, c_pp, c_p, c_curr, reduction, reduction_prev)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            c_pp, c_p = c_p, cell.multiplier * c_curr
+            if i == self.aux_position:
+                c_aux = c_p
+        self.auxiliary_head: nn.Module | None = None
+        if auxiliary:
+            head = AuxiliaryHeadCIFAR if stem == "cifar" else AuxiliaryHeadImageNet
+            self.auxiliary_head = head(c_aux, num_classes)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_p, num_classes)
+
+    def _stems(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if self.stem_kind == "cifar":
+            s = self.stem(x)
+            return s, s
+        s0 = self.stem0(x)
+        return s0, self.stem1(s0)
+
+    def _run(self, x: Tensor, want_aux: bool, feats: list[Tensor] | None) -> tuple[Tensor, Tensor | None]:
+        s0, s1 = self._stems(x)
+        if feats is not None:
+            feats.append(s1)
+        aux = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if feats is not None:
+                feats.append(s1.clone())
+            if want_aux and i == self.aux_position and self.auxiliary_head is not None:
+                aux = self.auxiliary_head(s1)
+        pooled = self.global_pooling(s1)
+        if feats is not None:
+            feats.append(pooled)
+        return self.classifier(pooled.flatten(1)), aux
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits (B, num_classes); the auxiliary head is not run."""
+        return self._run(x, False, None)[0]
+
+    def forward_with_aux(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``(logits, aux_logits)`` for training with the auxiliary loss (``None`` without a head)."""
+        return self._run(x, True, None)
+
+    def forward_features(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Logits and CRoZe's DARTS features: Z0 = stem output (stem1 for ImageNet stems),
+        Zk = output of cell k (k = 1..L, cloned), Z(L+1) = the pooled output (B, C, 1, 1)."""
+        feats: list[Tensor] = []
+        logits, _ = self._run(x, False, feats)
+        return logits, feats
+
+    def layer_feature_indices(self) -> list[tuple[nn.Module, int]]:
+        """CRoZe's DARTS mapping: the number of cells met so far in ``modules()`` pre-order
+        (so a cell's own convolutions use its output), plus one for the classifier.
+        The auxiliary head is left out."""
+        aux_modules = set(self.auxiliary_head.modules()) if self.auxiliary_head is not None else set()
+        out: list[tuple[nn.Module, int]] = []
+        cells_met = 0
+        for module in self.modules():
+            if module in aux_modules:
+                continue
+            if isinstance(module, Cell):
+                cells_met += 1
+            elif isinstance(module, nn.Conv2d):
+                out.append((module, cells_met))
+            elif isinstance(module, nn.Linear):
+                out.append((module, cells_met + 1))
+        return out
+
+
+class DartsNetwork(CellNetwork):
+    """DARTS ``NetworkCIFAR`` (``stem="cifar"``) or ``NetworkImageNet`` (``stem="imagenet"``)."""
+
+    def __init__(
+        self,
+        genotype: Genotype,
+        num_classes: int = 10,
+        C: int = 36,
+        layers: int = 20,
+        auxiliary: bool = False,
+        drop_path_prob: float = 0.0,
+        stem: str = "cifar",
+    ) -> None:
+        self.genotype = genotype
+
+        def make_cell(i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> Cell:
+            edges, concat = (
+                (genotype.reduce, genotype.reduce_concat)
+                if reduction
+                else (genotype.normal, genotype.normal_concat)
+            )
+            return DartsCell(edges, concat, c_pp, c_p, c, reduction, reduction_prev)
+
+        super().__init__(
+            make_cell, C, num_classes, layers, stem, auxiliary=auxiliary, drop_path_prob=drop_path_prob
+        )
+
+
+def count_parameters(model: nn.Module, exclude_auxiliary: bool = True) -> int:
+    """Parameters as DARTS / CRoZe count them (``count_parameters_in_MB``): names containing
+    ``auxiliary`` are left out unless ``exclude_auxiliary=False``."""
+    return sum(
+        p.numel() for name, p in model.named_parameters() if not (exclude_auxiliary and "auxiliary" in name)
+    )
+
+
+def parameters_m(build: Callable[[], nn.Module]) -> float:
+    """Millions of parameters (auxiliary head excluded) of the network ``build()`` makes.
+
+    The network is built on the ``meta`` device, so no memory is allocated and nothing is
+    initialised: counting a 30M-parameter network takes milliseconds.
+    """
+    with torch.device("meta"):
+        model = build()
+    return count_parameters(model) / 1e6
+
+
+# ---------------------------------------------------------------------------------------
+# the spaces
+
+
+class DartsSpace(SearchSpace[Genotype]):
+    """The standard DARTS space: 8 operations, 4 steps of 2 edges, concat ``range(2, 6)``.
+
+    ``sample`` draws, per step, two different inputs among the earlier states and a non-none
+    operation for each. ``mutate`` follows CRoZe's ``mutate_architecture``: one random edge
+    of the normal cell and one of the reduction cell get a different non-none operation;
+    inputs never change (concat is fixed in this space). With ``max_params_m`` both redraw
+    until the C=36, 20-cell CIFAR network (auxiliary head excluded) is within the budget.
+    """
+
+    name = "darts"
+    primitives: tuple[str, ...] = PRIMITIVES
+    steps = 4
+    #: budget network: the one CRoZe's size filter builds
+    budget_C = 36
+    budget_layers = 20
+    max_tries = 1000
+
+    # -- text ---------------------------------------------------------------------------
+    def parse(self, text: str) -> Genotype:
+        if not isinstance(text, str):
+            raise InvalidArchitecture(f"expected genotype text, got {type(text).__name__}")
+        return self.validate(parse_genotype(text))
+
+    def format(self, arch: Genotype) -> str:
+        return format_genotype(self.validate(arch))
+
+    # -- membership -----------------------------------------------------------------------
+    def _as_genotype(self, arch: Any) -> Genotype:
+        if isinstance(arch, str):
+            raise InvalidArchitecture("expected a Genotype; use parse() for strings")
+        if isinstance(arch, Genotype):
+            return make_genotype(*arch)
+        if isinstance(arch, (tuple, list)) and len(arch) == 4:
+            return make_genotype(*arch)
+        raise InvalidArchitecture(
+            f"expected a Genotype (normal, normal_concat, reduce, reduce_concat), got {arch!r}"
+        )
+
+    def _check_edges(self, edges: tuple[Edge, ...], cell: str) -> None:
+        if len(edges) != 2 * self.steps:
+            raise InvalidArchitecture(
+                f"{self.name} {cell} cell needs {2 * self.steps} (op, input) pairs, got {len(edges)}"
+            )
+        for k, (op, index) in enumerate(edges):
+            if op not in self.primitives:
+                raise InvalidArchitecture(
+                    f"unknown {self.name} operation {op!r} in the {cell} cell; expected one of {self.primitives}"
+                )
+            step = k // 2
+            if not 0 <= index < step + 2:
+                raise InvalidArchitecture(
+                    f"{cell} cell: edge {k} ({op!r}, {index}) of step {step} must read a state in 0..{step + 1}"
+                )
+        for step in range(self.steps):
+            a, b = edges[2 * step][1], edges[2 * step + 1][1]
+            if a == b:
+                raise InvalidArchitecture(
+                    f"{cell} cell: step {step} takes state {a} twice; DARTS steps have two different inputs"
+                )
+
+    def _check_concat(self, concat: tuple[int, ...], cell: str) -> None:
+        if concat != STANDARD_CONCAT:
+            raise InvalidArchitecture(
+                f"{self.name} {cell}_concat must be range(2, 6) (all intermediate states), got {list(concat)}"
+            )
+
+    def validate(self, arch: Genotype) -> Genotype:
+        g = self._as_genotype(arch)
+        self._check_edges(g.normal, "normal")
+        self._check_edges(g.reduce, "reduce")
+        self._check_concat(g.normal_concat, "normal")
+        self._check_concat(g.reduce_concat, "reduce")
+        return g
+
+    # -- sampling -------------------------------------------------------------------------
+    @property
+    def drawable_ops(self) -> tuple[str, ...]:
+        return tuple(op for op in self.primitives if op != "none")
+
+    def _choice(self, g: Any, items: Sequence[Any]) -> Any:
+        return items[int(g.integers(len(items)))]
+
+    def _sample_edges(self, g: Any) -> tuple[Edge, ...]:
+        ops = self.drawable_ops
+        edges: list[Edge] = []
+        for step in range(self.steps):
+            inputs = g.choice(step + 2, size=2, replace=False)
+            edges.extend((self._choice(g, ops), int(j)) for j in inputs)
+        return tuple(edges)
+
+    def _sample_concats(self, g: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return STANDARD_CONCAT, STANDARD_CONCAT
+
+    def _sample_once(self, g: Any) -> Genotype:
+        normal, reduce = self._sample_edges(g), self._sample_edges(g)
+        normal_concat, reduce_concat = self._sample_concats(g)
+        return Genotype(normal, normal_concat, reduce, reduce_concat)
+
+    def sample(self, rng: RandomLike = None, max_params_m: float | None = None) -> Genotype:
+        g = as_rng(rng)
+        for _ in range(self.max_tries):
+            arch = self._sample_once(g)
+            if max_params_m is None or self.within_budget(arch, max_params_m):
+                return arch
+        raise ConfigError(
+            f"no {self.name} architecture within {max_params_m}M parameters in {self.max_tries} draws"
+        )
+
+    def _mutate_edges(self, g: Any, edges: tuple[Edge, ...]) -> tuple[Edge, ...]:
+        k = int(g.integers(len(edges)))
+        op, index = edges[k]
+        new = list(edges)
+        new[k] = (self._choice(g, [o for o in self.drawable_ops if o != op]), index)
+        return tuple(new)
+
+    def _mutate_concats(self, g: Any, arch: Genotype) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return arch.normal_concat, arch.reduce_concat
+
+    def _mutate_once(self, g: Any, arch: Genotype) -> Genotype:
+        normal = self._mutate_edges(g, arch.normal)
+        reduce = self._mutate_edges(g, arch.reduce)
+        normal_concat, reduce_concat = self._mutate_concats(g, arch)
+        return Genotype(normal, normal_concat, reduce, reduce_concat)
+
+    def mutate(self, arch: Genotype, rng: RandomLike = None, max_params_m: float | None = None) -> Genotype:
+        """A new genotype: one random normal edge and one random reduce edge get a different
+        non-none operation (inputs kept). ``arch`` is never changed.
+
+        Unlike CRoZe's reference, whose ``_mutate_cell`` edits the parent's lists in place (so
+        all children of a round, the parent and the recorded best share one accumulating op
+        list), every child here is one edit away from its parent; over-budget children are
+        redrawn from the same parent instead of accumulating edits.
+        """
+        parent = self.validate(arch)
+        g = as_rng(rng)
+        for _ in range(self.max_tries):
+            child = self._mutate_once(g, parent)
+            if max_params_m is None or self.within_budget(child, max_params_m):
+                return child
+        raise ConfigError(f"no mutant of this {self.name} genotype within {max_params_m}M parameters")
+
+    # -- networks -------------------------------------------------------------------------
+    def build(
+        self,
+        arch: Genotype | str,
+        num_classes: int = 10,
+        C: int = 36,
+        layers: int = 20,
+        auxiliary: bool = False,
+        drop_path_prob: float = 0.0,
+        imagenet: bool = False,
+        **options: Any,
+    ) -> DartsNetwork:
+        """The DARTS ``NetworkCIFAR`` (or ``NetworkImageNet`` with ``imagenet=True``)."""
+        if options:
+            raise ConfigError(f"unknown {self.name} build options: {', '.join(sorted(options))}")
+        g = self.parse(arch) if isinstance(arch, str) else self.validate(arch)
+        return DartsNetwork(
+            g, num_classes, C, layers, auxiliary, drop_path_prob, stem="imagenet" if imagenet else "cifar"
+        )
+
+    def parameters_m(self, arch: Genotype | str, num_classes: int = 10, **options: Any) -> float:
+        """Millions of parameters of ``build(arch, num_classes, **options)``, auxiliary excluded."""
+        options.setdefault("C", self.budget_C)
+        options.setdefault("layers", self.budget_layers)
+        options.pop("auxiliary", None)
+        return parameters_m(lambda: self.build(arch, num_classes, **options))
+
+    def within_budget(self, arch: Genotype | str, max_params_m: float, num_classes: int = 10) -> bool:
+        """CRoZe's size filter: the C=36, 20-cell network (no auxiliary head) has at most
+        ``max_params_m`` million parameters (the reference resamples when it has more)."""
+        return self.parameters_m(arch, num_classes) <= max_params_m
+
+
+class CrozeDartsSpace(DartsSpace):
+    """The DARTS variant CRoZe's ``sampling.py`` generates (see the module docstring).
+
+    ``sample``: a non-none op for every one of the 14 fixed (op, input) pairs of each cell;
+    ``n`` drawn from 1..4, then ``n`` normal and ``n`` reduce concat entries drawn
+    independently from 2..5. ``mutate``: as :class:`DartsSpace`, then ``select_step`` drawn
+    from {1, 2, 3}: 1 redraws normal_concat, 2 redraws reduce_concat (a new length 1..4),
+    3 keeps both.
+    """
+
+    name = "darts-croze"
+    primitives = CROZE_PRIMITIVES
+
+    def _check_edges(self, edges: tuple[Edge, ...], cell: str) -> None:
+        if len(edges) != len(CROZE_INPUTS):
+            raise InvalidArchitecture(
+                f"{self.name} {cell} cell needs {len(CROZE_INPUTS)} (op, input) pairs, got {len(edges)}"
+            )
+        for k, ((op, index), expected) in enumerate(zip(edges, CROZE_INPUTS, strict=True)):
+            if op not in self.primitives:
+                raise InvalidArchitecture(
+                    f"unknown {self.name} operation {op!r} in the {cell} cell; expected one of {self.primitives}"
+                )
+            if index != expected:
+                raise InvalidArchitecture(
+                    f"{cell} cell: pair {k} must read state {expected} (inputs are {list(CROZE_INPUTS)}), got {index}"
+                )
+
+    def _check_concat(self, concat: tuple[int, ...], cell: str) -> None:
+        if not 1 <= len(concat) <= 4 or not all(2 <= c <= 5 for c in concat):
+            raise InvalidArchitecture(
+                f"{self.name} {cell}_concat must hold 1-4 states from 2..5, got {list(concat)}"
+            )
+
+    def _sample_edges(self, g: Any) -> tuple[Edge, ...]:
+        ops = self.drawable_ops
+        return tuple((self._choice(g, ops), j) for j in CROZE_INPUTS)
+
+    def _draw_concat(self, g: Any, n: int) -> tuple[int, ...]:
+        return tuple(int(c) for c in g.integers(2, 6, size=n))
+
+    def _sample_concats(self, g: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        n = int(g.integers(1, 5))
+        return self._draw_concat(g, n), self._draw_concat(g, n)
+
+    def _mutate_concats(self, g: Any, arch: Genotype) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        select_step = int(g.integers(1, 4))
+        normal_concat, reduce_concat = arch.normal_concat, arch.reduce_concat
+        if select_step == 1:
+            normal_concat = self._draw_concat(g, int(g.integers(1, 5)))
+        elif select_step == 2:
+            reduce_concat = self._draw_concat(g, int(g.integers(1, 5)))
+        return normal_concat, reduce_concat
+
+
+__all__ = [
+    "CROZE_INPUTS",
+    "CROZE_PRIMITIVES",
+    "OPERATIONS",
+    "PRIMITIVES",
+    "Cell",
+    "CellNetwork",
+    "CrozeDartsSpace",
+    "DartsCell",
+    "DartsNetwork",
+    "DartsSpace",
+    "Genotype",
+    "count_parameters",
+    "format_genotype",
+    "make_genotype",
+    "make_operation",
+    "parameters_m",
+    "parse_genotype",
+]

@@ -1,0 +1,304 @@
+"""The RobNets cell space (Guo, Yang, Xu, Liu and Lin, "When NAS Meets Robustness", CVPR 2020).
+
+A cell has 4 intermediate nodes, densely connected: node ``i`` sums one edge from every
+earlier state (the two cell inputs and nodes ``0..i-1``), so a cell has 2+3+4+5 = 14 edges,
+ordered by target node then source state. Each edge carries a 2-bit code, written as in
+the RobNets ``architecture_code.py``:
+
+=====  ==========================  ==========================================
+code   operation                   on a reduction edge (from a cell input)
+=====  ==========================  ==========================================
+``00`` zero (edge absent)          input subsampled ``[::2, ::2]`` times 0
+``01`` 3x3 separable convolution   first depthwise convolution at stride 2
+``10`` identity                    FactorizedReduce
+``11`` separable conv + identity   SepConv (stride 2) + FactorizedReduce
+=====  ==========================  ==========================================
+
+The first character is the identity bit, the second the separable-convolution bit. The cell
+output concatenates the 4 nodes (4C channels). Every BatchNorm inside the cells is
+``affine=False``, as in the reference's final networks; only the stem BNs learn.
+
+An architecture is a tuple of cells, each a tuple of 14 codes. One cell means the code is
+shared by every cell, reduction cells included (``robnet_large_v1``); ``L`` cells give the
+cell-free form (``robnet_free``). The text form is the reference's Python literal,
+``[['11', '11', ..., '11']]``; :meth:`RobNetSpace.parse` also accepts one base-4 digit
+string per cell (``0=00, 1=01, 2=10, 3=11``), e.g. ``33333131231113``, cells separated by
+commas or spaces. The network is the DARTS macro network (:class:`CellNetwork`).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from robnas.errors import ConfigError, InvalidArchitecture
+from robnas.spaces.base import RandomLike, SearchSpace, as_rng
+from robnas.spaces.darts import Cell, CellNetwork, parameters_m
+from robnas.spaces.ops import FactorizedReduce, SepConv, StdReLUConvBN, Zero
+
+CODES: tuple[str, ...] = ("00", "01", "10", "11")
+NUM_EDGES = 14
+STEPS = 4
+#: (target node, source state) of every edge in code order; states 0, 1 are the cell inputs.
+EDGES: tuple[tuple[int, int], ...] = tuple((i, j) for i in range(STEPS) for j in range(i + 2))
+
+CellCode = tuple[str, ...]
+RobNetArch = tuple[CellCode, ...]
+
+
+class ResSepConv(nn.Module):
+    """Code ``11``: a 3x3 separable convolution plus a residual identity (FactorizedReduce at stride 2)."""
+
+    def __init__(self, c: int, stride: int) -> None:
+        super().__init__()
+        self.conv = SepConv(c, c, 3, stride, 1, affine=False)
+        self.res = nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x) + self.res(x)
+
+
+def edge_operation(code: str, c: int, stride: int) -> nn.Module:
+    """The operation of one 2-bit edge code (BN without affine parameters)."""
+    if code == "00":
+        return Zero(stride)
+    if code == "01":
+        return SepConv(c, c, 3, stride, 1, affine=False)
+    if code == "10":
+        return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine=False)
+    if code == "11":
+        return ResSepConv(c, stride)
+    raise InvalidArchitecture(f"unknown RobNet edge code {code!r}; expected one of {CODES}")
+
+
+class RobNetCell(Cell):
+    """A RobNets cell: 4 densely connected nodes, output = concat of the 4 nodes."""
+
+    multiplier = STEPS
+
+    def __init__(
+        self, code: CellCode, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool
+    ) -> None:
+        super().__init__()
+        self.code = tuple(code)
+        self.reduction = reduction
+        self.preprocess0 = (
+            FactorizedReduce(c_prev_prev, c, affine=False)
+            if reduction_prev
+            else StdReLUConvBN(c_prev_prev, c, 1, 1, 0, affine=False)
+        )
+        self.preprocess1 = StdReLUConvBN(c_prev, c, 1, 1, 0, affine=False)
+        self._ops = nn.ModuleList(
+            edge_operation(bits, c, 2 if reduction and source < 2 else 1)
+            for bits, (_, source) in zip(self.code, EDGES, strict=True)
+        )
+
+    def forward(self, s0: Tensor, s1: Tensor, drop_prob: float = 0.0) -> Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        offset = 0
+        for _ in range(STEPS):
+            terms = [self._ops[offset + j](h) for j, h in enumerate(states)]
+            offset += len(states)
+            states.append(sum(terms[1:], terms[0]))
+        return torch.cat(states[-self.multiplier :], dim=1)
+
+
+class RobNetNetwork(CellNetwork):
+    """The RobNets ``Network``: CIFAR stem (``stem="cifar"``) or ImageNet stems, ``layers``
+    cells using ``arch[0]`` everywhere (shared) or ``arch[i]`` for cell ``i`` (cell-free)."""
+
+    def __init__(
+        self, arch: RobNetArch, num_classes: int = 10, C: int = 36, layers: int = 20, stem: str = "cifar"
+    ) -> None:
+        if len(arch) not in (1, layers):
+            raise InvalidArchitecture(
+                f"a cell-free RobNet code has one cell per layer: {len(arch)} cells for layers={layers}"
+            )
+        self.arch = arch
+
+        def make_cell(i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> Cell:
+            code = arch[0] if len(arch) == 1 else arch[i]
+            return RobNetCell(code, c_pp, c_p, c, reduction, reduction_prev)
+
+        super().__init__(make_cell, C, num_classes, layers, stem)
+
+
+# ---------------------------------------------------------------------------------------
+# text form and statistics
+
+
+def code_to_digits(cell: CellCode) -> str:
+    """A cell's 14 codes as base-4 digits (``00 -> 0, 01 -> 1, 10 -> 2, 11 -> 3``)."""
+    return "".join(str(CODES.index(c)) for c in cell)
+
+
+def digits_to_code(digits: str) -> CellCode:
+    """The inverse of :func:`code_to_digits`."""
+    if len(digits) != NUM_EDGES or any(d not in "0123" for d in digits):
+        raise InvalidArchitecture(f"a base-4 RobNet cell code has {NUM_EDGES} digits 0-3, got {digits!r}")
+    return tuple(CODES[int(d)] for d in digits)
+
+
+def density(arch: RobNetArch) -> float:
+    """Architecture density D = set (edge, op) bits / all bits (RobNets Sec. 3.3), over all cells."""
+    bits = sum(c.count("1") for cell in arch for c in cell)
+    return bits / (2 * NUM_EDGES * len(arch))
+
+
+def num_convolutions(cell: CellCode) -> int:
+    """Separable convolutions in one cell (codes ``01`` and ``11``)."""
+    return sum(c[1] == "1" for c in cell)
+
+
+class RobNetSpace(SearchSpace[RobNetArch]):
+    """The RobNets space with one code shared by every cell: 4**14 cells.
+
+    ``sample`` draws the 14 codes uniformly; ``mutate`` gives one random edge of one random
+    cell a different code. With ``max_params_m`` both redraw until the C=36, 20-cell CIFAR
+    network is within the budget.
+    """
+
+    name = "robnet"
+    #: number of cells a sampled architecture has (1 = shared code)
+    sampled_cells = 1
+    budget_C = 36
+    budget_layers = 20
+    max_tries = 1000
+
+    def parse(self, text: str) -> RobNetArch:
+        if not isinstance(text, str):
+            raise InvalidArchitecture(f"expected RobNet code text, got {type(text).__name__}")
+        s = text.strip()
+        if not s:
+            raise InvalidArchitecture("empty RobNet architecture code")
+        if s.startswith("["):
+            try:
+                value = ast.literal_eval(s)
+            except (ValueError, SyntaxError):
+                raise InvalidArchitecture(
+                    f"RobNet code is not a list literal like [['11', '01', ...]]: {text!r}"
+                ) from None
+            if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+                value = [value]  # one cell written without the outer list
+            if not isinstance(value, list) or not all(isinstance(v, (list, tuple)) for v in value):
+                raise InvalidArchitecture(
+                    f"RobNet code must be a list of cells (lists of 2-bit codes): {text!r}"
+                )
+            return self.validate(tuple(tuple(cell) for cell in value))
+        parts = [p for p in re.split(r"[\s,;|]+", s) if p]
+        return self.validate(tuple(digits_to_code(p) for p in parts))
+
+    def format(self, arch: RobNetArch) -> str:
+        arch = self.validate(arch)
+        cells = ", ".join("[" + ", ".join(repr(c) for c in cell) + "]" for cell in arch)
+        return f"[{cells}]"
+
+    def format_digits(self, arch: RobNetArch) -> str:
+        """The compact base-4 form: one 14-digit string per cell, comma separated."""
+        return ",".join(code_to_digits(cell) for cell in self.validate(arch))
+
+    def validate(self, arch: RobNetArch) -> RobNetArch:
+        if isinstance(arch, str):
+            raise InvalidArchitecture("expected a tuple of cells; use parse() for strings")
+        try:
+            cells = tuple(tuple(cell) for cell in arch)
+        except TypeError:
+            raise InvalidArchitecture(f"a RobNet architecture is a sequence of cells, got {arch!r}") from None
+        if not cells:
+            raise InvalidArchitecture("a RobNet architecture needs at least one cell")
+        for i, cell in enumerate(cells):
+            if len(cell) != NUM_EDGES:
+                raise InvalidArchitecture(f"RobNet cell {i} needs {NUM_EDGES} edge codes, got {len(cell)}")
+            for k, code in enumerate(cell):
+                if code not in CODES:
+                    raise InvalidArchitecture(
+                        f"RobNet cell {i}, edge {k}: unknown code {code!r}; expected one of {CODES}"
+                    )
+        return cells
+
+    def sample(self, rng: RandomLike = None, max_params_m: float | None = None) -> RobNetArch:
+        g = as_rng(rng)
+        for _ in range(self.max_tries):
+            arch = tuple(
+                tuple(CODES[int(i)] for i in g.integers(0, 4, NUM_EDGES)) for _ in range(self.sampled_cells)
+            )
+            if max_params_m is None or self.within_budget(arch, max_params_m):
+                return arch
+        raise ConfigError(
+            f"no {self.name} architecture within {max_params_m}M parameters in {self.max_tries} draws"
+        )
+
+    def mutate(
+        self, arch: RobNetArch, rng: RandomLike = None, max_params_m: float | None = None
+    ) -> RobNetArch:
+        """A new architecture with one edge of one cell set to a different 2-bit code."""
+        parent = self.validate(arch)
+        g = as_rng(rng)
+        for _ in range(self.max_tries):
+            i = int(g.integers(len(parent)))
+            k = int(g.integers(NUM_EDGES))
+            choices = [c for c in CODES if c != parent[i][k]]
+            cell = list(parent[i])
+            cell[k] = choices[int(g.integers(len(choices)))]
+            child = (*parent[:i], tuple(cell), *parent[i + 1 :])
+            if max_params_m is None or self.within_budget(child, max_params_m):
+                return child
+        raise ConfigError(f"no mutant of this {self.name} architecture within {max_params_m}M parameters")
+
+    def build(
+        self,
+        arch: RobNetArch | str,
+        num_classes: int = 10,
+        C: int = 36,
+        layers: int = 20,
+        imagenet: bool = False,
+        **options: Any,
+    ) -> RobNetNetwork:
+        """The RobNets network (CIFAR stem, or the ImageNet stems with ``imagenet=True``)."""
+        if options:
+            raise ConfigError(f"unknown {self.name} build options: {', '.join(sorted(options))}")
+        a = self.parse(arch) if isinstance(arch, str) else self.validate(arch)
+        return RobNetNetwork(a, num_classes, C, layers, stem="imagenet" if imagenet else "cifar")
+
+    def parameters_m(self, arch: RobNetArch | str, num_classes: int = 10, **options: Any) -> float:
+        """Millions of parameters of ``build(arch, num_classes, **options)``."""
+        options.setdefault("C", self.budget_C)
+        options.setdefault("layers", self.budget_layers)
+        return parameters_m(lambda: self.build(arch, num_classes, **options))
+
+    def within_budget(self, arch: RobNetArch | str, max_params_m: float, num_classes: int = 10) -> bool:
+        """Whether the C=36, 20-cell network has at most ``max_params_m`` million parameters."""
+        layers = self.budget_layers
+        a = self.parse(arch) if isinstance(arch, str) else self.validate(arch)
+        if len(a) > 1:
+            layers = len(a)
+        return self.parameters_m(a, num_classes, layers=layers) <= max_params_m
+
+
+class RobNetFreeSpace(RobNetSpace):
+    """The cell-free RobNets space: every one of the 20 cells has its own code (4**280 archs)."""
+
+    name = "robnet-free"
+    sampled_cells = 20
+
+
+__all__ = [
+    "CODES",
+    "EDGES",
+    "NUM_EDGES",
+    "ResSepConv",
+    "RobNetArch",
+    "RobNetCell",
+    "RobNetFreeSpace",
+    "RobNetNetwork",
+    "RobNetSpace",
+    "code_to_digits",
+    "density",
+    "digits_to_code",
+    "edge_operation",
+    "num_convolutions",
+]
