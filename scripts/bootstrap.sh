@@ -9,6 +9,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # torch first, pinned to a CPU build, so that nothing pulls the CUDA wheels
-.venv/bin/python -m pip install -q "torch==2.13.*" "torchvision==0.28.*"
+# (torchvision is not needed: robnas reads the official data formats itself)
+.venv/bin/python -m pip install -q "torch==2.13.*"
 .venv/bin/python -m pip install -q -e ".[dev]"
 echo "robnas installed in $(pwd)/.venv"

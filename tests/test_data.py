@@ -73,3 +73,33 @@ def test_load_spec_errors():
 def test_real_cifar_subset(shared_data):
     d = data.load_npz(shared_data / "cifar10" / "cifar10_exact_subset.npz")
     assert d.x.shape == (8068, 32, 32, 3) and d.name == "cifar10"
+
+
+def test_cifar_python_batches(tmp_path):
+    import pickle
+
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        entry = {"data": np.full((2, 3072), i, np.uint8), "labels": [i % 10, (i + 1) % 10]}
+        with open(base / name, "wb") as fh:
+            pickle.dump(entry, fh)
+    train = data.load_cifar(tmp_path, "cifar10", train=True)
+    assert train.x.shape == (10, 32, 32, 3) and train.num_classes == 10
+    test = data.load_cifar(tmp_path, "cifar10", train=False)
+    assert test.x.shape == (2, 32, 32, 3) and int(test.x.max()) == 5
+    with pytest.raises(DataError, match="cifar-100-python"):
+        data.load_cifar(tmp_path, "cifar100")
+    (base / "test_batch").write_bytes(b"\x80junk")
+    with pytest.raises(DataError, match="test_batch"):
+        data.load_cifar(tmp_path, "cifar10", train=False)
+
+
+def test_svhn_mat(tmp_path):
+    from scipy.io import savemat
+
+    savemat(tmp_path / "test_32x32.mat", {"X": np.zeros((32, 32, 3, 4), np.uint8), "y": np.array([[10], [1], [2], [3]])})
+    svhn = data.load_svhn(tmp_path, "test")
+    assert svhn.x.shape == (4, 32, 32, 3) and svhn.y.tolist() == [0, 1, 2, 3]
+    with pytest.raises(DataError, match="train_32x32.mat"):
+        data.load_svhn(tmp_path, "train")

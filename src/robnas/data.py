@@ -115,32 +115,92 @@ def load_npz(path: str | Path, split: str = "train", name: str | None = None) ->
     return ImageArrays(x, y, guessed, max(num_classes, NUM_CLASSES.get(guessed, 0)))
 
 
-def load_cifar(
-    root: str | Path, name: str = "cifar10", train: bool = True, download: bool = False
-) -> ImageArrays:
-    """CIFAR-10/100 in the official torchvision layout under ``root`` (downloads only when asked)."""
-    import torchvision
+CIFAR_SOURCES = {
+    "cifar10": ("cifar-10-batches-py", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                "c58f30108f718f92721af3b95e74349a"),
+    "cifar100": ("cifar-100-python", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                 "eb9058c3a382ffc7106e4002c42a8d85"),
+}
+SVHN_SOURCE = "http://ufldl.stanford.edu/housenumbers/{split}_32x32.mat"
 
-    cls = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}[name]
+
+def _download(url: str, target: Path, md5: str | None = None) -> Path:
+    """Fetch ``url`` to ``target`` (only ever called when the user asked for ``--download``)."""
+    import hashlib
+    import urllib.request
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".part")
     try:
-        ds = cls(str(root), train=train, download=download)
-    except RuntimeError as exc:
-        raise DataError(
-            f"{root}: {name} not found in the torchvision layout ({exc}); pass --download to fetch it "
-            "from https://www.cs.toronto.edu/~kriz/cifar.html"
-        ) from exc
-    return ImageArrays(np.asarray(ds.data), np.asarray(ds.targets), name, NUM_CLASSES[name])
+        urllib.request.urlretrieve(url, tmp)
+    except OSError as exc:
+        raise DataError(f"cannot download {url} ({exc})") from exc
+    if md5 is not None and hashlib.md5(tmp.read_bytes()).hexdigest() != md5:
+        tmp.unlink()
+        raise DataError(f"{url}: checksum mismatch, the download is corrupt")
+    tmp.replace(target)
+    return target
+
+
+def _unpickle(path: Path, what: str, source: str) -> dict:
+    _require(path, what, source)
+    try:
+        with open(path, "rb") as fh:
+            return pickle.load(fh, encoding="latin1")
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable {what} ({exc}); {source}") from exc
+
+
+def load_cifar(root: str | Path, name: str = "cifar10", train: bool = True, download: bool = False) -> ImageArrays:
+    """CIFAR-10/100 from the official python batches (the layout torchvision also uses).
+
+    ``root`` holds ``cifar-10-batches-py/`` (``data_batch_1..5``, ``test_batch``) or
+    ``cifar-100-python/`` (``train``, ``test``; fine labels). Nothing is downloaded unless
+    ``download=True``.
+    """
+    if name not in CIFAR_SOURCES:
+        raise ConfigError(f"unknown CIFAR variant {name!r}; expected cifar10 or cifar100")
+    folder, url, md5 = CIFAR_SOURCES[name]
+    base = Path(root) / folder
+    if download and not base.is_dir():
+        import tarfile
+
+        archive = _download(url, Path(root) / url.rsplit("/", 1)[-1], md5)
+        with tarfile.open(archive) as tar:
+            tar.extractall(Path(root), filter="data")
+    source = f"the official {name} python version from {url} (or pass --download)"
+    if name == "cifar10":
+        files = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+        label_key = "labels"
+    else:
+        files = ["train" if train else "test"]
+        label_key = "fine_labels"
+    xs, ys = [], []
+    for f in files:
+        entry = _unpickle(base / f, f"{name} batch", source)
+        if "data" not in entry or label_key not in entry:
+            raise DataError(f"{base / f}: expected keys 'data' and {label_key!r}; {source}")
+        xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        ys.append(np.asarray(entry[label_key], dtype=np.int64))
+    return ImageArrays(np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys), name, NUM_CLASSES[name])
 
 
 def load_svhn(root: str | Path, split: str = "train", download: bool = False) -> ImageArrays:
-    """SVHN (cropped digits) in the torchvision ``.mat`` layout."""
-    import torchvision
+    """SVHN cropped digits from the official ``{split}_32x32.mat`` files (label 10 is digit 0)."""
+    from scipy.io import loadmat
 
+    path = Path(root) / f"{split}_32x32.mat"
+    url = SVHN_SOURCE.format(split=split)
+    if download and not path.exists():
+        _download(url, path)
+    _require(path, f"the SVHN {split} file", f"{url} (or pass --download)")
     try:
-        ds = torchvision.datasets.SVHN(str(root), split=split, download=download)
-    except RuntimeError as exc:
-        raise DataError(f"{root}: SVHN {split} not found ({exc}); pass --download to fetch it") from exc
-    return ImageArrays(np.ascontiguousarray(ds.data.transpose(0, 2, 3, 1)), ds.labels, "svhn", 10)
+        mat = loadmat(path)
+        x, y = mat["X"], mat["y"].reshape(-1).astype(np.int64)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable SVHN .mat file with X and y ({exc}); {url}") from exc
+    y[y == 10] = 0
+    return ImageArrays(np.ascontiguousarray(x.transpose(3, 0, 1, 2)), y, "svhn", 10)
 
 
 def load_imagenet16(root: str | Path, train: bool = True, num_classes: int = 120) -> ImageArrays:
