@@ -58,7 +58,16 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _register_commands() -> None:
     # each module adds its verb(s) to ``app`` on import
-    from robnas.cli import score  # noqa: F401
+    from robnas.cli import (
+        correlate,  # noqa: F401
+        demo,  # noqa: F401
+        evaluate,  # noqa: F401
+        pipeline,  # noqa: F401
+        score,  # noqa: F401
+        search,  # noqa: F401
+        train,  # noqa: F401
+        zoo,  # noqa: F401
+    )
 
 
 _register_commands()

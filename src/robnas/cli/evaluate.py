@@ -1,0 +1,139 @@
+"""``robnas evaluate``: clean, adversarial and corruption accuracy of one model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from robnas import data as data_lib
+from robnas import evaluate as ev
+from robnas.cli import app, console, friendly
+from robnas.errors import ConfigError
+
+
+def _parse_options(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--model-option {pair!r} should read KEY=VALUE")
+        out[key.strip()] = ev._value(text.strip())
+    return out
+
+
+@app.command("evaluate")
+@friendly
+def evaluate_command(
+    model: str = typer.Option(
+        ..., "--model", help="nb201:ARCH_STRING (with --weights), a training checkpoint .pt, or a zoo name."
+    ),
+    data: str = typer.Option(
+        ..., "--data", help="Test data: a .npz with x_test/y_test, or a robnas data spec."
+    ),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="state_dict or checkpoint with a 'model' key."
+    ),
+    attacks: list[str] = typer.Option(
+        [], "--attacks", help="e.g. fgsm@8,pgd@8:steps=20,alpha=2 (eps, alpha in 1/255) or preset:croze-eval."
+    ),
+    corruptions: list[str] = typer.Option([], "--corruptions", help="all | fog,snow | fog@3 (severity 1-5)."),
+    split: str = typer.Option("test", "--split", help="Split of a .npz to evaluate (x_<split>, y_<split>)."),
+    limit: int | None = typer.Option(None, "--limit", help="Evaluate the first N images only."),
+    batch_size: int = typer.Option(128, "--batch-size"),
+    device: str = typer.Option("auto", "--device", help="auto (cuda if available), cpu, cuda, cuda:N."),
+    normalize: bool | None = typer.Option(
+        None,
+        "--normalize/--no-normalize",
+        help="Prepend Normalize(MEAN_STD of the data set). Default: the checkpoint's record, else normalise.",
+    ),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="Name for MEAN_STD (default: guessed from --data)."
+    ),
+    num_classes: int | None = typer.Option(None, "--num-classes", help="Default: read from the weights."),
+    model_option: list[str] = typer.Option([], "--model-option", help="Builder option KEY=VALUE, e.g. C=8."),
+    corruption_preset: str | None = typer.Option(
+        None, "--corruption-preset", help="cifar | imagenet16 | imagenet (default: from the image size)."
+    ),
+    corruption_root: Path | None = typer.Option(
+        None, "--corruption-root", help="Read CIFAR-10-C .npy files from this folder instead of generating."
+    ),
+    train_data: str | None = typer.Option(
+        None, "--train-data", help="Training split for lgv (e.g. the .npz)."
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    amp: bool = typer.Option(
+        False, "--amp/--no-amp", help="bfloat16 autocast for clean/corruption passes (CUDA)."
+    ),
+    out: Path = typer.Option(Path("evaluation"), "--out", help="Output folder."),
+) -> None:
+    """Evaluate a model on clean data, adversarial attacks and common corruptions.
+
+    Images are fed in [0, 1]; the model gets a Normalize layer unless --no-normalize (or the
+    checkpoint says it was trained without one). Writes evaluation.csv, evaluation.json (rows
+    and summary) and figures to --out.
+    """
+    arrays = data_lib.load(data, split=split) if data.endswith(".npz") else data_lib.load(data, split="test")
+    name = dataset or arrays.name
+    net, info = ev.resolve_model(model, num_classes, weights, **_parse_options(model_option))
+    wrapped, used = ev.prepare_model(net, info, normalize, name)
+    attack_specs = ev.split_specs(attacks)
+    corruption_specs = ev.split_specs(corruptions)
+    train = None
+    if train_data:
+        tr = data_lib.load(train_data, split="train")
+        train = tr.tensors()
+    out.mkdir(parents=True, exist_ok=True)
+    rows_so_far: list[dict] = []
+
+    def save_partial(row: dict) -> None:  # a finished row is never lost
+        rows_so_far.append(row)
+        ev.write_csv(rows_so_far, out / "evaluation.csv")
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total or None)
+            bar.update(tasks[label], completed=done)
+
+        rows = ev.run(
+            wrapped,
+            arrays,
+            attacks=attack_specs,
+            corruptions=corruption_specs,
+            batch_size=batch_size,
+            limit=limit,
+            device=device,
+            seed=seed,
+            corruption_preset=corruption_preset,
+            corruption_root=corruption_root,
+            train_data=train,
+            amp=amp,
+            progress=progress,
+            on_row=save_partial,
+        )
+    info_out = {
+        "model": model,
+        "weights": str(weights) if weights else None,
+        "data": data,
+        "limit": limit,
+        "device": str(ev.resolve_device(device)),
+        "normalize": {"mean": list(used[0]), "std": list(used[1])} if used else None,
+        "seed": seed,
+        **{k: v for k, v in info.items() if k not in ("spec", "normalize")},
+    }
+    summ = ev.summary(rows)
+    ev.write_csv(rows, out / "evaluation.csv")
+    ev.write_json(rows, summ, out / "evaluation.json", info_out)
+    figures = ev.plot(rows, out)
+    for row in rows:
+        typer.echo(f"{row['label']:<32} accuracy {row['accuracy']:.4f}  (n={row['n']})")
+    typer.echo(json.dumps({k: summ[k] for k in ("clean_accuracy", "mean_corruption_accuracy")}))
+    typer.echo(
+        f"wrote {out / 'evaluation.csv'}, {out / 'evaluation.json'}" + "".join(f", {f}" for f in figures)
+    )

@@ -1,0 +1,781 @@
+"""Robustness evaluation: clean accuracy, attacks x eps and corruptions x severity in one table.
+
+``run(model, data, attacks=[...], corruptions=[...])`` returns the table as a **list of row
+dicts** (``to_dataframe`` turns it into a pandas DataFrame), one row per (perturbation,
+strength), with the columns of :data:`COLUMNS`:
+
+* ``kind`` ``clean`` | ``attack`` | ``corruption``; ``name`` (attack or corruption name);
+  ``label`` (``pgd@8:steps=20``, ``fog@3``, ``clean``); ``params`` (JSON, Python units);
+* ``eps`` (fraction of [0, 1], L-inf attacks), ``eps_255`` (the same in 1/255), ``severity``
+  (corruptions, 1-5);
+* ``n``, ``correct``, ``accuracy`` (a fraction in [0, 1]);
+* ``linf_mean`` and ``l2_mean``: mean over images of the L-inf / L2 norm of
+  ``perturbed - clean`` (pixel units in [0, 1]);
+* ``seconds``.
+
+The model receives images in [0, 1]. A network trained on normalised inputs must be wrapped
+(:func:`robnas.attacks.with_normalization`, or ``resolve_model`` + ``prepare_model`` which
+follow the checkpoint's record or the dataset's ``MEAN_STD``).
+
+``summary(table, baseline=None)`` condenses the table: clean accuracy, robust accuracy per
+attack, the Wsr-NAS average robust accuracy over an eps range, the harmonic robustness score
+HRS = 2CR/(C+R) (CRoZe), the mean corruption accuracy and, against a baseline table,
+Hendrycks & Dietterich's mCE.
+
+Attack specs: ``pgd@8`` or ``pgd@8:steps=20,alpha=2`` (eps and alpha in 1/255), a bare
+``cw``, ``preset:croze-eval``, or ``(name, params)`` in Python units. Corruption specs:
+``fog@3``, ``fog`` (all severities), ``all``.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from robnas import attacks as attacks_mod
+from robnas import corruptions as corruptions_mod
+from robnas.data import MEAN_STD, ImageArrays
+from robnas.errors import ConfigError, DataError, UnknownName
+from robnas.registry import Registry
+
+COLUMNS = (
+    "kind",
+    "name",
+    "label",
+    "params",
+    "eps",
+    "eps_255",
+    "severity",
+    "n",
+    "correct",
+    "accuracy",
+    "linf_mean",
+    "l2_mean",
+    "seconds",
+)
+EPS_KEYS = ("eps", "alpha", "delta")
+Row = dict[str, Any]
+AttackSpec = tuple[str, dict[str, Any]]
+
+
+# ----------------------------------------------------------------------------------------------
+# devices and specs
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; an unavailable cuda raises ConfigError."""
+    text = str(device)
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(text)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {text!r}; use auto, cpu, cuda or cuda:N") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {text!r} requested but CUDA is not available; use --device cpu or auto")
+    return dev
+
+
+def _value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "yes"):
+        return True
+    if low in ("false", "no"):
+        return False
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_attack(spec: str) -> list[AttackSpec]:
+    """``pgd@8:steps=20,alpha=2`` -> ``[("pgd", {"eps": 8/255, "steps": 20, "alpha": 2/255})]``.
+
+    eps, alpha and delta are given in 1/255 and converted; ``preset:NAME`` expands a preset of
+    :mod:`robnas.attacks` (already in Python units).
+    """
+    text = spec.strip()
+    if text.startswith("preset:"):
+        value = attacks_mod.preset(text.partition(":")[2])
+        return value if isinstance(value, list) else [value]
+    head, _, tail = text.partition(":")
+    name, at, eps_text = head.partition("@")
+    name = name.strip()
+    attacks_mod.ATTACKS.get(name)  # UnknownName with suggestions
+    params: dict[str, Any] = {}
+    if at:
+        try:
+            params["eps"] = float(eps_text) / 255
+        except ValueError:
+            raise ConfigError(f"attack spec {spec!r}: eps after '@' must be a number in 1/255") from None
+    for pair in filter(None, (p.strip() for p in tail.split(","))):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"attack spec {spec!r}: parameter {pair!r} should read KEY=VALUE")
+        parsed = _value(value.strip())
+        if key.strip() in EPS_KEYS and isinstance(parsed, int | float):
+            parsed = parsed / 255
+        params[key.strip()] = parsed
+    attacks_mod.validate_params(name, params)
+    return [(name, params)]
+
+
+def split_specs(text: str | Iterable[str]) -> list[str]:
+    """Split a comma-separated list of specs; ``KEY=VALUE`` pieces belong to the spec before them
+    (so ``fgsm@8,pgd@8:steps=20,alpha=2`` is two specs)."""
+    parts = [text] if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for part in parts:
+        for token in (t.strip() for t in part.split(",")):
+            if not token:
+                continue
+            if "=" in token and "@" not in token and ":" not in token and out:
+                out[-1] += "," + token
+            else:
+                out.append(token)
+    return out
+
+
+def parse_corruption(spec: str) -> list[tuple[str, int]]:
+    """``fog@3`` -> [("fog", 3)]; ``fog`` -> severities 1-5; ``all`` / ``common`` / ``extra``."""
+    text = spec.strip()
+    name, at, sev = text.partition("@")
+    if name in ("all", "common", "extra"):
+        chosen = corruptions_mod.names("common" if name == "all" else name)
+    else:
+        corruptions_mod.CORRUPTIONS.get(name)
+        chosen = [name]
+    if at:
+        try:
+            levels = [int(s) for s in sev.split("+")]
+        except ValueError:
+            raise ConfigError(f"corruption spec {spec!r}: severity after '@' must be 1-5") from None
+        for s in levels:
+            if not 1 <= s <= 5:
+                raise ConfigError(f"corruption spec {spec!r}: severity must be 1-5, got {s}")
+    else:
+        levels = [1, 2, 3, 4, 5]
+    return [(n, s) for n in chosen for s in levels]
+
+
+def attack_label(name: str, params: dict[str, Any]) -> str:
+    """``pgd@8:steps=20`` style label (eps in 1/255, other non-default params listed)."""
+    defaults = {
+        k: v
+        for k, v in attacks_mod.validate_params(name, {}).items()
+        if k not in ("train_data", "num_classes", "seed")
+    }
+    eps = params.get("eps")
+    label = name if eps is None or "eps" not in defaults else f"{name}@{_fmt(eps * 255)}"
+    extras = []
+    for key, value in params.items():
+        if key in ("eps", "train_data", "num_classes") or defaults.get(key, object()) == value:
+            continue
+        shown = _fmt(value * 255) if key in EPS_KEYS and isinstance(value, float) else value
+        extras.append(f"{key}={shown}")
+    return label + (":" + ",".join(extras) if extras else "")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _jsonable(params: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in params.items() if k != "train_data"}, sort_keys=True, default=str)
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+
+
+def _batches(data: Any, batch_size: int, limit: int | None) -> Iterator[tuple[Tensor, Tensor]]:
+    if isinstance(data, ImageArrays):
+        n = len(data) if limit is None else min(limit, len(data))
+        for start in range(0, n, batch_size):
+            yield data.tensors(np.arange(start, min(start + batch_size, n)))
+        return
+    if isinstance(data, tuple | list) and len(data) == 2 and isinstance(data[0], Tensor):
+        x, y = data
+        n = len(x) if limit is None else min(limit, len(x))
+        for start in range(0, n, batch_size):
+            yield x[start : min(start + batch_size, n)], y[start : min(start + batch_size, n)]
+        return
+    if isinstance(data, DataLoader | Iterable):
+        seen = 0
+        for x, y in data:
+            if limit is not None and seen >= limit:
+                return
+            if limit is not None and seen + len(x) > limit:
+                x, y = x[: limit - seen], y[: limit - seen]
+            seen += len(x)
+            yield x, y
+        return
+    raise ConfigError(
+        "data must be a DataLoader of (images, labels), an (images, labels) pair or ImageArrays"
+    )
+
+
+def _count(data: Any, batch_size: int, limit: int | None) -> int:
+    if isinstance(data, ImageArrays) or (isinstance(data, tuple | list) and len(data) == 2):
+        n = len(data) if isinstance(data, ImageArrays) else len(data[0])
+        n = n if limit is None else min(limit, n)
+        return math.ceil(n / batch_size)
+    if isinstance(data, DataLoader):
+        total = len(data)
+        if limit is not None and data.batch_size:
+            total = min(total, math.ceil(limit / data.batch_size))
+        return total
+    return 0
+
+
+def default_preset(height: int) -> str:
+    """Corruption parameters for an image size: 16 -> imagenet16, <= 64 -> cifar, else imagenet."""
+    if height <= 16:
+        return "imagenet16"
+    return "cifar" if height <= 64 else "imagenet"
+
+
+# ----------------------------------------------------------------------------------------------
+# the evaluation
+
+
+def _norms(delta: Tensor) -> tuple[Tensor, Tensor]:
+    flat = delta.flatten(1).float()
+    return flat.abs().amax(1), flat.norm(dim=1)
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.n = self.correct = 0
+        self.linf = self.l2 = 0.0
+        self.start = time.perf_counter()
+
+    def add(self, logits: Tensor, y: Tensor, delta: Tensor | None) -> None:
+        self.n += len(y)
+        self.correct += int((logits.argmax(1) == y).sum())
+        if delta is not None:
+            linf, l2 = _norms(delta)
+            self.linf += float(linf.sum())
+            self.l2 += float(l2.sum())
+
+    def row(self, with_norms: bool, **fields: Any) -> Row:
+        row: Row = {c: None for c in COLUMNS}
+        row.update(fields)
+        row["n"] = self.n
+        row["correct"] = self.correct
+        row["accuracy"] = self.correct / self.n if self.n else float("nan")
+        if with_norms:
+            row["linf_mean"] = self.linf / self.n if self.n else float("nan")
+            row["l2_mean"] = self.l2 / self.n if self.n else float("nan")
+        row["seconds"] = round(time.perf_counter() - self.start, 4)
+        return row
+
+
+def _predict(model: nn.Module, x: Tensor, amp: bool) -> Tensor:
+    with (
+        torch.no_grad(),
+        torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp and x.device.type == "cuda"),
+    ):
+        return model(x).float()
+
+
+def run(
+    model: nn.Module,
+    data: Any,
+    attacks: Iterable[str | AttackSpec] = (),
+    corruptions: Iterable[str | tuple[str, int]] = (),
+    *,
+    batch_size: int = 128,
+    limit: int | None = None,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    corruption_preset: str | None = None,
+    corruption_root: str | Path | None = None,
+    train_data: Any = None,
+    amp: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+    on_row: Callable[[Row], None] | None = None,
+) -> list[Row]:
+    """Evaluate ``model`` (takes [0, 1] images) on clean data, each attack and each corruption.
+
+    ``data``: a DataLoader of (images in [0, 1], labels), an ``(images, labels)`` pair or
+    :class:`ImageArrays`. ``limit`` keeps the first N images. Corruptions are generated per
+    batch with seed ``seed + batch index`` and preset ``corruption_preset`` (default from the
+    image size), or read from the CIFAR-10-C files in ``corruption_root``. ``train_data`` is
+    passed to attacks that need a training split (lgv). ``progress(label, done, total)`` is
+    called after every batch and ``on_row(row)`` after every finished row.
+    Returns the list of row dicts described in the module docstring.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be positive, got {batch_size}")
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+    attack_specs: list[AttackSpec] = []
+    for spec in attacks:
+        attack_specs.extend(parse_attack(spec) if isinstance(spec, str) else [(spec[0], dict(spec[1]))])
+    corruption_specs: list[tuple[str, int]] = []
+    for spec in corruptions:
+        corruption_specs.extend(
+            parse_corruption(spec) if isinstance(spec, str) else [(spec[0], int(spec[1]))]
+        )
+    total = _count(data, batch_size, limit)
+    rows: list[Row] = []
+
+    def finish(row: Row) -> None:
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+
+    def tick(label: str, done: int) -> None:
+        if progress is not None:
+            progress(label, done, total)
+
+    # clean
+    tally = _Tally()
+    height = None
+    for i, (x, y) in enumerate(_batches(data, batch_size, limit)):
+        _check_batch(x, y)
+        height = x.shape[-2]
+        x, y = x.to(dev), y.to(dev)
+        tally.add(_predict(model, x, amp), y, None)
+        tick("clean", i + 1)
+    if tally.n == 0:
+        raise DataError("no images to evaluate (empty data or --limit 0)")
+    finish(tally.row(False, kind="clean", name="clean", label="clean", params="{}"))
+
+    # attacks: each built once, reused for every batch
+    for name, params in attack_specs:
+        if name == "lgv" and "train_data" not in params:
+            if train_data is None:
+                raise ConfigError("lgv needs a training split: pass train_data (CLI: --train-data)")
+            params = {**params, "train_data": train_data}
+        attack = attacks_mod.get(name, model, **params)
+        label = attack_label(name, params)
+        tally = _Tally()
+        for i, (x, y) in enumerate(_batches(data, batch_size, limit)):
+            x, y = x.to(dev), y.to(dev)
+            adv = attack(x, y)
+            tally.add(_predict(model, adv, amp), y, adv - x)
+            tick(label, i + 1)
+        eps = attack.eps
+        finish(
+            tally.row(
+                True,
+                kind="attack",
+                name=name,
+                label=label,
+                params=_jsonable(attack.params),
+                eps=eps,
+                eps_255=None if eps is None else round(eps * 255, 6),
+            )
+        )
+
+    # corruptions
+    for name, severity in corruption_specs:
+        label = f"{name}@{severity}"
+        tally = _Tally()
+        if corruption_root is not None:
+            arrays = corruptions_mod.load_cifar_c(corruption_root, name, severity)
+            source: Any = arrays
+        else:
+            source = data
+        preset = corruption_preset or default_preset(height or 32)
+        for i, (x, y) in enumerate(_batches(source, batch_size, limit)):
+            x, y = x.to(dev), y.to(dev)
+            if corruption_root is None:
+                bad = corruptions_mod.apply(x, name, severity, seed=seed + i, preset=preset)
+                tally.add(_predict(model, bad, amp), y, bad - x)
+            else:
+                tally.add(_predict(model, x, amp), y, None)
+            tick(label, i + 1)
+        finish(
+            tally.row(
+                corruption_root is None,
+                kind="corruption",
+                name=name,
+                label=label,
+                params=json.dumps(
+                    {"preset": preset} if corruption_root is None else {"files": str(corruption_root)}
+                ),
+                severity=severity,
+            )
+        )
+    return rows
+
+
+def _check_batch(x: Tensor, y: Tensor) -> None:
+    attacks_mod.check_inputs(x, y)
+
+
+# ----------------------------------------------------------------------------------------------
+# summary
+
+
+def _harmonic(c: float, r: float) -> float:
+    return 2 * c * r / (c + r) if c + r > 0 else 0.0
+
+
+def summary(
+    table: list[Row], baseline: list[Row] | None = None, eps_range: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """Condense a table (accuracies are fractions in [0, 1]).
+
+    * ``clean_accuracy``;
+    * ``robust_accuracy`` {attack label: accuracy} and ``hrs`` {label: 2CR/(C+R)} (CRoZe's
+      harmonic robustness score with C the clean and R the robust accuracy);
+    * ``avg_robust_accuracy`` {attack name: mean accuracy over its eps rows inside
+      ``eps_range`` = (low, high) in [0, 1] units, all eps when None} (Wsr-NAS "Avg. Rob.",
+      whose table uses eps 0.03, 0.1, 0.17, 0.25);
+    * ``corruption_accuracy`` {corruption: mean over severities} and
+      ``mean_corruption_accuracy`` (their mean);
+    * with ``baseline`` (a table of the reference model, AlexNet in Hendrycks & Dietterich):
+      ``ce`` {corruption: 100 * sum_s err / sum_s baseline err} and ``mce`` (their mean, %).
+    """
+    clean = [r for r in table if r["kind"] == "clean"]
+    out: dict[str, Any] = {"clean_accuracy": clean[0]["accuracy"] if clean else None}
+    c = out["clean_accuracy"]
+    attack_rows = [r for r in table if r["kind"] == "attack"]
+    out["robust_accuracy"] = {r["label"]: r["accuracy"] for r in attack_rows}
+    out["hrs"] = {r["label"]: _harmonic(c, r["accuracy"]) for r in attack_rows} if c is not None else {}
+    avg: dict[str, float] = {}
+    for name in dict.fromkeys(r["name"] for r in attack_rows):
+        picked = [
+            r["accuracy"]
+            for r in attack_rows
+            if r["name"] == name
+            and r["eps"] is not None
+            and (eps_range is None or eps_range[0] - 1e-9 <= r["eps"] <= eps_range[1] + 1e-9)
+        ]
+        if picked:
+            avg[name] = float(np.mean(picked))
+    out["avg_robust_accuracy"] = avg
+    out["corruption_accuracy"] = _per_corruption(
+        table, lambda rows: float(np.mean([r["accuracy"] for r in rows]))
+    )
+    values = list(out["corruption_accuracy"].values())
+    out["mean_corruption_accuracy"] = float(np.mean(values)) if values else None
+    if baseline is not None:
+        ce: dict[str, float] = {}
+        base_rows = {(r["name"], r["severity"]): r for r in baseline if r["kind"] == "corruption"}
+        for name, rows in _group_corruptions(table).items():
+            pairs = [(r, base_rows.get((name, r["severity"]))) for r in rows]
+            pairs = [(r, b) for r, b in pairs if b is not None]
+            base_err = sum(1 - b["accuracy"] for _, b in pairs)
+            if pairs and base_err > 0:
+                ce[name] = 100 * sum(1 - r["accuracy"] for r, _ in pairs) / base_err
+        out["ce"] = ce
+        out["mce"] = float(np.mean(list(ce.values()))) if ce else None
+    return out
+
+
+def _group_corruptions(table: list[Row]) -> dict[str, list[Row]]:
+    groups: dict[str, list[Row]] = {}
+    for r in table:
+        if r["kind"] == "corruption":
+            groups.setdefault(r["name"], []).append(r)
+    return groups
+
+
+def _per_corruption(table: list[Row], fn: Callable[[list[Row]], float]) -> dict[str, float]:
+    return {name: fn(rows) for name, rows in _group_corruptions(table).items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# output
+
+
+def to_dataframe(table: list[Row]):
+    """The table as a pandas DataFrame with the columns of :data:`COLUMNS`."""
+    import pandas as pd
+
+    return pd.DataFrame(table, columns=list(COLUMNS))
+
+
+def write_csv(table: list[Row], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        for row in table:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+    tmp.replace(path)
+    return path
+
+
+def write_json(
+    table: list[Row], summary_: dict[str, Any], path: str | Path, meta: dict[str, Any] | None = None
+) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(
+        json.dumps({"meta": meta or {}, "rows": table, "summary": summary_}, indent=2, default=str)
+    )
+    tmp.replace(path)
+    return path
+
+
+def plot(table: list[Row], out_dir: str | Path) -> list[Path]:
+    """``accuracy_vs_eps.png`` (one line per L-inf attack, clean accuracy at eps 0) and
+    ``corruptions.png`` (mean accuracy over severities per corruption); returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    info = summary(table)
+    clean = info["clean_accuracy"]
+    attack_rows = [r for r in table if r["kind"] == "attack" and r["eps"] is not None]
+    if attack_rows:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        groups: dict[str, list[Row]] = {}
+        for r in attack_rows:
+            key = r["label"].split("@")[0] + (":" + r["label"].split(":", 1)[1] if ":" in r["label"] else "")
+            groups.setdefault(key, []).append(r)
+        for key, rows in groups.items():
+            rows = sorted(rows, key=lambda r: r["eps"])
+            xs = [0.0] + [r["eps_255"] for r in rows]
+            ys = [clean] + [r["accuracy"] for r in rows]
+            ax.plot(xs, ys, marker="o", label=key)
+        ax.set_xlabel("eps (1/255)")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title("Accuracy under attack")
+        fig.tight_layout()
+        path = out_dir / "accuracy_vs_eps.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    per = info["corruption_accuracy"]
+    if per:
+        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(per) + 2), 4))
+        ax.bar(range(len(per)), list(per.values()), color="tab:blue")
+        ax.set_xticks(range(len(per)), list(per.keys()), rotation=60, ha="right", fontsize=8)
+        if clean is not None:
+            ax.axhline(clean, color="black", linestyle="--", linewidth=1, label="clean")
+            ax.legend(fontsize=8)
+        ax.set_ylabel("accuracy (mean over severities)")
+        ax.set_ylim(0, 1)
+        ax.set_title("Accuracy under common corruptions")
+        fig.tight_layout()
+        path = out_dir / "corruptions.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+# ----------------------------------------------------------------------------------------------
+# models by spec
+
+Resolver = Callable[[str, int], nn.Module]
+#: ``PREFIX -> builder(text, num_classes)``; ``resolve_model("PREFIX:TEXT")`` consults it first.
+MODEL_RESOLVERS: Registry[Resolver] = Registry("model resolver")
+
+
+def _load_state(path: str | Path) -> dict[str, Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: weights file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(
+            f"{path}: cannot read the weights with torch.load(weights_only=True) ({exc})"
+        ) from exc
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    elif isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise DataError(f"{path}: expected a state_dict (or a dict with a 'model' state_dict)")
+    return state
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a state_dict (or a checkpoint dict with 'model') into ``model``; DDP's ``module.``
+    and a Normalize wrapper's ``net.`` prefixes are accepted."""
+    state = _load_state(path)
+    own = set(model.state_dict())
+    for prefix in ("module.", "net.", "1."):
+        if not (set(state) & own) and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    missing, unexpected = own - set(state), set(state) - own
+    if missing or unexpected:
+        raise DataError(
+            f"{path}: weights do not fit the model (missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
+        )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = " ".join(line.strip() for line in str(exc).splitlines()[:3])
+        raise DataError(f"{path}: weights do not fit the model ({detail})") from exc
+    return model
+
+
+def _checkpoint_meta(path: Path) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for candidate in (path.with_suffix(".json"), path.parent / "meta.json"):
+        if candidate.is_file():
+            try:
+                meta.update(json.loads(candidate.read_text()))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{candidate}: not valid JSON ({exc})") from exc
+            break
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(
+            f"{path}: cannot read the checkpoint with torch.load(weights_only=True) ({exc})"
+        ) from exc
+    if isinstance(state, dict) and isinstance(state.get("meta"), dict):
+        meta = {**state["meta"], **meta}
+    return meta
+
+
+def _find_arch(meta: dict[str, Any]) -> str | None:
+    for key in ("arch", "model", "architecture"):
+        value = meta.get(key)
+        if isinstance(value, str) and value:
+            return value
+    for nested in ("meta", "config", "args"):
+        if isinstance(meta.get(nested), dict):
+            found = _find_arch(meta[nested])
+            if found:
+                return found
+    return None
+
+
+def _classes_in(path: str | Path) -> int | None:
+    """Output size of the last linear layer of a state_dict (the classifier), if any."""
+    matrices = [v for v in _load_state(path).values() if v.ndim == 2]
+    return int(matrices[-1].shape[0]) if matrices else None
+
+
+def resolve_model(
+    spec: str, num_classes: int | None = None, weights: str | Path | None = None, **options: Any
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The bare network named by ``spec`` (weights loaded) and what is known about it.
+
+    ``spec`` is one of
+    * ``PREFIX:TEXT`` with PREFIX in :data:`MODEL_RESOLVERS` (hook for other spaces and zoos);
+    * ``SPACE:ARCH`` for a search space of :mod:`robnas.spaces` (``nb201:|nor_conv_3x3~0|+...``),
+      built with ``options`` (e.g. ``C=8, N=1``);
+    * the path of a training checkpoint (``best.pt``: a dict with a 'model' state_dict) whose
+      metadata (inside it or in ``meta.json`` / ``<name>.json`` beside it) names the 'arch';
+    * a published model's name, through ``robnas.zoo.create_model(name)`` when that module exists.
+
+    ``num_classes=None`` reads the classifier's size from the weights (10 without weights).
+    The info dict has ``arch`` and, when the checkpoint recorded it, ``normalize``
+    ({"mean", "std"} or None).
+    """
+    info: dict[str, Any] = {"spec": spec}
+    path = Path(spec)
+    if path.suffix in (".pt", ".pth", ".ckpt") or path.is_file():
+        if not path.is_file():
+            raise DataError(f"{path}: checkpoint not found")
+        meta = _checkpoint_meta(path)
+        arch = _find_arch(meta)
+        if arch is None:
+            raise DataError(
+                f"{path}: its metadata names no architecture (expected 'arch' in the checkpoint's 'meta' "
+                "or in meta.json beside it); pass --model SPACE:ARCH --weights PATH instead"
+            )
+        opts = {**(meta.get("model_options") or meta.get("arch_options") or {}), **options}
+        classes = num_classes or meta.get("num_classes") or _classes_in(weights or path) or 10
+        model, sub = resolve_model(arch, int(classes), None, **opts)
+        load_weights(model, weights or path)
+        info.update(sub)
+        info.update({"arch": arch, "checkpoint": str(path)})
+        if "normalize" in meta:
+            info["normalize"] = meta["normalize"]
+        if meta.get("dataset"):
+            info["dataset"] = meta["dataset"]
+        return model, info
+    if num_classes is None:
+        num_classes = (_classes_in(weights) if weights is not None else None) or 10
+    prefix, sep, text = spec.partition(":")
+    if sep and prefix in MODEL_RESOLVERS:
+        model = MODEL_RESOLVERS.get(prefix)(text, num_classes, **options)
+    else:
+        from robnas import spaces
+
+        if sep and prefix in spaces.SPACES:
+            model = spaces.get(prefix).build(text, num_classes=num_classes, **options)
+        else:
+            try:
+                zoo = importlib.import_module("robnas.zoo")
+            except ImportError:
+                zoo = None
+            if zoo is None or not hasattr(zoo, "create_model"):
+                raise UnknownName(
+                    f"cannot resolve model {spec!r}: give SPACE:ARCH (spaces: {', '.join(spaces.names())}"
+                    f"{', resolvers: ' + ', '.join(MODEL_RESOLVERS.names()) if len(MODEL_RESOLVERS) else ''}) "
+                    "or a training checkpoint; named models need robnas.zoo, which is not available"
+                )
+            model = zoo.create_model(spec, num_classes=num_classes, **options)
+    if weights is not None:
+        load_weights(model, weights)
+    info["arch"] = spec
+    return model, info
+
+
+def prepare_model(
+    model: nn.Module, info: dict[str, Any], normalize: bool | None = None, dataset: str = "cifar10"
+) -> tuple[nn.Module, tuple[tuple[float, ...], tuple[float, ...]] | None]:
+    """Wrap ``model`` so it takes [0, 1] images.
+
+    ``normalize=None`` follows the checkpoint's record when there is one, else normalises with
+    ``MEAN_STD[dataset]`` (NB201-style networks are trained on normalised images);
+    ``True`` always normalises (recorded statistics first), ``False`` never does.
+    Returns the model to attack and the (mean, std) used, or None.
+    """
+    recorded = info.get("normalize", "absent")
+    if normalize is False or (normalize is None and recorded is None):
+        return model.eval(), None
+    if isinstance(recorded, dict) and recorded.get("mean") is not None:
+        mean, std = tuple(recorded["mean"]), tuple(recorded["std"])
+    else:
+        mean, std = MEAN_STD.get(dataset, MEAN_STD["cifar10"])
+    return attacks_mod.with_normalization(model, mean, std).eval(), (mean, std)
+
+
+__all__ = [
+    "COLUMNS",
+    "MODEL_RESOLVERS",
+    "load_weights",
+    "parse_attack",
+    "parse_corruption",
+    "plot",
+    "prepare_model",
+    "resolve_device",
+    "resolve_model",
+    "run",
+    "split_specs",
+    "summary",
+    "to_dataframe",
+    "write_csv",
+    "write_json",
+]

@@ -1,0 +1,208 @@
+"""Common corruptions: every corruption x preset, exactness against Pillow/scipy, errors, CIFAR-C reader."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+from robnas import corruptions as C
+from robnas.errors import ConfigError, DataError, UnknownName
+
+SIZES = {"cifar": 32, "imagenet16": 16, "imagenet": 32}
+RANDOM = {
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "speckle_noise",
+    "glass_blur",
+    "motion_blur",
+    "snow",
+    "frost",
+    "fog",
+    "spatter",
+    "elastic_transform",
+}
+
+
+def images(size: int, n: int = 4, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    smooth = torch.nn.functional.interpolate(
+        torch.rand(n, 3, 4, 4, generator=g), size=(size, size), mode="bilinear"
+    )
+    return (0.7 * smooth + 0.3 * torch.rand(n, 3, size, size, generator=g)).clamp(0, 1)
+
+
+def test_names():
+    assert len(C.names("common")) == 15 and len(C.names("extra")) == 4
+    assert sorted(C.names()) == sorted(C.CORRUPTIONS.names())
+    assert set(C.names("*blur")) == {
+        "gaussian_blur",
+        "defocus_blur",
+        "glass_blur",
+        "motion_blur",
+        "zoom_blur",
+    }
+
+
+@pytest.mark.parametrize("preset", C.PRESETS)
+@pytest.mark.parametrize("name", C.names())
+def test_every_corruption_shape_range_determinism(name, preset):
+    x = images(SIZES[preset])
+    for severity in (1, 5):
+        out = C.apply(x, name, severity, seed=3, preset=preset)
+        assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+        assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+        assert torch.equal(out, C.apply(x, name, severity, seed=3, preset=preset))
+    strong = C.apply(x, name, 5, seed=3, preset=preset)
+    assert (strong - x).abs().mean() > 1e-3, "severity 5 must change the images"
+    if name in RANDOM:
+        assert not torch.equal(strong, C.apply(x, name, 5, seed=4, preset=preset))
+
+
+def test_input_is_not_modified_and_dtype_kept():
+    x = images(32)
+    before = x.clone()
+    C.apply(x, "fog", 3)
+    assert torch.equal(x, before)
+    assert C.apply(x.double(), "contrast", 2).dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    "name", ["gaussian_noise", "contrast", "defocus_blur", "pixelate", "jpeg_compression"]
+)
+def test_severity_increases_damage(name):
+    x = images(32, n=8)
+    damage = [(C.apply(x, name, s, preset="cifar") - x).abs().mean().item() for s in range(1, 6)]
+    assert damage[-1] > damage[0]
+
+
+def _uint8(x: torch.Tensor) -> np.ndarray:
+    return np.round(x.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+
+
+def test_contrast_and_gaussian_blur_match_formulas():
+    x = images(32)
+    expected = ((x - x.mean((2, 3), keepdim=True)) * 0.5 + x.mean((2, 3), keepdim=True)).clamp(0, 1)
+    assert torch.allclose(C.apply(x, "contrast", 2, preset="cifar"), expected, atol=1e-6)
+    ref = np.stack(
+        [gaussian_filter(im.numpy().astype(np.float64), sigma=(0, 2, 2), mode="nearest") for im in x]
+    )
+    ours = C.apply(x, "gaussian_blur", 2, preset="imagenet").numpy()
+    assert np.abs(ours - np.clip(ref, 0, 1)).max() < 1e-5
+
+
+def test_pixelate_and_jpeg_match_pillow():
+    x = images(32)
+    arr = _uint8(x)
+    ours = _uint8(
+        C.apply(torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255, "pixelate", 4, preset="cifar")
+    )
+    for a, o in zip(arr, ours, strict=True):
+        small = Image.fromarray(a).resize((24, 24), Image.BOX)
+        ref = np.asarray(small.resize((32, 32), Image.BOX))
+        assert np.abs(ref.astype(int) - o.astype(int)).max() <= 1
+    ours = _uint8(C.apply(torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255, "jpeg_compression", 3))
+    for a, o in zip(arr, ours, strict=True):
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, "JPEG", quality=58)
+        assert np.array_equal(np.asarray(Image.open(buf)), o)
+
+
+def test_hsv_round_trip_and_brightness():
+    x = images(16)
+    assert torch.allclose(C._hsv_to_rgb(C._rgb_to_hsv(x.double())), x.double(), atol=1e-9)
+    gray = torch.full((1, 3, 8, 8), 0.5)
+    assert torch.allclose(
+        C.apply(gray, "brightness", 5, preset="cifar"), torch.full_like(gray, 0.8), atol=1e-6
+    )
+
+
+def test_motion_blur_kernel_is_a_horizontal_line_at_angle_zero():
+    x = torch.zeros(1, 3, 9, 9)
+    x[..., 4, 4] = 1.0
+    out = C._motion_blur(x, 2, 1.0, np.array([0.0]))
+    assert out[0, 0, 4, :].sum() == pytest.approx(1.0, abs=1e-6)  # all mass on the same row
+    assert out[0, 0, 4, :4].sum() > 0 and out[0, 0, 4, 5:].sum() == 0  # streak on one side only
+
+
+def test_frost_texture_statistics():
+    gen = torch.Generator().manual_seed(0)
+    tex = C.frost_texture(4, 32, 32, 0.2, gen, torch.device("cpu"))
+    means = tex.mean((0, 2, 3))
+    assert torch.allclose(means, torch.tensor(C.FROST_MEAN), atol=0.05)
+
+
+def test_bad_inputs():
+    x = images(16)
+    with pytest.raises(UnknownName, match="fog"):
+        C.apply(x, "fogg", 1)
+    for bad in (0, 6, 2.5):
+        with pytest.raises(ConfigError, match="severity"):
+            C.apply(x, "fog", bad)
+    with pytest.raises(ConfigError, match="preset"):
+        C.apply(x, "fog", 1, preset="svhn")
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        C.apply(x * 255, "fog", 1)
+    with pytest.raises(ConfigError, match=r"\(N, 3, H, W\)"):
+        C.apply(x[0], "fog", 1)
+    with pytest.raises(ConfigError, match="float"):
+        C.apply((x * 255).to(torch.uint8), "fog", 1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_shapes():
+    x = images(32).cuda()
+    for name in C.names():
+        out = C.apply(x, name, 3)
+        assert out.device == x.device and out.shape == x.shape
+
+
+# ---------------------------------------------------------------------------------------------- CIFAR-C
+
+
+def _write_cifar_c(root, n_per=4, corruption="fog"):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (5 * n_per, 32, 32, 3), dtype=np.uint8)
+    for s in range(5):
+        x[s * n_per : (s + 1) * n_per, 0, 0, 0] = s + 1  # mark the severity block
+    y = np.tile(np.arange(n_per) % 10, 5).astype(np.uint8)
+    np.save(root / f"{corruption}.npy", x)
+    np.save(root / "labels.npy", y)
+    return x, y
+
+
+def test_load_cifar_c(tmp_path):
+    x, y = _write_cifar_c(tmp_path)
+    all_sev = C.load_cifar_c(tmp_path, "fog")
+    assert len(all_sev) == 20 and all_sev.y.dtype == np.int64
+    three = C.load_cifar_c(tmp_path, "fog", severity=3)
+    assert len(three) == 4 and (three.x[:, 0, 0, 0] == 3).all()
+    both = C.load_cifar_c(tmp_path, "fog", severity=[1, 5])
+    assert list(both.x[:, 0, 0, 0]) == [1] * 4 + [5] * 4
+    assert np.array_equal(both.y, np.concatenate([y[:4], y[16:]]))
+
+
+def test_load_cifar_c_errors(tmp_path):
+    with pytest.raises(DataError, match=r"snow\.npy.*zenodo\.org/record/2535967"):
+        C.load_cifar_c(tmp_path, "snow")
+    _write_cifar_c(tmp_path)
+    with pytest.raises(ConfigError):
+        C.load_cifar_c(tmp_path, "fog", severity=6)
+    np.save(tmp_path / "labels.npy", np.zeros(7, dtype=np.uint8))
+    with pytest.raises(DataError, match="labels"):
+        C.load_cifar_c(tmp_path, "fog")
+    np.save(tmp_path / "fog.npy", np.zeros((20, 32, 32, 3), dtype=np.float32))
+    with pytest.raises(DataError, match="uint8"):
+        C.load_cifar_c(tmp_path, "fog")
+    (tmp_path / "fog.npy").write_bytes(b"not a numpy file")
+    with pytest.raises(DataError, match="cannot read"):
+        C.load_cifar_c(tmp_path, "fog")
+    np.save(tmp_path / "fog.npy", np.zeros((7, 32, 32, 3), dtype=np.uint8))
+    np.save(tmp_path / "labels.npy", np.zeros(7, dtype=np.uint8))
+    with pytest.raises(DataError, match="5 severities"):
+        C.load_cifar_c(tmp_path, "fog")
