@@ -1,0 +1,484 @@
+"""CRoZe: consistency-based robust zero-cost proxy (Ha et al., NeurIPS 2023, arXiv 2306.05031).
+
+CRoZe compares a network ``theta`` with a "robust surrogate" ``theta^r`` (the same network
+after one layer-wise adversarial weight step) on a clean batch ``x`` and a perturbed batch
+``x'``. For every Conv2d / Linear layer it multiplies three consistencies -- weights, weight
+gradients, features -- and sums the products over layers (Eq. 10 of the paper).
+
+Two registered proxies:
+
+* ``croze``: the authors' code (HyeonjeongHa/CRoZe at 3e89e3d) reproduced quirk for quirk,
+  so that rankings match theirs (see :func:`croze`).
+* ``croze_fixed``: the proxy as the paper describes it, with the code's quirks corrected
+  (see :func:`croze_fixed`).
+
+Both take what the network consumes: CIFAR-normalised images (B, 3, H, W) and integer labels
+(B,). :func:`robnas.proxies.run` gives them a private float64 copy of the caller's network
+with BatchNorm removed (``bn="remove"``: NAS-Bench-201 residual reduction blocks keep theirs,
+in train mode, exactly like the reference's rebuilt ``bn=False`` copy; DARTS networks lose all
+BN).
+
+The stage-level feature map comes from the network's :class:`robnas.spaces.base.FeatureNetwork`
+protocol (``forward_features``, ``layer_feature_indices``). A network without it falls back to
+a generic map: each Conv2d / Linear layer is compared on its own output (captured with forward
+hooks), which is not what the reference does for any space.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from robnas.data import MEAN_STD
+from robnas.errors import ProxyError
+from robnas.proxies.base import linearize, register
+from robnas.spaces.base import FeatureNetwork
+
+#: Input step of the reference, in normalised input units, applied with a minus sign.
+FAITHFUL_INPUT_STEP = 0.01
+#: Size of the layer-wise weight step, in units of the layer's own Frobenius norm.
+WEIGHT_STEP = 2.0
+#: Learning rate of the reference's ascent step; it cancels except against ``NORM_EPS``.
+ASCENT_LR = 1e-3
+#: The reference's guard against dividing by a zero step norm.
+NORM_EPS = 1e-30
+#: ``torch.nn.CosineSimilarity``'s default eps (zero vectors give cosine 0).
+COS_EPS = 1e-8
+
+PAPER = (
+    "Ha et al., Generalizable Lightweight Proxy for Robust NAS against Diverse Perturbations, NeurIPS 2023"
+)
+
+
+# ---------------------------------------------------------------------------------------
+# layer -> feature map
+
+
+@dataclass
+class FeatureMap:
+    """The scored layers (Conv2d / Linear, ``modules()`` order) and the feature each uses.
+
+    ``index[i]`` is the position in the feature list of layer ``layers[i]``. ``generic`` is
+    True for the fallback map (one feature per layer: its own output).
+    """
+
+    layers: list[nn.Module]
+    index: list[int]
+    generic: bool
+
+
+def feature_map(net: nn.Module) -> FeatureMap:
+    """The layer -> feature map of ``net``: its ``layer_feature_indices()`` or the generic one."""
+    if isinstance(net, FeatureNetwork):
+        pairs = net.layer_feature_indices()
+        return FeatureMap([m for m, _ in pairs], [i for _, i in pairs], False)
+    layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return FeatureMap(layers, list(range(len(layers))), True)
+
+
+@contextmanager
+def _captured_outputs(layers: Sequence[nn.Module]) -> Iterator[list[Tensor | None]]:
+    """Record a detached copy of each layer's (last) output while the block runs."""
+    outputs: list[Tensor | None] = [None] * len(layers)
+
+    def hook(position: int):
+        def store(_module: nn.Module, _inputs: object, output: Tensor) -> None:
+            outputs[position] = output.detach().clone()
+
+        return store
+
+    handles = [layer.register_forward_hook(hook(i)) for i, layer in enumerate(layers)]
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def forward_with_features(net: nn.Module, x: Tensor, fmap: FeatureMap) -> tuple[Tensor, list[Tensor | None]]:
+    """Logits and the features ``fmap.index`` points into (stage features or layer outputs)."""
+    if not fmap.generic:
+        logits, feats = net.forward_features(x)  # type: ignore[operator]
+        return logits, list(feats)
+    with _captured_outputs(fmap.layers) as outputs:
+        logits = net(x)
+    return logits, outputs
+
+
+# ---------------------------------------------------------------------------------------
+# the two perturbations
+
+
+def _weight_names(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The parameters the reference perturbs: ``ndim > 1`` and ``'weight'`` in the name."""
+    return [(n, p) for n, p in net.named_parameters() if p.ndim > 1 and "weight" in n]
+
+
+@torch.no_grad()
+def apply_weight_step(
+    net: nn.Module, grads: dict[str, Tensor | None], size: float = WEIGHT_STEP, lr: float = ASCENT_LR
+) -> list[str]:
+    """Move each conv / linear weight along its CE gradient by ``size`` times its own norm.
+
+    ``W <- W + size * ||W||_F / (||d||_F + 1e-30) * d`` with ``d = lr * grads[name]`` (the
+    reference's SGD difference on ``-CE``); names without a gradient do not move. Biases and
+    BN are untouched. Returns the names moved.
+    """
+    moved: list[str] = []
+    for name, param in _weight_names(net):
+        grad = grads.get(name)
+        if grad is None:
+            continue
+        step = grad * lr
+        param.add_(step * (size * param.norm() / (step.norm() + NORM_EPS)))
+        moved.append(name)
+    return moved
+
+
+def perturb_weights(
+    net: nn.Module, x: Tensor, y: Tensor, size: float = WEIGHT_STEP, lr: float = ASCENT_LR
+) -> list[str]:
+    """The robust surrogate's weight step (paper Eq. 3), in place; returns the names moved.
+
+    One cross-entropy ascent gradient on the clean batch at the current weights, then
+    :func:`apply_weight_step`: a layer with a non-zero gradient moves by exactly ``size``
+    times its own Frobenius norm, a layer without gradient does not move.
+    """
+    named = _weight_names(net)
+    if not named:
+        raise ProxyError("the network has no conv / linear weights to perturb")
+    loss = F.cross_entropy(net(x), y)
+    grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
+    return apply_weight_step(net, {n: g for (n, _), g in zip(named, grads, strict=True)}, size, lr)
+
+
+def faithful_input_step(net: nn.Module, x: Tensor, y: Tensor, step: float = FAITHFUL_INPUT_STEP) -> Tensor:
+    """The reference's ``fgsm_attack``: ``clamp(x - step * sign(grad_x CE(net(x))), 0, 1)``.
+
+    ``x`` is normalised, so the [0, 1] clamp changes most entries far more than ``step``, and
+    the minus sign makes it a loss-decreasing step. The backward leaves the parameter
+    gradients of this pass in ``net`` (the reference never zeroes them).
+    """
+    x0 = x.detach().clone().requires_grad_(True)
+    net.zero_grad(set_to_none=True)
+    F.cross_entropy(net(x0), y).backward()
+    assert x0.grad is not None
+    return torch.clamp(x0.detach() - step * x0.grad.sign(), 0.0, 1.0)
+
+
+def fgsm_pixel_step(
+    net: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    eps: float = 8 / 255,
+    mean: Sequence[float] = MEAN_STD["cifar10"][0],
+    std: Sequence[float] = MEAN_STD["cifar10"][1],
+) -> Tensor:
+    """FGSM ascent in pixel space (Goodfellow et al. 2015) on normalised inputs.
+
+    Un-normalises ``x`` with ``mean``/``std``, steps ``+eps * sign(grad)`` (``eps`` in [0, 1]
+    pixel units), clamps to [0, 1] and normalises again. Parameter gradients are not touched.
+    """
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    pixels = (x.detach() * s + m).requires_grad_(True)
+    loss = F.cross_entropy(net((pixels - m) / s), y)
+    (grad,) = torch.autograd.grad(loss, pixels)
+    adv = torch.clamp(pixels.detach() + eps * grad.sign(), 0.0, 1.0)
+    return (adv - m) / s
+
+
+# ---------------------------------------------------------------------------------------
+# one CRoZe pass
+
+
+@dataclass
+class CrozeState:
+    """Everything the score is read from after the single final backward.
+
+    ``net`` holds the clean weights ``|W|`` and gradients ``grad CE(net(x))``; ``advnet`` the
+    surrogate's weights ``W^r`` and its gradients (accumulated in faithful mode).
+    """
+
+    net: nn.Module
+    advnet: nn.Module
+    net_map: FeatureMap
+    adv_map: FeatureMap
+    x_adv: Tensor
+    feats: list[Tensor | None]
+    adv_feats: list[Tensor | None]
+    logits: Tensor
+    adv_logits: Tensor
+
+
+def croze_pass(
+    net: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    faithful: bool = True,
+    linearize_weights: bool = True,
+    eps: float = 8 / 255,
+    mean: Sequence[float] = MEAN_STD["cifar10"][0],
+    std: Sequence[float] = MEAN_STD["cifar10"][1],
+) -> CrozeState:
+    """Run CRoZe's perturbations and backward on ``net`` (modified in place) and a copy.
+
+    ``faithful=True``: the reference's input step on the weight-perturbed copy with gradient
+    accumulation. ``faithful=False``: pixel-space FGSM ascent (``eps``, ``mean``, ``std``) and
+    only ``grad CE(advnet(x'))`` left in the surrogate.
+    """
+    if linearize_weights:
+        linearize(net)
+    net.zero_grad(set_to_none=True)
+    advnet = copy.deepcopy(net)
+    net_map, adv_map = feature_map(net), feature_map(advnet)
+    if not net_map.layers or not _weight_names(net):
+        raise ProxyError("the network has no Conv2d / Linear layer to score")
+
+    # The surrogate starts as an exact copy of the clean network, so the clean backward gives
+    # both the clean gradients and the ascent direction of the weight step (the reference
+    # computes the same gradient a second time on a throw-away copy).
+    logits, feats = forward_with_features(net, x, net_map)
+    F.cross_entropy(logits, y).backward()
+    apply_weight_step(advnet, {n: p.grad for n, p in net.named_parameters()})
+
+    if faithful:
+        x_adv = faithful_input_step(advnet, x, y)  # leaves its parameter gradients in advnet
+    else:
+        x_adv = fgsm_pixel_step(advnet, x, y, eps, mean, std)
+        advnet.zero_grad(set_to_none=True)
+    advnet.train()
+    adv_logits, adv_feats = forward_with_features(advnet, x_adv.detach(), adv_map)
+    F.cross_entropy(adv_logits, y).backward()
+    return CrozeState(net, advnet, net_map, adv_map, x_adv, feats, adv_feats, logits, adv_logits)
+
+
+# ---------------------------------------------------------------------------------------
+# the three consistencies
+
+
+def _rescaled(t: Tensor) -> Tensor:
+    """``t`` divided by its largest |entry| (cosines are unchanged; squared norms stay finite)."""
+    peak = t.detach().abs().max()
+    return t / peak if bool(peak > 0) else t
+
+
+def axis0_cosines(pairs: Sequence[tuple[Tensor, Tensor]], rescale: bool = False) -> list[Tensor]:
+    """``cos_0(a, b)`` (torch ``CosineSimilarity(dim=0, eps=1e-8)``) for each pair.
+
+    One cosine per index of the trailing axes, taken along axis 0. Pairs of equal shape are
+    stacked and computed in one call. ``rescale=True`` first divides every tensor by its own
+    largest |entry| so that huge (linearised) values cannot overflow the squared norms, where
+    torch silently returns 0.
+    """
+    out: list[Tensor | None] = [None] * len(pairs)
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for i, (a, _) in enumerate(pairs):
+        groups[tuple(a.shape)].append(i)
+    prepare = _rescaled if rescale else (lambda t: t)
+    for members in groups.values():
+        a = torch.stack([prepare(pairs[i][0]) for i in members])
+        b = torch.stack([prepare(pairs[i][1]) for i in members])
+        cos = F.cosine_similarity(a, b, dim=1, eps=COS_EPS)
+        for k, i in enumerate(members):
+            out[i] = cos[k]
+    return out  # type: ignore[return-value]
+
+
+@dataclass
+class LayerConsistency:
+    """Per-layer sums (or means) of the three consistencies; ``used`` is False without grad."""
+
+    weight: float
+    grad: float
+    feature: float
+    used: bool
+
+    @property
+    def term(self) -> float:
+        return abs(self.weight * self.grad * self.feature) if self.used else 0.0
+
+
+def layer_consistencies(
+    state: CrozeState,
+    *,
+    mean: bool = False,
+    rescale: bool = False,
+    updated_params: bool = False,
+    eta: float = 1e-3,
+) -> list[LayerConsistency]:
+    """The weight, gradient and feature consistencies of every scored layer.
+
+    Weight: ``1 + cos_0(W^r, W)``; gradient: ``|cos_0(g^r, g)|``; feature:
+    ``1 + cos_0(Z'_m, Z_m)`` (the cosine over the batch axis for feature maps). Summed over
+    positions (``mean=False``, the reference) or averaged (``mean=True``). A layer whose
+    weight has no gradient (it never ran) is unused and contributes 0. ``updated_params``
+    compares ``W - eta*g`` with ``W^r - eta*g^r`` instead of ``W`` with ``W^r`` (paper Eqs. 6-8).
+    ``rescale``: see :func:`axis0_cosines`.
+    """
+    layers = list(zip(state.net_map.layers, state.adv_map.layers, state.net_map.index, strict=True))
+    used = [
+        i
+        for i, (layer, adv, _) in enumerate(layers)
+        if layer.weight.grad is not None and adv.weight.grad is not None
+    ]
+    weight_pairs, grad_pairs = [], []
+    with torch.no_grad():
+        for i in used:
+            layer, adv, _ = layers[i]
+            w, wr, g, gr = layer.weight, adv.weight, layer.weight.grad, adv.weight.grad
+            if updated_params:
+                w, wr = w - eta * g, wr - eta * gr
+            weight_pairs.append((wr, w))
+            grad_pairs.append((gr, g))
+        weight_cos = axis0_cosines(weight_pairs, rescale)
+        grad_cos = axis0_cosines(grad_pairs, rescale)
+
+        feature_value: dict[int, float] = {}
+        out = [LayerConsistency(0.0, 0.0, 0.0, False) for _ in layers]
+        for k, i in enumerate(used):
+            m = layers[i][2]
+            if m not in feature_value:
+                z, zr = state.feats[m], state.adv_feats[m]
+                if z is None or zr is None:
+                    raise ProxyError(f"layer {i} has a gradient but feature {m} was never computed")
+                (cos,) = axis0_cosines([(zr, z)], rescale)
+                feature_value[m] = _reduce(1 + cos, mean)
+            out[i] = LayerConsistency(
+                _reduce(1 + weight_cos[k], mean), _reduce(grad_cos[k].abs(), mean), feature_value[m], True
+            )
+    return out
+
+
+def _reduce(t: Tensor, mean: bool) -> float:
+    return float(t.mean() if mean else t.sum())
+
+
+# ---------------------------------------------------------------------------------------
+# the registered proxies
+
+
+@register("croze", bn="remove", dtype=torch.float64, paper=PAPER)
+def croze(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
+    """CRoZe exactly as the authors' code computes it (float64, BN removed).
+
+    Quirks reproduced (``docs/reference/croze.md`` sections 1.3-1.6):
+
+    1. synflow's linearisation: every floating state tensor of BOTH networks (weights,
+       biases, BN affine parameters and running statistics) is replaced by its absolute value.
+    2. float64 throughout; activations reach ~1e30-1e48, beyond the float32 range.
+    3. BN policy ``remove``: NB201 residual reduction blocks keep their BN in train mode (batch
+       statistics), every other BN is identity.
+    4. Weight step: one CE-ascent gradient on the linearised copy, clean batch; each conv /
+       linear weight (ndim > 1) moves by exactly 2x its Frobenius norm along it; biases and BN
+       are untouched (:func:`perturb_weights`).
+    5. Input step computed on the weight-perturbed copy: ``clamp(x - 0.01*sign(grad), 0, 1)`` on
+       NORMALISED inputs -- a loss-decreasing step whose [0, 1] clamp dominates
+       (:func:`faithful_input_step`).
+    6. Gradient accumulation: that step's backward is not zeroed, so the surrogate's gradients
+       are ``grad CE(advnet(x)) + grad CE(advnet(x'))``; the clean net's are ``grad CE(net(x))``.
+       (The reference gets both from one backward of ``CE(net(x)) + CE(advnet(x'))``; the two
+       graphs are disjoint, so two backwards give the same gradients.)
+    7. The compared parameters are the pre-step ``|W|`` and ``W^r`` (no one-step update).
+    8. Cosines along axis 0 (over output channels for weights, over the BATCH for features),
+       summed over positions, not averaged: ``1+cos`` for weights and features, ``|cos|`` for
+       gradients; per-layer term ``|S_w * S_g * S_z|``; plain sum over Conv2d / Linear layers.
+    9. Stage-level features: NB201 layers use ``cells_met // 5`` (+1 for the classifier), so
+       the 5th cell of a stage is paired with the next stage's feature. The last ReLU of the
+       NB201 head runs in place, so Z3 is rectified, as in the reference.
+    10. Unused operations contribute 0. The reference instantiates all five candidate
+        operations per NB201 edge and skips those without gradient; our networks build only
+        the chosen ones, which gives the same sum. A chosen conv whose output is multiplied
+        by zero (``none`` downstream) has a zero gradient, hence ``|cos| = 0`` and term 0.
+    11. No NaN guard: a non-finite score is recorded as NaN by :func:`robnas.proxies.run`.
+
+    Cheaper than the reference, same numbers: the weight step's gradient is the clean
+    network's own gradient (the surrogate is still an exact copy of it at that point), which
+    saves the reference's third network copy and one forward/backward. Networks without the
+    ``FeatureNetwork`` protocol use the generic per-layer-output map (see module docstring).
+    """
+    state = croze_pass(net, inputs, targets, faithful=True)
+    return math.fsum(c.term for c in layer_consistencies(state))
+
+
+def _check_finite(what: str, t: Tensor) -> None:
+    if not bool(torch.isfinite(t).all()):
+        raise ProxyError(
+            f"croze_fixed: {what} is not finite in {t.dtype} (the |W|-linearised network without "
+            "BatchNorm overflowed, or the inputs hold NaN/inf); try linearize_weights=False"
+        )
+
+
+@register("croze_fixed", bn="remove", dtype=torch.float64, paper=PAPER)
+def croze_fixed(
+    net: nn.Module,
+    inputs: Tensor,
+    targets: Tensor,
+    eps: float = 8 / 255,
+    mean: Sequence[float] = MEAN_STD["cifar10"][0],
+    std: Sequence[float] = MEAN_STD["cifar10"][1],
+    updated_params: bool = False,
+    eta: float = 1e-3,
+    linearize_weights: bool = True,
+) -> float:
+    """CRoZe as the paper describes it; inputs CIFAR-normalised with ``mean`` / ``std``.
+
+    Differences from :func:`croze`:
+
+    1. The input perturbation is a real FGSM ascent, ``x + eps*sign(grad)`` in [0, 1] pixel
+       space (``eps`` default 8/255), clamped to [0, 1] and normalised again with
+       ``mean`` / ``std`` (default CIFAR-10 statistics); still computed on the surrogate.
+    2. The surrogate's gradients are zeroed after that step, so ``g^r = grad CE(advnet(x'))``.
+    3. Per-element means replace the sums, so a layer's size does not dominate its term
+       (each term lies in [0, 4]); layers are still summed (paper Eq. 10).
+    4. ``updated_params=True`` compares the one-step updated parameters
+       ``W - eta*g`` and ``W^r - eta*g^r`` (paper Eqs. 6-8). With linearised weights the
+       gradients are huge, so this term then mostly measures gradient direction.
+    5. Cosines are taken on tensors rescaled by their largest |entry| (exact for a cosine), so
+       squared norms cannot overflow float64, where torch silently returns 0.
+    6. A non-finite forward pass, gradient or score raises :class:`ProxyError`.
+
+    Kept on purpose: the |W| linearisation (``linearize_weights=True``, as the authors' code,
+    so rankings stay comparable; ``False`` scores the network's own signed weights), float64,
+    the BN policy, the 2x-norm weight step, cosines along axis 0, and the stage feature map.
+    """
+    state = croze_pass(
+        net, inputs, targets, faithful=False, linearize_weights=linearize_weights, eps=eps, mean=mean, std=std
+    )
+    _check_finite("the clean forward pass", state.logits)
+    _check_finite("the perturbed forward pass", state.adv_logits)
+    for layer in (*state.net_map.layers, *state.adv_map.layers):
+        if layer.weight.grad is not None:
+            _check_finite("a weight gradient", layer.weight.grad)
+    value = math.fsum(
+        c.term
+        for c in layer_consistencies(state, mean=True, rescale=True, updated_params=updated_params, eta=eta)
+    )
+    if not math.isfinite(value):
+        raise ProxyError(f"croze_fixed: the score is not finite ({value})")
+    return value
+
+
+__all__ = [
+    "CrozeState",
+    "FeatureMap",
+    "LayerConsistency",
+    "axis0_cosines",
+    "croze",
+    "croze_fixed",
+    "croze_pass",
+    "faithful_input_step",
+    "feature_map",
+    "fgsm_pixel_step",
+    "layer_consistencies",
+    "perturb_weights",
+]
