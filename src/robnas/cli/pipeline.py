@@ -1,0 +1,20 @@
+"""``robnas pipeline CONFIG.toml``: search, train the winner, evaluate it, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from robnas.cli import app, console, friendly
+from robnas.search.pipeline import run_pipeline
+
+
+@app.command("pipeline")
+@friendly
+def pipeline_command(
+    config: Path = typer.Argument(..., help="TOML config with [search], [train] and [evaluate] sections."),
+) -> None:
+    """Search, train the winner with a recipe, evaluate it; each finished stage is skipped on rerun."""
+    report = run_pipeline(config)
+    console.print(f"report: {report}")

@@ -1,0 +1,172 @@
+"""``robnas search``: search a space with a strategy and an objective; resumable."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from robnas import objectives as objective_lib
+from robnas.cli import app, console, friendly
+from robnas.errors import ConfigError
+from robnas.search.base import SearchResult, run_search
+from robnas.spaces import get as get_space
+from robnas.store import RunStore
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` -> ``{k: v}`` (values stay text; the strategy converts them)."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad --option {pair!r}; expected KEY=VALUE, e.g. init_pool=50")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _fmt(v: float) -> str:
+    return "nan" if math.isnan(v) else f"{v:.6g}"
+
+
+def result_tables(result: SearchResult, top: int) -> list[Table]:
+    """Rich tables: the best architectures (or the Pareto front) and the search cost."""
+    multi = len(result.objectives) > 1
+    rows = result.pareto() if multi else result.best(top)
+    best = Table(
+        title=f"{'Pareto front' if multi else f'best {len(rows)}'} of run {result.run} "
+        f"({result.evaluated}/{result.budget} evaluated, {result.status})"
+    )
+    best.add_column("step", justify="right")
+    best.add_column("architecture")
+    for name in result.objectives:
+        best.add_column(name.split("|")[0], justify="right")
+    for r in rows[:top] if not multi else rows:
+        best.add_row(str(r.step), r.arch, *(_fmt(v) for v in r.all_values()))
+    cost = Table(title="search cost (seconds)")
+    for col in ("part", "wall", "cpu", "gpu", "reported by table"):
+        cost.add_column(col, justify="right" if col != "part" else "left")
+    ev = result.evaluation_cost
+    cost.add_row("objective evaluations", _fmt(ev.wall), _fmt(ev.cpu), _fmt(ev.gpu), _fmt(ev.reported))
+    for label, c in result.setup.items():
+        cost.add_row(label, _fmt(c.wall), _fmt(c.cpu), _fmt(c.gpu), _fmt(c.reported))
+    cost.add_row(
+        "this session (all)",
+        _fmt(result.session.wall),
+        _fmt(result.session.cpu),
+        _fmt(result.session.gpu),
+        "",
+    )
+    cost.add_row("all sessions", _fmt(result.total.wall), _fmt(result.total.cpu), _fmt(result.total.gpu), "")
+    return [best, cost]
+
+
+def store_summary(out: Path, result: SearchResult, top: int = 10) -> None:
+    """Record the run's best architectures and cost in the run store's meta table."""
+    if str(out) == ":memory:":
+        return
+    with RunStore(out) as store:
+        store.set_meta(
+            f"search/{result.run}",
+            {
+                "strategy": result.strategy,
+                "objectives": result.objectives,
+                "seed": result.seed,
+                "budget": result.budget,
+                "evaluated": result.evaluated,
+                "status": result.status,
+                "best": [
+                    {
+                        "arch": r.arch,
+                        "values": [None if math.isnan(v) else v for v in r.all_values()],
+                        "step": r.step,
+                    }
+                    for r in (result.pareto() if len(result.objectives) > 1 else result.best(top))
+                ],
+                "cost": {
+                    "evaluations": dataclasses.asdict(result.evaluation_cost),
+                    "setup": {k: dataclasses.asdict(v) for k, v in result.setup.items()},
+                    "sessions": dataclasses.asdict(result.total),
+                },
+            },
+        )
+
+
+@app.command("search")
+@friendly
+def search_command(
+    out: Path = typer.Option(..., "--out", help="SQLite run store (history; created or resumed)."),
+    space: str = typer.Option("nb201", help="Search space name."),
+    strategy: str = typer.Option(
+        "evolution", help="random | topk | evolution | regularized-evolution | hnas | optuna."
+    ),
+    objective: str = typer.Option(
+        "croze",
+        help="Proxy name, a+b+c rank ensemble, bench:TARGET, train:RECIPE, -SPEC to minimise; "
+        "comma-separated for multi-objective (optuna).",
+    ),
+    budget: int = typer.Option(100, help="Distinct architectures the objective may evaluate."),
+    seed: int = typer.Option(0, help="Seed of the strategy, the proxy batch and the initialisations."),
+    option: list[str] = typer.Option(None, "--option", "-o", help="Strategy option KEY=VALUE (repeatable)."),
+    benchmark: Path | None = typer.Option(None, help="Robustness dataset folder (for bench: objectives)."),
+    dataset: str = typer.Option("cifar10", help="Benchmark dataset: cifar10 | cifar100 | ImageNet16-120."),
+    data: str = typer.Option("synthetic", help="Proxy data: PATH.npz, cifar10:ROOT, synthetic[:N]."),
+    batch_size: int = typer.Option(64, help="Images in the proxy batch (the reference CRoZe uses 8)."),
+    batch_mode: str = typer.Option("random", help="random | balanced (per class)."),
+    device: str = typer.Option("cpu", help="cpu | cuda | auto."),
+    scores: Path | None = typer.Option(
+        None, help="Precomputed proxy scores CSV (arch,proxy,value[,seconds]) to read."
+    ),
+    within_scores: bool = typer.Option(False, help="Search only the architectures of the --scores table."),
+    reference_size: int = typer.Option(64, help="Reference pool of rank ensembles when no --scores table."),
+    train_epochs: int = typer.Option(1, help="Epochs of train: objectives."),
+    train_metric: str = typer.Option(
+        "clean",
+        help="train: objectives' validation metric: clean, or robust (the recipe's PGD validation accuracy).",
+    ),
+    top: int = typer.Option(10, help="Best architectures to print."),
+) -> None:
+    """Search architectures; rerunning the same command resumes (a larger --budget extends the run)."""
+    if benchmark is not None and not benchmark.is_dir():
+        raise ConfigError(
+            f"--benchmark {benchmark}: folder not found (the robustness dataset folder with meta.json)"
+        )
+    context = objective_lib.ObjectiveContext(
+        data=data,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        batch_mode=batch_mode,
+        scores=str(scores) if scores else None,
+        benchmark=str(benchmark) if benchmark else None,
+        dataset=dataset,
+        reference_size=reference_size,
+        train={"epochs": train_epochs, "metric": train_metric},
+    )
+    candidates = None
+    if within_scores:
+        if scores is None:
+            raise ConfigError("--within-scores needs --scores CSV")
+        table = context.table(get_space(space))
+        assert table is not None
+        candidates = table.archs
+    result = run_search(
+        space,
+        strategy,
+        objective,
+        budget,
+        seed=seed,
+        out=out,
+        options=parse_options(option),
+        context=context,
+        candidates=candidates,
+    )
+    store_summary(out, result, top)
+    stdout = Console()
+    for table_ in result_tables(result, top):
+        stdout.print(table_)
+    console.print(f"history of run {result.run} in {out} ({result.evaluated} evaluations)")

@@ -1,0 +1,373 @@
+"""The search runner: strategies, the budgeted evaluator they query, resumable runs.
+
+A strategy is a dataclass of its options with a ``run(ctx)`` method that proposes
+architectures and asks ``ctx.evaluate(arch)`` for their values. The budget counts distinct
+architectures (canonical forms) sent to the objective; re-asking a known architecture returns
+its stored value for free. When the budget is spent, ``evaluate`` raises
+:class:`BudgetExhausted`, which ends the run.
+
+Resuming: every query is stored the moment it is answered. A strategy draws all its
+randomness from ``ctx.rng`` (seeded by the run's seed), so running it again replays the same
+proposals; the known ones are answered from the history without cost or a new step, and the
+search continues where it stopped. Re-running with a larger budget extends the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from robnas import objectives as objective_lib
+from robnas.errors import ConfigError
+from robnas.objectives import Cost, Objective, ObjectiveContext
+from robnas.registry import Registry
+from robnas.search.history import HistoryRow, HistoryStore
+from robnas.spaces.base import SearchSpace
+
+
+class BudgetExhausted(Exception):
+    """Raised by the evaluator when the run has used its whole budget."""
+
+
+class SearchExhausted(Exception):
+    """Raised when a strategy cannot propose a new architecture (space or pool used up)."""
+
+
+class Strategy(ABC):
+    """A search strategy; subclasses are dataclasses whose fields are the options."""
+
+    name: ClassVar[str] = ""
+    multi_objective: ClassVar[bool] = False
+
+    @abstractmethod
+    def run(self, ctx: SearchContext) -> None:
+        """Propose architectures and query ``ctx.evaluate`` until done or out of budget."""
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry("search strategy")
+
+
+def register(name: str, **meta: Any):
+    """Class decorator registering a strategy under ``name``."""
+
+    def wrap(cls: type[Strategy]) -> type[Strategy]:
+        cls.name = name
+        STRATEGIES.register(name, cls, **meta)
+        return cls
+
+    return wrap
+
+
+def make_strategy(name: str, options: dict[str, Any] | None = None) -> Strategy:
+    """The strategy ``name`` with ``options``; unknown or ill-typed options raise ConfigError."""
+    cls = STRATEGIES.get(name)
+    options = dict(options or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"strategy {name!r} has no option {', '.join(unknown)} (options: {', '.join(fields) or 'none'})"
+        )
+    for key, value in list(options.items()):
+        default = fields[key].default
+        if isinstance(value, str) and not isinstance(default, str) and default is not dataclasses.MISSING:
+            options[key] = _coerce(name, key, value, default)
+    strategy = cls(**options)
+    check = getattr(strategy, "check", None)
+    if check is not None:
+        check()
+    return strategy
+
+
+def _coerce(strategy: str, key: str, text: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+    except ValueError:
+        raise ConfigError(
+            f"strategy {strategy!r} option {key}={text!r}: expected {type(default).__name__}"
+        ) from None
+    return text
+
+
+def _score(value: float) -> float:
+    """NaN (a failed evaluation) ranks below every real value."""
+    return -math.inf if math.isnan(value) else value
+
+
+class SearchContext:
+    """What a strategy sees: the space, a seeded rng, and the budgeted evaluator."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: list[Objective],
+        rng: np.random.Generator,
+        seed: int,
+        budget: int,
+        store: HistoryStore,
+        run: str,
+        proxy_context: ObjectiveContext,
+        max_repeats: int = 2000,
+        out: str | Path = ":memory:",
+    ) -> None:
+        self.space = space
+        self.objectives = objectives
+        self.rng = rng
+        self.seed = seed
+        self.budget = budget
+        self.store = store
+        self.run = run
+        self.proxy_context = proxy_context
+        self.max_repeats = max_repeats
+        self.out = str(out)
+        self.rows: list[HistoryRow] = store.history(run)
+        self.known: dict[str, HistoryRow] = {r.arch: r for r in self.rows}
+        self.setup: dict[str, Cost] = {}
+        self._repeats = 0
+
+    @property
+    def used(self) -> int:
+        """Distinct architectures evaluated so far (over all sessions of the run)."""
+        return len(self.rows)
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.budget - self.used)
+
+    def key(self, arch: Any) -> str:
+        return self.space.canonical_string(arch)
+
+    def evaluate(self, arch: Any, info: dict[str, Any] | None = None) -> float:
+        """The (first) objective's value of ``arch``; higher is better, NaN for a failure."""
+        return self.evaluate_all(arch, info)[0]
+
+    def evaluate_all(self, arch: Any, info: dict[str, Any] | None = None) -> tuple[float, ...]:
+        """Every objective's value of ``arch``; a new architecture costs one unit of budget."""
+        key = self.key(arch)
+        row = self.known.get(key)
+        if row is not None:
+            self._repeats += 1
+            if self._repeats > self.max_repeats:
+                raise SearchExhausted(f"{self.max_repeats} proposals in a row were already evaluated")
+            return row.all_values()
+        if self.used >= self.budget:
+            raise BudgetExhausted
+        self._repeats = 0
+        evaluations = [o.measure(key) for o in self.objectives]
+        cost = Cost()
+        for ev in evaluations:
+            cost = cost + ev.cost
+        error = "; ".join(ev.error for ev in evaluations if ev.error)
+        row = HistoryRow(
+            self.used + 1,
+            key,
+            evaluations[0].value,
+            cost,
+            error,
+            tuple(ev.value for ev in evaluations[1:]),
+            dict(info or {}),
+        )
+        self.store.add(self.run, row)
+        self.rows.append(row)
+        self.known[key] = row
+        return row.all_values()
+
+    def proxy(self, name: str) -> Objective:
+        """A proxy objective in the run's proxy context, sharing the run store's memo (HNAS pools)."""
+        objective = objective_lib.make(name, self.space, self.proxy_context)
+        objective.attach(self.store)
+        return objective
+
+    def add_setup_cost(self, label: str, cost: Cost) -> None:
+        """Cost a strategy spent outside the objective (e.g. scoring a candidate pool)."""
+        self.setup[label] = self.setup.get(label, Cost()) + cost
+
+
+@dataclass
+class SearchResult:
+    """A finished (or budget-limited) search: its history, its best architectures, its cost."""
+
+    run: str
+    space: str
+    strategy: str
+    objectives: list[str]
+    seed: int
+    budget: int
+    status: str
+    history: list[HistoryRow]
+    session: Cost
+    total: Cost
+    setup: dict[str, Cost] = field(default_factory=dict)
+
+    @property
+    def evaluated(self) -> int:
+        return len(self.history)
+
+    @property
+    def evaluation_cost(self) -> Cost:
+        cost = Cost()
+        for row in self.history:
+            cost = cost + row.cost
+        return cost
+
+    def best(self, k: int = 1) -> list[HistoryRow]:
+        """The ``k`` rows with the highest (first) objective value; ties go to the earlier step."""
+        return sorted(self.history, key=lambda r: (-_score(r.value), r.step))[:k]
+
+    def pareto(self) -> list[HistoryRow]:
+        """The non-dominated rows over all objectives (all maximised)."""
+        rows = [r for r in self.history if all(math.isfinite(v) for v in r.all_values())]
+        front = []
+        for r in rows:
+            a = np.array(r.all_values())
+            dominated = any(
+                np.all(np.array(o.all_values()) >= a) and np.any(np.array(o.all_values()) > a) for o in rows
+            )
+            if not dominated:
+                front.append(r)
+        return sorted(front, key=lambda r: -r.value)
+
+
+def run_key(
+    space: str,
+    strategy: str,
+    objective_keys: Sequence[str],
+    seed: int,
+    options: dict[str, Any],
+    candidates: Sequence[str] | None,
+) -> str:
+    """A run's identity: everything that changes its trajectory (not its budget)."""
+    ident = {
+        "space": space,
+        "strategy": strategy,
+        "objectives": list(objective_keys),
+        "seed": seed,
+        "options": {k: v for k, v in sorted(options.items()) if k not in ("storage",)},
+        "candidates": hashlib.blake2b("\n".join(candidates).encode(), digest_size=8).hexdigest()
+        if candidates is not None
+        else None,
+    }
+    digest = hashlib.blake2b(
+        json.dumps(ident, sort_keys=True, default=str).encode(), digest_size=6
+    ).hexdigest()
+    return f"{strategy}-s{seed}-{digest}"
+
+
+def run_search(
+    space: str | SearchSpace,
+    strategy: str,
+    objective: str | Sequence[str],
+    budget: int,
+    seed: int = 0,
+    out: str | Path = ":memory:",
+    options: dict[str, Any] | None = None,
+    context: ObjectiveContext | None = None,
+    candidates: Sequence[str] | None = None,
+) -> SearchResult:
+    """Search ``space`` with ``strategy`` for architectures maximising ``objective``.
+
+    ``objective``: a spec or comma-separated specs (see :mod:`robnas.objectives`); several are
+    only accepted by multi-objective strategies. ``budget``: the number of distinct
+    architectures the objective may evaluate (>= 1). ``out``: the SQLite file holding the
+    history (resumed when the same run is there). ``candidates``: restrict the search to these
+    architectures (e.g. those a scores table or benchmark covers).
+    """
+    from robnas import spaces
+    from robnas.search.subset import SubsetSpace
+
+    if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool) or budget < 1:
+        raise ConfigError(f"budget must be an integer >= 1, got {budget!r}")
+    options = dict(options or {})
+    strat = make_strategy(strategy, options)
+    base_space = spaces.get(space) if isinstance(space, str) else space
+    context = context or ObjectiveContext(seed=seed)
+    search_space: SearchSpace = base_space
+    if candidates is not None:
+        search_space = SubsetSpace(base_space, candidates)
+    objs = objective_lib.make_many(objective, base_space, context)
+    if len(objs) > 1 and not strat.multi_objective:
+        raise ConfigError(
+            f"strategy {strategy!r} is single-objective; got {len(objs)} objectives "
+            f"(multi-objective: {', '.join(n for n in STRATEGIES if STRATEGIES.get(n).multi_objective)})"
+        )
+    run = run_key(
+        base_space.name,
+        strategy,
+        [o.key for o in objs],
+        seed,
+        options,
+        list(search_space.members) if candidates is not None else None,
+    )
+    store = HistoryStore(out)
+    closed = False
+    try:
+        for o in objs:
+            o.attach(store)
+        store.open_run(
+            run, base_space.name, strategy, ",".join(o.key for o in objs), seed, options, int(budget)
+        )
+        ctx = SearchContext(
+            search_space, objs, np.random.default_rng(seed), seed, int(budget), store, run, context, out=out
+        )
+        timer = objective_lib._Timer(any(o.uses_cuda for o in objs))
+        status = "interrupted"
+        with timer:
+            try:
+                strat.run(ctx)
+                status = "done"
+            except BudgetExhausted:
+                status = "done"
+            except SearchExhausted:
+                status = "exhausted"
+            finally:
+                for o in objs:
+                    if o.setup_cost.wall:
+                        ctx.setup[f"objective setup ({o.key})"] = o.setup_cost
+        session = timer.cost
+        session.gpu = max(session.gpu, sum(r.cost.gpu for r in ctx.rows))
+        setup_json = {k: dataclasses.asdict(v) for k, v in ctx.setup.items()}
+        store.close_run(run, session, setup_json, status)
+        closed = True
+        record = store.run_record(run)
+        assert record is not None
+        return SearchResult(
+            run,
+            base_space.name,
+            strategy,
+            [o.key for o in objs],
+            seed,
+            int(budget),
+            status,
+            store.history(run),
+            session,
+            record.session,
+            dict(ctx.setup),
+        )
+    except BaseException:
+        if not closed and "timer" in locals() and "ctx" in locals():
+            store.close_run(
+                run,
+                Cost(time.perf_counter() - timer.wall0, time.process_time() - timer.cpu0),
+                {k: dataclasses.asdict(v) for k, v in ctx.setup.items()},
+                "interrupted",
+            )
+        raise
+    finally:
+        store.close()

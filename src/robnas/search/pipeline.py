@@ -1,0 +1,318 @@
+"""The end-to-end pipeline: search, train the winner, evaluate it, report; one TOML config.
+
+Each stage writes its output under ``out`` and is skipped when that output exists, so an
+interrupted pipeline resumes at the stage it was in (the search resumes from its history, the
+training from ``train/last.pt``). Config (all paths relative to the config file)::
+
+    out = "runs/demo"
+    [search]                      # robnas.search.run_search + robnas.objectives.ObjectiveContext
+    space = "nb201"; strategy = "evolution"; objective = "croze"; budget = 100; seed = 0
+    options = { init_pool = 20 }  # strategy options
+    data = "cifar10.npz"; batch_size = 8; scores = "scores.csv"; benchmark = "robustness"
+    [train]                       # robnas.train.fit
+    recipe = "standard"; epochs = 1; data = "cifar10.npz"; batch_size = 128; device = "auto"
+    [evaluate]                    # robnas.evaluate.run on the test split
+    data = "cifar10.npz"; attacks = ["fgsm@8", "pgd@8"]; corruptions = ["gaussian_noise@3"]; limit = 500
+
+Outputs: ``search.sqlite`` + ``search.json`` (the winner and the search cost), ``train/``
+(checkpoints, log) + ``train.json``, ``evaluate.json`` (the robustness table and its summary),
+``report.md`` with ``search_history.png`` and ``robustness.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from robnas.errors import ConfigError, DataError
+
+SECTIONS = {
+    "search": {
+        "space",
+        "strategy",
+        "objective",
+        "budget",
+        "seed",
+        "options",
+        "data",
+        "batch_size",
+        "batch_mode",
+        "device",
+        "scores",
+        "within_scores",
+        "benchmark",
+        "dataset",
+        "reference_size",
+        "train_epochs",
+        "train_metric",
+    },
+    "train": {"recipe", "epochs", "data", "batch_size", "device", "seed", "val_fraction", "options"},
+    "evaluate": {"data", "attacks", "corruptions", "limit", "batch_size", "device", "seed"},
+}
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """The parsed and checked config; relative paths are resolved against the config's folder."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise ConfigError("reading TOML needs Python 3.11+ (tomllib) or the tomli package") from None
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: pipeline config not found")
+    try:
+        config = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    unknown = set(config) - {"out", *SECTIONS}
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)} (expected out, search, train, evaluate)")
+    for section, keys in SECTIONS.items():
+        if section not in config:
+            raise ConfigError(f"{path}: missing [{section}] section")
+        bad = set(config[section]) - keys
+        if bad:
+            raise ConfigError(f"{path}: unknown keys {sorted(bad)} in [{section}] (known: {sorted(keys)})")
+    base = path.parent
+    config["out"] = str(base / config.get("out", path.stem))
+    for section, key in (
+        ("search", "data"),
+        ("search", "scores"),
+        ("search", "benchmark"),
+        ("train", "data"),
+        ("evaluate", "data"),
+    ):
+        value = config[section].get(key)
+        if isinstance(value, str) and not value.startswith("synthetic") and ":" not in value:
+            config[section][key] = str(base / value)
+    return config
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+
+
+def stage_search(config: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Run (or resume) the search; ``search.json`` holds the winner."""
+    from robnas import objectives
+    from robnas.search.base import run_search
+    from robnas.spaces import get as get_space
+
+    done = out / "search.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    s = config["search"]
+    seed = int(s.get("seed", 0))
+    context = objectives.ObjectiveContext(
+        data=s.get("data", "synthetic"),
+        batch_size=int(s.get("batch_size", 64)),
+        batch_mode=s.get("batch_mode", "random"),
+        seed=seed,
+        device=s.get("device", "cpu"),
+        scores=s.get("scores"),
+        benchmark=s.get("benchmark"),
+        dataset=s.get("dataset", "cifar10"),
+        reference_size=int(s.get("reference_size", 64)),
+        train={"epochs": int(s.get("train_epochs", 1)), "metric": s.get("train_metric", "clean")},
+    )
+    space = s.get("space", "nb201")
+    candidates = None
+    if s.get("within_scores"):
+        table = context.table(get_space(space))
+        if table is None:
+            raise ConfigError("[search] within_scores needs scores = CSV")
+        candidates = table.archs
+    result = run_search(
+        space,
+        s.get("strategy", "evolution"),
+        s.get("objective", "croze"),
+        int(s.get("budget", 100)),
+        seed=seed,
+        out=out / "search.sqlite",
+        options=dict(s.get("options", {})),
+        context=context,
+        candidates=candidates,
+    )
+    best = result.best(1)[0]
+    summary = {
+        "run": result.run,
+        "space": result.space,
+        "winner": best.arch,
+        "value": None if math.isnan(best.value) else best.value,
+        "objectives": result.objectives,
+        "evaluated": result.evaluated,
+        "status": result.status,
+        "history": [[r.step, None if math.isnan(r.value) else r.value] for r in result.history],
+        "cost": {
+            "evaluations": dataclasses.asdict(result.evaluation_cost),
+            "setup": {k: dataclasses.asdict(v) for k, v in result.setup.items()},
+            "sessions": dataclasses.asdict(result.total),
+        },
+    }
+    _write_json(done, summary)
+    return summary
+
+
+def _model(space_name: str, arch: str, num_classes: int, seed: int) -> Any:
+    import torch
+
+    from robnas.seeding import stable_seed
+    from robnas.spaces import get as get_space
+
+    space = get_space(space_name)
+    torch.manual_seed(stable_seed(seed, arch))
+    return space.build(space.parse(arch), num_classes=num_classes)
+
+
+def stage_train(config: dict[str, Any], out: Path, searched: dict[str, Any]) -> dict[str, Any]:
+    """Train the winner with the recipe (resuming from ``train/last.pt``); ``train.json`` marks it done."""
+    from robnas import data as data_lib
+    from robnas import train
+
+    done = out / "train.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    t = config["train"]
+    images = data_lib.load(t.get("data", "synthetic"), "train")
+    seed = int(t.get("seed", 0))
+    model = _model(searched["space"], searched["winner"], images.num_classes, seed)
+    folder = out / "train"
+    result = train.fit(
+        model,
+        images,
+        t.get("recipe", "standard"),
+        folder,
+        epochs=t.get("epochs"),
+        batch_size=t.get("batch_size"),
+        seed=seed,
+        val_fraction=float(t.get("val_fraction", 0.1)),
+        resume=(folder / "last.pt").is_file(),
+        device=t.get("device", "auto"),
+        overrides=dict(t.get("options", {})) or None,
+    )
+    summary = {
+        "folder": str(folder),
+        "epochs": result.epochs_done,
+        "best_epoch": result.best_epoch,
+        "history": result.history,
+        "num_classes": images.num_classes,
+    }
+    _write_json(done, summary)
+    return summary
+
+
+def stage_evaluate(
+    config: dict[str, Any], out: Path, searched: dict[str, Any], trained: dict[str, Any]
+) -> dict[str, Any]:
+    """Clean, attack and corruption accuracy of the trained winner; ``evaluate.json``."""
+    from robnas import data as data_lib
+    from robnas import evaluate
+    from robnas.train import load_trained
+
+    done = out / "evaluate.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    e = config["evaluate"]
+    test = data_lib.load(e.get("data", "synthetic"), "test")
+    checkpoint = Path(trained["folder"]) / "last.pt"
+    if not checkpoint.is_file():
+        raise DataError(f"{checkpoint}: the trained checkpoint is missing; delete train.json to retrain")
+    model = _model(searched["space"], searched["winner"], int(trained["num_classes"]), 0)
+    wrapped, _ = load_trained(checkpoint, model)
+    table = evaluate.run(
+        wrapped,
+        test,
+        attacks=evaluate.split_specs(e.get("attacks", [])),
+        corruptions=list(e.get("corruptions", [])),
+        batch_size=int(e.get("batch_size", 128)),
+        limit=e.get("limit"),
+        device=e.get("device", "auto"),
+        seed=int(e.get("seed", 0)),
+    )
+    summary = {"table": table, "summary": evaluate.summary(table)}
+    _write_json(done, summary)
+    return summary
+
+
+def write_report(
+    out: Path, searched: dict[str, Any], trained: dict[str, Any], evaluated: dict[str, Any]
+) -> Path:
+    """``report.md`` with the search history and robustness figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [s for s, v in searched["history"] if v is not None]
+    values = [v for s, v in searched["history"] if v is not None]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(steps, values, ".", alpha=0.5, label="evaluated")
+    running = [max(values[: i + 1]) for i in range(len(values))]
+    ax.plot(steps, running, "-", label="best so far")
+    ax.set_xlabel("objective query")
+    ax.set_ylabel(searched["objectives"][0].split("|")[0])
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "search_history.png", dpi=120)
+    plt.close(fig)
+
+    table = evaluated["table"]
+    fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(table)), 3.2))
+    ax.bar([r["label"] for r in table], [100 * r["accuracy"] for r in table])
+    ax.set_ylabel("accuracy (%)")
+    ax.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    fig.savefig(out / "robustness.png", dpi=120)
+    plt.close(fig)
+
+    cost = searched["cost"]
+    last = trained["history"][-1] if trained["history"] else {}
+    lines = [
+        "# robnas pipeline report",
+        "",
+        "## Search",
+        "",
+        f"- run `{searched['run']}` ({searched['status']}), {searched['evaluated']} objective queries",
+        f"- objective(s): {', '.join(f'`{o}`' for o in searched['objectives'])}",
+        f"- winner: `{searched['winner']}` (value {searched['value']})",
+        f"- search cost (s): wall {cost['sessions']['wall']:.1f}, CPU {cost['sessions']['cpu']:.1f}, "
+        f"GPU {cost['sessions']['gpu']:.1f}; objective evaluations wall {cost['evaluations']['wall']:.1f}",
+        "",
+        "![search history](search_history.png)",
+        "",
+        "## Training",
+        "",
+        f"- {trained['epochs']} epochs in `{trained['folder']}`; last epoch: "
+        + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, (int, float))),
+        "",
+        "## Evaluation",
+        "",
+        "| perturbation | n | accuracy (%) |",
+        "|---|---|---|",
+        *[f"| {r['label']} | {r['n']} | {100 * r['accuracy']:.2f} |" for r in table],
+        "",
+        "![robustness](robustness.png)",
+        "",
+    ]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def run_pipeline(config_path: str | Path) -> Path:
+    """Run every stage not yet done; returns the report's path."""
+    config = load_config(config_path)
+    out = Path(config["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    searched = stage_search(config, out)
+    trained = stage_train(config, out, searched)
+    evaluated = stage_evaluate(config, out, searched, trained)
+    return write_report(out, searched, trained, evaluated)

@@ -1,0 +1,365 @@
+"""Search strategies, objectives and resumable runs on NAS-Bench-201 with cheap objectives."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from robnas import objectives, search, spaces
+from robnas.errors import ConfigError, DataError, UnknownName
+from robnas.objectives import OBJECTIVES, Objective, ObjectiveContext
+from robnas.search import run_search
+from robnas.spaces.nb201 import OPERATIONS
+
+DEMO_ROBUSTNESS = Path(objectives.__file__).parent / "assets" / "demo" / "robustness"
+CALLS: dict[str, int] = {}
+
+
+class Fake(Objective):
+    """Deterministic: the weighted count of operations (conv3x3 best), plus a small edge term."""
+
+    def __init__(self, name: str, space, weights: dict[str, float], fail_at: int | None = None) -> None:
+        super().__init__(space, f"fake:{name}")
+        self.weights = weights
+        self.fail_at = fail_at
+
+    def _compute(self, arch):
+        CALLS[self.key] = CALLS.get(self.key, 0) + 1
+        if self.fail_at is not None and CALLS[self.key] == self.fail_at:
+            raise KeyboardInterrupt
+        value = sum(self.weights[op] for op in arch) + 0.01 * sum(
+            i * OPERATIONS.index(op) for i, op in enumerate(arch)
+        )
+        return value, math.nan
+
+
+WEIGHTS = {"none": 0.0, "skip_connect": 1.0, "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0, "avg_pool_3x3": 0.5}
+SMALL = {"none": 5.0, "skip_connect": 1.0, "nor_conv_1x1": 0.5, "nor_conv_3x3": 0.0, "avg_pool_3x3": 2.0}
+if "fake" not in OBJECTIVES:
+    OBJECTIVES.register("fake", lambda arg, space, ctx: Fake("fake", space, WEIGHTS))
+    OBJECTIVES.register("fake_small", lambda arg, space, ctx: Fake("small", space, SMALL))
+    OBJECTIVES.register(
+        "fake_m", lambda arg, space, ctx: Fake("m", space, {k: 10 * v + 1 for k, v in WEIGHTS.items()})
+    )
+    OBJECTIVES.register("fake_k", lambda arg, space, ctx: Fake("k", space, SMALL))
+    OBJECTIVES.register("fake_crash", lambda arg, space, ctx: Fake("crash", space, WEIGHTS, fail_at=4))
+
+
+def _check_run(result: search.SearchResult, budget: int) -> None:
+    archs = [r.arch for r in result.history]
+    assert len(archs) == budget == result.evaluated
+    assert len(set(archs)) == budget  # no duplicate evaluation
+    assert [r.step for r in result.history] == list(range(1, budget + 1))
+    space = spaces.get("nb201")
+    assert all(space.canonical_string(a) == a for a in archs)
+    assert result.best(1)[0].value == max(r.value for r in result.history)
+
+
+@pytest.mark.parametrize(
+    "strategy, options",
+    [
+        ("random", {}),
+        ("topk", {}),
+        ("evolution", {"init_pool": 5, "sample_pool": 3}),
+        ("regularized-evolution", {"population": 5, "sample_size": 2}),
+        ("optuna", {"n_startup_trials": 4}),
+        ("optuna", {"sampler": "nsga2", "population_size": 4}),
+        ("hnas", {"metric": "fake_m", "condition": "fake_k", "pool_size": 40, "probes": 3}),
+    ],
+)
+def test_every_strategy_spends_its_budget_on_distinct_archs(strategy, options, tmp_path):
+    result = run_search("nb201", strategy, "fake", 14, seed=3, options=options)
+    assert result.status == "done"
+    _check_run(result, 14)
+    assert result.total.wall > 0 and result.session.cpu >= 0
+
+
+def test_search_beats_random_on_average_with_evolution():
+    # a smooth objective: regularized evolution should do at least as well as random in mean over seeds
+    def best(strategy, options):
+        return (
+            sum(
+                run_search("nb201", strategy, "fake", 60, seed=s, options=options).best(1)[0].value
+                for s in range(4)
+            )
+            / 4
+        )
+
+    assert best("regularized-evolution", {"population": 10, "sample_size": 3}) >= best("random", {})
+
+
+def test_evolution_is_a_non_elitist_chain_of_single_mutations():
+    result = run_search("nb201", "evolution", "fake", 25, seed=1, options={"init_pool": 10, "sample_pool": 5})
+    space = spaces.get("nb201")
+    rounds: dict[int, list] = {}
+    for r in result.history:
+        rounds.setdefault(r.info["round"], []).append(r)
+    assert len(rounds[0]) == 10
+    best0 = max(rounds[0], key=lambda r: r.value)
+    for r in rounds[1]:
+        assert space.canonical_string(r.info["parent"]) == best0.arch
+    # next parent: argmax of round 1 only (not the overall best), the chain is not elitist
+    if 2 in rounds:
+        best1 = max(rounds[1], key=lambda r: r.value)
+        assert all(space.canonical_string(r.info["parent"]) == best1.arch for r in rounds[2])
+    for r in result.history:
+        if r.info["round"] > 0:
+            parent, child = space.parse(r.info["parent"]), space.parse(r.arch)
+            # each child is one edit of the unchanged parent (up to isomorphism), never an accumulated chain
+            assert any(
+                space.canonical_string(tuple(parent[:i]) + (op,) + tuple(parent[i + 1 :])) == r.arch
+                for i in range(6)
+                for op in OPERATIONS
+            ), (parent, child)
+
+
+def test_hnas_probes_then_bo_and_records_the_criterion():
+    result = run_search(
+        "nb201",
+        "hnas",
+        "fake",
+        8,
+        seed=0,
+        options={"metric": "fake_m", "condition": "fake_k", "pool_size": 50, "probes": 4},
+    )
+    ts = [r.info["t"] for r in result.history[:4]]
+    assert ts == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])
+    assert all(r.info["c"] == pytest.approx(-2.0) for r in result.history[:4])
+    assert all(math.isfinite(r.info["S"]) for r in result.history)
+    assert any("hnas pool" in k for k in result.setup)
+
+
+def test_hnas_criterion_formula():
+    import numpy as np
+
+    from robnas.search.hnas import criterion
+
+    s = criterion(np.array([2.0, 0.0, 3.0]), np.array([4.0, 1.0, 9.0]), t=0.5, c=-1.0, scale=2.0)
+    assert s[0] == pytest.approx(0.1 * abs(4 - 1) + 2.0)
+    assert s[1] == math.inf
+    assert s[2] == pytest.approx(0.1 * abs(9 - 1) + 3.0)
+
+
+def test_optuna_multi_objective_pareto_front(tmp_path):
+    result = run_search(
+        "nb201",
+        "optuna",
+        "fake,fake_small",
+        16,
+        seed=0,
+        out=tmp_path / "mo.sqlite",
+        options={"sampler": "nsga2", "population_size": 4},
+    )
+    front = result.pareto()
+    assert front and all(len(r.all_values()) == 2 for r in front)
+    for r in front:  # nothing in the history dominates a front member
+        assert not any(
+            o.value >= r.value and o.values[0] >= r.values[0] and o.all_values() != r.all_values()
+            for o in result.history
+        )
+
+
+def test_resume_continues_history_without_reevaluating(tmp_path):
+    out = tmp_path / "run.sqlite"
+    opts = {"init_pool": 4, "sample_pool": 3}
+    first = run_search("nb201", "evolution", "fake", 6, seed=5, out=out, options=opts)
+    CALLS.clear()
+    second = run_search("nb201", "evolution", "fake", 15, seed=5, out=out, options=opts)
+    assert CALLS["fake:fake"] == 9  # only the new architectures
+    assert [r.arch for r in second.history[:6]] == [r.arch for r in first.history]
+    _check_run(second, 15)
+    straight = run_search("nb201", "evolution", "fake", 15, seed=5, options=opts)
+    assert [r.arch for r in straight.history] == [r.arch for r in second.history]  # replay is exact
+
+
+def test_interrupted_run_keeps_finished_rows_and_resumes(tmp_path):
+    out = tmp_path / "run.sqlite"
+    CALLS.clear()
+    with pytest.raises(KeyboardInterrupt):
+        run_search("nb201", "random", "fake_crash", 8, seed=2, out=out)
+    with search.HistoryStore(out) as store:
+        (record,) = store.runs()
+        assert record.status == "interrupted"
+        assert len(store.history(record.run)) == 3
+    CALLS.clear()
+    CALLS["fake:crash"] = 10  # past the crash point
+    result = run_search("nb201", "random", "fake_crash", 8, seed=2, out=out)
+    assert CALLS["fake:crash"] == 10 + 5
+    _check_run(result, 8)
+
+
+def test_bad_configs_are_rejected_with_clear_errors(tmp_path):
+    with pytest.raises(UnknownName, match="strategy"):
+        run_search("nb201", "annealing", "fake", 5)
+    with pytest.raises(UnknownName, match="proxy 'nope'"):
+        run_search("nb201", "random", "nope", 5)
+    with pytest.raises(ConfigError, match="budget"):
+        run_search("nb201", "random", "fake", 0)
+    with pytest.raises(ConfigError, match="no option"):
+        run_search("nb201", "evolution", "fake", 5, options={"pool": 3})
+    with pytest.raises(ConfigError, match="init_pool"):
+        run_search("nb201", "evolution", "fake", 5, options={"init_pool": "0"})
+    with pytest.raises(ConfigError, match="single-objective"):
+        run_search("nb201", "random", "fake,fake_small", 5)
+    with pytest.raises(ConfigError, match="--benchmark"):
+        run_search("nb201", "random", "bench:fgsm@8", 5)
+    with pytest.raises(DataError, match="meta.json"):
+        run_search("nb201", "random", "bench:fgsm@8", 5, context=ObjectiveContext(benchmark=str(tmp_path)))
+    with pytest.raises(UnknownName, match="benchmark target"):
+        run_search(
+            "nb201", "random", "bench:speed", 5, context=ObjectiveContext(benchmark=str(DEMO_ROBUSTNESS))
+        )
+    with pytest.raises(DataError, match="not found"):
+        run_search(
+            "nb201", "random", "synflow", 5, context=ObjectiveContext(scores=str(tmp_path / "none.csv"))
+        )
+
+
+def _demo_archs() -> list[str]:
+    import json
+
+    meta = json.loads((DEMO_ROBUSTNESS / "meta.json").read_text())
+    return [v["nb201-string"] for v in meta["ids"].values()]
+
+
+def test_benchmark_objective_within_the_demo_fixture():
+    ctx = ObjectiveContext(benchmark=str(DEMO_ROBUSTNESS))
+    archs = _demo_archs()
+    result = run_search(
+        "nb201",
+        "regularized-evolution",
+        "bench:fgsm@8",
+        20,
+        seed=0,
+        context=ctx,
+        candidates=archs,
+        options={"population": 5, "sample_size": 2},
+    )
+    _check_run(result, 20)
+    assert all(0.0 <= r.value <= 1.0 and not r.error for r in result.history)
+    rob = ctx.robustness()
+    best = result.best(1)[0]
+    assert best.value == pytest.approx(rob.accuracy(best.arch, "cifar10", "fgsm@Linf", eps=8.0))
+    cc = objectives.make("bench:cc_mean", spaces.get("nb201"), ctx).evaluate(best.arch)
+    assert 0.0 < cc < 1.0
+
+
+def test_score_table_long_format_ensemble_and_seconds(tmp_path):
+    space = spaces.get("nb201")
+    archs = sorted({space.canonical_string(space.sample(i)) for i in range(30)})
+    csv = tmp_path / "scores.csv"
+    lines = ["arch,proxy,value,seconds,seed,batch_size,error"]
+    for i, a in enumerate(archs):
+        lines += [f"{a},pa,{i},0.5,0,8,", f"{a},pb,{-i},0.25,0,8,"]
+    csv.write_text("\n".join(lines) + "\n")
+    ctx = ObjectiveContext(scores=str(csv))
+    pa = objectives.make("pa", space, ctx)
+    ev = pa.measure(archs[3])
+    assert ev.value == 3 and ev.cost.reported == 0.5
+    ens = objectives.make("pa+pb", space, ctx)  # opposite ranks: every architecture is in the middle
+    assert ens.evaluate(archs[0]) == pytest.approx(0.5)
+    result = run_search("nb201", "random", "pa", 10, seed=0, context=ctx, candidates=archs)
+    assert all(r.cost.reported == 0.5 for r in result.history)
+    assert result.evaluation_cost.reported == pytest.approx(5.0)
+    assert set(r.arch for r in result.history) <= set(archs)
+
+
+def test_computed_proxy_objective_matches_robnas_score_seeding():
+    space = spaces.get("nb201")
+    ctx = ObjectiveContext(data="synthetic:16", batch_size=4, seed=0)
+    arch = space.canonical_string(space.sample(7))
+    params = objectives.make("params", space, ctx)
+    minus = objectives.make("-params", space, ctx)
+    assert params.evaluate(arch) > 0
+    assert minus.evaluate(arch) == -params.evaluate(arch)
+    assert params.measure(arch).cost.cpu >= 0
+
+
+def test_cli_search_runs_resumes_and_rejects(tmp_path):
+    from typer.testing import CliRunner
+
+    from robnas.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "cli.sqlite"
+    args = [
+        "search",
+        "--out",
+        str(out),
+        "--strategy",
+        "random",
+        "--objective",
+        "bench:pgd@8",
+        "--benchmark",
+        str(DEMO_ROBUSTNESS),
+        "--budget",
+        "3",
+        "--seed",
+        "1",
+    ]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "bench:pgd@8" in first.output and "search cost" in first.output
+    again = runner.invoke(app, [*args[:-4], "--budget", "5", "--seed", "1"])
+    assert again.exit_code == 0, again.output
+    with search.HistoryStore(out) as store:
+        (record,) = store.runs()
+        assert len(store.history(record.run)) == 5
+    bad = runner.invoke(app, ["search", "--out", str(out), "--strategy", "nope", "--objective", "params"])
+    assert bad.exit_code == 2 and "unknown search strategy" in bad.output
+
+
+def test_short_training_objective_gives_a_validation_accuracy():
+    space = spaces.get("nb201")
+    ctx = ObjectiveContext(
+        data="synthetic:40", seed=0, train={"epochs": 1, "batch_size": 20, "val_fraction": 0.25}
+    )
+    objective = objectives.make("train:standard", space, ctx)
+    ev = objective.measure("|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    assert 0.0 <= ev.value <= 1.0 and not ev.error and ev.cost.wall > 0
+    with pytest.raises(ConfigError, match="not adversarial"):
+        objectives.make("train:standard", space, ObjectiveContext(train={"metric": "robust"}))
+
+
+def test_score_table_wide_format_with_seconds_columns(tmp_path):
+    space = spaces.get("nb201")
+    archs = sorted({space.canonical_string(space.sample(i)) for i in range(5)})
+    csv = tmp_path / "wide.csv"
+    csv.write_text(
+        "net_str,name,pa,pa_s,pb\n" + "".join(f"{a},x{i},{i},0.1,{2 * i}\n" for i, a in enumerate(archs))
+    )
+    table = objectives.ScoreTable(csv, space)
+    assert table.proxies == ["pa", "pb"] and table.has_seconds
+    assert table.lookup(archs[2], "pa") == (2.0, 0.1)
+    assert math.isnan(table.lookup(archs[2], "pb")[1])
+
+
+@pytest.mark.parametrize(
+    "strategy, options",
+    [
+        ("hnas", {"metric": "fake_m", "condition": "fake_k", "pool_size": 40, "probes": 3}),
+        ("optuna", {"n_startup_trials": 3}),
+    ],
+)
+def test_bo_strategies_resume_with_a_larger_budget(strategy, options, tmp_path):
+    out = tmp_path / "bo.sqlite"
+    first = run_search("nb201", strategy, "fake", 5, seed=2, out=out, options=options)
+    CALLS.clear()
+    second = run_search("nb201", strategy, "fake", 9, seed=2, out=out, options=options)
+    assert CALLS["fake:fake"] == 4
+    assert [r.arch for r in second.history[:5]] == [r.arch for r in first.history]
+    _check_run(second, 9)
+
+
+def test_computed_rank_ensemble_uses_a_fixed_reference_pool(tmp_path):
+    space = spaces.get("nb201")
+    ctx = ObjectiveContext(data="synthetic:8", batch_size=4, seed=0, reference_size=6)
+    result = run_search(
+        "nb201", "random", "params+l2_norm", 3, seed=0, out=tmp_path / "e.sqlite", context=ctx
+    )
+    assert all(0.0 <= r.value <= 1.0 for r in result.history)
+    assert any("objective setup" in k and c.wall > 0 for k, c in result.setup.items())
+    again = objectives.make("params+l2_norm", space, ctx)  # same key, fresh instance: same values
+    assert again.evaluate(result.history[0].arch) == pytest.approx(result.history[0].value)

@@ -1,0 +1,74 @@
+"""``robnas pipeline``: search -> train -> evaluate -> report, each stage skipped once done."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from robnas import objectives
+from robnas.errors import ConfigError
+from robnas.search.pipeline import load_config, run_pipeline
+
+DEMO_ROBUSTNESS = Path(objectives.__file__).parent / "assets" / "demo" / "robustness"
+
+CONFIG = """
+out = "run"
+[search]
+strategy = "random"
+objective = "bench:pgd@8"
+budget = 4
+benchmark = "{bench}"
+[train]
+recipe = "standard"
+epochs = 1
+data = "synthetic:24"
+batch_size = 12
+device = "cpu"
+[evaluate]
+data = "synthetic:24"
+attacks = ["fgsm@8"]
+corruptions = ["gaussian_noise@3"]
+limit = 8
+batch_size = 8
+device = "cpu"
+"""
+
+
+def test_pipeline_runs_every_stage_then_skips_them(tmp_path):
+    config = tmp_path / "p.toml"
+    config.write_text(CONFIG.format(bench=DEMO_ROBUSTNESS))
+    report = run_pipeline(config)
+    out = tmp_path / "run"
+    for name in (
+        "search.json",
+        "train.json",
+        "evaluate.json",
+        "report.md",
+        "search_history.png",
+        "robustness.png",
+    ):
+        assert (out / name).is_file(), name
+    searched = json.loads((out / "search.json").read_text())
+    assert searched["evaluated"] == 4 and searched["winner"] in report.read_text()
+    labels = [r["label"] for r in json.loads((out / "evaluate.json").read_text())["table"]]
+    assert labels == ["clean", "fgsm@8", "gaussian_noise@3"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    run_pipeline(config)  # every stage's output exists: nothing is recomputed
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")} == stamps
+
+
+def test_pipeline_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[search]\nbudget = 3\n[train]\n[evaluate]\n[extra]\n")
+    with pytest.raises(ConfigError, match="unknown keys"):
+        load_config(bad)
+    bad.write_text("[search]\nbudgte = 3\n[train]\n[evaluate]\n")
+    with pytest.raises(ConfigError, match="budgte"):
+        load_config(bad)
+    bad.write_text("[search]\n[train]\n")
+    with pytest.raises(ConfigError, match=r"\[evaluate\]"):
+        load_config(bad)
