@@ -188,18 +188,6 @@ def test_resolve_model(tmp_path):
         ev.resolve_model("no-such-model")
 
 
-def test_model_resolver_hook():
-    @ev.MODEL_RESOLVERS.register("toy-test")
-    def toy(text, num_classes, **options):
-        return nn.Sequential(nn.Flatten(), nn.Linear(int(text), num_classes))
-
-    try:
-        model, info = ev.resolve_model("toy-test:12", 3)
-        assert model(torch.rand(2, 12)).shape == (2, 3)
-    finally:
-        ev.MODEL_RESOLVERS._items.pop("toy-test", None)
-
-
 @pytest.fixture
 def tiny_files(tmp_path):
     rng = np.random.default_rng(0)

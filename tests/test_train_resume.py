@@ -99,7 +99,7 @@ def test_list_recipes():
     assert result.exit_code == 0 and "pgd-at:" in result.output and "trades:" in result.output
 
 
-def test_final_eval_runs_or_skips_cleanly(tmp_path):
+def test_final_eval_writes_the_evaluation_table(tmp_path):
     args = [
         "train", "--arch", f"nb201:{ARCH}", "--data", "synthetic:64", "--out", str(tmp_path),
         "--epochs", "1", "--batch-size", "32", "--arch-opt", "C=4", "--arch-opt", "N=1",
@@ -107,5 +107,4 @@ def test_final_eval_runs_or_skips_cleanly(tmp_path):
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    wrote = any((tmp_path / name).is_file() for name in ("final_eval.csv", "final_eval.json"))
-    assert wrote or "final evaluation skipped" in result.output
+    assert (tmp_path / "final_eval.csv").is_file()

@@ -30,7 +30,6 @@ Attack specs: ``pgd@8`` or ``pgd@8:steps=20,alpha=2`` (eps and alpha in 1/255), 
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import math
 import time
@@ -46,8 +45,8 @@ from torch.utils.data import DataLoader
 from robnas import attacks as attacks_mod
 from robnas import corruptions as corruptions_mod
 from robnas.data import MEAN_STD, ImageArrays
-from robnas.errors import ConfigError, DataError, UnknownName
-from robnas.registry import Registry
+from robnas.errors import ConfigError, DataError
+from robnas.models import build_model, parse_value
 
 COLUMNS = (
     "kind",
@@ -87,22 +86,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def _value(text: str) -> Any:
-    low = text.lower()
-    if low in ("true", "yes"):
-        return True
-    if low in ("false", "no"):
-        return False
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
 def parse_attack(spec: str) -> list[AttackSpec]:
     """``pgd@8:steps=20,alpha=2`` -> ``[("pgd", {"eps": 8/255, "steps": 20, "alpha": 2/255})]``.
 
@@ -127,7 +110,7 @@ def parse_attack(spec: str) -> list[AttackSpec]:
         key, sep, value = pair.partition("=")
         if not sep:
             raise ConfigError(f"attack spec {spec!r}: parameter {pair!r} should read KEY=VALUE")
-        parsed = _value(value.strip())
+        parsed = parse_value(value.strip())
         if key.strip() in EPS_KEYS and isinstance(parsed, int | float):
             parsed = parsed / 255
         params[key.strip()] = parsed
@@ -590,11 +573,6 @@ def plot(table: list[Row], out_dir: str | Path) -> list[Path]:
 # ----------------------------------------------------------------------------------------------
 # models by spec
 
-Resolver = Callable[[str, int], nn.Module]
-#: ``PREFIX -> builder(text, num_classes)``; ``resolve_model("PREFIX:TEXT")`` consults it first.
-MODEL_RESOLVERS: Registry[Resolver] = Registry("model resolver")
-
-
 def _load_state(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
@@ -680,7 +658,6 @@ def resolve_model(
     """The bare network named by ``spec`` (weights loaded) and what is known about it.
 
     ``spec`` is one of
-    * ``PREFIX:TEXT`` with PREFIX in :data:`MODEL_RESOLVERS` (hook for other spaces and zoos);
     * ``SPACE:ARCH`` for a search space of :mod:`robnas.spaces` (``nb201:|nor_conv_3x3~0|+...``),
       built with ``options`` (e.g. ``C=8, N=1``);
     * the path of a training checkpoint (``best.pt``: a dict with a 'model' state_dict) whose
@@ -716,26 +693,7 @@ def resolve_model(
         return model, info
     if num_classes is None:
         num_classes = (_classes_in(weights) if weights is not None else None) or 10
-    prefix, sep, text = spec.partition(":")
-    if sep and prefix in MODEL_RESOLVERS:
-        model = MODEL_RESOLVERS.get(prefix)(text, num_classes, **options)
-    else:
-        from robnas import spaces
-
-        if sep and prefix in spaces.SPACES:
-            model = spaces.get(prefix).build(text, num_classes=num_classes, **options)
-        else:
-            try:
-                zoo = importlib.import_module("robnas.zoo")
-            except ImportError:
-                zoo = None
-            if zoo is None or not hasattr(zoo, "create_model"):
-                raise UnknownName(
-                    f"cannot resolve model {spec!r}: give SPACE:ARCH (spaces: {', '.join(spaces.names())}"
-                    f"{', resolvers: ' + ', '.join(MODEL_RESOLVERS.names()) if len(MODEL_RESOLVERS) else ''}) "
-                    "or a training checkpoint; named models need robnas.zoo, which is not available"
-                )
-            model = zoo.create_model(spec, num_classes=num_classes, **options)
+    model = build_model(spec, num_classes, **options)
     if weights is not None:
         load_weights(model, weights)
     info["arch"] = spec
@@ -764,7 +722,6 @@ def prepare_model(
 
 __all__ = [
     "COLUMNS",
-    "MODEL_RESOLVERS",
     "load_weights",
     "parse_attack",
     "parse_corruption",

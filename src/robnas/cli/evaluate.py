@@ -11,17 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from robnas import data as data_lib
 from robnas import evaluate as ev
 from robnas.cli import app, console, friendly
-from robnas.errors import ConfigError
-
-
-def _parse_options(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--model-option {pair!r} should read KEY=VALUE")
-        out[key.strip()] = ev._value(text.strip())
-    return out
+from robnas.models import parse_options
 
 
 @app.command("evaluate")
@@ -77,7 +67,7 @@ def evaluate_command(
     """
     arrays = data_lib.load(data, split=split) if data.endswith(".npz") else data_lib.load(data, split="test")
     name = dataset or arrays.name
-    net, info = ev.resolve_model(model, num_classes, weights, **_parse_options(model_option))
+    net, info = ev.resolve_model(model, num_classes, weights, **parse_options(model_option))
     wrapped, used = ev.prepare_model(net, info, normalize, name)
     attack_specs = ev.split_specs(attacks)
     corruption_specs = ev.split_specs(corruptions)

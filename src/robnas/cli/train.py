@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +25,12 @@ def _subset(data: Any, n: int | None, seed: int) -> Any:
 def final_evaluation(
     model: torch.nn.Module, data_spec: str, out: Path, attacks: list[str], corruptions: list[str]
 ) -> Any:
-    """Run ``robnas.evaluate.run`` on the test split when that module exists; None otherwise."""
-    try:
-        evaluate = importlib.import_module("robnas.evaluate")
-    except ImportError:
-        console.print("[yellow]final evaluation skipped:[/yellow] robnas.evaluate is not available")
-        return None
-    from robnas import data
+    """``robnas.evaluate.run`` on the test split, written to ``final_eval.csv``."""
+    from robnas import data, evaluate
 
     test = data.load(data_spec, split="test")
-    x, y = test.tensors()
-    result = evaluate.run(model, (x, y), attacks=attacks, corruptions=corruptions)
-    if hasattr(result, "to_csv"):
-        result.to_csv(out / "final_eval.csv", index=False)
-    else:
-        (out / "final_eval.json").write_text(json.dumps(result, indent=2, default=str))
+    result = evaluate.run(model, test.tensors(), attacks=attacks, corruptions=corruptions)
+    evaluate.write_csv(result, out / "final_eval.csv")
     return result
 
 

@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
+from robnas.models import build_model, parse_options
 from robnas.train import adversary, augment, checkpoint
-from robnas.train.build import build_model, parse_options
 from robnas.train.distributed import DistInfo, setup, teardown
 from robnas.train.loop import NormalizedNet, TrainResult, evaluate_split, fit, load_trained, split_indices
 from robnas.train.recipes import RECIPES, Recipe, get, names
