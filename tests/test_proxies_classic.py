@@ -1,0 +1,268 @@
+"""Classic zero-cost proxies: size, gradient, Jacobian, Zen and NTK families."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import robnas
+from robnas.errors import ConfigError
+from robnas.proxies import base, gradient, ntk
+
+CLASSIC = [
+    "params",
+    "flops",
+    "l2_norm",
+    "grad_norm",
+    "snip",
+    "grasp",
+    "fisher",
+    "plain",
+    "synflow",
+    "jacov",
+    "nwot",
+    "epe_nas",
+    "zen",
+    "ntk_trace",
+    "ntk_condnum",
+    "hnas",
+]
+ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+
+
+def tiny_net(arch: str = ARCH, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return robnas.spaces.get("nb201").build(arch, C=4, N=1)
+
+
+def tiny_batch(
+    n: int = 8, size: int = 8, classes: int = 10, seed: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, size, size, generator=g), torch.randint(0, classes, (n,), generator=g)
+
+
+def linear_model(d: int = 5, k: int = 3, bias: bool = False, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(d, k, bias=bias))
+
+
+def test_all_classic_proxies_are_registered():
+    assert set(CLASSIC) <= set(base.names())
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_proxy_is_finite_deterministic_and_leaves_the_model_alone(name):
+    net = tiny_net()
+    net.eval()
+    x, y = tiny_batch()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x_before = x.clone()
+    values = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        result = base.run(name, net, x, y)
+        assert result.error == "", result.error
+        values.append(result.value)
+    assert math.isfinite(values[0])
+    assert values[0] == values[1]
+    after = net.state_dict()
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        assert torch.equal(value, after[key]), key
+    assert not net.training
+    assert all(p.grad is None for p in net.parameters())
+    assert torch.equal(x, x_before) and not x.requires_grad
+
+
+def test_params_and_l2_norm_match_their_definitions():
+    net = tiny_net()
+    x, y = tiny_batch()
+    assert base.compute("params", net, x, y) == pytest.approx(sum(p.numel() for p in net.parameters()) / 1e6)
+    norms = [m.weight.norm().item() for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert base.compute("l2_norm", net, x, y) == pytest.approx(sum(norms), rel=1e-6)
+
+
+def test_flops_counts_conv_and_linear_macs_at_the_input_size():
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 10)
+    )
+    x, y = tiny_batch(size=8)
+    assert base.compute("flops", net, x, y) == pytest.approx((4 * 8 * 8 * 3 * 9 + 256 * 10) / 1e6)
+    # elementwise mode adds one operation per ReLU element
+    assert base.compute("flops", net, x, y, include_elementwise=True) == pytest.approx(
+        (4 * 8 * 8 * 3 * 9 + 256 * 10 + 256) / 1e6
+    )
+    # the same NB201 network at 16x16 costs 4x the 8x8 convolutions
+    nb = tiny_net()
+    small = base.compute("flops", nb, *tiny_batch(size=8))
+    large = base.compute("flops", nb, *tiny_batch(size=16))
+    classifier = 16 * 10 / 1e6
+    assert large - classifier == pytest.approx(4 * (small - classifier))
+
+
+def test_gradient_proxies_of_a_linear_softmax_model_match_the_closed_form():
+    net = linear_model(bias=True)
+    x, y = torch.randn(6, 5), torch.tensor([0, 1, 2, 0, 1, 2])
+    w, b = net[1].weight.detach(), net[1].bias.detach()
+    p = torch.softmax(x @ w.T + b, 1)
+    dl_dout = (p - F.one_hot(y, 3)) / len(x)
+    grad_w = dl_dout.T @ x
+    assert base.compute("grad_norm", net, x, y) == pytest.approx(grad_w.norm().item(), rel=1e-5)
+    assert base.compute("snip", net, x, y) == pytest.approx((w * grad_w).abs().sum().item(), rel=1e-5)
+    assert base.compute("plain", net, x, y) == pytest.approx((w * grad_w).sum().item(), rel=1e-5, abs=1e-7)
+    act = x @ w.T + b
+    fisher_c = 0.5 * (act * dl_dout).pow(2).mean(0)
+    assert base.compute("fisher", net, x, y) == pytest.approx((fisher_c.abs().sum() * 5).item(), rel=1e-5)
+
+
+def test_grasp_matches_an_explicit_hessian():
+    net = linear_model(bias=False).double()
+    x, y = torch.randn(6, 5, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2])
+    w0 = net[1].weight.detach().clone()
+
+    def loss(flat_w: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(x @ flat_w.reshape(3, 5).T, y)
+
+    flat = w0.flatten()
+    hessian = torch.autograd.functional.hessian(loss, flat)
+    g = torch.autograd.functional.jacobian(loss, flat)
+    expected = -(flat * (hessian @ g)).sum().item()
+    assert base.compute("grasp", net, x, y) == pytest.approx(expected, rel=1e-8)
+
+
+def test_synflow_of_a_two_layer_linear_net_is_twice_the_path_sum():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False))
+    x, y = torch.randn(5, 4), torch.zeros(5, dtype=torch.long)
+    w1, w2 = net[1].weight.detach().double().abs(), net[2].weight.detach().double().abs()
+    paths = (w2 @ w1 @ torch.ones(4, dtype=torch.float64)).sum().item()  # R for an all-ones input
+    # synaptic flow is conserved: each layer's sum |W * dR/dW| equals R
+    assert base.compute("synflow", net, x, y) == pytest.approx(2 * paths, rel=1e-12)
+
+
+def test_synflow_ignores_the_data_but_not_the_input_shape():
+    net = tiny_net()
+    x, y = tiny_batch()
+    a = base.compute("synflow", net, x, y)
+    assert base.compute("synflow", net, torch.randn_like(x), torch.zeros_like(y)) == a
+    assert base.compute("synflow", net, *tiny_batch(size=16)) != a
+
+
+def test_jacov_and_epe_nas_of_a_linear_model_match_the_closed_form():
+    # f(x) = W x: every image has the same input Jacobian 1^T W, so the correlation matrix is
+    # all ones, with eigenvalues (n, 0, ..., 0).
+    net = linear_model(d=5, k=3)
+    x, y = torch.randn(6, 5), torch.tensor([0, 1, 1, 2, 2, 2])
+    k = 1e-5
+    n = len(x)
+    expected = -((math.log(n + k) + 1 / (n + k)) + (n - 1) * (math.log(k) + 1 / k))
+    assert base.compute("jacov", net, x, y) == pytest.approx(expected, rel=1e-6)
+    # each class's correlation block is all ones: s_c = count_c^2 * log(1 + k)
+    epe = sum(c * c * math.log(1 + k) for c in (1, 2, 3))
+    assert base.compute("epe_nas", net, x, y) == pytest.approx(epe, rel=1e-4)
+
+
+def test_nwot_is_the_log_determinant_of_the_hamming_kernel():
+    net = nn.Sequential(nn.ReLU(), nn.Flatten(), nn.Linear(12, 2))
+    x = torch.randn(5, 12)
+    codes = (x > 0).numpy().astype(float)
+    kernel = codes @ codes.T + (1 - codes) @ (1 - codes).T
+    expected = np.linalg.slogdet(kernel)[1]
+    assert base.compute("nwot", net, x, torch.zeros(5, dtype=torch.long)) == pytest.approx(
+        expected, rel=1e-10
+    )
+
+
+def test_zen_is_data_independent_and_seeded():
+    net = tiny_net()
+    x, y = tiny_batch()
+    a = base.compute("zen", net, x, y, seed=3)
+    assert base.compute("zen", net, torch.randn_like(x), y, seed=3) == a
+    assert base.compute("zen", net, x, y, seed=4) != a
+    assert base.compute("zen", net, x, y, seed=3, repeat=2) != a
+
+
+def test_ntk_trace_of_a_linear_model_is_the_rms_input_norm():
+    x, y = torch.randn(7, 5), torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    for bias in (False, True):  # biases are not part of the NTK
+        net = linear_model(bias=bias)
+        expected = x.pow(2).sum(1).mean().sqrt().item()
+        assert base.compute("ntk_trace", net, x, y) == pytest.approx(expected, rel=1e-6)
+        assert base.compute("ntk_trace", net, x, y, per_sample="exact") == pytest.approx(expected, rel=1e-6)
+
+
+def test_ntk_condition_number_of_a_linear_model():
+    net = linear_model(d=8)
+    x, y = torch.randn(4, 8, dtype=torch.float64), torch.tensor([0, 0, 1, 1])
+    gram = (x @ x.T) * (y[:, None] == y[None, :])
+    lam = np.linalg.eigvalsh(gram.numpy())
+    assert base.compute("ntk_condnum", net.double(), x, y) == pytest.approx(lam[-1] / lam[0], rel=1e-8)
+
+
+def test_ntk_hooks_and_exact_per_sample_gradients_agree_without_batchnorm():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
+    x, y = tiny_batch(n=5, size=6, classes=3)
+    hooks = ntk.ntk_gram(net, x, y, per_sample="hooks")
+    exact = ntk.ntk_gram(net, x, y, per_sample="exact", chunk=2)
+    torch.testing.assert_close(hooks, exact, rtol=1e-4, atol=1e-6)
+
+
+def test_hnas_combines_trace_and_condition_number_and_checks_its_options():
+    net = tiny_net()
+    x, y = tiny_batch()
+    m = base.compute("ntk_trace", net, x, y)
+    kappa = base.compute("ntk_condnum", net, x, y)
+    nu, mu = 3.0, 0.5
+    expected = -(mu * abs(m * m - nu * nu) + kappa / m)
+    assert base.compute("hnas", net, x, y, nu=nu, mu=mu) == pytest.approx(expected, rel=1e-6)
+    gn = base.compute("grad_norm", net, x, y)
+    expected_gn = -(mu * abs(gn * gn - nu * nu) + kappa / gn)
+    assert base.compute("hnas", net, x, y, nu=nu, mu=mu, metric="grad_norm") == pytest.approx(
+        expected_gn, rel=1e-5
+    )
+    bad = base.run("hnas", net, x, y, metric="synflow")
+    assert math.isnan(bad.value) and "metric" in bad.error
+    assert "mu" in base.run("hnas", net, x, y, mu=0.0).error
+    assert "per_sample" in base.run("ntk_trace", net, x, y, per_sample="loop").error
+    with pytest.raises(ConfigError):
+        ntk.hnas(tiny_net(), x, y, nu=-1.0)
+
+
+def test_condition_number_follows_hnas_for_nan():
+    assert ntk.condition_number(torch.zeros(3, 3)) == ntk.NAN_CONDITION
+
+
+def test_failures_become_nan_with_a_reason():
+    dead = tiny_net("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    x, y = tiny_batch()
+    result = base.run("jacov", dead, x, y)
+    assert math.isnan(result.value) and "jacov" in result.error
+    no_pool = linear_model()
+    result = base.run("zen", no_pool, torch.randn(4, 5), torch.zeros(4, dtype=torch.long))
+    assert math.isnan(result.value) and "pooling" in result.error
+    result = base.run("nwot", tiny_net(), *tiny_batch(n=1))
+    assert math.isnan(result.value) and "at least 2" in result.error
+    with pytest.warns(RuntimeWarning, match="jacov"):
+        assert math.isnan(base.compute("jacov", dead, x, y))
+
+
+def test_gradient_helpers_leave_no_gradients_behind():
+    net = tiny_net()
+    x, y = tiny_batch()
+    gradient.grasp(net, x, y)
+    assert all(p.grad is None for p in net.parameters())
