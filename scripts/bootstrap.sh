@@ -8,8 +8,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-# torch first, pinned to a CPU build, so that nothing pulls the CUDA wheels
-# (torchvision is not needed: robnas reads the official data formats itself)
-.venv/bin/python -m pip install -q "torch==2.13.*"
-.venv/bin/python -m pip install -q -e ".[dev]"
+# torch pinned to its CPU build for every step, so that nothing pulls the CUDA wheels
+.venv/bin/python -m pip install -q -c scripts/constraints-cpu.txt torch
+.venv/bin/python -m pip install -q -c scripts/constraints-cpu.txt -e ".[dev]"
 echo "robnas installed in $(pwd)/.venv"
