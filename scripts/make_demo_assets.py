@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-NUM_ARCHS = 240
+NUM_ARCHS = 200
 IMAGES_PER_CLASS = 8
 
 

@@ -4,7 +4,7 @@
 baseline proxies on real CIFAR-10 images, correlates the scores with the robustness dataset
 of Jung et al. (ICLR 2023), prints the table and writes figures. Offline, it uses the small
 excerpts that ship with the package (80 CIFAR-10 training images; the robustness values of
-240 architectures); with ``data`` and ``benchmark`` paths it runs the same at full scale.
+200 architectures); with ``data`` and ``benchmark`` paths it runs the same at full scale.
 """
 
 from __future__ import annotations
@@ -31,11 +31,9 @@ DEFAULT_PROXIES: tuple[str, ...] = (
     "synflow",
     "snip",
     "grad_norm",
-    "fisher",
     "jacov",
     "nwot",
     "params",
-    "flops",
 )
 DEFAULT_TARGETS: tuple[str, ...] = (
     "clean",
