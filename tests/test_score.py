@@ -115,3 +115,25 @@ def test_cli_errors_are_one_line(tmp_path):
     assert "unknown proxy 'nope'" in result.output
     result = CliRunner().invoke(app, ["score", "--out", str(tmp_path / "r.sqlite")])
     assert result.exit_code == 2 and "no architectures" in result.output
+
+
+def test_cli_score_nb201_indices(tmp_path, shared_data):
+    args = [
+        "score",
+        "--indices",
+        "0-2",
+        "--robustness",
+        str(shared_data / "robustness"),
+        "--proxies",
+        "params",
+        "--out",
+        str(tmp_path / "r.sqlite"),
+        "--csv",
+        str(tmp_path / "s.csv"),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    assert rows[0]["arch"].startswith("|avg_pool_3x3~0|+|nor_conv_1x1~0|")  # NB201 index 0
+    bad = CliRunner().invoke(app, [*args[:2], "99999", *args[3:]])
+    assert bad.exit_code == 2 and "99999" in bad.output

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -11,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from robnas import data as data_lib
 from robnas import scoring
 from robnas.cli import app, console, friendly
-from robnas.errors import ConfigError, DataError
+from robnas.errors import ConfigError
 from robnas.spaces import as_rng
 from robnas.spaces import get as get_space
 from robnas.store import RunStore
@@ -33,18 +32,11 @@ def parse_indices(text: str) -> list[int]:
 
 
 def archs_from_indices(indices: list[int], robustness_dir: Path) -> list[str]:
-    """NAS-Bench-201 arch strings of ``indices`` through the robustness dataset's ``meta.json``."""
-    meta_path = robustness_dir / "meta.json"
-    if not meta_path.is_file():
-        raise DataError(
-            f"{meta_path}: not found; --indices needs the robustness dataset's meta.json "
-            "(https://github.com/steffen-jung/robustness-dataset)"
-        )
-    ids = json.loads(meta_path.read_text())["ids"]
-    missing = [i for i in indices if str(i) not in ids]
-    if missing:
-        raise ConfigError(f"NB201 indices not in {meta_path}: {missing[:5]} (valid: 0-{len(ids) - 1})")
-    return [ids[str(i)]["nb201-string"] for i in indices]
+    """NAS-Bench-201 strings of ``indices`` through the robustness dataset's ``meta.json``."""
+    from robnas.benchmarks.robustness import RobustnessDataset
+
+    rob = RobustnessDataset(robustness_dir)
+    return [rob.arch_strings[rob.index_of(i)] for i in indices]
 
 
 @app.command("score")
