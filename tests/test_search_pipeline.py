@@ -57,6 +57,9 @@ def test_pipeline_runs_every_stage_then_skips_them(tmp_path):
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
     run_pipeline(config)  # every stage's output exists: nothing is recomputed
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")} == stamps
+    config.write_text(CONFIG.format(bench=DEMO_ROBUSTNESS).replace("budget = 4", "budget = 5"))
+    with pytest.raises(ConfigError, match="different config"):
+        run_pipeline(config)  # a changed config never reuses the stale stages
 
 
 def test_pipeline_config_errors(tmp_path):

@@ -307,11 +307,28 @@ def write_report(
     return path
 
 
+def _check_same_config(out: Path, config: dict[str, Any]) -> None:
+    """Resume only the run this config started: a changed config never reuses stale stages."""
+    recorded = out / "config.json"
+    current = json.loads(json.dumps(config, default=str))
+    if not recorded.is_file():
+        _write_json(recorded, current)
+        return
+    previous = json.loads(recorded.read_text())
+    changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+    if changed:
+        raise ConfigError(
+            f"{out} holds a pipeline run with a different config (changed: {', '.join(changed)}); "
+            "choose another 'out' or delete that folder to start afresh"
+        )
+
+
 def run_pipeline(config_path: str | Path) -> Path:
     """Run every stage not yet done; returns the report's path."""
     config = load_config(config_path)
     out = Path(config["out"])
     out.mkdir(parents=True, exist_ok=True)
+    _check_same_config(out, config)
     searched = stage_search(config, out)
     trained = stage_train(config, out, searched)
     evaluated = stage_evaluate(config, out, searched, trained)
