@@ -54,18 +54,30 @@ class ScoreRow:
     version: str = ""
 
 
+def connect(path: str | Path, schema: str) -> sqlite3.Connection:
+    """Open (or create) the SQLite file ``path`` in WAL mode and apply ``schema``.
+
+    ``":memory:"`` gives an in-memory database. A file that is not SQLite raises ``DataError``.
+    """
+    path = str(path)
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = sqlite3.connect(path, timeout=60)
+        if path != ":memory:":
+            db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(schema)
+    except sqlite3.DatabaseError as exc:
+        raise DataError(f"{path}: not a robnas run store (SQLite said: {exc})") from exc
+    return db
+
+
 class RunStore:
     """A run store at ``path`` (created if needed)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, timeout=60)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise DataError(f"{self.path}: not a robnas run store (SQLite said: {exc})") from exc
+        self._db = connect(self.path, SCHEMA)
 
     def close(self) -> None:
         self._db.close()

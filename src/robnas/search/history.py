@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robnas.errors import DataError
 from robnas.objectives import Cost, Evaluation
+from robnas.store import connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS search_runs (
@@ -118,15 +117,7 @@ class HistoryStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, timeout=60)
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise DataError(f"{self.path}: not a robnas run store (SQLite said: {exc})") from exc
+        self._db = connect(self.path, SCHEMA)
 
     def close(self) -> None:
         self._db.close()
