@@ -44,8 +44,10 @@ DETERMINISTIC = {
     "saturate",
 }
 
-RUNNER = r"""
-import json, sys, warnings
+#: Runs in the reference interpreter: imports imagecorruptions and maps the ``multichannel``
+#: argument that current scikit-image removed (shared with corruption_speed.py).
+REFERENCE_PRELUDE = r"""
+import json, sys, time, warnings
 import numpy as np
 warnings.simplefilter("ignore")
 import skimage.filters
@@ -58,7 +60,11 @@ def gaussian(image, *args, multichannel=None, **kw):
         kw["channel_axis"] = -1
     return _gaussian(image, *args, **kw)
 ic.gaussian = gaussian
+"""
 
+RUNNER = (
+    REFERENCE_PRELUDE
+    + r"""
 spec = json.load(open(sys.argv[1]))
 images = np.load(spec["images"])
 out = {}
@@ -70,6 +76,7 @@ for angle in spec["angles"]:
     out[f"motion_kernel@{angle}"] = np.stack([ic._motion_blur(im, 15, 5, angle) for im in images])
 np.savez(spec["out"], **out)
 """
+)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

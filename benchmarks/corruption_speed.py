@@ -25,26 +25,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from corruption_reference import REFERENCE_PRELUDE
 from robnas import corruptions
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "cifar10" / "cifar10_exact_subset.npz"
 
-RUNNER = r"""
-import json, sys, time, warnings
-import numpy as np
-warnings.simplefilter("ignore")
-import skimage.filters
-import imagecorruptions.corruptions as ic
-from imagecorruptions import corrupt
-
-_gaussian = skimage.filters.gaussian
-def gaussian(image, *args, multichannel=None, **kw):
-    if multichannel:
-        kw["channel_axis"] = -1
-    return _gaussian(image, *args, **kw)
-ic.gaussian = gaussian
-
+RUNNER = (
+    REFERENCE_PRELUDE
+    + r"""
 spec = json.load(open(sys.argv[1]))
 images = np.load(spec["images"])
 corrupt(images[0], severity=1, corruption_name="contrast")
@@ -57,6 +46,7 @@ for name in spec["names"]:
     seconds[name] = time.perf_counter() - t
 json.dump(seconds, open(spec["out"], "w"))
 """
+)
 
 
 def main() -> None:

@@ -573,16 +573,20 @@ def plot(table: list[Row], out_dir: str | Path) -> list[Path]:
 # ----------------------------------------------------------------------------------------------
 # models by spec
 
+
+def _torch_load(path: Path, what: str) -> Any:
+    """``torch.load(weights_only=True)``; an unreadable file is one DataError naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read the {what} with torch.load(weights_only=True) ({exc})") from exc
+
+
 def _load_state(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: weights file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(
-            f"{path}: cannot read the weights with torch.load(weights_only=True) ({exc})"
-        ) from exc
+    state = _torch_load(path, "weights")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     elif isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
@@ -622,12 +626,7 @@ def _checkpoint_meta(path: Path) -> dict[str, Any]:
             except json.JSONDecodeError as exc:
                 raise DataError(f"{candidate}: not valid JSON ({exc})") from exc
             break
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(
-            f"{path}: cannot read the checkpoint with torch.load(weights_only=True) ({exc})"
-        ) from exc
+    state = _torch_load(path, "checkpoint")
     if isinstance(state, dict) and isinstance(state.get("meta"), dict):
         meta = {**state["meta"], **meta}
     return meta
