@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -266,3 +267,63 @@ def test_gradient_helpers_leave_no_gradients_behind():
     x, y = tiny_batch()
     gradient.grasp(net, x, y)
     assert all(p.grad is None for p in net.parameters())
+
+
+def _count_call(module: nn.Module, _inputs: object, _output: object) -> None:
+    module.calls += 1
+
+
+class _Tied(nn.Module):
+    """Awkward corners for a module copy: tied weights, a plain list of submodules, a hook."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 4)
+        self.b.weight = self.a.weight
+        self.order = [self.b, self.a]
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.a.calls = 0
+        self.a.register_forward_hook(_count_call)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.order:
+            x = layer(x)
+        return x
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _Tied(),
+        lambda: robnas.spaces.get("nb201").build(ARCH, C=8, N=1),
+        lambda: robnas.spaces.get("darts").build(robnas.spaces.get("darts").sample(np.random.default_rng(0)), C=8, layers=3, auxiliary=True, drop_path_prob=0.2),
+        lambda: robnas.spaces.get("robnet").build(robnas.spaces.get("robnet").sample(np.random.default_rng(0)), C=8, layers=3),
+    ],
+)
+@pytest.mark.parametrize("dtype", [None, torch.float64])
+def test_clone_module_is_a_deep_copy(make, dtype):
+    torch.manual_seed(0)
+    model = make().eval()
+    clone = base.clone_module(model, dtype)
+    reference = copy.deepcopy(model)
+    if dtype is not None:
+        reference.to(dtype)
+    assert type(clone) is type(model) and not clone.training
+    ours, theirs = clone.state_dict(keep_vars=True), reference.state_dict(keep_vars=True)
+    assert list(ours) == list(theirs)
+    originals = {t.data_ptr() for t in model.state_dict().values()}
+    for key, value in ours.items():
+        assert torch.equal(value, theirs[key]) and value.dtype == theirs[key].dtype, key
+        assert value.data_ptr() not in originals, key
+        assert type(value) is type(theirs[key]) and value.requires_grad == theirs[key].requires_grad, key
+    assert [type(m) for m in clone.modules()] == [type(m) for m in reference.modules()]
+    x = torch.rand(2, 4) if isinstance(model, _Tied) else torch.rand(2, 3, 32, 32)
+    x = x.to(dtype) if dtype is not None else x
+    assert torch.equal(clone(x), reference(x))
+    if isinstance(model, _Tied):  # sharing is preserved inside the copy, never with the original
+        assert clone.b.weight is clone.a.weight and clone.order[0] is clone.b and clone.order[1] is clone.a
+        assert clone.a.calls == 1 and model.a.calls == 0
+    for p in clone.parameters():
+        p.data.zero_()
+    assert any(bool(p.abs().sum() > 0) for p in model.parameters())

@@ -77,13 +77,15 @@ def test_weight_step_is_exactly_twice_the_layer_norm():
 def test_the_pass_uses_the_same_weight_step():
     x, y = _batch()
     state = C.croze_pass(_prepared(_model(MIXED, C=8, N=2)), x, y)
-    clean, surrogate = _weights(state.net), _weights(state.advnet)
-    alive = {n for n, w in clean.items() if bool(w.grad.abs().sum() > 0)}
-    assert 0 < len(alive) < len(clean)  # MIXED's node 2 only feeds a 'none' edge
-    for name, w in clean.items():
-        ratio = float((surrogate[name] - w).detach().norm() / w.detach().norm())
-        assert ratio == pytest.approx(2.0 if name in alive else 0.0, abs=1e-9), name
-    assert all(bool((w >= 0).all()) for w in clean.values())  # |W| linearisation
+    alive = [bool(g.abs().sum() > 0) for g in state.grads]
+    assert 0 < sum(alive) < len(alive)  # MIXED's node 2 only feeds a 'none' edge
+    for w, wr, moved in zip(state.weights, state.adv_weights, alive, strict=True):
+        ratio = float((wr - w).norm() / w.norm())
+        assert ratio == pytest.approx(2.0 if moved else 0.0, abs=1e-9)
+    assert all(bool((w >= 0).all()) for w in state.weights)  # |W| linearisation
+    # the network ends as the surrogate
+    assert all(layer.weight is not w for layer, w in zip(state.fmap.layers, state.weights, strict=True))
+    assert all(torch.equal(layer.weight, wr) for layer, wr in zip(state.fmap.layers, state.adv_weights, strict=True))
 
 
 def test_nb201_layer_to_feature_table():
@@ -156,19 +158,23 @@ def test_fixed_input_step_ascends_in_pixel_space():
 def test_surrogate_gradients(faithful):
     """Faithful: grad CE(adv(x)) + grad CE(adv(x')) accumulate; fixed: grad CE(adv(x')) only."""
     x, y = _batch()
-    state = C.croze_pass(_prepared(_model(MIXED, C=8, N=2)), x, y, faithful=faithful)
-    probe = copy.deepcopy(state.advnet)
-    params = list(probe.parameters())
-    on_adv = torch.autograd.grad(F.cross_entropy(probe(state.x_adv), y), params)
-    on_clean = torch.autograd.grad(F.cross_entropy(probe(x), y), params)
-    for p, g_adv, g_clean in zip(state.advnet.parameters(), on_adv, on_clean, strict=True):
+    model = _model(MIXED, C=8, N=2)
+    state = C.croze_pass(_prepared(model), x, y, faithful=faithful)
+    probe = copy.deepcopy(state.net)  # the surrogate
+    layers = [m for m in probe.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    weights = [m.weight for m in layers]
+    on_adv = torch.autograd.grad(F.cross_entropy(probe(state.x_adv), y), weights)
+    on_clean = torch.autograd.grad(F.cross_entropy(probe(x), y), weights)
+    for g, g_adv, g_clean in zip(state.adv_grads, on_adv, on_clean, strict=True):
         expected = g_adv + g_clean if faithful else g_adv
-        assert torch.allclose(p.grad, expected, rtol=1e-9, atol=0)
-    # the clean network keeps grad CE(net(x)) only
-    probe = copy.deepcopy(state.net)
-    clean = torch.autograd.grad(F.cross_entropy(probe(x), y), list(probe.parameters()))
-    for p, g in zip(state.net.parameters(), clean, strict=True):
-        assert torch.allclose(p.grad, g, rtol=1e-9, atol=0)
+        assert torch.allclose(g, expected, rtol=1e-9, atol=0)
+    # the clean gradients are grad CE(net(x)) of the linearised clean network only
+    clean = _prepared(model)
+    base.linearize(clean)
+    layers = [m for m in clean.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    expected = torch.autograd.grad(F.cross_entropy(clean(x), y), [m.weight for m in layers])
+    for g, e in zip(state.grads, expected, strict=True):
+        assert torch.allclose(g, e, rtol=1e-9, atol=0)
 
 
 def _reference_procedure(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -221,7 +227,7 @@ def test_dead_conv_contributes_nothing():
     state = C.croze_pass(_prepared(_model(DEAD_CONV, C=8, N=2)), x, y)
     names = {id(m): n for n, m in state.net.named_modules()}
     terms = C.layer_consistencies(state)
-    dead = [c for layer, c in zip(state.net_map.layers, terms, strict=True) if ".edges.0" in names[id(layer)]]
+    dead = [c for layer, c in zip(state.fmap.layers, terms, strict=True) if ".edges.0" in names[id(layer)]]
     assert len(dead) == 6 and all(c.grad == 0 and c.term == 0 for c in dead)
     assert sum(c.term > 0 for c in terms) == len(terms) - len(dead)
     # ... so the score equals that of the same network with the edge set to 'none'
@@ -253,7 +259,7 @@ def test_generic_map_and_layer_without_gradient():
     state = C.croze_pass(_prepared(model), x, y)
     conv, head, unused = C.layer_consistencies(state)
     assert conv.used and head.used and conv.term > 0 and head.term > 0
-    assert not unused.used and unused.term == 0 and state.net.unused.weight.grad is None
+    assert not unused.used and unused.term == 0 and state.grads[2] is None
     assert state.feats[0].shape == (8, 4, 32, 32) and state.feats[2] is None
     assert math.isfinite(robnas.proxies.compute("croze", model, x, y))
 
@@ -322,3 +328,16 @@ def test_axis0_cosines_batch_and_rescale():
     assert torch.allclose(
         C.axis0_cosines([(huge, huge)], rescale=True)[0], torch.ones(2, dtype=torch.float64)
     )
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_cosine_equals_torch_cosine_similarity(dim):
+    g = torch.Generator().manual_seed(dim)
+    a = torch.randn(4, 6, 5, generator=g, dtype=torch.float64) * 1e30
+    b = torch.randn(4, 6, 5, generator=g, dtype=torch.float64) * 1e30
+    a.narrow((dim + 1) % 3, 0, 1).zero_()  # zero vectors along dim
+    b[..., 1] = 1e200  # squared norms overflow in some places
+    expected = F.cosine_similarity(a, b, dim=dim, eps=1e-8)
+    got = C.cosine(a, b, dim)
+    assert torch.allclose(got, expected, rtol=1e-13, atol=1e-15)
+    assert torch.equal(got == 0, expected == 0)
