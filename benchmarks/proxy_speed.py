@@ -7,9 +7,11 @@ architectures drawn with a fixed seed, one fixed batch of real CIFAR-10 training
 ``../shared/data/cifar10`` (synthetic images where that folder is absent). Each proxy runs in
 its own process, so its peak RSS (``resource.getrusage``) is its own; the peak and current RSS
 are recorded after 10% of the architectures and at the end, and must not grow with the count.
+The workers keep freed memory for reuse as the ``robnas`` command does
+(:func:`robnas.runtime.keep_freed_memory`); ``--system-malloc`` times glibc's defaults instead.
 Writes a markdown table to ``--out``.
 
-    python benchmarks/proxy_speed.py [--archs 500] [--proxies croze,synflow] [--space nb201]
+    python benchmarks/proxy_speed.py [--archs 500] [--proxies croze,synflow] [--space nb201] [--system-malloc]
 """
 
 from __future__ import annotations
@@ -65,8 +67,11 @@ def worker(args: argparse.Namespace) -> None:
 
     import robnas
     from robnas.data import load_npz, proxy_batch, synthetic
+    from robnas.runtime import keep_freed_memory
 
     torch.set_num_threads(args.threads)
+    if not args.system_malloc:
+        keep_freed_memory()  # as the robnas CLI and its workers do
     proxy = args.worker
     space = robnas.spaces.get(args.space)
     if args.data.exists():
@@ -125,6 +130,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=DATA, help="CIFAR-10 .npz with x_train / y_train")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "proxy_speed.md")
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="keep glibc's default malloc thresholds (robnas.runtime.keep_freed_memory not applied)",
+    )
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.archs < 1:
@@ -146,6 +156,7 @@ def main() -> None:
     for name in names:
         cmd = [sys.executable, __file__, "--worker", name, "--archs", str(args.archs), "--space", args.space]
         cmd += ["--threads", str(args.threads), "--seed", str(args.seed), "--data", str(args.data)]
+        cmd += ["--system-malloc"] if args.system_malloc else []
         start = time.perf_counter()
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -166,6 +177,7 @@ def main() -> None:
         "",
         f"`python benchmarks/proxy_speed.py --archs {args.archs} --space {args.space}"
         + (f" --proxies {args.proxies}" if args.proxies else "")
+        + (" --system-malloc" if args.system_malloc else "")
         + "`",
         "",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
@@ -174,6 +186,12 @@ def main() -> None:
         f"- space: {args.space}; {args.archs} random architectures (seed {args.seed}), one network each",
         f"- data: {rows[0]['source']}; batch {CROZE_BATCH} for CRoZe, {DEFAULT_BATCH} for the others",
         "- seconds: `robnas.proxies.run` per architecture (copy, BN policy, dtype, proxy), network build excluded",
+        "- malloc: "
+        + (
+            "glibc defaults (`--system-malloc`)"
+            if args.system_malloc
+            else "freed memory kept for reuse (`robnas.runtime.keep_freed_memory`, as the robnas CLI does)"
+        ),
         "- RSS in MiB, each proxy in its own process; 'at 10%' after the first tenth of the architectures;"
         " the peak may rise while larger architectures come up, the current RSS must not grow",
         "",

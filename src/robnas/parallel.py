@@ -13,11 +13,14 @@ from typing import Any, TypeVar
 
 import torch
 
+from robnas.runtime import keep_freed_memory
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 def _init_worker(threads: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    keep_freed_memory()  # spawned workers do not inherit the parent's malloc settings
     torch.set_num_threads(threads)
     if initializer is not None:
         initializer(*initargs)

@@ -40,6 +40,9 @@ def _root(
     ),
 ) -> None:
     """Robust neural architecture search: proxies, spaces, benchmarks, attacks, training, search."""
+    from robnas.runtime import keep_freed_memory
+
+    keep_freed_memory()
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,0 +1,52 @@
+"""Process-wide settings for fast CPU work, applied by the ``robnas`` command and its workers.
+
+glibc's ``malloc`` hands blocks of more than a few MiB back to the operating system as soon as
+they are freed, and maps fresh pages for the next one. A forward/backward pass frees and
+re-allocates activation buffers of the same sizes hundreds of times, so every buffer is
+page-faulted in again, about a million minor faults per ten GraSP evaluations on NAS-Bench-201.
+:func:`keep_freed_memory` raises glibc's mmap and trim thresholds (``mallopt``), so freed
+memory is reused instead. PyTorch's CPU performance guide recommends jemalloc or tcmalloc for
+the same reason; this needs no extra library. The cost: the process keeps its peak heap
+instead of shrinking after it.
+
+It is a process-level choice, so the library never makes it on import: the CLI and its worker
+processes call it; Python users may. ``ROBNAS_KEEP_FREED_MEMORY=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+#: ``mallopt`` parameter numbers from glibc's ``malloc.h``.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+#: Blocks up to this size come from the heap (glibc's default grows to at most 32 MiB).
+MMAP_THRESHOLD = 256 * 2**20
+#: Free heap memory above this much is returned to the system (default: twice the above).
+TRIM_THRESHOLD = 2**30
+
+_applied = False
+
+
+def keep_freed_memory() -> bool:
+    """Raise glibc's mmap and trim thresholds for this process; True when they were set.
+
+    A no-op (False) off Linux/glibc, when ``ROBNAS_KEEP_FREED_MEMORY=0``, or when already done.
+    """
+    global _applied
+    if _applied:
+        return True
+    if not sys.platform.startswith("linux") or os.environ.get("ROBNAS_KEEP_FREED_MEMORY", "1") == "0":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and other C libraries without mallopt
+        return False
+    _applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
+    return _applied
