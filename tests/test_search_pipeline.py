@@ -75,3 +75,49 @@ def test_pipeline_config_errors(tmp_path):
     bad.write_text("[search]\n[train]\n")
     with pytest.raises(ConfigError, match=r"\[evaluate\]"):
         load_config(bad)
+
+
+SMALL = """
+out = "small"
+[search]
+space = "nb201"
+strategy = "random"
+objective = "synflow"
+budget = 2
+data = "synthetic:16"
+batch_size = 4
+model = { C = 4, N = 1 }
+[train]
+recipe = "standard"
+epochs = 1
+data = "synthetic:40"
+subset = 20
+batch_size = 10
+device = "cpu"
+model = { C = 4, N = 1 }
+[evaluate]
+data = "synthetic:16"
+attacks = ["fgsm@8"]
+limit = 8
+device = "cpu"
+"""
+
+
+def test_pipeline_build_options_and_training_subset(tmp_path):
+    import robnas
+
+    config = tmp_path / "p.toml"
+    config.write_text(SMALL)
+    report = run_pipeline(config).read_text()
+    out = tmp_path / "small"
+    searched = json.loads((out / "search.json").read_text())
+    assert "model=C=4,N=1" in searched["objectives"][0]  # the search history knows the network size
+    trained = json.loads((out / "train.json").read_text())
+    net = robnas.spaces.get("nb201").build(searched["winner"], C=4, N=1)
+    assert trained["model"] == {"C": 4, "N": 1} and trained["images"] == 20
+    assert trained["parameters"] == sum(p.numel() for p in net.parameters())
+    assert "build options" in report and "20 training images" in report
+
+    config.write_text(SMALL.replace('out = "small"', 'out = "bad"').replace("N = 1 }\n[evaluate]", "depth = 2 }\n[evaluate]"))
+    with pytest.raises(ConfigError, match=r"\[train\] model"):
+        run_pipeline(config)

@@ -258,6 +258,17 @@ def load(spec: str | Path, split: str = "train", download: bool = False) -> Imag
     )
 
 
+def random_subset(data: ImageArrays, n: int | None, seed: int = 0) -> ImageArrays:
+    """``n`` images of ``data`` drawn without replacement with ``seed`` (in their original
+    order); all of them when ``n`` is None or at least ``len(data)``."""
+    if n is None or n >= len(data):
+        return data
+    if n < 1:
+        raise ConfigError(f"a subset needs at least one image, got {n}")
+    idx = np.sort(np.random.default_rng([seed, 0x5B5]).choice(len(data), n, replace=False))
+    return data.subset(idx)
+
+
 def proxy_batch(
     data: ImageArrays, batch_size: int, seed: int = 0, mode: str = "random", normalized: bool = True
 ) -> tuple[Tensor, Tensor]:

@@ -297,7 +297,10 @@ class ObjectiveContext:
 
     ``data`` is a :func:`robnas.data.load` spec (``PATH.npz``, ``cifar10:ROOT``,
     ``synthetic[:N]``) loaded on first use; ``scores`` a precomputed table (CSV path) that
-    proxy objectives read instead of computing; ``benchmark`` the robustness dataset folder.
+    proxy objectives read instead of computing; ``benchmark`` the robustness dataset folder;
+    ``model`` the network build options of the space (e.g. ``{"C": 16, "layers": 8}`` for a
+    DARTS network smaller than the default ``C=36``, 20 cells), used by proxy and training
+    objectives alike.
     """
 
     data: str = "synthetic"
@@ -310,7 +313,18 @@ class ObjectiveContext:
     dataset: str = "cifar10"
     reference_size: int = 64
     train: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def build(self, space: SearchSpace, arch: Any, num_classes: int) -> Any:
+        """The untrained network of ``arch`` with this context's build options."""
+        return space.build(arch, num_classes=num_classes, **self.model)
+
+    def model_tag(self) -> str:
+        """``|model=C=16,layers=8`` for non-default build options, else empty (keys stay stable)."""
+        if not self.model:
+            return ""
+        return "|model=" + ",".join(f"{k}={v}" for k, v in sorted(self.model.items()))
 
     def table(self, space: SearchSpace) -> ScoreTable | None:
         if self.scores is None:
@@ -439,7 +453,7 @@ class ProxyObjective(Objective):
             proxies.PROXIES.get(name)  # UnknownName with suggestions
             key = (
                 f"proxy:{name}|data={context.data}|bs={context.batch_size}|seed={context.seed}"
-                f"|mode={context.batch_mode}"
+                f"|mode={context.batch_mode}{context.model_tag()}"
             )
         super().__init__(space, key)
 
@@ -464,7 +478,7 @@ class ProxyObjective(Objective):
         device = resolve_device(self.context.device)
         num_classes = self.context._cache["batch"][3]
         torch.manual_seed(stable_seed(self.context.seed, text))
-        model = self.space.build(arch, num_classes=num_classes).to(device)
+        model = self.context.build(self.space, arch, num_classes).to(device)
         torch.manual_seed(stable_seed(self.context.seed, text, self.name))
         result = proxies.run(self.name, model, x.to(device), y.to(device))
         if result.error:
@@ -656,7 +670,7 @@ class TrainingObjective(Objective):
         super().__init__(
             space,
             f"train:{self.recipe.name}|epochs={self.epochs}|{self.metric}|data={context.data}|seed={context.seed}"
-            f"|bs={self.batch_size}|val={self.val_fraction}",
+            f"|bs={self.batch_size}|val={self.val_fraction}{context.model_tag()}",
         )
 
     @property
@@ -676,7 +690,7 @@ class TrainingObjective(Objective):
         images = self.context.images()
         text = self.space.format(arch)
         torch.manual_seed(stable_seed(self.context.seed, text))
-        model = self.space.build(arch, num_classes=images.num_classes)
+        model = self.context.build(self.space, arch, images.num_classes)
         with tempfile.TemporaryDirectory(prefix="robnas-train-objective-") as out:
             result = train.fit(
                 model,

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from robnas import models
 from robnas import objectives as objective_lib
 from robnas.cli import app, console, friendly
 from robnas.errors import ConfigError
@@ -128,6 +129,9 @@ def search_command(
         "clean",
         help="train: objectives' validation metric: clean, or robust (the recipe's PGD validation accuracy).",
     ),
+    arch_opt: list[str] = typer.Option(
+        None, help="Network build option KEY=VALUE for proxy and train: objectives, e.g. C=16, layers=8 (repeat)."
+    ),
     top: int = typer.Option(10, help="Best architectures to print."),
 ) -> None:
     """Search architectures; rerunning the same command resumes (a larger --budget extends the run)."""
@@ -146,6 +150,7 @@ def search_command(
         dataset=dataset,
         reference_size=reference_size,
         train={"epochs": train_epochs, "metric": train_metric},
+        model=models.parse_options(arch_opt),
     )
     candidates = None
     if within_scores:

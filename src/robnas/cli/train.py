@@ -5,21 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import typer
 
 from robnas.cli import app, console, friendly
 from robnas.errors import ConfigError
-
-
-def _subset(data: Any, n: int | None, seed: int) -> Any:
-    if n is None or n >= len(data):
-        return data
-    if n < 1:
-        raise ConfigError(f"--subset must be positive, got {n}")
-    idx = np.sort(np.random.default_rng([seed, 0x5B5]).choice(len(data), n, replace=False))
-    return data.subset(idx)
 
 
 def final_evaluation(
@@ -82,7 +72,7 @@ def train(
         overrides["lr"] = lr
     info = api.setup(device)
     try:
-        train_data = _subset(data_mod.load(data, "train", download=download), subset, seed)
+        train_data = data_mod.random_subset(data_mod.load(data, "train", download=download), subset, seed)
         torch.manual_seed(seed)
         model = api.build_model(arch, train_data.num_classes, **api.parse_options(arch_opt))
         meta = {"arch": arch, "arch_options": api.parse_options(arch_opt), "data": data, "subset": subset}

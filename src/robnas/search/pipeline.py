@@ -9,8 +9,11 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
     space = "nb201"; strategy = "evolution"; objective = "croze"; budget = 100; seed = 0
     options = { init_pool = 20 }  # strategy options
     data = "cifar10.npz"; batch_size = 8; scores = "scores.csv"; benchmark = "robustness"
+    model = { C = 16, layers = 8 } # network build options while searching (default: the space's)
     [train]                       # robnas.train.fit
     recipe = "standard"; epochs = 1; data = "cifar10.npz"; batch_size = 128; device = "auto"
+    subset = 4000                 # train on N training images drawn with the seed (default: all)
+    model = { C = 16, layers = 8 } # build options of the trained and evaluated network
     [evaluate]                    # robnas.evaluate.run on the test split
     data = "cifar10.npz"; attacks = ["fgsm@8", "pgd@8"]; corruptions = ["gaussian_noise@3"]; limit = 500
 
@@ -48,8 +51,20 @@ SECTIONS = {
         "reference_size",
         "train_epochs",
         "train_metric",
+        "model",
     },
-    "train": {"recipe", "epochs", "data", "batch_size", "device", "seed", "val_fraction", "options"},
+    "train": {
+        "recipe",
+        "epochs",
+        "data",
+        "batch_size",
+        "device",
+        "seed",
+        "val_fraction",
+        "options",
+        "subset",
+        "model",
+    },
     "evaluate": {"data", "attacks", "corruptions", "limit", "batch_size", "device", "seed"},
 }
 
@@ -122,6 +137,7 @@ def stage_search(config: dict[str, Any], out: Path) -> dict[str, Any]:
         dataset=s.get("dataset", "cifar10"),
         reference_size=int(s.get("reference_size", 64)),
         train={"epochs": int(s.get("train_epochs", 1)), "metric": s.get("train_metric", "clean")},
+        model=_build_options(s, "search"),
     )
     space = s.get("space", "nb201")
     candidates = None
@@ -161,7 +177,14 @@ def stage_search(config: dict[str, Any], out: Path) -> dict[str, Any]:
     return summary
 
 
-def _model(space_name: str, arch: str, num_classes: int, seed: int) -> Any:
+def _build_options(section: dict[str, Any], name: str) -> dict[str, Any]:
+    options = section.get("model", {})
+    if not isinstance(options, dict):
+        raise ConfigError(f"[{name}] model must be a table of build options, e.g. {{ C = 16, layers = 8 }}")
+    return dict(options)
+
+
+def _model(space_name: str, arch: str, num_classes: int, seed: int, options: dict[str, Any]) -> Any:
     import torch
 
     from robnas.seeding import stable_seed
@@ -169,7 +192,10 @@ def _model(space_name: str, arch: str, num_classes: int, seed: int) -> Any:
 
     space = get_space(space_name)
     torch.manual_seed(stable_seed(seed, arch))
-    return space.build(space.parse(arch), num_classes=num_classes)
+    try:
+        return space.build(space.parse(arch), num_classes=num_classes, **options)
+    except TypeError as exc:  # an option the space's build does not take
+        raise ConfigError(f"[train] model: {exc}") from None
 
 
 def stage_train(config: dict[str, Any], out: Path, searched: dict[str, Any]) -> dict[str, Any]:
@@ -181,9 +207,13 @@ def stage_train(config: dict[str, Any], out: Path, searched: dict[str, Any]) -> 
     if done.is_file():
         return json.loads(done.read_text())
     t = config["train"]
-    images = data_lib.load(t.get("data", "synthetic"), "train")
     seed = int(t.get("seed", 0))
-    model = _model(searched["space"], searched["winner"], images.num_classes, seed)
+    subset = t.get("subset")
+    images = data_lib.random_subset(
+        data_lib.load(t.get("data", "synthetic"), "train"), None if subset is None else int(subset), seed
+    )
+    options = _build_options(t, "train")
+    model = _model(searched["space"], searched["winner"], images.num_classes, seed, options)
     folder = out / "train"
     result = train.fit(
         model,
@@ -204,6 +234,9 @@ def stage_train(config: dict[str, Any], out: Path, searched: dict[str, Any]) -> 
         "best_epoch": result.best_epoch,
         "history": result.history,
         "num_classes": images.num_classes,
+        "images": len(images),
+        "model": options,
+        "parameters": sum(p.numel() for p in model.parameters()),
     }
     _write_json(done, summary)
     return summary
@@ -225,7 +258,9 @@ def stage_evaluate(
     checkpoint = Path(trained["folder"]) / "last.pt"
     if not checkpoint.is_file():
         raise DataError(f"{checkpoint}: the trained checkpoint is missing; delete train.json to retrain")
-    model = _model(searched["space"], searched["winner"], int(trained["num_classes"]), 0)
+    model = _model(
+        searched["space"], searched["winner"], int(trained["num_classes"]), 0, trained.get("model", {})
+    )
     wrapped, _ = load_trained(checkpoint, model)
     table = evaluate.run(
         wrapped,
@@ -290,6 +325,9 @@ def write_report(
         "",
         "## Training",
         "",
+        f"- network: {trained.get('parameters', 0) / 1e6:.3f} M parameters"
+        + (f", build options {trained['model']}" if trained.get("model") else "")
+        + f"; {trained.get('images', '?')} training images (validation split included)",
         f"- {trained['epochs']} epochs in `{trained['folder']}`; last epoch: "
         + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, (int, float))),
         "",
