@@ -143,16 +143,6 @@ def test_plot_writes_figures(tmp_path):
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
-def test_device_selection():
-    assert ev.resolve_device("cpu").type == "cpu"
-    assert ev.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="CUDA"):
-            ev.resolve_device("cuda")
-    with pytest.raises(ConfigError):
-        ev.resolve_device("tpu9")
-
-
 def test_resolve_model(tmp_path):
     net = spaces.get("nb201").build(ARCH, C=4, N=1)
     torch.save({"model": net.state_dict(), "epoch": 1}, tmp_path / "w.pt")

@@ -36,3 +36,21 @@ def test_keep_freed_memory_reuses_freed_buffers_and_can_be_turned_off():
     assert (on_applied, off_applied) == ("True", "False")
     assert off_faults > 10_000  # glibc maps every 32 MiB buffer afresh: 8192 pages each time
     assert on_faults < off_faults / 10
+
+
+def test_device_selection():
+    import torch
+
+    from robnas.errors import ConfigError
+    from robnas.runtime import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    if torch.cuda.is_available():
+        assert resolve_device("auto", local_rank=0) == torch.device("cuda:0")
+        assert resolve_device("cuda", local_rank=0) == torch.device("cuda:0")
+    else:
+        assert resolve_device("auto", local_rank=1) == torch.device("cpu")
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError, match="unknown device 'tpu9'"):
+        resolve_device("tpu9")

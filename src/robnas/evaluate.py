@@ -47,6 +47,7 @@ from robnas import corruptions as corruptions_mod
 from robnas.data import MEAN_STD, ImageArrays
 from robnas.errors import ConfigError, DataError
 from robnas.models import build_model, parse_value
+from robnas.runtime import resolve_device
 
 COLUMNS = (
     "kind",
@@ -70,20 +71,6 @@ AttackSpec = tuple[str, dict[str, Any]]
 
 # ----------------------------------------------------------------------------------------------
 # devices and specs
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> cuda when available, else cpu; an unavailable cuda raises ConfigError."""
-    text = str(device)
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(text)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown device {text!r}; use auto, cpu, cuda or cuda:N") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {text!r} requested but CUDA is not available; use --device cpu or auto")
-    return dev
 
 
 def parse_attack(spec: str) -> list[AttackSpec]:
@@ -726,7 +713,6 @@ __all__ = [
     "parse_corruption",
     "plot",
     "prepare_model",
-    "resolve_device",
     "resolve_model",
     "run",
     "split_specs",

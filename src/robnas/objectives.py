@@ -472,7 +472,8 @@ class ProxyObjective(Objective):
         import torch
 
         from robnas import proxies
-        from robnas.seeding import resolve_device, stable_seed
+        from robnas.runtime import resolve_device
+        from robnas.seeding import stable_seed
 
         x, y, _ = self.context.batch()
         device = resolve_device(self.context.device)
@@ -675,7 +676,7 @@ class TrainingObjective(Objective):
 
     @property
     def uses_cuda(self) -> bool:
-        from robnas.seeding import resolve_device
+        from robnas.runtime import resolve_device
 
         return resolve_device(self.context.device).type == "cuda"
 

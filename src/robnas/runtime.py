@@ -1,4 +1,7 @@
-"""Process-wide settings for fast CPU work, applied by the ``robnas`` command and its workers.
+"""Where and how this process computes: device selection, and allocator settings for CPU work.
+
+:func:`resolve_device` turns ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` into a device, the one
+rule used by scoring, search, training and evaluation.
 
 glibc's ``malloc`` hands blocks of more than a few MiB back to the operating system as soon as
 they are freed, and maps fresh pages for the next one. A forward/backward pass frees and
@@ -19,6 +22,12 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from typing import TYPE_CHECKING
+
+from robnas.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 #: ``mallopt`` parameter numbers from glibc's ``malloc.h``.
 _M_TRIM_THRESHOLD = -1
@@ -50,3 +59,22 @@ def keep_freed_memory() -> bool:
         mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
     return _applied
+
+
+def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
+    """``auto``: ``cuda:LOCAL_RANK`` when a GPU is present, else the CPU; a bare ``cuda`` means
+    ``cuda:LOCAL_RANK``. An unknown device, or CUDA without a GPU, raises ConfigError."""
+    import torch
+
+    text = str(device)
+    if text == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        dev = torch.device(text)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {text!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {text!r} requested but CUDA is not available; use cpu or auto")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device(f"cuda:{local_rank}")
+    return dev

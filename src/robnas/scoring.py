@@ -20,7 +20,8 @@ from robnas import proxies as proxy_lib
 from robnas.data import ImageArrays, proxy_batch
 from robnas.errors import ConfigError
 from robnas.parallel import map_unordered
-from robnas.seeding import resolve_device, stable_seed
+from robnas.runtime import resolve_device
+from robnas.seeding import stable_seed
 from robnas.spaces import get as get_space
 from robnas.store import RunStore, ScoreRow
 

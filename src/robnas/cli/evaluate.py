@@ -12,6 +12,7 @@ from robnas import data as data_lib
 from robnas import evaluate as ev
 from robnas.cli import app, console, friendly
 from robnas.models import parse_options
+from robnas.runtime import resolve_device
 
 
 @app.command("evaluate")
@@ -112,7 +113,7 @@ def evaluate_command(
         "weights": str(weights) if weights else None,
         "data": data,
         "limit": limit,
-        "device": str(ev.resolve_device(device)),
+        "device": str(resolve_device(device)),
         "normalize": {"mean": list(used[0]), "std": list(used[1])} if used else None,
         "seed": seed,
         **{k: v for k, v in info.items() if k not in ("spec", "normalize")},

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from robnas.errors import ConfigError
+from robnas.runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -34,18 +35,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto`` picks ``cuda:LOCAL_RANK`` when a GPU is present, else the CPU."""
-    if device == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but no CUDA GPU is available")
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device(f"cuda:{local_rank}")
-    return dev
 
 
 def _env_int(name: str) -> int | None:
@@ -108,4 +97,4 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-__all__ = ["DistInfo", "barrier", "launch_env", "reduce_sum", "resolve_device", "setup", "teardown"]
+__all__ = ["DistInfo", "barrier", "launch_env", "reduce_sum", "setup", "teardown"]

@@ -35,8 +35,9 @@ from torch.utils.data import DistributedSampler
 
 from robnas.data import ImageArrays, Normalize
 from robnas.errors import ConfigError
+from robnas.runtime import resolve_device
 from robnas.train import adversary, augment, checkpoint
-from robnas.train.distributed import DistInfo, reduce_sum, resolve_device
+from robnas.train.distributed import DistInfo, reduce_sum
 from robnas.train.recipes import Recipe
 from robnas.train.recipes import get as get_recipe
 
