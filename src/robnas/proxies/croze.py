@@ -131,17 +131,15 @@ def apply_weight_step(
     reference's SGD difference on ``-CE``); names without a gradient do not move. Biases and
     BN are untouched. Returns the names moved.
     """
-    moved = [(name, param) for name, param in _weight_names(net) if grads.get(name) is not None]
-    if not moved:
-        return []
-    params = [param for _, param in moved]
-    steps = [grads[name] * lr for name, _ in moved]  # type: ignore[operator]
-    # one fused call per list instead of two norm kernels per layer
-    for param, step, w_norm, d_norm in zip(
-        params, steps, torch._foreach_norm(params), torch._foreach_norm(steps), strict=True
-    ):
-        param.add_(step * (size * w_norm / (d_norm + NORM_EPS)))
-    return [name for name, _ in moved]
+    moved: list[str] = []
+    for name, param in _weight_names(net):
+        grad = grads.get(name)
+        if grad is None:
+            continue
+        step = grad * lr
+        param.add_(step * (size * param.norm() / (step.norm() + NORM_EPS)))
+        moved.append(name)
+    return moved
 
 
 def perturb_weights(
