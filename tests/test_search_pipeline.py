@@ -39,8 +39,12 @@ device = "cpu"
 def test_pipeline_runs_every_stage_then_skips_them(tmp_path):
     config = tmp_path / "p.toml"
     config.write_text(CONFIG.format(bench=DEMO_ROBUSTNESS))
-    report = run_pipeline(config)
+    lines: list[str] = []
+    report = run_pipeline(config, log=lines.append)
     out = tmp_path / "run"
+    assert lines[0] == "search: running" and lines[-1].startswith("evaluate: done in")
+    assert sum(line.startswith("search ") and "/4: " in line for line in lines) == 4
+    assert "evaluate fgsm@8: done" in lines
     for name in (
         "search.json",
         "train.json",
@@ -55,8 +59,10 @@ def test_pipeline_runs_every_stage_then_skips_them(tmp_path):
     labels = [r["label"] for r in json.loads((out / "evaluate.json").read_text())["table"]]
     assert labels == ["clean", "fgsm@8", "gaussian_noise@3"]
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
-    run_pipeline(config)  # every stage's output exists: nothing is recomputed
+    lines.clear()
+    run_pipeline(config, log=lines.append)  # every stage's output exists: nothing is recomputed
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")} == stamps
+    assert lines == [f"{stage}: already done, kept" for stage in ("search", "train", "evaluate")]
     config.write_text(CONFIG.format(bench=DEMO_ROBUSTNESS).replace("budget = 4", "budget = 5"))
     with pytest.raises(ConfigError, match="different config"):
         run_pipeline(config)  # a changed config never reuses the stale stages

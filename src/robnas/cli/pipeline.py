@@ -16,5 +16,5 @@ def pipeline_command(
     config: Path = typer.Argument(..., help="TOML config with [search], [train] and [evaluate] sections."),
 ) -> None:
     """Search, train the winner with a recipe, evaluate it; each finished stage is skipped on rerun."""
-    report = run_pipeline(config)
+    report = run_pipeline(config, log=lambda line: console.print(line, highlight=False))
     console.print(f"report: {report}")

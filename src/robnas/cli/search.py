@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from robnas import models
@@ -15,6 +16,7 @@ from robnas import objectives as objective_lib
 from robnas.cli import app, console, friendly
 from robnas.errors import ConfigError
 from robnas.search.base import SearchResult, run_search
+from robnas.search.history import HistoryRow
 from robnas.spaces import get as get_space
 from robnas.store import RunStore
 
@@ -159,17 +161,29 @@ def search_command(
         table = context.table(get_space(space))
         assert table is not None
         candidates = table.archs
-    result = run_search(
-        space,
-        strategy,
-        objective,
-        budget,
-        seed=seed,
-        out=out,
-        options=parse_options(option),
-        context=context,
-        candidates=candidates,
-    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("search", total=budget)
+        best = -math.inf
+
+        def progress(row: HistoryRow) -> None:
+            nonlocal best
+            if not math.isnan(row.value):
+                best = max(best, row.value)
+            bar.update(task, completed=row.step, description=f"search (best {best:.4g})")
+
+        result = run_search(
+            space,
+            strategy,
+            objective,
+            budget,
+            seed=seed,
+            out=out,
+            options=parse_options(option),
+            context=context,
+            candidates=candidates,
+            progress=progress,
+        )
     store_summary(out, result, top)
     stdout = Console()
     for table_ in result_tables(result, top):

@@ -20,7 +20,7 @@ import json
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -126,6 +126,7 @@ class SearchContext:
         proxy_context: ObjectiveContext,
         max_repeats: int = 2000,
         out: str | Path = ":memory:",
+        on_row: Callable[[HistoryRow], None] | None = None,
     ) -> None:
         self.space = space
         self.objectives = objectives
@@ -140,6 +141,7 @@ class SearchContext:
         self.rows: list[HistoryRow] = store.history(run)
         self.known: dict[str, HistoryRow] = {r.arch: r for r in self.rows}
         self.setup: dict[str, Cost] = {}
+        self.on_row = on_row
         self._repeats = 0
 
     @property
@@ -187,6 +189,8 @@ class SearchContext:
         self.store.add(self.run, row)
         self.rows.append(row)
         self.known[key] = row
+        if self.on_row is not None:
+            self.on_row(row)
         return row.all_values()
 
     def proxy(self, name: str) -> Objective:
@@ -280,6 +284,7 @@ def run_search(
     options: dict[str, Any] | None = None,
     context: ObjectiveContext | None = None,
     candidates: Sequence[str] | None = None,
+    progress: Callable[[HistoryRow], None] | None = None,
 ) -> SearchResult:
     """Search ``space`` with ``strategy`` for architectures maximising ``objective``.
 
@@ -287,7 +292,8 @@ def run_search(
     only accepted by multi-objective strategies. ``budget``: the number of distinct
     architectures the objective may evaluate (>= 1). ``out``: the SQLite file holding the
     history (resumed when the same run is there). ``candidates``: restrict the search to these
-    architectures (e.g. those a scores table or benchmark covers).
+    architectures (e.g. those a scores table or benchmark covers). ``progress(row)`` is called
+    after each new evaluation is stored (``row.step`` of ``budget``).
     """
     from robnas import spaces
     from robnas.search.subset import SubsetSpace
@@ -324,7 +330,16 @@ def run_search(
             run, base_space.name, strategy, ",".join(o.key for o in objs), seed, options, int(budget)
         )
         ctx = SearchContext(
-            search_space, objs, np.random.default_rng(seed), seed, int(budget), store, run, context, out=out
+            search_space,
+            objs,
+            np.random.default_rng(seed),
+            seed,
+            int(budget),
+            store,
+            run,
+            context,
+            out=out,
+            on_row=progress,
         )
         timer = objective_lib._Timer(any(o.uses_cuda for o in objs))
         status = "interrupted"

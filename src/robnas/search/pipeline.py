@@ -27,6 +27,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +117,14 @@ def _write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def stage_search(config: dict[str, Any], out: Path) -> dict[str, Any]:
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[str, Any]:
     """Run (or resume) the search; ``search.json`` holds the winner."""
     from robnas import objectives
     from robnas.search.base import run_search
@@ -146,16 +155,26 @@ def stage_search(config: dict[str, Any], out: Path) -> dict[str, Any]:
         if table is None:
             raise ConfigError("[search] within_scores needs scores = CSV")
         candidates = table.archs
+    budget = int(s.get("budget", 100))
+    best = -math.inf
+
+    def progress(row: Any) -> None:
+        nonlocal best
+        if not math.isnan(row.value):
+            best = max(best, row.value)
+        log(f"search {row.step}/{budget}: {row.value:.4g} in {row.cost.wall:.1f} s (best this session {best:.4g})")
+
     result = run_search(
         space,
         s.get("strategy", "evolution"),
         s.get("objective", "croze"),
-        int(s.get("budget", 100)),
+        budget,
         seed=seed,
         out=out / "search.sqlite",
         options=dict(s.get("options", {})),
         context=context,
         candidates=candidates,
+        progress=progress,
     )
     best = result.best(1)[0]
     summary = {
@@ -198,7 +217,9 @@ def _model(space_name: str, arch: str, num_classes: int, seed: int, options: dic
         raise ConfigError(f"[train] model: {exc}") from None
 
 
-def stage_train(config: dict[str, Any], out: Path, searched: dict[str, Any]) -> dict[str, Any]:
+def stage_train(
+    config: dict[str, Any], out: Path, searched: dict[str, Any], log: Log = _quiet
+) -> dict[str, Any]:
     """Train the winner with the recipe (resuming from ``train/last.pt``); ``train.json`` marks it done."""
     from robnas import data as data_lib
     from robnas import train
@@ -227,6 +248,7 @@ def stage_train(config: dict[str, Any], out: Path, searched: dict[str, Any]) -> 
         resume=(folder / "last.pt").is_file(),
         device=t.get("device", "auto"),
         overrides=dict(t.get("options", {})) or None,
+        progress=log is not _quiet,
     )
     summary = {
         "folder": str(folder),
@@ -243,7 +265,7 @@ def stage_train(config: dict[str, Any], out: Path, searched: dict[str, Any]) -> 
 
 
 def stage_evaluate(
-    config: dict[str, Any], out: Path, searched: dict[str, Any], trained: dict[str, Any]
+    config: dict[str, Any], out: Path, searched: dict[str, Any], trained: dict[str, Any], log: Log = _quiet
 ) -> dict[str, Any]:
     """Clean, attack and corruption accuracy of the trained winner; ``evaluate.json``."""
     from robnas import data as data_lib
@@ -271,6 +293,7 @@ def stage_evaluate(
         limit=e.get("limit"),
         device=e.get("device", "auto"),
         seed=int(e.get("seed", 0)),
+        progress=lambda label, done, total: log(f"evaluate {label}: done") if done == total else None,
     )
     summary = {"table": table, "summary": evaluate.summary(table)}
     _write_json(done, summary)
@@ -361,13 +384,19 @@ def _check_same_config(out: Path, config: dict[str, Any]) -> None:
         )
 
 
-def run_pipeline(config_path: str | Path) -> Path:
-    """Run every stage not yet done; returns the report's path."""
+def run_pipeline(config_path: str | Path, log: Log = _quiet) -> Path:
+    """Run every stage not yet done; returns the report's path. ``log`` receives progress lines
+    (and turns on the training progress bar)."""
     config = load_config(config_path)
     out = Path(config["out"])
     out.mkdir(parents=True, exist_ok=True)
     _check_same_config(out, config)
-    searched = stage_search(config, out)
-    trained = stage_train(config, out, searched)
-    evaluated = stage_evaluate(config, out, searched, trained)
-    return write_report(out, searched, trained, evaluated)
+    stages: list[Any] = []
+    for name, stage in (("search", stage_search), ("train", stage_train), ("evaluate", stage_evaluate)):
+        done = (out / f"{name}.json").is_file()
+        log(f"{name}: already done, kept" if done else f"{name}: running")
+        start = time.perf_counter()
+        stages.append(stage(config, out, *stages, log=log))
+        if not done:
+            log(f"{name}: done in {time.perf_counter() - start:.0f} s")
+    return write_report(out, *stages)
