@@ -2,7 +2,11 @@
 
 * parameter count of ``space.build(arch)`` against ``params_M`` of every one of the 15,625
   architectures (``nb201_merged_by_index.csv``);
-* ``space.canonical`` against the ``isomorph`` grouping of the robustness dataset's ``meta.json``.
+* ``space.canonical`` against the ``isomorph`` grouping of the robustness dataset's ``meta.json``;
+* for every mismatched count, whether ``params_M`` is the mean of three counts of which one
+  (or two) belong to another cell: an NB201 network's count depends only on how many of its
+  six edges hold a 3x3 and a 1x1 convolution, ``base + n3 * a + n1 * b``, so the odd count
+  ``3 * params_M - 2 * ours`` (or ``(3 * params_M - ours) / 2``) is solved for ``(n3, n1)``.
 
     python benchmarks/nb201_space_checks.py   # writes benchmarks/results/nb201_space_checks.md
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -21,6 +26,33 @@ from robnas.spaces.nb201 import count_parameters
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _conv_edges(arch: str) -> tuple[int, int]:
+    return arch.count("nor_conv_3x3"), arch.count("nor_conv_1x1")
+
+
+def _cell_count_model(space: robnas.spaces.base.SearchSpace) -> tuple[int, int, int]:
+    """``(base, a, b)``: a network with n3 3x3 and n1 1x1 conv edges has ``base + n3*a + n1*b``."""
+    none = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    with torch.device("meta"):
+        counts = [
+            count_parameters(space.build(none.replace("|none~0|+", f"|{op}~0|+", 1)))
+            for op in ("none", "nor_conv_3x3", "nor_conv_1x1")
+        ]
+    return counts[0], counts[1] - counts[0], counts[2] - counts[0]
+
+
+def _explain(model: tuple[int, int, int], ours_m: float, table_m: float) -> tuple[str, str]:
+    """(how many of three counts are odd, their conv edges ``(n3, n1)``) making ``table_m`` a mean."""
+    base, a, b = model
+    ours, table = round(ours_m * 1e6), table_m * 1e6
+    for label, odd in (("1 of 3 counts", 3 * table - 2 * ours), ("2 of 3 counts", (3 * table - ours) / 2)):
+        for n3 in range(7):
+            for n1 in range(7 - n3):
+                if abs(base + n3 * a + n1 * b - odd) <= 3:  # 6 decimals in params_M: +-1.5 per count
+                    return label, f"({n3}, {n1})"
+    return "unexplained", "-"
 
 
 def main() -> None:
@@ -35,6 +67,8 @@ def main() -> None:
             if abs(ours - float(r["params_M"])) > 1e-6:
                 mismatched.append((r["nb201_index"], r["arch_str"], ours, float(r["params_M"])))
     params_ok = 1 - len(mismatched) / len(rows)
+    model = _cell_count_model(space)
+    explained = [_explain(model, o, p) for _, _, o, p in mismatched]
 
     ids = json.loads((SHARED / "robustness" / "meta.json").read_text())["ids"]
     ours: dict = {}
@@ -64,6 +98,20 @@ def main() -> None:
         "| index | arch | ours (M) | params_M |",
         "|--:|:--|--:|--:|",
         *[f"| {i} | `{a}` | {o:.6f} | {p:.6f} |" for i, a, o, p in mismatched[:20]],
+        "",
+        "Is `params_M` a mean over three counts of which some are another cell's? The odd count is "
+        "solved for the numbers of 3x3 and 1x1 convolution edges `(n3, n1)` it would need:",
+        "",
+        "| explanation | mismatches |",
+        "|:--|--:|",
+        *[f"| {k} | {v} |" for k, v in sorted(Counter(kind for kind, _ in explained).items())],
+        "",
+        "| index | explanation | odd count's (n3, n1) | ours |",
+        "|--:|:--|:--|:--|",
+        *[
+            f"| {m[0]} | {kind} | {edges} | {_conv_edges(m[1])} |"
+            for m, (kind, edges) in list(zip(mismatched, explained, strict=True))[:20]
+        ],
         "",
         f"({seconds:.1f} s)",
         "",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -97,7 +98,11 @@ def load_config(path: str | Path) -> dict[str, Any]:
         if bad:
             raise ConfigError(f"{path}: unknown keys {sorted(bad)} in [{section}] (known: {sorted(keys)})")
     base = path.parent
-    config["out"] = str(base / config.get("out", path.stem))
+
+    def resolved(value: str) -> str:
+        return os.path.normpath(base / value)
+
+    config["out"] = resolved(config.get("out", path.stem))
     for section, key in (
         ("search", "data"),
         ("search", "scores"),
@@ -107,7 +112,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     ):
         value = config[section].get(key)
         if isinstance(value, str) and not value.startswith("synthetic") and ":" not in value:
-            config[section][key] = str(base / value)
+            config[section][key] = resolved(value)
     return config
 
 
