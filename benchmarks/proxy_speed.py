@@ -205,11 +205,12 @@ def main() -> None:
             f"{r['current_10']:.0f} | {r['current_end']:.0f} |"
         )
     lines += ["", f"Sum of medians: {sum(r['median'] for r in rows):.3f} s per architecture."]
-    if max(load_start, os.getloadavg()[0]) > 0.5 * (os.cpu_count() or 1):
+    # the load at the end includes this benchmark's own threads; only the start tells of others
+    if load_start > 0.5 * (os.cpu_count() or 1):
         lines += [
             "",
-            "**Warning: the machine was busy (load average above half the CPU count); with several "
-            "torch threads competing for cores the timings above are not representative.**",
+            "**Warning: the machine was busy when the benchmark started (load average above half the "
+            "CPU count); with other work competing for cores the timings above are not representative.**",
         ]
     failures = [r for r in rows if r["first_error"]]
     if failures:
