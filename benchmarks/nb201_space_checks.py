@@ -3,10 +3,11 @@
 * parameter count of ``space.build(arch)`` against ``params_M`` of every one of the 15,625
   architectures (``nb201_merged_by_index.csv``);
 * ``space.canonical`` against the ``isomorph`` grouping of the robustness dataset's ``meta.json``;
-* for every mismatched count, whether ``params_M`` is the mean of three counts of which one
-  (or two) belong to another cell: an NB201 network's count depends only on how many of its
-  six edges hold a 3x3 and a 1x1 convolution, ``base + n3 * a + n1 * b``, so the odd count
-  ``3 * params_M - 2 * ours`` (or ``(3 * params_M - ours) / 2``) is solved for ``(n3, n1)``.
+* for every mismatched count, whether ``params_M`` is a mean over three (or two) counts of
+  which one or two belong to another cell: an NB201 network's count depends only on how many
+  of its six edges hold a 3x3 and a 1x1 convolution, ``base + n3 * a + n1 * b``, so the odd
+  count (``3 * params_M - 2 * ours``, ``(3 * params_M - ours) / 2`` or ``2 * params_M - ours``)
+  is solved for ``(n3, n1)``.
 
     python benchmarks/nb201_space_checks.py   # writes benchmarks/results/nb201_space_checks.md
 """
@@ -47,7 +48,12 @@ def _explain(model: tuple[int, int, int], ours_m: float, table_m: float) -> tupl
     """(how many of three counts are odd, their conv edges ``(n3, n1)``) making ``table_m`` a mean."""
     base, a, b = model
     ours, table = round(ours_m * 1e6), table_m * 1e6
-    for label, odd in (("1 of 3 counts", 3 * table - 2 * ours), ("2 of 3 counts", (3 * table - ours) / 2)):
+    means = (
+        ("1 of 3 counts", 3 * table - 2 * ours),
+        ("2 of 3 counts", (3 * table - ours) / 2),
+        ("1 of 2 counts", 2 * table - ours),
+    )
+    for label, odd in means:
         for n3 in range(7):
             for n1 in range(7 - n3):
                 if abs(base + n3 * a + n1 * b - odd) <= 3:  # 6 decimals in params_M: +-1.5 per count
@@ -99,7 +105,7 @@ def main() -> None:
         "|--:|:--|--:|--:|",
         *[f"| {i} | `{a}` | {o:.6f} | {p:.6f} |" for i, a, o, p in mismatched[:20]],
         "",
-        "Is `params_M` a mean over three counts of which some are another cell's? The odd count is "
+        "Is `params_M` a mean over three (or two) counts of which some are another cell's? The odd count is "
         "solved for the numbers of 3x3 and 1x1 convolution edges `(n3, n1)` it would need:",
         "",
         "| explanation | mismatches |",
