@@ -127,3 +127,6 @@ def test_pipeline_build_options_and_training_subset(tmp_path):
     config.write_text(SMALL.replace('out = "small"', 'out = "bad"').replace("N = 1 }\n[evaluate]", "depth = 2 }\n[evaluate]"))
     with pytest.raises(ConfigError, match=r"\[train\] model"):
         run_pipeline(config)
+    config.write_text(SMALL.replace('out = "small"', 'out = "bad2"').replace("N = 1 }\n[train]", "depth = 2 }\n[train]"))
+    with pytest.raises(ConfigError, match="network build options .*depth"):
+        run_pipeline(config)

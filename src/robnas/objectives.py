@@ -318,7 +318,10 @@ class ObjectiveContext:
 
     def build(self, space: SearchSpace, arch: Any, num_classes: int) -> Any:
         """The untrained network of ``arch`` with this context's build options."""
-        return space.build(arch, num_classes=num_classes, **self.model)
+        try:
+            return space.build(arch, num_classes=num_classes, **self.model)
+        except TypeError as exc:  # an option this space's build does not take
+            raise ConfigError(f"network build options {self.model} for space {space.name!r}: {exc}") from None
 
     def model_tag(self) -> str:
         """``|model=C=16,layers=8`` for non-default build options, else empty (keys stay stable)."""
