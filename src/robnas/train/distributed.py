@@ -77,8 +77,13 @@ def setup(device: str = "auto") -> DistInfo:
 
 
 def teardown(info: DistInfo) -> None:
-    """Leave the process group if :func:`setup` joined it."""
+    """Leave the process group if :func:`setup` joined it.
+
+    Every rank first waits at a barrier: a rank that tears gloo down while another is still
+    in its last collective can abort the process ("terminate called without an active exception").
+    """
     if info.initialised_here and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
