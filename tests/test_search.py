@@ -363,3 +363,35 @@ def test_computed_rank_ensemble_uses_a_fixed_reference_pool(tmp_path):
     assert any("objective setup" in k and c.wall > 0 for k, c in result.setup.items())
     again = objectives.make("params+l2_norm", space, ctx)  # same key, fresh instance: same values
     assert again.evaluate(result.history[0].arch) == pytest.approx(result.history[0].value)
+
+
+def test_cli_search_killed_with_sigterm_records_its_session(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed.sqlite"
+    cmd = [sys.executable, "-m", "robnas", "search", "--space", "nb201", "--strategy", "random"]
+    cmd += ["--objective", "croze", "--data", "synthetic:16", "--batch-size", "4", "--budget", "100000"]
+    cmd += ["--arch-opt", "C=4", "--arch-opt", "N=1", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            if out.exists():
+                with search.HistoryStore(out) as store:
+                    runs = store.runs()
+                    if runs and len(store.history(runs[0].run)) >= 2:
+                        break
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    with search.HistoryStore(out) as store:
+        (record,) = store.runs()
+        assert record.status == "interrupted"
+        assert record.session.wall > 0 and len(store.history(record.run)) >= 2

@@ -7,6 +7,8 @@ is printed as one line and ends the command with exit status 2.
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +45,14 @@ def _root(
     from robnas.runtime import keep_freed_memory
 
     keep_freed_memory()
+    if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """``kill`` (SIGTERM, as from a batch scheduler) ends the command like Ctrl-C: the
+    verbs' cleanup runs (a search records its session cost and ``interrupted`` status)."""
+    raise SystemExit(128 + signum)
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
