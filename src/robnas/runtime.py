@@ -34,7 +34,8 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 #: Blocks up to this size come from the heap (glibc's default grows to at most 32 MiB).
 MMAP_THRESHOLD = 256 * 2**20
-#: Free heap memory above this much is returned to the system (default: twice the above).
+#: Free heap memory above this much is returned to the system (glibc: 128 KiB, adapting to
+#: twice the mmap threshold).
 TRIM_THRESHOLD = 2**30
 
 _applied = False
