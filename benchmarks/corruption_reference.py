@@ -89,6 +89,16 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return np.floor(x.clamp(0, 1).mul(255).permute(0, 2, 3, 1).numpy() + 1e-6).astype(np.uint8)
 
 
+def test_images_224(n: int) -> tuple[np.ndarray, torch.Tensor]:
+    """The first ``n`` real CIFAR-10 test images upsampled to 224x224 and rounded to uint8:
+    (N, 224, 224, 3) uint8 for the reference, and the same pixels as (N, 3, 224, 224) in [0, 1]."""
+    with np.load(DATA) as data:
+        small = torch.from_numpy(data["x_test"][:n]).permute(0, 3, 1, 2).float() / 255
+    big = F.interpolate(small, size=(224, 224), mode="bilinear", align_corners=False).clamp(0, 1)
+    clean = np.round(big.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    return clean, torch.from_numpy(clean).permute(0, 3, 1, 2).float() / 255
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reference-python", required=True, help="interpreter that can import imagecorruptions")
@@ -97,11 +107,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    with np.load(DATA) as data:
-        small = torch.from_numpy(data["x_test"][: args.images]).permute(0, 3, 1, 2).float() / 255
-    big = F.interpolate(small, size=(224, 224), mode="bilinear", align_corners=False).clamp(0, 1)
-    clean = np.round(big.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
-    x = torch.from_numpy(clean).permute(0, 3, 1, 2).float() / 255
+    clean, x = test_images_224(args.images)
     names = corruptions.names("all")
     angles = [-40.0, -10.0, 0.0, 25.0, 45.0]
 

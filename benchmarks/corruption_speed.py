@@ -23,13 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from corruption_reference import REFERENCE_PRELUDE
+from corruption_reference import REFERENCE_PRELUDE, test_images_224
 from robnas import corruptions
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parents[1] / "shared" / "data" / "cifar10" / "cifar10_exact_subset.npz"
 
 RUNNER = (
     REFERENCE_PRELUDE
@@ -58,11 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    with np.load(DATA) as data:
-        small = torch.from_numpy(data["x_test"][: args.images]).permute(0, 3, 1, 2).float() / 255
-    big = F.interpolate(small, size=(224, 224), mode="bilinear", align_corners=False).clamp(0, 1)
-    clean = np.round(big.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
-    x = torch.from_numpy(clean).permute(0, 3, 1, 2).float() / 255
+    clean, x = test_images_224(args.images)
     names = corruptions.names("all")
 
     ours: dict[str, float] = {}
