@@ -505,10 +505,9 @@ def write_json(
 def plot(table: list[Row], out_dir: str | Path) -> list[Path]:
     """``accuracy_vs_eps.png`` (one line per L-inf attack, clean accuracy at eps 0) and
     ``corruptions.png`` (mean accuracy over severities per corruption); returns the paths written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from robnas.report import save_figure  # importing it switches matplotlib to the file-only Agg backend
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -533,11 +532,7 @@ def plot(table: list[Row], out_dir: str | Path) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         ax.set_title("Accuracy under attack")
-        fig.tight_layout()
-        path = out_dir / "accuracy_vs_eps.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / "accuracy_vs_eps.png"))
     per = info["corruption_accuracy"]
     if per:
         fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(per) + 2), 4))
@@ -549,11 +544,7 @@ def plot(table: list[Row], out_dir: str | Path) -> list[Path]:
         ax.set_ylabel("accuracy (mean over severities)")
         ax.set_ylim(0, 1)
         ax.set_title("Accuracy under common corruptions")
-        fig.tight_layout()
-        path = out_dir / "corruptions.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / "corruptions.png"))
     return written
 
 

@@ -28,6 +28,16 @@ from robnas.correlate import add_ensembles, as_scores, build_targets, select
 from robnas.errors import ConfigError
 
 
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` (PNG at 120 dpi, folders made) and close it."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.@+-]", "_", name)
 
@@ -54,12 +64,7 @@ def heatmap(
                     ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=6)
     fig.colorbar(image, ax=ax, label=metric)
     ax.set_title(title or f"{metric} of proxies against robustness targets")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def scatter(
@@ -99,12 +104,7 @@ def scatter(
     for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     fig.suptitle(f"proxies vs {target} ({dataset})", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def scatter_name(target: str) -> str:

@@ -309,10 +309,9 @@ def write_report(
     out: Path, searched: dict[str, Any], trained: dict[str, Any], evaluated: dict[str, Any]
 ) -> Path:
     """``report.md`` with the search history and robustness figures."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from robnas.report import save_figure  # importing it switches matplotlib to the file-only Agg backend
 
     steps = [s for s, v in searched["history"] if v is not None]
     values = [v for s, v in searched["history"] if v is not None]
@@ -323,18 +322,14 @@ def write_report(
     ax.set_xlabel("objective query")
     ax.set_ylabel(searched["objectives"][0].split("|")[0])
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "search_history.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "search_history.png")
 
     table = evaluated["table"]
     fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(table)), 3.2))
     ax.bar([r["label"] for r in table], [100 * r["accuracy"] for r in table])
     ax.set_ylabel("accuracy (%)")
     ax.tick_params(axis="x", rotation=45)
-    fig.tight_layout()
-    fig.savefig(out / "robustness.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "robustness.png")
 
     cost = searched["cost"]
     last = trained["history"][-1] if trained["history"] else {}
