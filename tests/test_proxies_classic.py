@@ -137,6 +137,40 @@ def test_grasp_matches_an_explicit_hessian():
     assert base.compute("grasp", net, x, y) == pytest.approx(expected, rel=1e-8)
 
 
+@pytest.mark.parametrize("bn", [nn.BatchNorm2d(4), nn.BatchNorm2d(4, affine=False), nn.BatchNorm1d(4)])
+def test_batch_stats_norm_equals_train_mode_batchnorm_to_second_order(bn):
+    torch.manual_seed(0)
+    bn = bn.double().train()
+    if bn.weight is not None:
+        nn.init.uniform_(bn.weight, 0.5, 1.5)
+        nn.init.uniform_(bn.bias, -0.5, 0.5)
+    shape = (6, 4, 5, 5) if isinstance(bn, nn.BatchNorm2d) else (6, 4)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    probe = torch.randn(shape, dtype=torch.float64)
+    composite = base.BatchStatsNorm(bn)
+
+    def second_order(layer: nn.Module) -> list[torch.Tensor]:
+        out = layer(x)
+        (g,) = torch.autograd.grad((out * probe).pow(2).sum(), x, create_graph=True)
+        return [out, g, *torch.autograd.grad(g.square().sum(), x)]
+
+    for ours, torchs in zip(second_order(composite), second_order(bn), strict=True):
+        torch.testing.assert_close(ours, torchs, rtol=1e-9, atol=1e-10)
+
+
+def test_grasp_runs_batchnorm_in_composite_form_with_the_same_value():
+    assert base.PROXIES.get("grasp").bn == "composite"
+    net, (x, y) = tiny_net().double(), tiny_batch()
+    prepared = base.prepare(net, base.PROXIES.get("grasp"))
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in prepared.modules())
+    assert sum(isinstance(m, base.BatchStatsNorm) for m in prepared.modules()) == sum(
+        isinstance(m, nn.BatchNorm2d) for m in net.modules()
+    )
+    fused = copy.deepcopy(net).train()
+    expected = gradient.grasp(fused, x.double(), y)
+    assert base.compute("grasp", net, x.double(), y) == pytest.approx(expected, rel=1e-9)
+
+
 def test_synflow_of_a_two_layer_linear_net_is_twice_the_path_sum():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False))
