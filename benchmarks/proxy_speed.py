@@ -45,15 +45,17 @@ REFERENCE_SECONDS = {
 }
 
 
-def _rss_mib() -> tuple[float, float]:
-    """(peak RSS so far, current RSS) of this process in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def rss_mib() -> tuple[float, float]:
+    """(peak RSS so far, current RSS) of this process in MiB: ``VmHWM`` and ``VmRSS``.
+
+    Not ``ru_maxrss``: on Linux that carries the parent's peak over fork and exec, so a worker
+    would report at least its parent's. Elsewhere, ``ru_maxrss`` and no current RSS.
+    """
     try:
-        with open("/proc/self/statm") as fh:
-            current = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        current = float("nan")
-    return peak, current
+        status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+        return int(status["VmHWM"].split()[0]) / 1024, int(status["VmRSS"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, float("nan")
 
 
 def batch_size(proxy: str) -> int:
@@ -94,8 +96,8 @@ def worker(args: argparse.Namespace) -> None:
             errors.append(result.error)
         del model, result
         if i + 1 == checkpoint:
-            rss_10 = _rss_mib()
-    rss_end = _rss_mib()
+            rss_10 = rss_mib()
+    rss_end = rss_mib()
     print(
         json.dumps(
             {

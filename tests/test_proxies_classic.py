@@ -137,33 +137,56 @@ def test_grasp_matches_an_explicit_hessian():
     assert base.compute("grasp", net, x, y) == pytest.approx(expected, rel=1e-8)
 
 
-@pytest.mark.parametrize("bn", [nn.BatchNorm2d(4), nn.BatchNorm2d(4, affine=False), nn.BatchNorm1d(4)])
-def test_batch_stats_norm_equals_train_mode_batchnorm_to_second_order(bn):
+BATCHNORMS = [nn.BatchNorm2d(4), nn.BatchNorm2d(4, affine=False), nn.BatchNorm1d(4)]
+
+
+def _train_mode_bn(bn: nn.modules.batchnorm._BatchNorm) -> tuple[nn.Module, torch.Tensor, list[torch.Tensor]]:
     torch.manual_seed(0)
-    bn = bn.double().train()
+    bn = copy.deepcopy(bn).double().train()
     if bn.weight is not None:
         nn.init.uniform_(bn.weight, 0.5, 1.5)
         nn.init.uniform_(bn.bias, -0.5, 0.5)
     shape = (6, 4, 5, 5) if isinstance(bn, nn.BatchNorm2d) else (6, 4)
-    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
-    probe = torch.randn(shape, dtype=torch.float64)
-    composite = base.BatchStatsNorm(bn)
+    x = (torch.randn(shape, dtype=torch.float64) * 2 + 1).requires_grad_()
+    return bn, x, [x] + [p for p in (bn.weight, bn.bias) if p is not None]
 
-    def second_order(layer: nn.Module) -> list[torch.Tensor]:
+
+@pytest.mark.parametrize("bn", BATCHNORMS)
+def test_second_order_batchnorm_equals_train_mode_batchnorm_to_second_order(bn):
+    bn, x, inputs = _train_mode_bn(bn)
+    probe = torch.randn(x.shape, dtype=torch.float64)
+
+    def derivatives(layer: nn.Module) -> list[torch.Tensor]:
         out = layer(x)
-        (g,) = torch.autograd.grad((out * probe).pow(2).sum(), x, create_graph=True)
-        return [out, g, *torch.autograd.grad(g.square().sum(), x)]
+        first = torch.autograd.grad((out * probe).pow(2).sum(), inputs, create_graph=True)
+        second = torch.autograd.grad(sum(g.square().sum() for g in first), inputs)
+        return [out, *first, *second]
 
-    for ours, torchs in zip(second_order(composite), second_order(bn), strict=True):
-        torch.testing.assert_close(ours, torchs, rtol=1e-9, atol=1e-10)
+    ours = derivatives(base.SecondOrderBatchNorm(bn))
+    for mine, torchs in zip(ours, derivatives(bn), strict=True):
+        torch.testing.assert_close(mine, torchs, rtol=1e-9, atol=1e-10)
 
 
-def test_grasp_runs_batchnorm_in_composite_form_with_the_same_value():
-    assert base.PROXIES.get("grasp").bn == "composite"
+@pytest.mark.parametrize("bn", BATCHNORMS)
+def test_second_order_batchnorm_passes_gradgradcheck(bn):
+    bn, _, inputs = _train_mode_bn(bn)
+    inputs[0] = inputs[0][:3].detach().requires_grad_()  # small: gradgradcheck is numerical
+    norm = base.SecondOrderBatchNorm(bn)
+
+    def fn(x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+        weight, bias = params if params else (None, None)
+        return base._BatchNormTwiceDifferentiable.apply(x, weight, bias, norm.eps)
+
+    assert torch.autograd.gradcheck(fn, inputs)
+    assert torch.autograd.gradgradcheck(fn, inputs)
+
+
+def test_grasp_uses_second_order_batchnorm_with_the_same_value():
+    assert base.PROXIES.get("grasp").bn == "second-order"
     net, (x, y) = tiny_net().double(), tiny_batch()
     prepared = base.prepare(net, base.PROXIES.get("grasp"))
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in prepared.modules())
-    assert sum(isinstance(m, base.BatchStatsNorm) for m in prepared.modules()) == sum(
+    assert sum(isinstance(m, base.SecondOrderBatchNorm) for m in prepared.modules()) == sum(
         isinstance(m, nn.BatchNorm2d) for m in net.modules()
     )
     fused = copy.deepcopy(net).train()
@@ -331,8 +354,16 @@ class _Tied(nn.Module):
     [
         lambda: _Tied(),
         lambda: robnas.spaces.get("nb201").build(ARCH, C=8, N=1),
-        lambda: robnas.spaces.get("darts").build(robnas.spaces.get("darts").sample(np.random.default_rng(0)), C=8, layers=3, auxiliary=True, drop_path_prob=0.2),
-        lambda: robnas.spaces.get("robnet").build(robnas.spaces.get("robnet").sample(np.random.default_rng(0)), C=8, layers=3),
+        lambda: robnas.spaces.get("darts").build(
+            robnas.spaces.get("darts").sample(np.random.default_rng(0)),
+            C=8,
+            layers=3,
+            auxiliary=True,
+            drop_path_prob=0.2,
+        ),
+        lambda: robnas.spaces.get("robnet").build(
+            robnas.spaces.get("robnet").sample(np.random.default_rng(0)), C=8, layers=3
+        ),
     ],
 )
 @pytest.mark.parametrize("dtype", [None, torch.float64])

@@ -67,16 +67,17 @@ def plain(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     return _total([(w * g).sum() for w, g in zip(weights, grads, strict=True) if g is not None], inputs)
 
 
-@register("grasp", bn="composite", paper="Wang et al., GraSP, ICLR 2020; " + ZERO_COST)
+@register("grasp", bn="second-order", paper="Wang et al., GraSP, ICLR 2020; " + ZERO_COST)
 def grasp(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     """``sum -W * (H g)`` with ``g = dL/dW`` (held constant) and ``H`` the Hessian of ``L``.
 
     Signed, with zero-cost-nas's minus sign so that higher is better; temperature 1. ``H g``
     is the gradient of ``z = <stop_grad(g), dL/dW>``. The reference takes ``g`` from a first
     forward pass and ``dL/dW`` from a second one on the same batch; the two are identical in
-    train mode, so one forward pass serves both here. BatchNorm runs in train mode written
-    out in elementary operations (``bn="composite"``): the same function, but its double
-    backward is faster than that of torch's fused kernel and rounds less in float32.
+    train mode, so one forward pass serves both here. BatchNorm runs in train mode with its
+    backward written in tensor operations (``bn="second-order"``, :class:`SecondOrderBatchNorm`): the
+    same function, differentiated twice faster than torch's fused kernel and with less
+    rounding in float32.
     """
     weights, grads = loss_gradients(net, inputs, targets, create_graph=True)
     used = [(w, g) for w, g in zip(weights, grads, strict=True) if g is not None]
