@@ -194,6 +194,21 @@ def test_grasp_uses_second_order_batchnorm_with_the_same_value():
     assert base.compute("grasp", net, x.double(), y) == pytest.approx(expected, rel=1e-9)
 
 
+def test_cpu_image_batches_reach_proxies_channels_last_with_the_same_values():
+    x, _ = tiny_batch()
+    spec = base.PROXIES.get("croze")
+    prepared = base.prepare_inputs(x, spec)
+    assert prepared.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous(
+        memory_format=torch.channels_last
+    )
+    assert prepared.dtype == torch.float64 and torch.equal(prepared, x.double())
+    flat = torch.randn(4, 5)
+    assert base.prepare_inputs(flat, base.PROXIES.get("snip")) is flat
+    net, (x, y) = tiny_net(), tiny_batch()
+    channels_last = x.contiguous(memory_format=torch.channels_last)
+    assert base.compute("snip", net, x, y) == base.compute("snip", net, channels_last, y)
+
+
 def test_synflow_of_a_two_layer_linear_net_is_twice_the_path_sum():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False))

@@ -75,9 +75,8 @@ def grasp(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     is the gradient of ``z = <stop_grad(g), dL/dW>``. The reference takes ``g`` from a first
     forward pass and ``dL/dW`` from a second one on the same batch; the two are identical in
     train mode, so one forward pass serves both here. BatchNorm runs in train mode with its
-    backward written in tensor operations (``bn="second-order"``, :class:`SecondOrderBatchNorm`): the
-    same function, differentiated twice faster than torch's fused kernel and with less
-    rounding in float32.
+    backward written in tensor operations (``bn="second-order"``, ``SecondOrderBatchNorm``):
+    the same function, differentiated twice faster than torch's fused kernel.
     """
     weights, grads = loss_gradients(net, inputs, targets, create_graph=True)
     used = [(w, g) for w, g in zip(weights, grads, strict=True) if g is not None]
