@@ -43,7 +43,14 @@ def networks(device: torch.device) -> list[tuple[str, str, dict]]:
     return out
 
 
-def measure(spec: str, options: dict, recipe: str, args: argparse.Namespace, device: torch.device) -> dict:
+def measure(
+    spec: str,
+    options: dict,
+    recipe: str,
+    args: argparse.Namespace,
+    device: torch.device,
+    channels_last: bool | None,
+) -> dict:
     space, _, arch = spec.partition(":")
     torch.manual_seed(0)
     net = spaces.get(space).build(arch, 10, **options)
@@ -58,6 +65,7 @@ def measure(spec: str, options: dict, recipe: str, args: argparse.Namespace, dev
             batch_size=args.batch_size,
             val_fraction=0.0,
             device=str(device),
+            channels_last=channels_last,
         )
     return {"images_per_s": result.history[-1]["images_per_s"], "params": count_parameters(net)}
 
@@ -70,7 +78,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "train_speed.md")
+    parser.add_argument(
+        "--layouts",
+        default="default",
+        help="comma-separated memory formats to time: default (fit's choice), contiguous, channels_last",
+    )
     args = parser.parse_args()
+    layouts = {"default": None, "contiguous": False, "channels_last": True}
+    for name in args.layouts.split(","):
+        if name not in layouts:
+            parser.error(f"unknown layout {name!r}; use {', '.join(layouts)}")
     torch.set_num_threads(args.threads)
     devices = [torch.device("cuda" if torch.cuda.is_available() else "cpu")] if args.device == "auto" else []
     if args.device == "auto" and torch.cuda.is_available():
@@ -81,21 +98,24 @@ def main() -> None:
     rows = []
     for device in devices:
         for label, spec, options in networks(device):
-            speeds = {}
-            for recipe in ("standard", "pgd-at"):
-                t0 = time.perf_counter()
-                m = measure(spec, options, recipe, args, device)
-                speeds[recipe] = m["images_per_s"]
-                print(
-                    f"{device.type} {label} {recipe}: {m['images_per_s']:.1f} img/s ({time.perf_counter() - t0:.0f} s)"
-                )
-            rows.append((device.type, label, m["params"], speeds["standard"], speeds["pgd-at"]))
+            for layout in args.layouts.split(","):
+                speeds = {}
+                for recipe in ("standard", "pgd-at"):
+                    t0 = time.perf_counter()
+                    m = measure(spec, options, recipe, args, device, layouts[layout])
+                    speeds[recipe] = m["images_per_s"]
+                    print(
+                        f"{device.type} {label} {layout} {recipe}: {m['images_per_s']:.1f} img/s "
+                        f"({time.perf_counter() - t0:.0f} s)"
+                    )
+                rows.append((device.type, label, layout, m["params"], speeds["standard"], speeds["pgd-at"]))
 
     lines = [
         "# Training throughput: standard vs PGD-7 adversarial training",
         "",
         "Produced by `benchmarks/train_speed.py` "
-        f"(`--images {args.images} --batch-size {args.batch_size} --epochs {args.epochs} --threads {args.threads}`): "
+        f"(`--images {args.images} --batch-size {args.batch_size} --epochs {args.epochs} --threads {args.threads} "
+        f"--layouts {args.layouts}`): "
         "images/s of the last epoch of `robnas.train.fit` on synthetic 32x32 images, no validation split. "
         "pgd-at = PGD-7 (eps 8/255, step 2/255), i.e. 7 attack passes + 1 clean eval forward + 1 training pass "
         "per batch; the expected ratio is about 1/(7+1) = 0.125. It can come out higher because the "
@@ -104,13 +124,16 @@ def main() -> None:
         f"Host: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
         f"{args.threads} CPU thread(s). The CPU is shared with other jobs, so absolute CPU figures are noisy "
         "and small; the ratio is the meaningful number. CPU runs use a reduced DARTS network; GPU runs "
-        "(when a GPU is present) use full-size networks with bf16 autocast and channels_last.",
+        "(when a GPU is present) use full-size networks with bf16 autocast. Layout: the memory format of "
+        "images and network (`default`: `fit`'s choice, channels_last on CUDA, contiguous on the CPU).",
         "",
-        "| device | network | params | standard img/s | pgd-at img/s | pgd-at / standard |",
-        "|---|---|---:|---:|---:|---:|",
+        "| device | network | layout | params | standard img/s | pgd-at img/s | pgd-at / standard |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
-    for dev, label, params, std, adv in rows:
-        lines.append(f"| {dev} | {label} | {params / 1e6:.3f} M | {std:.1f} | {adv:.1f} | {adv / std:.3f} |")
+    for dev, label, layout, params, std, adv in rows:
+        lines.append(
+            f"| {dev} | {label} | {layout} | {params / 1e6:.3f} M | {std:.1f} | {adv:.1f} | {adv / std:.3f} |"
+        )
     if "darts" not in spaces.names():
         lines += ["", "The DARTS space is not available in this installation; its rows are skipped."]
     if not any(dev == "cuda" for dev, *_ in rows):

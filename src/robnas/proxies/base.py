@@ -110,8 +110,10 @@ class _BatchNormTwiceDifferentiable(torch.autograd.Function):
     only ``x`` and the incoming gradient ``g`` stay saved for that: with per-channel means
     ``E[.]``, ``var = E[x^2] - E[x]^2``, ``rstd = 1/sqrt(var + eps)``, ``scale = weight * rstd``
     and ``cov = E[g x] - E[g] E[x]``, ``dL/dx = scale * (g - E[g]) - scale * rstd^2 * cov *
-    (x - E[x])``, ``dL/dweight = N * rstd * cov`` and ``dL/dbias = N * E[g]``. (``torch.var_mean``
-    over these axes would be ten times slower on CPU than the two means.)
+    (x - E[x])``, ``dL/dweight = N * rstd * cov`` and ``dL/dbias = N * E[g]``. ``torch.var_mean``
+    over these axes would be ten times slower on the CPU than the two means; ``E[x^2] - E[x]^2``
+    is exact enough while ``|E[x]|`` is not orders of magnitude above the standard deviation,
+    as for BatchNorm inputs at initialisation (the tests compare with torch in float64).
     """
 
     @staticmethod
@@ -227,7 +229,8 @@ def prepare(model: nn.Module, spec: ProxySpec) -> nn.Module:
 def prepare_inputs(inputs: Tensor, spec: ProxySpec) -> Tensor:
     """The batch a proxy sees: cast to its dtype; on the CPU, images (B, C, H, W) are laid out
     channels_last, oneDNN's native layout, in which the gradient proxies run about twice as
-    fast (``benchmarks/proxy_choices.py``). Only the memory order changes, not the values."""
+    fast (``benchmarks/proxy_choices.py``). The images are the same; a proxy's value moves only
+    by float32 rounding, as convolutions sum in another order."""
     x = inputs.to(spec.dtype) if spec.dtype is not None else inputs
     if x.device.type == "cpu" and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
