@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import platform
 import statistics
@@ -39,7 +40,7 @@ from scipy.stats import spearmanr
 
 import robnas
 from proxy_speed import batch_size, rss_mib
-from robnas.data import load_npz, proxy_batch, synthetic
+from robnas.data import ImageArrays, load_npz, proxy_batch, synthetic
 from robnas.proxies import base
 from robnas.runtime import keep_freed_memory
 
@@ -70,12 +71,18 @@ def networks(args: argparse.Namespace) -> Iterator[tuple[int, torch.nn.Module]]:
         yield i, space.build(space.sample(rng))
 
 
-def batch(args: argparse.Namespace, size: int) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """A proxy batch as contiguous NCHW tensors, and where it comes from."""
-    real = args.data.exists()
-    data = load_npz(args.data) if real else synthetic(512, seed=args.seed)
-    x, y = proxy_batch(data, size, seed=args.seed)
-    return x.contiguous(), y, f"{args.data.name} (real CIFAR-10)" if real else "synthetic (real data absent)"
+@functools.cache
+def images(path: Path, seed: int) -> tuple[ImageArrays, str]:
+    """The images proxy batches are drawn from (read once), and where they come from."""
+    if path.exists():
+        return load_npz(path), f"{path.name} (real CIFAR-10)"
+    return synthetic(512, seed=seed), "synthetic (real data absent)"
+
+
+def batch(args: argparse.Namespace, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A proxy batch as contiguous NCHW tensors."""
+    x, y = proxy_batch(images(args.data, args.seed)[0], size, seed=args.seed)
+    return x.contiguous(), y
 
 
 def alternate(i: int, names: list[str]) -> list[str]:
@@ -86,7 +93,7 @@ def layout_rows(args: argparse.Namespace) -> list[str]:
     rows = []
     for proxy in args.proxies.split(","):
         spec = base.PROXIES.get(proxy)
-        x, y, _ = batch(args, batch_size(proxy))
+        x, y = batch(args, batch_size(proxy))
         layouts = {"contiguous": x, "channels_last": base.prepare_inputs(x, spec)}
         seconds: dict[str, list[float]] = {k: [] for k in layouts}
         values: dict[str, list[float]] = {k: [] for k in layouts}
@@ -108,7 +115,7 @@ def layout_rows(args: argparse.Namespace) -> list[str]:
 
 def memory_worker(args: argparse.Namespace) -> None:
     """Run one BatchNorm form of GraSP over the architectures; print the peak RSS in MiB."""
-    x, y, _ = batch(args, 64)
+    x, y = batch(args, 64)
     x = base.prepare_inputs(x, SECOND_ORDER)
     for _, model in networks(args):
         timed(model, x, y, BN_FORMS[args.memory_worker])
@@ -116,7 +123,7 @@ def memory_worker(args: argparse.Namespace) -> None:
 
 
 def grasp_rows(args: argparse.Namespace) -> list[str]:
-    x, y, _ = batch(args, 64)
+    x, y = batch(args, 64)
     x = base.prepare_inputs(x, SECOND_ORDER)
     values: dict[str, list[float]] = {k: [] for k in BN_FORMS}
     seconds: dict[str, list[float]] = {k: [] for k in BN_FORMS}
@@ -181,7 +188,7 @@ def main() -> None:
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; {platform.machine()}, "
         f"{os.cpu_count()} CPUs visible, load average {load_start:.2f} at start; {args.threads} torch threads; "
         f"torch {torch.__version__}",
-        f"- {args.archs} random NB201 architectures (seed {args.seed}), C=16, N=5; {batch(args, 8)[2]}",
+        f"- {args.archs} random NB201 architectures (seed {args.seed}), C=16, N=5; {images(args.data, args.seed)[1]}",
         "- seconds: median per architecture, the two variants back to back in alternating order, network "
         "copy included",
         "",
