@@ -395,3 +395,23 @@ def test_cli_search_killed_with_sigterm_records_its_session(tmp_path):
         (record,) = store.runs()
         assert record.status == "interrupted"
         assert record.session.wall > 0 and len(store.history(record.run)) >= 2
+
+
+def test_darts_croze_search_keeps_crozes_parameter_cap_by_default(tmp_path):
+    """croze.md 4.2-4.3: sampled and mutated candidates over 6 M parameters (C=36, 20 cells) are redrawn."""
+    space = spaces.get("darts-croze")
+    assert space.max_params_m == 6.0 and spaces.get("darts").max_params_m is None
+    result = run_search(
+        "darts-croze", "evolution", "params", budget=6, seed=3, out=tmp_path / "s.sqlite",
+        options={"init_pool": 3, "sample_pool": 3}, context=ObjectiveContext(model={"C": 4, "layers": 5}),
+    )
+    sizes = [space.parameters_m(space.parse(r.arch)) for r in result.history]
+    assert len(sizes) == 6 and max(sizes) <= 6.0
+    lifted = run_search(
+        "darts-croze", "random", "params", budget=30, seed=0, out=tmp_path / "s.sqlite",
+        context=ObjectiveContext(model={"C": 4, "layers": 5}), space_options={"max_params_m": None},
+    )
+    assert lifted.run != result.run
+    assert max(space.parameters_m(space.parse(r.arch)) for r in lifted.history) > 6.0
+    with pytest.raises(ConfigError, match="takes no option"):
+        spaces.get("nb201", max_params_m=6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -19,6 +20,16 @@ from robnas.search.base import SearchResult, run_search
 from robnas.search.history import HistoryRow
 from robnas.spaces import get as get_space
 from robnas.store import RunStore
+
+
+def space_cap(text: str | None) -> dict[str, Any]:
+    """``--max-params-m`` as space options: nothing (the space's default), a number or none."""
+    if text is None:
+        return {}
+    value = models.parse_value(text)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"--max-params-m {text!r}: expected a number of millions or 'none'")
+    return {"max_params_m": value}
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, str]:
@@ -134,6 +145,11 @@ def search_command(
     arch_opt: list[str] = typer.Option(
         None, help="Network build option KEY=VALUE for proxy and train: objectives, e.g. C=16, layers=8 (repeat)."
     ),
+    max_params_m: str | None = typer.Option(
+        None,
+        help="Parameter cap (millions, C=36 x 20 cells) of sampled and mutated darts/robnet "
+        "architectures; 'none' lifts it. Default: the space's (6 for darts-croze, as CRoZe; none otherwise).",
+    ),
     top: int = typer.Option(10, help="Best architectures to print."),
 ) -> None:
     """Search architectures; rerunning the same command resumes (a larger --budget extends the run)."""
@@ -183,6 +199,7 @@ def search_command(
             context=context,
             candidates=candidates,
             progress=progress,
+            space_options=space_cap(max_params_m),
         )
     store_summary(out, result, top)
     stdout = Console()

@@ -256,9 +256,10 @@ def run_key(
     seed: int,
     options: dict[str, Any],
     candidates: Sequence[str] | None,
+    space_options: dict[str, Any] | None = None,
 ) -> str:
     """A run's identity: everything that changes its trajectory (not its budget)."""
-    ident = {
+    ident: dict[str, Any] = {
         "space": space,
         "strategy": strategy,
         "objectives": list(objective_keys),
@@ -268,6 +269,8 @@ def run_key(
         if candidates is not None
         else None,
     }
+    if space_options:
+        ident["space_options"] = dict(sorted(space_options.items()))
     digest = hashlib.blake2b(
         json.dumps(ident, sort_keys=True, default=str).encode(), digest_size=6
     ).hexdigest()
@@ -285,6 +288,7 @@ def run_search(
     context: ObjectiveContext | None = None,
     candidates: Sequence[str] | None = None,
     progress: Callable[[HistoryRow], None] | None = None,
+    space_options: dict[str, Any] | None = None,
 ) -> SearchResult:
     """Search ``space`` with ``strategy`` for architectures maximising ``objective``.
 
@@ -293,7 +297,10 @@ def run_search(
     architectures the objective may evaluate (>= 1). ``out``: the SQLite file holding the
     history (resumed when the same run is there). ``candidates``: restrict the search to these
     architectures (e.g. those a scores table or benchmark covers). ``progress(row)`` is called
-    after each new evaluation is stored (``row.step`` of ``budget``).
+    after each new evaluation is stored (``row.step`` of ``budget``). ``space_options``: the
+    space's construction options when ``space`` is a name, e.g. ``{"max_params_m": None}`` to lift
+    ``darts-croze``'s 6 M parameter cap; the space's effective options are part of the run's
+    identity.
     """
     from robnas import spaces
     from robnas.search.subset import SubsetSpace
@@ -302,7 +309,9 @@ def run_search(
         raise ConfigError(f"budget must be an integer >= 1, got {budget!r}")
     options = dict(options or {})
     strat = make_strategy(strategy, options)
-    base_space = spaces.get(space) if isinstance(space, str) else space
+    if space_options and not isinstance(space, str):
+        raise ConfigError("space_options apply to a space given by name")
+    base_space = spaces.get(space, **(space_options or {})) if isinstance(space, str) else space
     context = context or ObjectiveContext(seed=seed)
     search_space: SearchSpace = base_space
     if candidates is not None:
@@ -320,6 +329,7 @@ def run_search(
         seed,
         options,
         list(search_space.members) if candidates is not None else None,
+        base_space.options(),
     )
     store = HistoryStore(out)
     closed = False

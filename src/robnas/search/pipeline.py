@@ -55,6 +55,7 @@ SECTIONS = {
         "train_epochs",
         "train_metric",
         "model",
+        "max_params_m",
     },
     "train": {
         "recipe",
@@ -180,6 +181,7 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
         context=context,
         candidates=candidates,
         progress=progress,
+        space_options=_space_options(s),
     )
     best = result.best(1)[0]
     summary = {
@@ -199,6 +201,16 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
     }
     _write_json(done, summary)
     return summary
+
+
+def _space_options(section: dict[str, Any]) -> dict[str, Any]:
+    """``max_params_m = 6`` (or ``"none"``) in ``[search]``; absent: the space's default cap."""
+    if "max_params_m" not in section:
+        return {}
+    value = section["max_params_m"]
+    if isinstance(value, str) and value.lower() == "none":
+        value = None
+    return {"max_params_m": value}
 
 
 def _build_options(section: dict[str, Any], name: str) -> dict[str, Any]:

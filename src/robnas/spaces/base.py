@@ -14,6 +14,8 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 import numpy as np
 from torch import Tensor, nn
 
+from robnas.errors import ConfigError
+
 A = TypeVar("A")
 
 RandomLike = np.random.Generator | random.Random | int | None
@@ -67,8 +69,42 @@ class SearchSpace(ABC, Generic[A]):
     def build(self, arch: A, num_classes: int = 10, **options: Any) -> nn.Module:
         """The untrained network of ``arch``."""
 
+    def options(self) -> dict[str, Any]:
+        """The construction options that change what ``sample``/``mutate`` draw (none here)."""
+        return {}
+
     def __repr__(self) -> str:
         return f"<search space {self.name!r}>"
+
+
+class ParameterCapped:
+    """Mixin for spaces whose ``sample``/``mutate`` can keep a network under a size cap.
+
+    ``max_params_m`` (millions of parameters of the space's budget network, checked by the
+    space's ``within_budget``) is fixed at construction; ``default_max_params_m`` is the
+    space's default (``None``: no cap). ``sample``/``mutate`` take ``max_params_m`` too, to
+    override it for one call.
+    """
+
+    name: str = ""
+    default_max_params_m: float | None = None
+
+    def __init__(self, max_params_m: float | str | None = "default") -> None:
+        if max_params_m == "default":
+            max_params_m = self.default_max_params_m
+        if max_params_m is not None and (
+            isinstance(max_params_m, bool) or not isinstance(max_params_m, (int, float)) or max_params_m <= 0
+        ):
+            raise ConfigError(
+                f"{self.name} max_params_m must be a positive number or none, got {max_params_m!r}"
+            )
+        self.max_params_m = None if max_params_m is None else float(max_params_m)
+
+    def options(self) -> dict[str, Any]:
+        return {"max_params_m": self.max_params_m}
+
+    def _cap(self, max_params_m: float | str | None) -> float | None:
+        return self.max_params_m if max_params_m == "default" else max_params_m  # type: ignore[return-value]
 
 
 @runtime_checkable

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from robnas.errors import ConfigError, InvalidArchitecture
-from robnas.spaces.base import RandomLike, SearchSpace, as_rng
+from robnas.spaces.base import ParameterCapped, RandomLike, SearchSpace, as_rng
 from robnas.spaces.ops import (
     Conv7x1x1x7,
     DilConv,
@@ -517,14 +517,15 @@ def parameters_m(build: Callable[[], nn.Module]) -> float:
 # the spaces
 
 
-class DartsSpace(SearchSpace[Genotype]):
+class DartsSpace(ParameterCapped, SearchSpace[Genotype]):
     """The standard DARTS space: 8 operations, 4 steps of 2 edges, concat ``range(2, 6)``.
 
     ``sample`` draws, per step, two different inputs among the earlier states and a non-none
     operation for each. ``mutate`` follows CRoZe's ``mutate_architecture``: one random edge
     of the normal cell and one of the reduction cell get a different non-none operation;
-    inputs never change (concat is fixed in this space). With ``max_params_m`` both redraw
-    until the C=36, 20-cell CIFAR network (auxiliary head excluded) is within the budget.
+    inputs never change (concat is fixed in this space). With ``max_params_m`` (a constructor
+    option, or an argument that overrides it for one call) both redraw until the C=36, 20-cell
+    CIFAR network (auxiliary head excluded) is within the budget; ``None`` means no cap.
     """
 
     name = "darts"
@@ -616,7 +617,8 @@ class DartsSpace(SearchSpace[Genotype]):
         normal_concat, reduce_concat = self._sample_concats(g)
         return Genotype(normal, normal_concat, reduce, reduce_concat)
 
-    def sample(self, rng: RandomLike = None, max_params_m: float | None = None) -> Genotype:
+    def sample(self, rng: RandomLike = None, max_params_m: float | str | None = "default") -> Genotype:
+        max_params_m = self._cap(max_params_m)
         g = as_rng(rng)
         for _ in range(self.max_tries):
             arch = self._sample_once(g)
@@ -642,7 +644,9 @@ class DartsSpace(SearchSpace[Genotype]):
         normal_concat, reduce_concat = self._mutate_concats(g, arch)
         return Genotype(normal, normal_concat, reduce, reduce_concat)
 
-    def mutate(self, arch: Genotype, rng: RandomLike = None, max_params_m: float | None = None) -> Genotype:
+    def mutate(
+        self, arch: Genotype, rng: RandomLike = None, max_params_m: float | str | None = "default"
+    ) -> Genotype:
         """A new genotype: one random normal edge and one random reduce edge get a different
         non-none operation (inputs kept). ``arch`` is never changed.
 
@@ -651,6 +655,7 @@ class DartsSpace(SearchSpace[Genotype]):
         list), every child here is one edit away from its parent; over-budget children are
         redrawn from the same parent instead of accumulating edits.
         """
+        max_params_m = self._cap(max_params_m)
         parent = self.validate(arch)
         g = as_rng(rng)
         for _ in range(self.max_tries):
@@ -699,11 +704,14 @@ class CrozeDartsSpace(DartsSpace):
     ``n`` drawn from 1..4, then ``n`` normal and ``n`` reduce concat entries drawn
     independently from 2..5. ``mutate``: as :class:`DartsSpace`, then ``select_step`` drawn
     from {1, 2, 3}: 1 redraws normal_concat, 2 redraws reduce_concat (a new length 1..4),
-    3 keeps both.
+    3 keeps both. Sampling and mutation keep the reference's 6 M parameter cap by default
+    (``sampling.py`` resamples, ``search.py`` re-mutates over-budget networks); pass
+    ``max_params_m=None`` to search without it.
     """
 
     name = "darts-croze"
     primitives = CROZE_PRIMITIVES
+    default_max_params_m = 6.0
 
     def _check_edges(self, edges: tuple[Edge, ...], cell: str) -> None:
         if len(edges) != len(CROZE_INPUTS):

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from robnas.errors import ConfigError, InvalidArchitecture
-from robnas.spaces.base import RandomLike, SearchSpace, as_rng
+from robnas.spaces.base import ParameterCapped, RandomLike, SearchSpace, as_rng
 from robnas.spaces.darts import Cell, CellNetwork, parameters_m
 from robnas.spaces.ops import FactorizedReduce, SepConv, StdReLUConvBN, Zero
 
@@ -154,12 +154,13 @@ def num_convolutions(cell: CellCode) -> int:
     return sum(c[1] == "1" for c in cell)
 
 
-class RobNetSpace(SearchSpace[RobNetArch]):
+class RobNetSpace(ParameterCapped, SearchSpace[RobNetArch]):
     """The RobNets space with one code shared by every cell: 4**14 cells.
 
     ``sample`` draws the 14 codes uniformly; ``mutate`` gives one random edge of one random
-    cell a different code. With ``max_params_m`` both redraw until the C=36, 20-cell CIFAR
-    network is within the budget.
+    cell a different code. With ``max_params_m`` (a constructor option, or an argument that
+    overrides it for one call) both redraw until the C=36, 20-cell CIFAR network is within
+    the budget; ``None`` (the default) means no cap.
     """
 
     name = "robnet"
@@ -220,7 +221,8 @@ class RobNetSpace(SearchSpace[RobNetArch]):
                     )
         return cells
 
-    def sample(self, rng: RandomLike = None, max_params_m: float | None = None) -> RobNetArch:
+    def sample(self, rng: RandomLike = None, max_params_m: float | str | None = "default") -> RobNetArch:
+        max_params_m = self._cap(max_params_m)
         g = as_rng(rng)
         for _ in range(self.max_tries):
             arch = tuple(
@@ -233,9 +235,10 @@ class RobNetSpace(SearchSpace[RobNetArch]):
         )
 
     def mutate(
-        self, arch: RobNetArch, rng: RandomLike = None, max_params_m: float | None = None
+        self, arch: RobNetArch, rng: RandomLike = None, max_params_m: float | str | None = "default"
     ) -> RobNetArch:
         """A new architecture with one edge of one cell set to a different 2-bit code."""
+        max_params_m = self._cap(max_params_m)
         parent = self.validate(arch)
         g = as_rng(rng)
         for _ in range(self.max_tries):
