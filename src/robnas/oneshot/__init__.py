@@ -1,7 +1,8 @@
-"""One-shot robust search: Wsr-NAS's adversarial noise estimator and wide-spectrum loss predictor.
+"""One-shot robust search: RobNets' FSP filter, Wsr-NAS's noise estimator and loss predictor.
 
 ``noise_estimator(variant, mode)`` builds the AN-E (:mod:`robnas.oneshot.noise`);
-``loss_predictor()`` the EWSS LSTM (:mod:`robnas.oneshot.predictor`).
+``loss_predictor()`` the EWSS LSTM (:mod:`robnas.oneshot.predictor`); :mod:`robnas.oneshot.fsp`
+computes RobNets' FSP loss of a cell network between clean and adversarial inputs.
 """
 
 from __future__ import annotations
