@@ -199,8 +199,12 @@ def _check_setting(recipe: str, key: str, value: Any, hint: Any) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise bad()
-        value = float(value)
-        return check_fraction(key, value) if key in PIXEL_KEYS else value
+        if key in PIXEL_KEYS:
+            try:
+                return check_fraction(key, value)
+            except ConfigError as exc:
+                raise ConfigError(f"recipe {recipe!r}: {exc}") from None
+        return float(value)
     if hint is str:
         if not isinstance(value, str):
             raise bad()
