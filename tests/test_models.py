@@ -127,3 +127,15 @@ def test_importing_the_library_does_not_import_the_command_line():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_zoo_model_with_its_weights(tmp_path):
+    torch.manual_seed(0)
+    net = models.build_model("darts_v2", 7, C=8, layers=5).eval()
+    torch.save({"state_dict": net.state_dict()}, tmp_path / "darts.pth")
+    wrapped, info = models.load_model("darts_v2", tmp_path / "darts.pth", C=8, layers=5, dataset="cifar100")
+    assert info["arch"] == "darts_v2" and "random_weights" not in info
+    assert info["normalize"]["mean"] == pytest.approx(list(data.MEAN_STD["cifar100"][0]))
+    x = torch.rand(2, 3, 32, 32)
+    assert wrapped(x).shape == (2, 7)  # the classes come from the weights
+    assert torch.allclose(wrapped(x), models.normalized(net, *data.MEAN_STD["cifar100"])(x))

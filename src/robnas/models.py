@@ -423,11 +423,13 @@ def load_trained(path: str | Path, model: nn.Module) -> tuple[NormalizedNet, dic
 
     Returns the wrapped network (eval mode) and the checkpoint's metadata.
     """
-    from robnas.train import checkpoint
-
     path = Path(path)
     path = final_checkpoint(path) if path.is_dir() else path
-    state = checkpoint.load(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    state = _torch_load(path, "checkpoint")
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise DataError(f"{path}: not a robnas checkpoint (expected a dict with a 'model' state_dict)")
     _apply_state(model, state["model"], path)
     meta = state.get("meta", {})
     norm = meta.get("normalize")

@@ -13,7 +13,7 @@ Attack settings are in [0, 1] pixel space (``eps=8/255`` means 8 grey levels); a
 64/255 looks like 1/255 and is refused. On the command line (``robnas train --set eps=8``) they
 are given in 1/255 and converted by :func:`parse_settings`. Every setting is checked against
 its field's type when a recipe is made or changed (:meth:`Recipe.replace`). By default
-the network is wrapped with :class:`robnas.data.Normalize`, so it always sees normalised
+the network is wrapped with :class:`robnas.models.NormalizedNet`, so it always sees normalised
 inputs while attacks perturb pixels; ``normalize=False`` trains on raw [0, 1] inputs, as the
 CRoZe, RobNets and Wsr-NAS adversarial-training code does.
 """
