@@ -85,6 +85,13 @@ def test_best_checkpoint_follows_validation_accuracy(shared_data, tmp_path):
         (["--arch", f"nb201:{ARCH}", "--recipe", "pgd", "--data", "synthetic:64", "--out", "OUT"], "recipe"),
         (["--arch", f"nb201:{ARCH}", "--data", "/nonexistent.npz", "--out", "OUT"], "not found"),
         (["--arch", f"nb201:{ARCH}", "--data", "synthetic:64", "--out", "OUT", "--set", "bogus=1"], "bogus"),
+        (["--arch", f"nb201:{ARCH}", "--data", "synthetic:64", "--out", "OUT", "--set", "steps=abc"],
+         "setting steps='abc' should be an integer"),
+        (["--arch", f"nb201:{ARCH}", "--data", "synthetic:64", "--out", "OUT", "--set", "eps=0.031"],
+         "looks like a fraction"),
+        (["--arch", f"nb201:{ARCH}", "--data", "synthetic:64", "--out", "OUT", "--set", "eps=300"], "1/255"),
+        (["--arch", f"nb201:{ARCH}", "--data", "synthetic:64", "--out", "OUT", "--set", "attack_bn=both"],
+         "one of 'eval', 'train'"),
     ],
 )
 def test_bad_input_gives_one_clear_line(args, message, tmp_path):
@@ -92,6 +99,19 @@ def test_bad_input_gives_one_clear_line(args, message, tmp_path):
     result = CliRunner().invoke(app, ["train", *args, "--epochs", "1", "--no-progress"])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_set_eps_is_in_1_255_and_recorded_as_a_fraction(tmp_path):
+    args = [
+        "train", "--arch", f"nb201:{ARCH}", "--recipe", "fast-at", "--data", "synthetic:32", "--out",
+        str(tmp_path), "--epochs", "1", "--batch-size", "16", "--arch-opt", "C=4", "--arch-opt", "N=1",
+        "--set", "eps=4", "--set", "step_size=5", "--set", "val_steps=1", "--no-progress",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    recipe = checkpoint.load(tmp_path / "last.pt")["meta"]["recipe"]
+    assert recipe["eps"] == pytest.approx(4 / 255) and recipe["step_size"] == pytest.approx(5 / 255)
+    assert "1/255" in CliRunner().invoke(app, ["train", "--help"]).output
 
 
 def test_list_recipes():

@@ -198,3 +198,128 @@ def test_darts_auxiliary_loss_and_drop_path(tmp_path):
     assert net.drop_path_prob == pytest.approx(0.2 * 1 / 2)  # ramped linearly, last epoch = 1 of 2
     assert any(not torch.equal(head[k], v) for k, v in net.auxiliary_head.state_dict().items())
     assert result.history[0]["loss"] > math.log(10)  # CE + 0.4 * auxiliary CE
+
+
+def test_recipe_settings_are_checked_against_their_types():
+    r = get_recipe("pgd-at")
+    with pytest.raises(ConfigError, match=r"setting steps='abc' should be an integer"):
+        r.replace(steps="abc")
+    with pytest.raises(ConfigError, match=r"setting nesterov=1 should be true or false"):
+        r.replace(nesterov=1)
+    with pytest.raises(ConfigError, match=r"schedule='linear' should be one of"):
+        r.replace(schedule="linear")
+    with pytest.raises(ConfigError, match="training loss"):
+        r.replace(loss="madry")
+    assert r.replace(steps=3.0).steps == 3 and isinstance(r.replace(lr=1).lr, float)
+    assert r.replace(milestones="50,75").milestones == (50, 75)
+    # pixel units in Python: eps=8 is 1/255 given by mistake
+    with pytest.raises(ConfigError, match=r"eps=8 is outside \[0, 64/255\]"):
+        r.replace(eps=8)
+
+
+def test_command_line_eps_is_in_1_255_everywhere():
+    from robnas import evaluate
+    from robnas.train import parse_settings
+    from robnas.units import from_255
+
+    assert parse_settings(["eps=8", "step_size=2", "steps=3"]) == {"eps": 8 / 255, "step_size": 2 / 255, "steps": 3}
+    assert evaluate.parse_attack("pgd@8:alpha=2")[0][1]["eps"] == from_255("eps", 8) == 8 / 255
+    assert from_255("eps", 0.1) == pytest.approx(0.1 / 255)  # the robustness benchmark's fgsm@0.1
+    for bad in (["eps=0.031"], ["step_size=0.007"]):
+        with pytest.raises(ConfigError, match="looks like a fraction"):
+            parse_settings(bad)
+    with pytest.raises(ConfigError, match="looks like a fraction"):
+        evaluate.parse_attack("pgd@0.031")
+    with pytest.raises(ConfigError, match="not a number"):
+        parse_settings(["eps=eight"])
+
+
+def test_a_custom_loss_is_one_registry_entry(tmp_path):
+    from robnas import data
+    from robnas.train import LOSSES, Recipe, StepOutput, adversary, fit
+
+    calls = []
+
+    def flooded_ce(model, x, y, ctx):
+        """CE with a flood level (Ishida et al. 2020) on FGSM examples."""
+        calls.append(ctx.step)
+        start = ctx.random_start("uniform", ctx.recipe.eps, x)
+        model.eval()
+        x_adv = adversary.pgd(model, x, y, ctx.recipe.eps, ctx.recipe.step_size, 1, start)
+        model.train()
+        out = ctx.forward(x_adv)
+        loss = (ctx.cross_entropy(out, y) - 0.1).abs() + 0.1
+        return StepOutput(loss, adv_logits=adversary.logits_of(out))
+
+    if "test-flooded-ce" not in LOSSES:
+        LOSSES.register("test-flooded-ce", flooded_ce, adversarial=True)
+    recipe = Recipe("test-flooded", loss="test-flooded-ce", epochs=1, batch_size=8, steps=1, val_steps=1)
+    assert recipe.adversarial
+    net = build_model(f"nb201:{ARCH}", 10, C=4, N=1)
+    result = fit(net, data.synthetic(24, size=16), recipe, tmp_path, device="cpu")
+    assert calls == [0, 1, 2] and math.isfinite(result.history[0]["loss"])
+    assert math.isfinite(result.history[0]["train_robust_acc"])
+    assert checkpoint.load(tmp_path / "last.pt")["meta"]["recipe"]["loss"] == "test-flooded-ce"
+
+
+class _TwoPaths(nn.Module):
+    """A toy weight-sharing network: a shared stem and one of two branches per step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.branches = nn.ModuleList([nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 1)])
+        self.head = nn.Linear(4, 10)
+        self.path = 0
+        self.seen: list[int] = []
+
+    def forward(self, x):
+        self.seen.append(self.path)
+        h = torch.relu(self.branches[self.path](torch.relu(self.stem(x))))
+        return self.head(h.mean((2, 3)))
+
+
+def test_a_step_that_samples_its_path_first_resumes_exactly(tmp_path):
+    from robnas import data
+    from robnas.train import Trainer, losses
+
+    steps = []
+
+    def supernet_step(model, x, y, ctx):
+        # the sub-network is drawn once per step, before the attack: adversary and loss see it
+        model.net.path = int(torch.randint(2, (1,), generator=ctx.generator(0x5AB)))
+        model.net.seen.clear()
+        out = losses.get("pgd")(model, x, y, ctx)
+        steps.append((model.net.path, set(model.net.seen)))
+        return out
+
+    def run(out, **kw):
+        torch.manual_seed(0)
+        trainer = Trainer(
+            _TwoPaths(), data.synthetic(40, size=8), "pgd-at", out, epochs=2, batch_size=8, device="cpu",
+            find_unused_parameters=True, overrides={"steps": 2, "val_steps": 1},
+        )  # fmt: skip
+        trainer.start(resume=kw.pop("resume", False))
+        return trainer.train(supernet_step, **kw)
+
+    run(tmp_path / "full")
+    assert {p for p, _ in steps} == {0, 1} and all(seen == {p} for p, seen in steps)
+    run(tmp_path / "cut", stop_after=1)
+    run(tmp_path / "cut", resume=True)
+    a, b = checkpoint.load(tmp_path / "full" / "last.pt"), checkpoint.load(tmp_path / "cut" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_progress_is_a_callback(tmp_path):
+    from robnas import data
+    from robnas.train import fit
+
+    events = []
+    net = build_model(f"nb201:{ARCH}", 10, C=4, N=1)
+    fit(
+        net, data.synthetic(20, size=8), "standard", tmp_path, epochs=1, batch_size=8, val_fraction=0.2,
+        progress=events.append,
+    )  # fmt: skip
+    assert [e["event"] for e in events] == ["epoch_start", "step", "step", "epoch_end"]
+    assert events[-1]["row"]["epoch"] == 1 and events[0]["steps"] == 2

@@ -58,8 +58,8 @@ import torchattacks
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from robnas.data import Normalize
 from robnas.errors import ConfigError
+from robnas.models import normalized
 from robnas.registry import Registry
 
 AttackFn = Callable[[Tensor, Tensor], Tensor]
@@ -72,12 +72,13 @@ PRESETS: Registry[Any] = Registry("attack preset")
 
 
 def with_normalization(model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> nn.Module:
-    """``Sequential(Normalize(mean, std), model)``: a model that takes [0, 1] pixels.
+    """``model`` behind ``Normalize(mean, std)``: a model that takes [0, 1] pixels.
 
-    Use it for networks trained on normalised inputs (NB201-style training) so that every
-    attack perturbs pixels and ``eps`` means what it says.
+    The wrapper is :class:`robnas.models.NormalizedNet`, the one robnas uses for training and
+    evaluation too. Use it for networks trained on normalised inputs (NB201-style training) so
+    that every attack perturbs pixels and ``eps`` means what it says.
     """
-    return nn.Sequential(Normalize(mean, std), model)
+    return normalized(model, mean, std)
 
 
 def check_inputs(images: Tensor, labels: Tensor) -> None:

@@ -44,10 +44,11 @@ from torch.utils.data import DataLoader
 
 from robnas import attacks as attacks_mod
 from robnas import corruptions as corruptions_mod
-from robnas.data import MEAN_STD, ImageArrays
+from robnas.data import ImageArrays
 from robnas.errors import ConfigError, DataError
-from robnas.models import build_model, parse_value
+from robnas.models import load_model, load_weights, parse_value, prepare_model, resolve_model
 from robnas.runtime import resolve_device
+from robnas.units import from_255
 
 COLUMNS = (
     "kind",
@@ -90,16 +91,17 @@ def parse_attack(spec: str) -> list[AttackSpec]:
     params: dict[str, Any] = {}
     if at:
         try:
-            params["eps"] = float(eps_text) / 255
+            eps_255 = float(eps_text)
         except ValueError:
             raise ConfigError(f"attack spec {spec!r}: eps after '@' must be a number in 1/255") from None
+        params["eps"] = from_255("eps", eps_255)
     for pair in filter(None, (p.strip() for p in tail.split(","))):
         key, sep, value = pair.partition("=")
         if not sep:
             raise ConfigError(f"attack spec {spec!r}: parameter {pair!r} should read KEY=VALUE")
         parsed = parse_value(value.strip())
         if key.strip() in EPS_KEYS and isinstance(parsed, int | float):
-            parsed = parsed / 255
+            parsed = from_255(key.strip(), parsed)
         params[key.strip()] = parsed
     attacks_mod.validate_params(name, params)
     return [(name, params)]
@@ -548,157 +550,9 @@ def plot(table: list[Row], out_dir: str | Path) -> list[Path]:
     return written
 
 
-# ----------------------------------------------------------------------------------------------
-# models by spec
-
-
-def _torch_load(path: Path, what: str) -> Any:
-    """``torch.load(weights_only=True)``; an unreadable file is one DataError naming it."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(f"{path}: cannot read the {what} with torch.load(weights_only=True) ({exc})") from exc
-
-
-def _load_state(path: str | Path) -> dict[str, Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: weights file not found")
-    state = _torch_load(path, "weights")
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    elif isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise DataError(f"{path}: expected a state_dict (or a dict with a 'model' state_dict)")
-    return state
-
-
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a state_dict (or a checkpoint dict with 'model') into ``model``; DDP's ``module.``
-    and a Normalize wrapper's ``net.`` prefixes are accepted."""
-    state = _load_state(path)
-    own = set(model.state_dict())
-    for prefix in ("module.", "net.", "1."):
-        if not (set(state) & own) and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix) :]: v for k, v in state.items()}
-    missing, unexpected = own - set(state), set(state) - own
-    if missing or unexpected:
-        raise DataError(
-            f"{path}: weights do not fit the model (missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
-        )
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        detail = " ".join(line.strip() for line in str(exc).splitlines()[:3])
-        raise DataError(f"{path}: weights do not fit the model ({detail})") from exc
-    return model
-
-
-def _checkpoint_meta(path: Path) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    for candidate in (path.with_suffix(".json"), path.parent / "meta.json"):
-        if candidate.is_file():
-            try:
-                meta.update(json.loads(candidate.read_text()))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{candidate}: not valid JSON ({exc})") from exc
-            break
-    state = _torch_load(path, "checkpoint")
-    if isinstance(state, dict) and isinstance(state.get("meta"), dict):
-        meta = {**state["meta"], **meta}
-    return meta
-
-
-def _find_arch(meta: dict[str, Any]) -> str | None:
-    for key in ("arch", "model", "architecture"):
-        value = meta.get(key)
-        if isinstance(value, str) and value:
-            return value
-    for nested in ("meta", "config", "args"):
-        if isinstance(meta.get(nested), dict):
-            found = _find_arch(meta[nested])
-            if found:
-                return found
-    return None
-
-
-def _classes_in(path: str | Path) -> int | None:
-    """Output size of the last linear layer of a state_dict (the classifier), if any."""
-    matrices = [v for v in _load_state(path).values() if v.ndim == 2]
-    return int(matrices[-1].shape[0]) if matrices else None
-
-
-def resolve_model(
-    spec: str, num_classes: int | None = None, weights: str | Path | None = None, **options: Any
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The bare network named by ``spec`` (weights loaded) and what is known about it.
-
-    ``spec`` is one of
-    * ``SPACE:ARCH`` for a search space of :mod:`robnas.spaces` (``nb201:|nor_conv_3x3~0|+...``),
-      built with ``options`` (e.g. ``C=8, N=1``);
-    * the path of a training checkpoint (``best.pt``: a dict with a 'model' state_dict) whose
-      metadata (inside it or in ``meta.json`` / ``<name>.json`` beside it) names the 'arch';
-    * a published model's name, through ``robnas.zoo.create_model(name)`` when that module exists.
-
-    ``num_classes=None`` reads the classifier's size from the weights (10 without weights).
-    The info dict has ``arch`` and, when the checkpoint recorded it, ``normalize``
-    ({"mean", "std"} or None).
-    """
-    info: dict[str, Any] = {"spec": spec}
-    path = Path(spec)
-    if path.suffix in (".pt", ".pth", ".ckpt") or path.is_file():
-        if not path.is_file():
-            raise DataError(f"{path}: checkpoint not found")
-        meta = _checkpoint_meta(path)
-        arch = _find_arch(meta)
-        if arch is None:
-            raise DataError(
-                f"{path}: its metadata names no architecture (expected 'arch' in the checkpoint's 'meta' "
-                "or in meta.json beside it); pass --model SPACE:ARCH --weights PATH instead"
-            )
-        opts = {**(meta.get("model_options") or meta.get("arch_options") or {}), **options}
-        classes = num_classes or meta.get("num_classes") or _classes_in(weights or path) or 10
-        model, sub = resolve_model(arch, int(classes), None, **opts)
-        load_weights(model, weights or path)
-        info.update(sub)
-        info.update({"arch": arch, "checkpoint": str(path)})
-        if "normalize" in meta:
-            info["normalize"] = meta["normalize"]
-        if meta.get("dataset"):
-            info["dataset"] = meta["dataset"]
-        return model, info
-    if num_classes is None:
-        num_classes = (_classes_in(weights) if weights is not None else None) or 10
-    model = build_model(spec, num_classes, **options)
-    if weights is not None:
-        load_weights(model, weights)
-    info["arch"] = spec
-    return model, info
-
-
-def prepare_model(
-    model: nn.Module, info: dict[str, Any], normalize: bool | None = None, dataset: str = "cifar10"
-) -> tuple[nn.Module, tuple[tuple[float, ...], tuple[float, ...]] | None]:
-    """Wrap ``model`` so it takes [0, 1] images.
-
-    ``normalize=None`` follows the checkpoint's record when there is one, else normalises with
-    ``MEAN_STD[dataset]`` (NB201-style networks are trained on normalised images);
-    ``True`` always normalises (recorded statistics first), ``False`` never does.
-    Returns the model to attack and the (mean, std) used, or None.
-    """
-    recorded = info.get("normalize", "absent")
-    if normalize is False or (normalize is None and recorded is None):
-        return model.eval(), None
-    if isinstance(recorded, dict) and recorded.get("mean") is not None:
-        mean, std = tuple(recorded["mean"]), tuple(recorded["std"])
-    else:
-        mean, std = MEAN_STD.get(dataset, MEAN_STD["cifar10"])
-    return attacks_mod.with_normalization(model, mean, std).eval(), (mean, std)
-
-
 __all__ = [
     "COLUMNS",
+    "load_model",
     "load_weights",
     "parse_attack",
     "parse_corruption",

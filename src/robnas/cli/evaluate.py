@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import typer
@@ -10,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from robnas import data as data_lib
 from robnas import evaluate as ev
+from robnas import models
 from robnas.cli import app, console, friendly
 from robnas.models import parse_options
 from robnas.runtime import resolve_device
@@ -19,7 +21,10 @@ from robnas.runtime import resolve_device
 @friendly
 def evaluate_command(
     model: str = typer.Option(
-        ..., "--model", help="nb201:ARCH_STRING (with --weights), a training checkpoint .pt, or a zoo name."
+        ...,
+        "--model",
+        help="SPACE:ARCH or a zoo name (both with --weights), a training checkpoint .pt, or a training run folder "
+        "(its best.pt, else last.pt).",
     ),
     data: str = typer.Option(
         ..., "--data", help="Test data: a .npz with x_test/y_test, or a robnas data spec."
@@ -27,8 +32,16 @@ def evaluate_command(
     weights: Path | None = typer.Option(
         None, "--weights", help="state_dict or checkpoint with a 'model' key."
     ),
+    random_weights: bool = typer.Option(
+        False,
+        "--random-weights",
+        help="Evaluate an untrained, randomly initialised network when there are no weights (else refused).",
+    ),
     attacks: list[str] = typer.Option(
-        [], "--attacks", help="e.g. fgsm@8,pgd@8:steps=20,alpha=2 (eps, alpha in 1/255) or preset:croze-eval."
+        [],
+        "--attacks",
+        help="e.g. fgsm@8,pgd@8:steps=20,alpha=2 or preset:croze-eval. eps, alpha and delta are in 1/255 "
+        "(8 = 8/255); a value below 0.1 looks like a fraction of [0, 1] and is refused.",
     ),
     corruptions: list[str] = typer.Option([], "--corruptions", help="all | fog,snow | fog@3 (severity 1-5)."),
     split: str = typer.Option("test", "--split", help="Split of a .npz to evaluate (x_<split>, y_<split>)."),
@@ -68,10 +81,28 @@ def evaluate_command(
     """
     arrays = data_lib.load(data, split=split) if data.endswith(".npz") else data_lib.load(data, split="test")
     name = dataset or arrays.name
-    net, info = ev.resolve_model(model, num_classes, weights, **parse_options(model_option))
-    wrapped, used = ev.prepare_model(net, info, normalize, name)
     attack_specs = ev.split_specs(attacks)
     corruption_specs = ev.split_specs(corruptions)
+    for spec in attack_specs:  # a bad spec is reported before a network is built
+        ev.parse_attack(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        wrapped, info = models.load_model(
+            model,
+            weights,
+            num_classes=num_classes,
+            normalize=normalize,
+            dataset=name,
+            allow_random=random_weights,
+            **parse_options(model_option),
+        )
+    if info.get("random_weights"):
+        console.print(
+            f"WARNING: {model} has RANDOM, untrained weights; its accuracy means nothing",
+            style="bold red",
+            markup=False,
+        )
+    used = info["normalize"]
     train = None
     if train_data:
         tr = data_lib.load(train_data, split="train")
@@ -114,7 +145,7 @@ def evaluate_command(
         "data": data,
         "limit": limit,
         "device": str(resolve_device(device)),
-        "normalize": {"mean": list(used[0]), "std": list(used[1])} if used else None,
+        "normalize": used,
         "seed": seed,
         **{k: v for k, v in info.items() if k not in ("spec", "normalize")},
     }

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import torch
 import typer
 
+from robnas import models
 from robnas.cli import app, console, friendly
 from robnas.errors import ConfigError
+from robnas.units import UNIT_RULE
 
 
 def final_evaluation(
@@ -28,6 +31,46 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+class _EpochBar:
+    """Draws the training loop's progress events: a bar per epoch and one line per finished epoch."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> _EpochBar:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "epoch_start":
+            self.task = self.bar.add_task(f"epoch {event['epoch']}/{event['epochs']}", total=event["steps"])
+        elif kind == "step" and self.task is not None:
+            self.bar.advance(self.task)
+        elif kind == "epoch_end":
+            if self.task is not None:
+                self.bar.remove_task(self.task)
+                self.task = None
+            row = event["row"]
+            self.bar.console.log(
+                f"epoch {row['epoch']}: loss {row['loss']:.4f} clean {row['train_clean_acc']:.3f} "
+                f"val {row['val_clean_acc']:.3f}/{row['val_robust_acc']:.3f} {row['images_per_s']:.0f} img/s"
+            )
+
+
 @app.command("train")
 @friendly
 def train(
@@ -44,7 +87,9 @@ def train(
     resume: bool = typer.Option(False, help="continue from OUT/last.pt (exactly where it stopped)"),
     stop_after: int = typer.Option(None, help="stop after this epoch; the schedule still spans --epochs"),
     arch_opt: list[str] = typer.Option(None, help="network build option KEY=VALUE, e.g. C=8, N=1 (repeat)"),
-    set_: list[str] = typer.Option(None, "--set", help="recipe setting KEY=VALUE, e.g. steps=10 (repeat)"),
+    set_: list[str] = typer.Option(
+        None, "--set", help=f"recipe setting KEY=VALUE, e.g. steps=10 or eps=8 (repeat); {UNIT_RULE}"
+    ),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1"),
     amp: bool = typer.Option(True, help="mixed precision on CUDA"),
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -66,34 +111,35 @@ def train(
     missing = [flag for flag, v in (("--arch", arch), ("--data", data), ("--out", out)) if v is None]
     if missing:
         raise ConfigError(f"missing {', '.join(missing)}")
-    chosen = api.get(recipe)
-    overrides = api.parse_options(set_)
+    overrides = api.parse_settings(set_)
     if lr is not None:
         overrides["lr"] = lr
+    chosen = api.get(recipe).replace(**overrides)  # every setting checked before any data is read
     info = api.setup(device)
     try:
         train_data = data_mod.random_subset(data_mod.load(data, "train", download=download), subset, seed)
         torch.manual_seed(seed)
         model = api.build_model(arch, train_data.num_classes, **api.parse_options(arch_opt))
         meta = {"arch": arch, "arch_options": api.parse_options(arch_opt), "data": data, "subset": subset}
-        result = api.fit(
-            model,
-            train_data,
-            chosen,
-            out,
-            epochs=epochs,
-            batch_size=batch_size,
-            seed=seed,
-            val_fraction=val_fraction,
-            resume=resume,
-            stop_after=stop_after,
-            amp=amp,
-            progress=progress,
-            tensorboard=tensorboard,
-            meta=meta,
-            dist_info=info,
-            overrides=overrides,
-        )
+        bar = _EpochBar() if progress and info.is_main else None
+        with bar or contextlib.nullcontext():
+            result = api.fit(
+                model,
+                train_data,
+                chosen,
+                out,
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=seed,
+                val_fraction=val_fraction,
+                resume=resume,
+                stop_after=stop_after,
+                amp=amp,
+                progress=bar,
+                tensorboard=tensorboard,
+                meta=meta,
+                dist_info=info,
+            )
         if info.is_main:
             last = result.history[-1] if result.history else {}
             console.print(
@@ -106,9 +152,7 @@ def train(
                 + (f"; {last['images_per_s']:.0f} img/s" if last else "")
             )
             if final_eval:
-                path = out / ("best.pt" if (out / "best.pt").is_file() else "last.pt")
-                fresh = api.build_model(arch, train_data.num_classes, **api.parse_options(arch_opt))
-                net, _ = api.load_trained(path, fresh)
+                net, _ = models.load_model(models.final_checkpoint(out))
                 final_evaluation(net, data, out, _split(eval_attacks), _split(eval_corruptions))
     finally:
         api.teardown(info)

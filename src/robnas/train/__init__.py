@@ -1,5 +1,9 @@
 """Training recipes and the loop that runs them: standard, PGD-AT, TRADES, Fast-AT; DDP; checkpoints.
 
+A recipe names its loss (:data:`LOSSES`, one registry entry per loss); :class:`Trainer` holds
+the set-up, resume, epochs and checkpoints every trainer shares, and :func:`fit` composes them.
+Progress is reported through a callback; nothing here draws on a terminal.
+
 >>> from robnas.train import RECIPES, fit
 >>> RECIPES.names("pgd*")
 ['pgd-at', 'pgd-at-croze', 'pgd-at-robnets']
@@ -7,18 +11,24 @@
 
 from __future__ import annotations
 
-from robnas.models import build_model, parse_options
-from robnas.train import adversary, augment, checkpoint
+from robnas.models import NormalizedNet, build_model, load_trained, parse_options
+from robnas.train import adversary, augment, checkpoint, losses
 from robnas.train.distributed import DistInfo, setup, teardown
-from robnas.train.loop import NormalizedNet, TrainResult, evaluate_split, fit, load_trained, split_indices
-from robnas.train.recipes import RECIPES, Recipe, get, names
+from robnas.train.loop import fit
+from robnas.train.losses import LOSSES, StepContext, StepOutput
+from robnas.train.recipes import RECIPES, Recipe, get, names, parse_settings
+from robnas.train.trainer import Trainer, TrainResult, evaluate_split, split_indices
 
 __all__ = [
+    "LOSSES",
     "RECIPES",
     "DistInfo",
     "NormalizedNet",
     "Recipe",
+    "StepContext",
+    "StepOutput",
     "TrainResult",
+    "Trainer",
     "adversary",
     "augment",
     "build_model",
@@ -27,8 +37,10 @@ __all__ = [
     "fit",
     "get",
     "load_trained",
+    "losses",
     "names",
     "parse_options",
+    "parse_settings",
     "setup",
     "split_indices",
     "teardown",

@@ -1,9 +1,11 @@
 """Checkpoints that survive a kill and load with ``torch.load(weights_only=True)``.
 
 A checkpoint is a dict of tensors and plain Python values: ``model`` (the bare network's
-state_dict, without the Normalize wrapper), ``optimizer``, ``scheduler``, ``scaler``,
-``rng`` (python, numpy, torch, cuda states), ``epoch`` (number of finished epochs), ``best``
-and ``meta``. Files are written to a temporary name in the same folder and moved into place
+state_dict, without the :class:`robnas.models.NormalizedNet` wrapper), ``optimizer``,
+``scheduler``, ``scaler``, ``rng`` (python, numpy, torch, cuda states), ``epoch`` (number of
+finished epochs), ``best`` and ``meta``; a trainer with more optimisers adds ``optimizers``
+({name: {"optimizer", "scheduler"}}). ``best.pt`` holds ``model``, ``epoch``, ``metric`` and
+``meta``. :func:`robnas.models.final_checkpoint` says which file is a run's result. Files are written to a temporary name in the same folder and moved into place
 with :func:`os.replace`, so a reader never sees half a file.
 """
 

@@ -9,8 +9,11 @@ code hard-codes them (CRoZe: x0.1 at 99 and 149 whatever ``--epochs``), so a sho
 the initial lr; with ``scale_schedule=True`` they scale with ``epochs / recipe.epochs``.
 Cosine and cyclic schedules always span the run's total epochs.
 
-Attack settings are in [0, 1] pixel space (``eps=8/255`` means 8 grey levels). By default
-the network is wrapped with :class:`robnas.data.Normalize`, so it always sees normalised
+Attack settings are in [0, 1] pixel space (``eps=8/255`` means 8 grey levels); a value above
+64/255 looks like 1/255 and is refused. On the command line (``robnas train --set eps=8``) they
+are given in 1/255 and converted by :func:`parse_settings`. Every setting is checked against
+its field's type when a recipe is made or changed (:meth:`Recipe.replace`). By default
+the network is wrapped with :class:`robnas.models.NormalizedNet`, so it always sees normalised
 inputs while attacks perturb pixels; ``normalize=False`` trains on raw [0, 1] inputs, as the
 CRoZe, RobNets and Wsr-NAS adversarial-training code does.
 """
@@ -18,14 +21,19 @@ CRoZe, RobNets and Wsr-NAS adversarial-training code does.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from robnas.errors import ConfigError
+from robnas.errors import ConfigError, UnknownName
+from robnas.models import parse_options
 from robnas.registry import Registry
+from robnas.train import losses
+from robnas.units import PIXEL_KEYS, check_fraction, from_255
 
-Loss = Literal["ce", "pgd", "trades", "fgsm"]
+Loss = str  # a name in robnas.train.losses.LOSSES: "ce", "pgd", "trades", "fgsm", ...
 Schedule = Literal["step", "cosine", "warmup-cosine", "cyclic", "constant"]
 
 
@@ -75,12 +83,26 @@ class Recipe:
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
+    def __post_init__(self) -> None:
+        hints = _field_types()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            checked = _check_setting(self.name, f.name, value, hints[f.name])
+            if checked is not value:
+                object.__setattr__(self, f.name, checked)
+        try:
+            losses.get(self.loss)
+        except UnknownName as exc:
+            raise ConfigError(f"recipe {self.name!r}: loss={self.loss!r}: {exc}") from None
+
     @property
     def adversarial(self) -> bool:
-        return self.loss != "ce"
+        """Whether the recipe's loss trains on adversarial examples."""
+        return losses.is_adversarial(self.loss)
 
     def replace(self, **changes: Any) -> Recipe:
-        """A copy with some settings changed; ``None`` values are ignored."""
+        """A copy with some settings changed; ``None`` values are ignored. Each value is checked
+        against its field's type (ConfigError naming the key, the value and the type expected)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -120,6 +142,85 @@ class Recipe:
             t = (epoch + 0.5) / total
             return self.lr * (1 - abs(2 * t - 1))
         raise ConfigError(f"unknown schedule {self.schedule!r}")
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(Recipe)
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {typing.get_args(hint)[0].__name__}s (e.g. 99,149)"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "text"}.get(hint, str(hint))
+
+
+def _check_setting(recipe: str, key: str, value: Any, hint: Any) -> Any:
+    """``value`` as the type of setting ``key`` (an int-valued float becomes an int, a number a
+    float, ``"99,149"`` a tuple); anything else raises ConfigError."""
+
+    def bad() -> ConfigError:
+        return ConfigError(
+            f"recipe {recipe!r}: setting {key}={value!r} should be {_type_name(hint)}"
+        )
+
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise bad()
+        return value
+    if origin is tuple:
+        items = value
+        if isinstance(value, str):
+            items = [t for t in value.replace("+", ",").replace(" ", ",").split(",") if t]
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            items = [value]
+        if not isinstance(items, list | tuple):
+            raise bad()
+        inner = typing.get_args(hint)[0]
+        try:
+            return tuple(_check_setting(recipe, key, inner(v) if isinstance(v, str) else v, inner) for v in items)
+        except (ConfigError, ValueError):
+            raise bad() from None
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad()
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise bad()
+            return int(value)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise bad()
+        if key in PIXEL_KEYS:
+            try:
+                return check_fraction(key, value)
+            except ConfigError as exc:
+                raise ConfigError(f"recipe {recipe!r}: {exc}") from None
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    return value
+
+
+def parse_settings(pairs: list[str] | None) -> dict[str, Any]:
+    """Command-line recipe settings ``["steps=10", "eps=8"]`` -> ``{"steps": 10, "eps": 8/255}``.
+
+    Budgets and step sizes (``eps``, ``step_size``, ``val_step_size``) are given in 1/255 and
+    converted with :func:`robnas.units.from_255`, which refuses values that look like fractions
+    already; types are checked when the settings are applied (:meth:`Recipe.replace`).
+    """
+    settings = parse_options(pairs)
+    return {k: from_255(k, v) if k in PIXEL_KEYS and v is not None else v for k, v in settings.items()}
 
 
 RECIPES: Registry[Recipe] = Registry("training recipe")
@@ -317,4 +418,4 @@ register(
 )
 
 
-__all__ = ["RECIPES", "Recipe", "get", "names", "register"]
+__all__ = ["RECIPES", "Recipe", "get", "names", "parse_settings", "register"]
