@@ -23,7 +23,7 @@ shared by every cell, reduction cells included (``robnet_large_v1``); ``L`` cell
 cell-free form (``robnet_free``). The text form is the reference's Python literal,
 ``[['11', '11', ..., '11']]``; :meth:`RobNetSpace.parse` also accepts one base-4 digit
 string per cell (``0=00, 1=01, 2=10, 3=11``), e.g. ``33333131231113``, cells separated by
-commas or spaces. The network is the DARTS macro network (:class:`CellNetwork`).
+commas or spaces. The network is the DARTS macro network (:class:`robnas.spaces.network.CellNetwork`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from robnas.errors import ConfigError, InvalidArchitecture
 from robnas.spaces.base import ParameterCapped, RandomLike, SearchSpace, as_rng
-from robnas.spaces.darts import Cell, CellNetwork, parameters_m
+from robnas.spaces.network import Cell, CellNetwork, parameters_m
 from robnas.spaces.ops import FactorizedReduce, SepConv, StdReLUConvBN, Zero
 
 CODES: tuple[str, ...] = ("00", "01", "10", "11")
