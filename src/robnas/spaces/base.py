@@ -7,6 +7,7 @@ parse it from text, print it, check it, sample and mutate it, find its canonical
 
 from __future__ import annotations
 
+import inspect
 import random
 from abc import ABC, abstractmethod
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -67,7 +68,24 @@ class SearchSpace(ABC, Generic[A]):
 
     @abstractmethod
     def build(self, arch: A, num_classes: int = 10, **options: Any) -> nn.Module:
-        """The untrained network of ``arch``."""
+        """The untrained network of ``arch``; an unknown option raises ``ConfigError``."""
+
+    def build_options(self) -> tuple[str, ...]:
+        """The names of the options ``build`` takes besides ``arch`` and ``num_classes``."""
+        return tuple(
+            name
+            for name, p in inspect.signature(self.build).parameters.items()
+            if name not in ("arch", "num_classes")
+            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        )
+
+    def reject_build_options(self, options: dict[str, Any]) -> None:
+        """``ConfigError`` naming the unknown build ``options`` and the accepted ones (if any)."""
+        if options:
+            raise ConfigError(
+                f"unknown {self.name} build options: {', '.join(sorted(options))} "
+                f"(accepted: {', '.join(self.build_options()) or 'none'})"
+            )
 
     def options(self) -> dict[str, Any]:
         """The construction options that change what ``sample``/``mutate`` draw (none here)."""

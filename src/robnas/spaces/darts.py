@@ -488,8 +488,7 @@ class DartsSpace(ParameterCapped, SearchSpace[Genotype]):
         **options: Any,
     ) -> DartsNetwork:
         """The DARTS ``NetworkCIFAR`` (or ``NetworkImageNet`` with ``imagenet=True``)."""
-        if options:
-            raise ConfigError(f"unknown {self.name} build options: {', '.join(sorted(options))}")
+        self.reject_build_options(options)
         g = self.parse(arch) if isinstance(arch, str) else self.validate(arch)
         return DartsNetwork(
             g, num_classes, C, layers, auxiliary, drop_path_prob, stem="imagenet" if imagenet else "cifar"

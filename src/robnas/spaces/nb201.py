@@ -253,11 +253,20 @@ class NB201Space(SearchSpace[NB201Arch]):
         return tuple(new)
 
     def build(
-        self, arch: NB201Arch | str, num_classes: int = 10, C: int = 16, N: int = 5, **options: Any
+        self,
+        arch: NB201Arch | str,
+        num_classes: int = 10,
+        C: int = 16,
+        N: int = 5,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        **options: Any,
     ) -> NB201Network:
+        """The NAS-Bench-201 ``TinyNetwork`` (``C`` channels, ``N`` cells per stage)."""
+        self.reject_build_options(options)
         if isinstance(arch, str):
             arch = self.parse(arch)
-        return NB201Network(self.validate(arch), num_classes=num_classes, C=C, N=N, **options)
+        return NB201Network(self.validate(arch), num_classes, C, N, affine, track_running_stats)
 
 
 def count_parameters(model: nn.Module) -> int:

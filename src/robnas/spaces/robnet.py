@@ -262,8 +262,7 @@ class RobNetSpace(ParameterCapped, SearchSpace[RobNetArch]):
         **options: Any,
     ) -> RobNetNetwork:
         """The RobNets network (CIFAR stem, or the ImageNet stems with ``imagenet=True``)."""
-        if options:
-            raise ConfigError(f"unknown {self.name} build options: {', '.join(sorted(options))}")
+        self.reject_build_options(options)
         a = self.parse(arch) if isinstance(arch, str) else self.validate(arch)
         return RobNetNetwork(a, num_classes, C, layers, stem="imagenet" if imagenet else "cifar")
 
