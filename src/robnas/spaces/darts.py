@@ -28,14 +28,15 @@ Inputs are (B, 3, H, W) images as the training pipeline gives them; outputs are 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from robnas.errors import ConfigError, InvalidArchitecture
-from robnas.spaces.base import ParameterCapped, RandomLike, SearchSpace, as_rng
+from robnas.spaces.base import Choice, Choices, ParameterCapped, RandomLike, SearchSpace, as_rng
 from robnas.spaces.network import (
     AuxiliaryHeadCIFAR,
     AuxiliaryHeadImageNet,
@@ -83,6 +84,10 @@ OPERATIONS: tuple[str, ...] = tuple(dict.fromkeys(PRIMITIVES + CROZE_PRIMITIVES)
 #: Inputs of CRoZe's 14 pairs: node ``i`` gets one edge from every state ``0..i+1``.
 CROZE_INPUTS: tuple[int, ...] = tuple(j for i in range(4) for j in range(i + 2))
 STANDARD_CONCAT: tuple[int, ...] = (2, 3, 4, 5)
+#: Every darts-croze concat (1-4 states from 2..5, repeats allowed) as its categorical choice "2,5,5".
+CROZE_CONCATS: tuple[str, ...] = tuple(
+    ",".join(map(str, c)) for n in range(1, 5) for c in itertools.product(range(2, 6), repeat=n)
+)
 
 Edge = tuple[str, int]
 
@@ -475,6 +480,68 @@ class DartsSpace(ParameterCapped, SearchSpace[Genotype]):
                 return child
         raise ConfigError(f"no mutant of this {self.name} genotype within {max_params_m}M parameters")
 
+    # -- categorical encoding -------------------------------------------------------------
+    def categorical_choices(self) -> Choices:
+        """Per cell (``normal``, ``reduce``) and step ``i``: ``{cell}.step{i}.inputs``, the
+        unordered pair of different input states ``"a,b"`` (``a < b <= i + 1``), and
+        ``{cell}.step{i}.op0`` / ``.op1``, the non-none operation on state ``a`` / ``b``.
+
+        Every assignment is a valid genotype (two different inputs per step by construction);
+        a genotype and the one with a step's two edges swapped share an assignment.
+
+        >>> DartsSpace().categorical_choices()[3]
+        ('normal.step1.inputs', ('0,1', '0,2', '1,2'))
+        """
+        return [choice for cell in ("normal", "reduce") for choice in self._cell_choices(cell)]
+
+    def from_choices(self, choices: Mapping[str, Any]) -> Genotype:
+        c = self.check_choices(choices)
+        normal, normal_concat = self._cell_from_choices(c, "normal")
+        reduce, reduce_concat = self._cell_from_choices(c, "reduce")
+        return self.validate(Genotype(normal, normal_concat, reduce, reduce_concat))
+
+    def to_choices(self, arch: Genotype) -> dict[str, Choice]:
+        g = self.validate(arch)
+        for cell, edges in (("normal", g.normal), ("reduce", g.reduce)):
+            if any(op == "none" for op, _ in edges):
+                raise InvalidArchitecture(
+                    f"{self.name} {cell} cell: 'none' edges are outside the categorical encoding "
+                    "(it covers the operations sample draws)"
+                )
+        return {
+            **self._cell_to_choices(g.normal, g.normal_concat, "normal"),
+            **self._cell_to_choices(g.reduce, g.reduce_concat, "reduce"),
+        }
+
+    def _cell_choices(self, cell: str) -> Choices:
+        out: Choices = []
+        for step in range(self.steps):
+            pairs = tuple(f"{a},{b}" for a, b in itertools.combinations(range(step + 2), 2))
+            out += [
+                (f"{cell}.step{step}.inputs", pairs),
+                (f"{cell}.step{step}.op0", self.drawable_ops),
+                (f"{cell}.step{step}.op1", self.drawable_ops),
+            ]
+        return out
+
+    def _cell_from_choices(self, c: dict[str, Any], cell: str) -> tuple[tuple[Edge, ...], tuple[int, ...]]:
+        edges: list[Edge] = []
+        for step in range(self.steps):
+            a, b = (int(i) for i in str(c[f"{cell}.step{step}.inputs"]).split(","))
+            edges += [(str(c[f"{cell}.step{step}.op0"]), a), (str(c[f"{cell}.step{step}.op1"]), b)]
+        return tuple(edges), STANDARD_CONCAT
+
+    def _cell_to_choices(
+        self, edges: tuple[Edge, ...], concat: tuple[int, ...], cell: str
+    ) -> dict[str, Choice]:
+        out: dict[str, Choice] = {}
+        for step in range(self.steps):
+            (op0, a), (op1, b) = sorted(edges[2 * step : 2 * step + 2], key=lambda e: e[1])
+            out[f"{cell}.step{step}.inputs"] = f"{a},{b}"
+            out[f"{cell}.step{step}.op0"] = op0
+            out[f"{cell}.step{step}.op1"] = op1
+        return out
+
     # -- networks -------------------------------------------------------------------------
     def build(
         self,
@@ -555,6 +622,23 @@ class CrozeDartsSpace(DartsSpace):
         n = int(g.integers(1, 5))
         return self._draw_concat(g, n), self._draw_concat(g, n)
 
+    def _cell_choices(self, cell: str) -> Choices:
+        """``{cell}.edge0..edge13``: the non-none operation of each of the 14 fixed pairs;
+        ``{cell}.concat``: one of the 340 concats (``"2"`` ... ``"5,5,5,5"``, order kept)."""
+        edges: Choices = [(f"{cell}.edge{k}", self.drawable_ops) for k in range(len(CROZE_INPUTS))]
+        return [*edges, (f"{cell}.concat", CROZE_CONCATS)]
+
+    def _cell_from_choices(self, c: dict[str, Any], cell: str) -> tuple[tuple[Edge, ...], tuple[int, ...]]:
+        edges = tuple((str(c[f"{cell}.edge{k}"]), j) for k, j in enumerate(CROZE_INPUTS))
+        return edges, tuple(int(i) for i in str(c[f"{cell}.concat"]).split(","))
+
+    def _cell_to_choices(
+        self, edges: tuple[Edge, ...], concat: tuple[int, ...], cell: str
+    ) -> dict[str, Choice]:
+        out: dict[str, Choice] = {f"{cell}.edge{k}": op for k, (op, _) in enumerate(edges)}
+        out[f"{cell}.concat"] = ",".join(map(str, concat))
+        return out
+
     def _mutate_concats(self, g: Any, arch: Genotype) -> tuple[tuple[int, ...], tuple[int, ...]]:
         select_step = int(g.integers(1, 4))
         normal_concat, reduce_concat = arch.normal_concat, arch.reduce_concat
@@ -566,6 +650,7 @@ class CrozeDartsSpace(DartsSpace):
 
 
 __all__ = [
+    "CROZE_CONCATS",
     "CROZE_INPUTS",
     "CROZE_PRIMITIVES",
     "OPERATIONS",

@@ -10,13 +10,14 @@ global average pooling and a linear classifier, so parameter counts equal the be
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 from torch import Tensor, nn
 
 from robnas.errors import InvalidArchitecture
-from robnas.spaces.base import RandomLike, SearchSpace, as_rng
+from robnas.spaces.base import Choice, Choices, RandomLike, SearchSpace, as_rng
 from robnas.spaces.ops import ReLUConvBN, Zero
 
 OPERATIONS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -251,6 +252,21 @@ class NB201Space(SearchSpace[NB201Arch]):
         new = list(arch)
         new[edge] = choices[int(g.integers(len(choices)))]
         return tuple(new)
+
+    def categorical_choices(self) -> Choices:
+        """``edge0..edge5`` (string order), each over the 5 operations.
+
+        >>> NB201Space().categorical_choices()[0]
+        ('edge0', ('none', 'skip_connect', 'nor_conv_1x1', 'nor_conv_3x3', 'avg_pool_3x3'))
+        """
+        return [(f"edge{i}", OPERATIONS) for i in range(NUM_EDGES)]
+
+    def from_choices(self, choices: Mapping[str, Any]) -> NB201Arch:
+        c = self.check_choices(choices)
+        return tuple(str(c[f"edge{i}"]) for i in range(NUM_EDGES))
+
+    def to_choices(self, arch: NB201Arch) -> dict[str, Choice]:
+        return {f"edge{i}": op for i, op in enumerate(self.validate(arch))}
 
     def build(
         self,

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from robnas.errors import ConfigError, InvalidArchitecture
-from robnas.spaces.base import ParameterCapped, RandomLike, SearchSpace, as_rng
+from robnas.spaces.base import Choice, Choices, ParameterCapped, RandomLike, SearchSpace, as_rng
 from robnas.spaces.network import Cell, CellNetwork, parameters_m
 from robnas.spaces.ops import FactorizedReduce, SepConv, StdReLUConvBN, Zero
 
@@ -251,6 +252,29 @@ class RobNetSpace(ParameterCapped, SearchSpace[RobNetArch]):
             if max_params_m is None or self.within_budget(child, max_params_m):
                 return child
         raise ConfigError(f"no mutant of this {self.name} architecture within {max_params_m}M parameters")
+
+    def categorical_choices(self) -> Choices:
+        """``cell{i}.edge{k}``: the 2-bit code of edge ``k`` of cell ``i``, for the
+        ``sampled_cells`` cells (14 variables here, 280 in the cell-free space).
+
+        >>> RobNetSpace().categorical_choices()[13]
+        ('cell0.edge13', ('00', '01', '10', '11'))
+        """
+        return [(f"cell{i}.edge{k}", CODES) for i in range(self.sampled_cells) for k in range(NUM_EDGES)]
+
+    def from_choices(self, choices: Mapping[str, Any]) -> RobNetArch:
+        c = self.check_choices(choices)
+        return tuple(
+            tuple(str(c[f"cell{i}.edge{k}"]) for k in range(NUM_EDGES)) for i in range(self.sampled_cells)
+        )
+
+    def to_choices(self, arch: RobNetArch) -> dict[str, Choice]:
+        a = self.validate(arch)
+        if len(a) != self.sampled_cells:
+            raise InvalidArchitecture(
+                f"the {self.name} categorical encoding has {self.sampled_cells} cell(s), got {len(a)}"
+            )
+        return {f"cell{i}.edge{k}": code for i, cell in enumerate(a) for k, code in enumerate(cell)}
 
     def build(
         self,
