@@ -182,6 +182,8 @@ class NB201Space(SearchSpace[NB201Arch]):
     operations = OPERATIONS
 
     def parse(self, text: str) -> NB201Arch:
+        if not isinstance(text, str):
+            raise InvalidArchitecture(f"expected a NAS-Bench-201 string, got {type(text).__name__}")
         s = text.strip()
         if not (s.startswith("|") and s.endswith("|")):
             raise InvalidArchitecture(
@@ -215,7 +217,10 @@ class NB201Space(SearchSpace[NB201Arch]):
     def validate(self, arch: NB201Arch) -> NB201Arch:
         if isinstance(arch, str):
             raise InvalidArchitecture("expected a tuple of operations; use parse() for strings")
-        arch = tuple(arch)
+        try:
+            arch = tuple(arch)
+        except TypeError:
+            raise InvalidArchitecture(f"a NAS-Bench-201 architecture is a tuple of operations, got {arch!r}") from None
         if len(arch) != NUM_EDGES:
             raise InvalidArchitecture(
                 f"NAS-Bench-201 architecture needs {NUM_EDGES} operations, got {len(arch)}"
