@@ -93,3 +93,20 @@ def test_cells_receive_an_architecture_at_forward_time() -> None:
     assert a.shape == b.shape == (2, 10) and not torch.allclose(a, b)
     logits, feats = net.forward_features(x)
     assert torch.allclose(logits, a) and len(feats) == 3 + 2
+
+
+@pytest.mark.parametrize("space", ["darts", "darts-croze", "robnet", "robnet-free"])
+def test_parameter_counts_without_building_equal_the_built_networks(space: str, monkeypatch) -> None:
+    """The size cap counts from memoised per-operation sizes; it must match the real network."""
+    s = spaces.get(space, max_params_m=None)
+    with monkeypatch.context() as m:  # counting builds no network (a C=36, 20-cell build takes a second)
+        m.setattr(network.CellNetwork, "__init__", lambda *a, **k: pytest.fail("network built"))
+        assert s.parameters_m(s.sample(0)) > 0.5
+    layers = 20 if space == "robnet-free" else 5
+    for seed, options in enumerate(
+        [{}, {"C": 8, "layers": layers}, {"C": 8, "layers": layers, "imagenet": True}, {"C": 6, "layers": layers}]
+    ):
+        arch = s.sample(seed)
+        with torch.device("meta"):
+            built = network.count_parameters(s.build(arch, 100, **options))
+        assert s.parameters_m(arch, 100, **options) * 1e6 == pytest.approx(built, abs=0.5)

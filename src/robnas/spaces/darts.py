@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ast
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -42,7 +42,9 @@ from robnas.spaces.network import (
     AuxiliaryHeadImageNet,
     Cell,
     CellNetwork,
+    cell_network_parameters,
     count_parameters,
+    module_parameters,
     parameters_m,
 )
 from robnas.spaces.ops import (
@@ -90,6 +92,8 @@ CROZE_CONCATS: tuple[str, ...] = tuple(
 )
 
 Edge = tuple[str, int]
+#: ``(factory, args)``: how a cell builds one of its modules (``factory(*args)``)
+Part = tuple[Callable[..., nn.Module], tuple[Any, ...]]
 
 
 class Genotype(NamedTuple):
@@ -273,17 +277,46 @@ class DartsCell(Cell):
     ) -> None:
         super().__init__()
         self.reduction = reduction
-        self.preprocess0 = (
-            FactorizedReduce(c_prev_prev, c) if reduction_prev else StdReLUConvBN(c_prev_prev, c, 1, 1, 0)
+        (pre0, args0), (pre1, args1), ops = self.parts(
+            edges, c_prev_prev, c_prev, c, reduction, reduction_prev
         )
-        self.preprocess1 = StdReLUConvBN(c_prev, c, 1, 1, 0)
+        self.preprocess0 = pre0(*args0)
+        self.preprocess1 = pre1(*args1)
         self.steps = len(edges) // 2
         self.indices = tuple(index for _, index in edges)
         self.concat = tuple(concat)
         self.multiplier = len(self.concat)
-        self._ops = nn.ModuleList(
-            make_operation(op, c, 2 if reduction and index < 2 else 1) for op, index in edges
+        self._ops = nn.ModuleList(make(*args) for make, args in ops)
+
+    @staticmethod
+    def parts(
+        edges: Sequence[Edge], c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool
+    ) -> tuple[Part, Part, list[Part]]:
+        """``(factory, args)`` of preprocess0, preprocess1 and every edge operation; an edge from a
+        cell input of a reduction cell has stride 2."""
+        pre0: Part = (
+            (FactorizedReduce, (c_prev_prev, c))
+            if reduction_prev
+            else (StdReLUConvBN, (c_prev_prev, c, 1, 1, 0))
         )
+        ops: list[Part] = [
+            (make_operation, (op, c, 2 if reduction and index < 2 else 1)) for op, index in edges
+        ]
+        return pre0, (StdReLUConvBN, (c_prev, c, 1, 1, 0)), ops
+
+    @classmethod
+    def parameter_count(
+        cls,
+        edges: Sequence[Edge],
+        c_prev_prev: int,
+        c_prev: int,
+        c: int,
+        reduction: bool,
+        reduction_prev: bool,
+    ) -> int:
+        """The parameters of such a cell, from memoised per-operation counts (nothing is built)."""
+        pre0, pre1, ops = cls.parts(edges, c_prev_prev, c_prev, c, reduction, reduction_prev)
+        return sum(module_parameters(make, *args) for make, args in (pre0, pre1, *ops))
 
     def forward(self, s0: Tensor, s1: Tensor, drop_prob: float = 0.0) -> Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -297,7 +330,6 @@ class DartsCell(Cell):
                 terms.append(h)
             states.append(terms[0] + terms[1])
         return torch.cat([states[i] for i in self.concat], dim=1)
-
 
 
 class DartsNetwork(CellNetwork):
@@ -316,17 +348,33 @@ class DartsNetwork(CellNetwork):
         self.genotype = genotype
 
         def make_cell(i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> Cell:
-            edges, concat = (
-                (genotype.reduce, genotype.reduce_concat)
-                if reduction
-                else (genotype.normal, genotype.normal_concat)
-            )
+            edges, concat = cell_genes(genotype, reduction)
             return DartsCell(edges, concat, c_pp, c_p, c, reduction, reduction_prev)
 
         super().__init__(
             make_cell, C, num_classes, layers, stem, auxiliary=auxiliary, drop_path_prob=drop_path_prob
         )
 
+    @staticmethod
+    def parameter_count(
+        genotype: Genotype, num_classes: int = 10, C: int = 36, layers: int = 20, stem: str = "cifar"
+    ) -> int:
+        """``count_parameters`` of such a network (auxiliary head excluded), without building it."""
+
+        def cell(
+            i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool
+        ) -> tuple[int, int]:
+            edges, concat = cell_genes(genotype, reduction)
+            return DartsCell.parameter_count(edges, c_pp, c_p, c, reduction, reduction_prev), len(concat)
+
+        return cell_network_parameters(cell, C, num_classes, layers, stem)
+
+
+def cell_genes(genotype: Genotype, reduction: bool) -> tuple[tuple[Edge, ...], tuple[int, ...]]:
+    """The edges and concat of the reduction or the normal cell of ``genotype``."""
+    if reduction:
+        return genotype.reduce, genotype.reduce_concat
+    return genotype.normal, genotype.normal_concat
 
 
 # ---------------------------------------------------------------------------------------
@@ -566,7 +614,12 @@ class DartsSpace(ParameterCapped, SearchSpace[Genotype]):
         options.setdefault("C", self.budget_C)
         options.setdefault("layers", self.budget_layers)
         options.pop("auxiliary", None)
-        return parameters_m(lambda: self.build(arch, num_classes, **options))
+        options.pop("drop_path_prob", None)
+        stem = "imagenet" if options.pop("imagenet", False) else "cifar"
+        C, layers = options.pop("C"), options.pop("layers")
+        self.reject_build_options(options)
+        g = self.parse(arch) if isinstance(arch, str) else self.validate(arch)
+        return DartsNetwork.parameter_count(g, num_classes, C, layers, stem) / 1e6
 
     def within_budget(self, arch: Genotype | str, max_params_m: float, num_classes: int = 10) -> bool:
         """CRoZe's size filter: the C=36, 20-cell network (no auxiliary head) has at most

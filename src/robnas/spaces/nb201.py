@@ -220,7 +220,9 @@ class NB201Space(SearchSpace[NB201Arch]):
         try:
             arch = tuple(arch)
         except TypeError:
-            raise InvalidArchitecture(f"a NAS-Bench-201 architecture is a tuple of operations, got {arch!r}") from None
+            raise InvalidArchitecture(
+                f"a NAS-Bench-201 architecture is a tuple of operations, got {arch!r}"
+            ) from None
         if len(arch) != NUM_EDGES:
             raise InvalidArchitecture(
                 f"NAS-Bench-201 architecture needs {NUM_EDGES} operations, got {len(arch)}"

@@ -10,6 +10,7 @@ its architecture at forward time as a cell keyword (``_run(..., arch=...)``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +74,94 @@ class AuxiliaryHeadImageNet(nn.Module):
 
 
 CellFactory = Callable[[int, int, int, int, bool, bool], Cell]
+#: ``(i, c_prev_prev, c_prev, c, reduction, reduction_prev) -> multiplier`` of the cell placed at ``i``
+CellSlot = Callable[[int, int, int, int, bool, bool], int]
+
+
+def _check_skeleton(C: int, layers: int, stem: str) -> None:
+    if layers < 1 or C < 2:
+        raise ConfigError(f"a cell network needs layers >= 1 and C >= 2, got layers={layers}, C={C}")
+    if stem not in ("cifar", "imagenet"):
+        raise ConfigError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+
+
+def make_stems(C: int, stem: str = "cifar", stem_multiplier: int = 3) -> dict[str, nn.Module]:
+    """The stem modules by attribute name: ``stem`` (CIFAR) or ``stem0`` and ``stem1`` (ImageNet)."""
+    if stem == "cifar":
+        c_stem = stem_multiplier * C
+        return {"stem": nn.Sequential(nn.Conv2d(3, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))}
+    return {
+        "stem0": nn.Sequential(
+            nn.Conv2d(3, C // 2, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(C // 2),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(C),
+        ),
+        "stem1": nn.Sequential(
+            nn.ReLU(inplace=False), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C)
+        ),
+    }
+
+
+def stack_cells(
+    add_cell: CellSlot, C: int, layers: int, stem: str = "cifar", stem_multiplier: int = 3
+) -> tuple[int, int]:
+    """Walk the DARTS cell schedule: ``add_cell`` is called for cells ``0..layers-1`` with their
+    channels and reduction flags (reductions, channels doubled, at ``L // 3`` and ``2L // 3``) and
+    returns the cell's multiplier. Returns the channels after cell ``2L // 3`` (the auxiliary
+    head's input) and after the last cell (the classifier's input)."""
+    if stem == "cifar":
+        c_pp = c_p = stem_multiplier * C
+        reduction_prev = False
+    else:  # the ImageNet stems end at stride 8, seen by the first cell as a previous reduction
+        c_pp = c_p = C
+        reduction_prev = True
+    c_curr, c_aux = C, c_p
+    for i in range(layers):
+        reduction = i in (layers // 3, 2 * layers // 3)
+        if reduction:
+            c_curr *= 2
+        multiplier = add_cell(i, c_pp, c_p, c_curr, reduction, reduction_prev)
+        reduction_prev = reduction
+        c_pp, c_p = c_p, multiplier * c_curr
+        if i == 2 * layers // 3:
+            c_aux = c_p
+    return c_aux, c_p
+
+
+@functools.lru_cache(maxsize=8192)
+def module_parameters(factory: Callable[..., nn.Module], *args: Any) -> int:
+    """Parameters of ``factory(*args)``, built once on the ``meta`` device (memoised)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in factory(*args).parameters())
+
+
+def cell_network_parameters(
+    cell_parameters: Callable[[int, int, int, int, bool, bool], tuple[int, int]],
+    C: int,
+    num_classes: int,
+    layers: int,
+    stem: str = "cifar",
+    stem_multiplier: int = 3,
+) -> int:
+    """Parameters of a :class:`CellNetwork` without its auxiliary head, without building it:
+    ``cell_parameters(i, c_pp, c_p, c, reduction, reduction_prev) -> (parameters, multiplier)``
+    counts one cell (e.g. from memoised per-operation counts, :func:`module_parameters`)."""
+    _check_skeleton(C, layers, stem)
+    total = 0
+
+    def add(i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> int:
+        nonlocal total
+        count, multiplier = cell_parameters(i, c_pp, c_p, c, reduction, reduction_prev)
+        total += count
+        return multiplier
+
+    _, c_p = stack_cells(add, C, layers, stem, stem_multiplier)
+    with torch.device("meta"):
+        stems = make_stems(C, stem, stem_multiplier).values()
+    total += sum(p.numel() for m in stems for p in m.parameters())
+    return total + c_p * num_classes + num_classes
 
 
 class CellNetwork(nn.Module):
@@ -98,46 +187,23 @@ class CellNetwork(nn.Module):
         drop_path_prob: float = 0.0,
     ) -> None:
         super().__init__()
-        if layers < 1 or C < 2:
-            raise ConfigError(f"a cell network needs layers >= 1 and C >= 2, got layers={layers}, C={C}")
-        if stem not in ("cifar", "imagenet"):
-            raise ConfigError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
         self.C = C
         self.num_classes = num_classes
         self.layers = layers
         self.stem_kind = stem
         self.drop_path_prob = drop_path_prob
-        if stem == "cifar":
-            c_curr = stem_multiplier * C
-            self.stem = nn.Sequential(nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
-            c_pp, c_p, c_curr = c_curr, c_curr, C
-            reduction_prev = False
-        else:
-            self.stem0 = nn.Sequential(
-                nn.Conv2d(3, C // 2, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(C // 2),
-                nn.ReLU(inplace=False),
-                nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(C),
-            )
-            self.stem1 = nn.Sequential(
-                nn.ReLU(inplace=False), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C)
-            )
-            c_pp, c_p, c_curr = C, C, C
-            reduction_prev = True
+        _check_skeleton(C, layers, stem)
+        for name, module in make_stems(C, stem, stem_multiplier).items():
+            setattr(self, name, module)
         self.cells = nn.ModuleList()
         self.aux_position = 2 * layers // 3
-        c_aux = c_p
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                c_curr *= 2
-            cell = make_cell(i, c_pp, c_p, c_curr, reduction, reduction_prev)
+
+        def add(i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> int:
+            cell = make_cell(i, c_pp, c_p, c, reduction, reduction_prev)
             self.cells.append(cell)
-            reduction_prev = reduction
-            c_pp, c_p = c_p, cell.multiplier * c_curr
-            if i == self.aux_position:
-                c_aux = c_p
+            return cell.multiplier
+
+        c_aux, c_p = stack_cells(add, C, layers, stem, stem_multiplier)
         self.auxiliary_head: nn.Module | None = None
         if auxiliary:
             head = AuxiliaryHeadCIFAR if stem == "cifar" else AuxiliaryHeadImageNet
@@ -231,6 +297,11 @@ __all__ = [
     "Cell",
     "CellFactory",
     "CellNetwork",
+    "CellSlot",
+    "cell_network_parameters",
     "count_parameters",
+    "make_stems",
+    "module_parameters",
     "parameters_m",
+    "stack_cells",
 ]
