@@ -46,7 +46,7 @@ def decode_proposal(
 ) -> tuple[Any, str]:
     """``(arch, "")`` for a proposal to evaluate, else ``(arch or None, reason)``.
 
-    ``within_cap`` memoises the parameter-cap check by canonical text (it builds a network).
+    ``within_cap`` memoises the parameter-cap check by canonical text (samplers often repeat).
     """
     try:
         arch = space.from_choices(params)

@@ -2,7 +2,8 @@
 
 An architecture is a small immutable value (a tuple, a named tuple); a space knows how to
 parse it from text, print it, check it, sample and mutate it, find its canonical
-(isomorphism-aware) form, and build the network it describes.
+(isomorphism-aware) form, build the network it describes, and encode it as named categorical
+decision variables for black-box optimisers (``categorical_choices`` / ``from_choices``).
 """
 
 from __future__ import annotations
@@ -129,9 +130,10 @@ class SearchSpace(ABC, Generic[A]):
             if name not in choices:
                 raise InvalidArchitecture(f"{self.name}: no choice for the decision variable {name!r}")
             if choices[name] not in values:
-                raise InvalidArchitecture(
-                    f"{self.name}: {name}={choices[name]!r} is not one of {', '.join(map(str, values))}"
+                shown = ", ".join(map(repr, values[:8])) + (
+                    f", ... ({len(values)} choices)" if len(values) > 8 else ""
                 )
+                raise InvalidArchitecture(f"{self.name}: {name}={choices[name]!r} is not one of {shown}")
         return dict(choices)
 
     def __repr__(self) -> str:
