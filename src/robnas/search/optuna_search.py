@@ -19,6 +19,14 @@ table), or over the space's parameter cap (``max_params_m``, e.g. darts-croze's 
 to the study as a failed trial with the reason in its ``rejected`` user attribute. It costs no
 budget and no objective evaluation, and the samplers ignore failed trials. After
 ``max_rejected`` such proposals in a row the search stops as exhausted.
+
+>>> from robnas.objectives import ObjectiveContext
+>>> from robnas.search import run_search
+>>> tiny = ObjectiveContext(model={"C": 4, "layers": 5})
+>>> result = run_search("robnet", "optuna", "params,-l2_norm", 3, context=tiny,
+...                     options={"sampler": "nsga2", "population_size": 2})
+>>> result.status, result.evaluated, len(result.history[0].all_values())
+('done', 3, 2)
 """
 
 from __future__ import annotations

@@ -634,7 +634,9 @@ class CrozeDartsSpace(DartsSpace):
     ``n`` drawn from 1..4, then ``n`` normal and ``n`` reduce concat entries drawn
     independently from 2..5. ``mutate``: as :class:`DartsSpace`, then ``select_step`` drawn
     from {1, 2, 3}: 1 redraws normal_concat, 2 redraws reduce_concat (a new length 1..4),
-    3 keeps both. Sampling and mutation keep the reference's 6 M parameter cap by default
+    3 keeps both. Categorical encoding: per cell, the non-none operation of each of the 14
+    pairs (``{cell}.edge{k}``) and the concat (``{cell}.concat``, one of 340 such as ``"2,5,5"``).
+    Sampling and mutation keep the reference's 6 M parameter cap by default
     (``sampling.py`` resamples, ``search.py`` re-mutates over-budget networks); pass
     ``max_params_m=None`` to search without it.
     """

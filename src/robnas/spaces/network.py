@@ -6,6 +6,9 @@ stacked cells with reductions at 1/3 and 2/3 of the depth, an optional auxiliary
 pooling and a linear classifier. It exposes CRoZe's features (``forward_features``, Ha et al.,
 NeurIPS 2023). A space supplies the cells through a factory; a weight-sharing supernet passes
 its architecture at forward time as a cell keyword (``_run(..., arch=...)``).
+
+:func:`cell_network_parameters` counts such a network's parameters from per-cell counts without
+building it (the spaces' size caps check thousands of candidates).
 """
 
 from __future__ import annotations
