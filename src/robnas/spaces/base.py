@@ -114,8 +114,9 @@ class SearchSpace(ABC, Generic[A]):
         raise ConfigError(f"search space {self.name!r} has no categorical encoding")
 
     def to_choices(self, arch: A) -> dict[str, Choice]:
-        """The assignment encoding ``arch``: ``from_choices(to_choices(a))`` builds the same
-        network as ``a``; ``InvalidArchitecture`` for an arch outside the encoding."""
+        """The assignment encoding ``arch``: ``from_choices(to_choices(a))`` is ``a`` or an
+        equivalent arch (DARTS: a step's two edges in input order); ``InvalidArchitecture`` for
+        an arch outside the encoding."""
         raise ConfigError(f"search space {self.name!r} has no categorical encoding")
 
     def check_choices(self, choices: Mapping[str, Any]) -> dict[str, Choice]:
