@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from robnas import objectives, search, spaces
-from robnas.errors import ConfigError, DataError, UnknownName
+from robnas.errors import ConfigError, DataError, InvalidArchitecture, UnknownName
 from robnas.objectives import OBJECTIVES, Objective, ObjectiveContext
 from robnas.search import run_search
 from robnas.spaces.nb201 import OPERATIONS
@@ -415,3 +415,92 @@ def test_darts_croze_search_keeps_crozes_parameter_cap_by_default(tmp_path):
     assert max(space.parameters_m(space.parse(r.arch)) for r in lifted.history) > 6.0
     with pytest.raises(ConfigError, match="takes no option"):
         spaces.get("nb201", max_params_m=6)
+
+
+TINY_CELL_NETWORK = ObjectiveContext(model={"C": 4, "layers": 5})
+
+
+@pytest.mark.parametrize(
+    "space, space_options, context",
+    [
+        ("darts", None, TINY_CELL_NETWORK),
+        ("darts-croze", None, TINY_CELL_NETWORK),  # CRoZe's 6 M cap on
+        ("robnet", None, TINY_CELL_NETWORK),
+        ("robnet-free", None, ObjectiveContext(model={"C": 2, "layers": 20})),
+    ],
+)
+def test_optuna_searches_the_cell_spaces_through_their_categorical_choices(space, space_options, context):
+    result = run_search(
+        space, "optuna", "params", 4, seed=1, options={"n_startup_trials": 2},
+        context=context, space_options=space_options,
+    )
+    assert result.status == "done" and len({r.arch for r in result.history}) == 4
+    s = spaces.get(space, **(space_options or {}))
+    for row in result.history:  # every proposal decodes to a member of the space, within its cap
+        arch = s.parse(row.arch)
+        assert s.from_choices(s.to_choices(arch)) == arch and row.value > 0 and s.within_cap(arch)
+
+
+def test_optuna_nsga2_multi_objective_on_the_darts_space(tmp_path):
+    result = run_search(
+        "darts", "optuna", "params,-l2_norm", 6, seed=0, out=tmp_path / "mo.sqlite",
+        options={"sampler": "nsga2", "population_size": 4}, context=TINY_CELL_NETWORK,
+    )
+    assert result.status == "done" and result.evaluated == 6
+    front = result.pareto()
+    assert front and all(len(r.all_values()) == 2 for r in front)
+    for r in front:
+        assert not any(
+            o.value >= r.value and o.values[0] >= r.values[0] and o.all_values() != r.all_values()
+            for o in result.history
+        )
+
+
+def test_cli_optuna_search_on_the_robnet_space(tmp_path):
+    from typer.testing import CliRunner
+
+    from robnas.cli import app
+
+    args = ["search", "--out", str(tmp_path / "cli.sqlite"), "--space", "robnet", "--strategy", "optuna"]
+    args += ["--objective", "params", "--budget", "3", "--arch-opt", "C=4", "--arch-opt", "layers=5"]
+    result = CliRunner().invoke(app, [*args, "-o", "sampler=nsga2", "-o", "population_size=2"])
+    assert result.exit_code == 0, result.output
+    with search.HistoryStore(tmp_path / "cli.sqlite") as store:
+        (record,) = store.runs()
+        assert record.space == "robnet" and len(store.history(record.run)) == 3
+
+
+def test_optuna_tells_over_cap_proposals_as_failed_without_spending_budget(tmp_path):
+    import optuna
+
+    out = tmp_path / "cap.sqlite"
+    result = run_search(
+        "robnet", "optuna", "params", 4, seed=0, out=out, options={"n_startup_trials": 2},
+        context=TINY_CELL_NETWORK, space_options={"max_params_m": 4.5},
+    )
+    space = spaces.get("robnet")
+    assert result.status == "done" and result.evaluated == 4
+    assert all(space.parameters_m(space.parse(r.arch)) <= 4.5 for r in result.history)
+    study = optuna.load_study(study_name=result.run, storage=f"sqlite:///{out}")
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert failed and all("over the 4.5 M parameter cap" in t.user_attrs["rejected"] for t in failed)
+    assert len(study.trials) == 4 + len(failed)
+    # nothing fits: the search stops after max_rejected proposals in a row
+    hopeless = run_search(
+        "robnet", "optuna", "params", 4, seed=0, options={"max_rejected": 3},
+        context=TINY_CELL_NETWORK, space_options={"max_params_m": 0.01},
+    )
+    assert hopeless.status == "exhausted" and hopeless.evaluated == 0
+
+
+def test_optuna_within_a_restricted_space_evaluates_members_only():
+    from robnas.search.subset import SubsetSpace
+
+    nb201 = spaces.get("nb201")
+    candidates = [nb201.format(a) for a in nb201.all() if a[0] == "nor_conv_3x3"]
+    members = set(SubsetSpace(nb201, candidates).members)
+    result = run_search("nb201", "optuna", "fake", 6, seed=2, candidates=candidates)
+    assert result.status == "done" and {r.arch for r in result.history} <= members
+    chain = ("avg_pool_3x3", "none", "avg_pool_3x3", "none", "none", "nor_conv_1x1")  # needs edge0 = pool
+    with pytest.raises(InvalidArchitecture, match="not among the"):
+        SubsetSpace(nb201, candidates).from_choices(nb201.to_choices(chain))

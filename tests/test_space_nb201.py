@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import robnas
-from robnas.errors import InvalidArchitecture
+from robnas.errors import ConfigError, InvalidArchitecture
 from robnas.spaces.nb201 import OPERATIONS, count_parameters
 
 SPACE = robnas.spaces.get("nb201")
@@ -97,6 +97,22 @@ def test_build_forward_backward_and_features():
     torch.testing.assert_close(net(x), logits)
     logits.sum().backward()
     assert all(p.grad is not None for p in net.classifier.parameters())
+
+
+def test_unknown_build_options_are_a_config_error_naming_the_accepted_ones():
+    with pytest.raises(ConfigError, match=r"unknown nb201 build options: layers \(accepted: C, N, affine, track"):
+        SPACE.build(ARCH, layers=8)
+    net = SPACE.build(ARCH, C=4, N=1, affine=False, track_running_stats=False)
+    bns = [m for m in net.cells[0].modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(bn.affine or bn.track_running_stats for bn in bns)
+
+
+def test_train_arch_options_reach_the_space_as_one_config_error():
+    # robnas train --arch nb201:ARCH --arch-opt layers=8 builds through robnas.models.build_model
+    from robnas.models import build_model
+
+    with pytest.raises(ConfigError, match="unknown nb201 build options: layers"):
+        build_model("nb201:" + ARCH, layers=8)
 
 
 def test_parameter_count_of_a_known_arch():

@@ -320,7 +320,7 @@ class ObjectiveContext:
         """The untrained network of ``arch`` with this context's build options."""
         try:
             return space.build(arch, num_classes=num_classes, **self.model)
-        except TypeError as exc:  # an option this space's build does not take
+        except (TypeError, ConfigError) as exc:  # an option this space's build does not take
             raise ConfigError(f"network build options {self.model} for space {space.name!r}: {exc}") from None
 
     def model_tag(self) -> str:

@@ -9,38 +9,65 @@ study through a shared database: the budget is the number of distinct architectu
 study's completed trials, over all machines. By default the study is stored in the run's
 SQLite file, named after the run.
 
-Encoding: NAS-Bench-201 is 6 categorical parameters ``edge0..edge5`` over its 5 operations.
-Another space takes part when it offers ``categorical_choices() -> {name: [choices]}`` and
-``from_choices({name: choice}) -> arch``; the DARTS and RobNet spaces do not, so this strategy
-is NAS-Bench-201-only for now.
+Encoding: a space's :meth:`~robnas.spaces.base.SearchSpace.categorical_choices`, one Optuna
+categorical parameter per named decision variable, decoded by ``from_choices``: NAS-Bench-201
+``edge0..edge5``; DARTS an unordered input pair and two operations per step; darts-croze the
+14 operations and the concat of each cell; RobNet the 14 edge codes of each sampled cell.
+
+Proposals that are not evaluated: a decoded architecture outside a restricted space (a scores
+table), or over the space's parameter cap (``max_params_m``, e.g. darts-croze's 6 M), is told
+to the study as a failed trial with the reason in its ``rejected`` user attribute. It costs no
+budget and no objective evaluation, and the samplers ignore failed trials. After
+``max_rejected`` such proposals in a row the search stops as exhausted.
+
+>>> from robnas.objectives import ObjectiveContext
+>>> from robnas.search import run_search
+>>> tiny = ObjectiveContext(model={"C": 4, "layers": 5})
+>>> result = run_search("robnet", "optuna", "params,-l2_norm", 3, context=tiny,
+...                     options={"sampler": "nsga2", "population_size": 2})
+>>> result.status, result.evaluated, len(result.history[0].all_values())
+('done', 3, 2)
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from robnas.errors import ConfigError
+from robnas.errors import ConfigError, InvalidArchitecture
 from robnas.search.base import BudgetExhausted, SearchContext, SearchExhausted, Strategy, register
+from robnas.spaces.base import SearchSpace
 
 SAMPLERS = ("tpe", "nsga2")
 
 
-def categorical_encoding(space: Any) -> tuple[dict[str, tuple[str, ...]], Callable[[dict[str, Any]], Any]]:
-    """``({param: choices}, decode)`` for a space; ConfigError when it has no categorical encoding."""
-    if hasattr(space, "categorical_choices") and hasattr(space, "from_choices"):
-        return dict(space.categorical_choices()), space.from_choices
-    if space.name == "nb201":
-        from robnas.spaces.nb201 import NUM_EDGES, OPERATIONS
+def categorical_distributions(space: SearchSpace) -> dict[str, Any]:
+    """Optuna's ``{name: CategoricalDistribution}`` of the space's categorical choices."""
+    from optuna.distributions import CategoricalDistribution
 
-        choices = {f"edge{i}": OPERATIONS for i in range(NUM_EDGES)}
-        return choices, lambda params: tuple(params[f"edge{i}"] for i in range(NUM_EDGES))
-    raise ConfigError(
-        f"the optuna strategy needs a categorical encoding of the space; {space.name!r} has none "
-        "(supported: nb201, or a space with categorical_choices() and from_choices())"
-    )
+    return {name: CategoricalDistribution(list(values)) for name, values in space.categorical_choices()}
+
+
+def decode_proposal(
+    space: SearchSpace, params: dict[str, Any], within_cap: dict[str, bool]
+) -> tuple[Any, str]:
+    """``(arch, "")`` for a proposal to evaluate, else ``(arch or None, reason)``.
+
+    ``within_cap`` memoises the parameter-cap check by canonical text (samplers often repeat).
+    """
+    try:
+        arch = space.from_choices(params)
+    except InvalidArchitecture as exc:
+        return None, str(exc)
+    cap = getattr(space, "max_params_m", None)
+    if cap is not None:
+        key = space.canonical_string(arch)
+        if key not in within_cap:
+            within_cap[key] = bool(space.within_cap(arch))  # type: ignore[attr-defined]
+        if not within_cap[key]:
+            return arch, f"over the {cap:g} M parameter cap of {space.name}"
+    return arch, ""
 
 
 @register("optuna", paper="Akiba et al., Optuna, KDD 2019; TPE (Bergstra 2011), NSGA-II (Deb 2002)")
@@ -55,12 +82,15 @@ class OptunaSearch(Strategy):
     study_name: str = ""
     population_size: int = 20
     n_startup_trials: int = 10
+    max_rejected: int = 500
 
     def check(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"optuna sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.population_size < 2 or self.n_startup_trials < 0:
             raise ConfigError("optuna: population_size must be >= 2 and n_startup_trials >= 0")
+        if self.max_rejected < 1:
+            raise ConfigError(f"optuna: max_rejected must be >= 1, got {self.max_rejected}")
 
     def _sampler(self, seed: int) -> Any:
         import optuna
@@ -71,11 +101,9 @@ class OptunaSearch(Strategy):
 
     def run(self, ctx: SearchContext) -> None:
         import optuna
-        from optuna.distributions import CategoricalDistribution
         from optuna.trial import TrialState
 
-        choices, decode = categorical_encoding(getattr(ctx.space, "base", ctx.space))
-        distributions = {k: CategoricalDistribution(list(v)) for k, v in choices.items()}
+        distributions = categorical_distributions(ctx.space)
         storage = self.storage or (None if ctx.out == ":memory:" else f"sqlite:///{ctx.out}")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with warnings.catch_warnings():
@@ -87,20 +115,24 @@ class OptunaSearch(Strategy):
                 directions=["maximize"] * len(ctx.objectives),
                 load_if_exists=True,
             )
-        restricted = getattr(ctx.space, "members", None) is not None
-        failures = 0
+        within_cap: dict[str, bool] = {}
+        rejected = 0
         while True:
             done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if len({t.user_attrs.get("arch") for t in done}) >= ctx.budget:
                 raise BudgetExhausted
             trial = study.ask(distributions)
-            arch = ctx.space.validate(decode(trial.params))
-            if restricted and arch not in ctx.space:
+            arch, reason = decode_proposal(ctx.space, trial.params, within_cap)
+            if reason:
+                trial.set_user_attr("rejected", reason)
                 study.tell(trial, state=TrialState.FAIL)
-                failures += 1
-                if failures > ctx.max_repeats:
-                    raise SearchExhausted(f"{failures} proposals fell outside the restricted space")
+                rejected += 1
+                if rejected >= self.max_rejected:
+                    raise SearchExhausted(
+                        f"{rejected} proposals in a row were not evaluated (last: {reason})"
+                    )
                 continue
+            rejected = 0
             try:
                 values = ctx.evaluate_all(arch)
             except BaseException:

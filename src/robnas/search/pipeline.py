@@ -230,7 +230,7 @@ def _model(space_name: str, arch: str, num_classes: int, seed: int, options: dic
     torch.manual_seed(stable_seed(seed, arch))
     try:
         return space.build(space.parse(arch), num_classes=num_classes, **options)
-    except TypeError as exc:  # an option the space's build does not take
+    except (TypeError, ConfigError) as exc:  # an option the space's build does not take
         raise ConfigError(f"[train] model: {exc}") from None
 
 

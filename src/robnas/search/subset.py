@@ -4,16 +4,17 @@ Simulated search on NAS-Bench-201 queries tables that cover only part of the spa
 the restricted space keeps every proposal answerable. Sampling is uniform over the members
 (canonical forms); a mutation applies the base space's mutation until the result is a member
 other than the parent itself up to isomorphism (at most ``tries`` times), else falls back to a
-uniformly drawn member.
+uniformly drawn member. Black-box optimisers use the base space's categorical encoding; a
+decoded architecture outside the members is ``InvalidArchitecture``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from robnas.errors import ConfigError, InvalidArchitecture
-from robnas.spaces.base import RandomLike, SearchSpace, as_rng
+from robnas.spaces.base import Choice, Choices, RandomLike, SearchSpace, as_rng
 
 
 class SubsetSpace(SearchSpace):
@@ -73,6 +74,23 @@ class SubsetSpace(SearchSpace):
             if key in self._set and key != own:
                 return child
         return self.sample(g)
+
+    def categorical_choices(self) -> Choices:
+        """The base space's variables: a restricted space has no encoding of its own."""
+        return self.base.categorical_choices()
+
+    def from_choices(self, choices: Mapping[str, Any]) -> Any:
+        """The base space's decoding; ``InvalidArchitecture`` for an arch outside the members."""
+        arch = self.base.from_choices(choices)
+        if arch not in self:
+            raise InvalidArchitecture(
+                f"{self.base.format(arch)} is not among the {len(self)} architectures "
+                "the search is restricted to"
+            )
+        return arch
+
+    def to_choices(self, arch: Any) -> dict[str, Choice]:
+        return self.base.to_choices(arch)
 
     def build(self, arch: Any, num_classes: int = 10, **options: Any) -> Any:
         return self.base.build(arch, num_classes=num_classes, **options)

@@ -19,22 +19,34 @@ Two spaces share the same genotype, cell and network code:
   DARTS cell reads as 7 two-input steps; concat is 1-4 states drawn from 2..5 with repeats.
   Steps 4-6 are computed but never used, yet their parameters count, as in the reference.
 
-Networks follow the DARTS ``NetworkCIFAR`` / ``NetworkImageNet`` (stems, reductions at 1/3
-and 2/3 of the depth, optional auxiliary head, drop-path) and expose CRoZe's features.
+Networks are the DARTS ``NetworkCIFAR`` / ``NetworkImageNet`` skeleton of
+:mod:`robnas.spaces.network` (stems, reductions at 1/3 and 2/3 of the depth, optional auxiliary
+head, drop-path, CRoZe's features) around :class:`DartsCell`.
 Inputs are (B, 3, H, W) images as the training pipeline gives them; outputs are logits.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from robnas.errors import ConfigError, InvalidArchitecture
-from robnas.spaces.base import ParameterCapped, RandomLike, SearchSpace, as_rng
+from robnas.spaces.base import Choice, Choices, ParameterCapped, RandomLike, SearchSpace, as_rng
+from robnas.spaces.network import (
+    AuxiliaryHeadCIFAR,
+    AuxiliaryHeadImageNet,
+    Cell,
+    CellNetwork,
+    cell_network_parameters,
+    count_parameters,
+    module_parameters,
+    parameters_m,
+)
 from robnas.spaces.ops import (
     Conv7x1x1x7,
     DilConv,
@@ -74,8 +86,14 @@ OPERATIONS: tuple[str, ...] = tuple(dict.fromkeys(PRIMITIVES + CROZE_PRIMITIVES)
 #: Inputs of CRoZe's 14 pairs: node ``i`` gets one edge from every state ``0..i+1``.
 CROZE_INPUTS: tuple[int, ...] = tuple(j for i in range(4) for j in range(i + 2))
 STANDARD_CONCAT: tuple[int, ...] = (2, 3, 4, 5)
+#: Every darts-croze concat (1-4 states from 2..5, repeats allowed) as its categorical choice "2,5,5".
+CROZE_CONCATS: tuple[str, ...] = tuple(
+    ",".join(map(str, c)) for n in range(1, 5) for c in itertools.product(range(2, 6), repeat=n)
+)
 
 Edge = tuple[str, int]
+#: ``(factory, args)``: how a cell builds one of its modules (``factory(*args)``)
+Part = tuple[Callable[..., nn.Module], tuple[Any, ...]]
 
 
 class Genotype(NamedTuple):
@@ -244,15 +262,6 @@ def make_operation(name: str, c: int, stride: int, affine: bool = True) -> nn.Mo
     raise InvalidArchitecture(f"unknown DARTS operation {name!r}; expected one of {OPERATIONS}")
 
 
-class Cell(nn.Module):
-    """Marker base of the cells that CRoZe's layer -> feature mapping counts."""
-
-    multiplier: int
-
-    def forward(self, s0: Tensor, s1: Tensor, drop_prob: float = 0.0) -> Tensor:  # pragma: no cover
-        raise NotImplementedError
-
-
 class DartsCell(Cell):
     """A DARTS cell: ``len(edges) // 2`` two-input steps, output = concat of ``concat`` states."""
 
@@ -268,17 +277,46 @@ class DartsCell(Cell):
     ) -> None:
         super().__init__()
         self.reduction = reduction
-        self.preprocess0 = (
-            FactorizedReduce(c_prev_prev, c) if reduction_prev else StdReLUConvBN(c_prev_prev, c, 1, 1, 0)
+        (pre0, args0), (pre1, args1), ops = self.parts(
+            edges, c_prev_prev, c_prev, c, reduction, reduction_prev
         )
-        self.preprocess1 = StdReLUConvBN(c_prev, c, 1, 1, 0)
+        self.preprocess0 = pre0(*args0)
+        self.preprocess1 = pre1(*args1)
         self.steps = len(edges) // 2
         self.indices = tuple(index for _, index in edges)
         self.concat = tuple(concat)
         self.multiplier = len(self.concat)
-        self._ops = nn.ModuleList(
-            make_operation(op, c, 2 if reduction and index < 2 else 1) for op, index in edges
+        self._ops = nn.ModuleList(make(*args) for make, args in ops)
+
+    @staticmethod
+    def parts(
+        edges: Sequence[Edge], c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool
+    ) -> tuple[Part, Part, list[Part]]:
+        """``(factory, args)`` of preprocess0, preprocess1 and every edge operation; an edge from a
+        cell input of a reduction cell has stride 2."""
+        pre0: Part = (
+            (FactorizedReduce, (c_prev_prev, c))
+            if reduction_prev
+            else (StdReLUConvBN, (c_prev_prev, c, 1, 1, 0))
         )
+        ops: list[Part] = [
+            (make_operation, (op, c, 2 if reduction and index < 2 else 1)) for op, index in edges
+        ]
+        return pre0, (StdReLUConvBN, (c_prev, c, 1, 1, 0)), ops
+
+    @classmethod
+    def parameter_count(
+        cls,
+        edges: Sequence[Edge],
+        c_prev_prev: int,
+        c_prev: int,
+        c: int,
+        reduction: bool,
+        reduction_prev: bool,
+    ) -> int:
+        """The parameters of such a cell, from memoised per-operation counts (nothing is built)."""
+        pre0, pre1, ops = cls.parts(edges, c_prev_prev, c_prev, c, reduction, reduction_prev)
+        return sum(module_parameters(make, *args) for make, args in (pre0, pre1, *ops))
 
     def forward(self, s0: Tensor, s1: Tensor, drop_prob: float = 0.0) -> Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -292,178 +330,6 @@ class DartsCell(Cell):
                 terms.append(h)
             states.append(terms[0] + terms[1])
         return torch.cat([states[i] for i in self.concat], dim=1)
-
-
-class AuxiliaryHeadCIFAR(nn.Module):
-    """DARTS auxiliary classifier for 8x8 CIFAR feature maps (after cell ``2L // 3``)."""
-
-    def __init__(self, c: int, num_classes: int) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
-            nn.Conv2d(c, 128, 1, bias=False),
-            nn.BatchNorm2d(128),
-            nn.ReLU(inplace=False),
-            nn.Conv2d(128, 768, 2, bias=False),
-            nn.BatchNorm2d(768),
-            nn.ReLU(inplace=False),
-        )
-        self.classifier = nn.Linear(768, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x).flatten(1))
-
-
-class AuxiliaryHeadImageNet(nn.Module):
-    """DARTS auxiliary classifier for 14x14 ImageNet feature maps (the reference has no BN
-    after its second convolution, kept as is)."""
-
-    def __init__(self, c: int, num_classes: int) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False),
-            nn.Conv2d(c, 128, 1, bias=False),
-            nn.BatchNorm2d(128),
-            nn.ReLU(inplace=False),
-            nn.Conv2d(128, 768, 2, bias=False),
-            nn.ReLU(inplace=False),
-        )
-        self.classifier = nn.Linear(768, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x).flatten(1))
-
-
-CellFactory = Callable[[int, int, int, int, bool, bool], Cell]
-
-
-class CellNetwork(nn.Module):
-    """The DARTS macro network around any two-input cell (DARTS and RobNets share it).
-
-    ``stem="cifar"``: conv 3x3 (3 -> ``stem_multiplier * C``) + BN, both cell inputs are
-    the stem output. ``stem="imagenet"``: stem0 = conv 3x3 s2 (3 -> C/2), BN, ReLU, conv 3x3
-    s2 (C/2 -> C), BN; stem1 = ReLU, conv 3x3 s2, BN; the first cell sees a "previous
-    reduction". ``layers`` cells, reductions (channels doubled) at ``L // 3`` and ``2L // 3``.
-    Global average pooling (adaptive, equal to the reference's ``AvgPool2d(7)`` at 224x224)
-    and a linear classifier. ``make_cell(i, c_pp, c_p, c, reduction, reduction_prev)``.
-    """
-
-    def __init__(
-        self,
-        make_cell: CellFactory,
-        C: int,
-        num_classes: int,
-        layers: int,
-        stem: str = "cifar",
-        stem_multiplier: int = 3,
-        auxiliary: bool = False,
-        drop_path_prob: float = 0.0,
-    ) -> None:
-        super().__init__()
-        if layers < 1 or C < 2:
-            raise ConfigError(f"a cell network needs layers >= 1 and C >= 2, got layers={layers}, C={C}")
-        if stem not in ("cifar", "imagenet"):
-            raise ConfigError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
-        self.C = C
-        self.num_classes = num_classes
-        self.layers = layers
-        self.stem_kind = stem
-        self.drop_path_prob = drop_path_prob
-        if stem == "cifar":
-            c_curr = stem_multiplier * C
-            self.stem = nn.Sequential(nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
-            c_pp, c_p, c_curr = c_curr, c_curr, C
-            reduction_prev = False
-        else:
-            self.stem0 = nn.Sequential(
-                nn.Conv2d(3, C // 2, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(C // 2),
-                nn.ReLU(inplace=False),
-                nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(C),
-            )
-            self.stem1 = nn.Sequential(
-                nn.ReLU(inplace=False), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C)
-            )
-            c_pp, c_p, c_curr = C, C, C
-            reduction_prev = True
-        self.cells = nn.ModuleList()
-        self.aux_position = 2 * layers // 3
-        c_aux = c_p
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                c_curr *= 2
-            cell = make_cell(i, c_pp, c_p, c_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            c_pp, c_p = c_p, cell.multiplier * c_curr
-            if i == self.aux_position:
-                c_aux = c_p
-        self.auxiliary_head: nn.Module | None = None
-        if auxiliary:
-            head = AuxiliaryHeadCIFAR if stem == "cifar" else AuxiliaryHeadImageNet
-            self.auxiliary_head = head(c_aux, num_classes)
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_p, num_classes)
-
-    def _stems(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        if self.stem_kind == "cifar":
-            s = self.stem(x)
-            return s, s
-        s0 = self.stem0(x)
-        return s0, self.stem1(s0)
-
-    def _run(self, x: Tensor, want_aux: bool, feats: list[Tensor] | None) -> tuple[Tensor, Tensor | None]:
-        s0, s1 = self._stems(x)
-        if feats is not None:
-            feats.append(s1)
-        aux = None
-        for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
-            if feats is not None:
-                feats.append(s1.clone())
-            if want_aux and i == self.aux_position and self.auxiliary_head is not None:
-                aux = self.auxiliary_head(s1)
-        pooled = self.global_pooling(s1)
-        if feats is not None:
-            feats.append(pooled)
-        return self.classifier(pooled.flatten(1)), aux
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits (B, num_classes); the auxiliary head is not run."""
-        return self._run(x, False, None)[0]
-
-    def forward_with_aux(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        """``(logits, aux_logits)`` for training with the auxiliary loss (``None`` without a head)."""
-        return self._run(x, True, None)
-
-    def forward_features(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """Logits and CRoZe's DARTS features: Z0 = stem output (stem1 for ImageNet stems),
-        Zk = output of cell k (k = 1..L, cloned), Z(L+1) = the pooled output (B, C, 1, 1)."""
-        feats: list[Tensor] = []
-        logits, _ = self._run(x, False, feats)
-        return logits, feats
-
-    def layer_feature_indices(self) -> list[tuple[nn.Module, int]]:
-        """CRoZe's DARTS mapping: the number of cells met so far in ``modules()`` pre-order
-        (so a cell's own convolutions use its output), plus one for the classifier.
-        The auxiliary head is left out."""
-        aux_modules = set(self.auxiliary_head.modules()) if self.auxiliary_head is not None else set()
-        out: list[tuple[nn.Module, int]] = []
-        cells_met = 0
-        for module in self.modules():
-            if module in aux_modules:
-                continue
-            if isinstance(module, Cell):
-                cells_met += 1
-            elif isinstance(module, nn.Conv2d):
-                out.append((module, cells_met))
-            elif isinstance(module, nn.Linear):
-                out.append((module, cells_met + 1))
-        return out
 
 
 class DartsNetwork(CellNetwork):
@@ -482,35 +348,33 @@ class DartsNetwork(CellNetwork):
         self.genotype = genotype
 
         def make_cell(i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> Cell:
-            edges, concat = (
-                (genotype.reduce, genotype.reduce_concat)
-                if reduction
-                else (genotype.normal, genotype.normal_concat)
-            )
+            edges, concat = cell_genes(genotype, reduction)
             return DartsCell(edges, concat, c_pp, c_p, c, reduction, reduction_prev)
 
         super().__init__(
             make_cell, C, num_classes, layers, stem, auxiliary=auxiliary, drop_path_prob=drop_path_prob
         )
 
+    @staticmethod
+    def parameter_count(
+        genotype: Genotype, num_classes: int = 10, C: int = 36, layers: int = 20, stem: str = "cifar"
+    ) -> int:
+        """``count_parameters`` of such a network (auxiliary head excluded), without building it."""
 
-def count_parameters(model: nn.Module, exclude_auxiliary: bool = True) -> int:
-    """Parameters as DARTS / CRoZe count them (``count_parameters_in_MB``): names containing
-    ``auxiliary`` are left out unless ``exclude_auxiliary=False``."""
-    return sum(
-        p.numel() for name, p in model.named_parameters() if not (exclude_auxiliary and "auxiliary" in name)
-    )
+        def cell(
+            i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool
+        ) -> tuple[int, int]:
+            edges, concat = cell_genes(genotype, reduction)
+            return DartsCell.parameter_count(edges, c_pp, c_p, c, reduction, reduction_prev), len(concat)
+
+        return cell_network_parameters(cell, C, num_classes, layers, stem)
 
 
-def parameters_m(build: Callable[[], nn.Module]) -> float:
-    """Millions of parameters (auxiliary head excluded) of the network ``build()`` makes.
-
-    The network is built on the ``meta`` device, so no memory is allocated and nothing is
-    initialised: counting a 30M-parameter network takes milliseconds.
-    """
-    with torch.device("meta"):
-        model = build()
-    return count_parameters(model) / 1e6
+def cell_genes(genotype: Genotype, reduction: bool) -> tuple[tuple[Edge, ...], tuple[int, ...]]:
+    """The edges and concat of the reduction or the normal cell of ``genotype``."""
+    if reduction:
+        return genotype.reduce, genotype.reduce_concat
+    return genotype.normal, genotype.normal_concat
 
 
 # ---------------------------------------------------------------------------------------
@@ -664,6 +528,68 @@ class DartsSpace(ParameterCapped, SearchSpace[Genotype]):
                 return child
         raise ConfigError(f"no mutant of this {self.name} genotype within {max_params_m}M parameters")
 
+    # -- categorical encoding -------------------------------------------------------------
+    def categorical_choices(self) -> Choices:
+        """Per cell (``normal``, ``reduce``) and step ``i``: ``{cell}.step{i}.inputs``, the
+        unordered pair of different input states ``"a,b"`` (``a < b <= i + 1``), and
+        ``{cell}.step{i}.op0`` / ``.op1``, the non-none operation on state ``a`` / ``b``.
+
+        Every assignment is a valid genotype (two different inputs per step by construction);
+        a genotype and the one with a step's two edges swapped share an assignment.
+
+        >>> DartsSpace().categorical_choices()[3]
+        ('normal.step1.inputs', ('0,1', '0,2', '1,2'))
+        """
+        return [choice for cell in ("normal", "reduce") for choice in self._cell_choices(cell)]
+
+    def from_choices(self, choices: Mapping[str, Any]) -> Genotype:
+        c = self.check_choices(choices)
+        normal, normal_concat = self._cell_from_choices(c, "normal")
+        reduce, reduce_concat = self._cell_from_choices(c, "reduce")
+        return self.validate(Genotype(normal, normal_concat, reduce, reduce_concat))
+
+    def to_choices(self, arch: Genotype) -> dict[str, Choice]:
+        g = self.validate(arch)
+        for cell, edges in (("normal", g.normal), ("reduce", g.reduce)):
+            if any(op == "none" for op, _ in edges):
+                raise InvalidArchitecture(
+                    f"{self.name} {cell} cell: 'none' edges are outside the categorical encoding "
+                    "(it covers the operations sample draws)"
+                )
+        return {
+            **self._cell_to_choices(g.normal, g.normal_concat, "normal"),
+            **self._cell_to_choices(g.reduce, g.reduce_concat, "reduce"),
+        }
+
+    def _cell_choices(self, cell: str) -> Choices:
+        out: Choices = []
+        for step in range(self.steps):
+            pairs = tuple(f"{a},{b}" for a, b in itertools.combinations(range(step + 2), 2))
+            out += [
+                (f"{cell}.step{step}.inputs", pairs),
+                (f"{cell}.step{step}.op0", self.drawable_ops),
+                (f"{cell}.step{step}.op1", self.drawable_ops),
+            ]
+        return out
+
+    def _cell_from_choices(self, c: dict[str, Any], cell: str) -> tuple[tuple[Edge, ...], tuple[int, ...]]:
+        edges: list[Edge] = []
+        for step in range(self.steps):
+            a, b = (int(i) for i in str(c[f"{cell}.step{step}.inputs"]).split(","))
+            edges += [(str(c[f"{cell}.step{step}.op0"]), a), (str(c[f"{cell}.step{step}.op1"]), b)]
+        return tuple(edges), STANDARD_CONCAT
+
+    def _cell_to_choices(
+        self, edges: tuple[Edge, ...], concat: tuple[int, ...], cell: str
+    ) -> dict[str, Choice]:
+        out: dict[str, Choice] = {}
+        for step in range(self.steps):
+            (op0, a), (op1, b) = sorted(edges[2 * step : 2 * step + 2], key=lambda e: e[1])
+            out[f"{cell}.step{step}.inputs"] = f"{a},{b}"
+            out[f"{cell}.step{step}.op0"] = op0
+            out[f"{cell}.step{step}.op1"] = op1
+        return out
+
     # -- networks -------------------------------------------------------------------------
     def build(
         self,
@@ -677,8 +603,7 @@ class DartsSpace(ParameterCapped, SearchSpace[Genotype]):
         **options: Any,
     ) -> DartsNetwork:
         """The DARTS ``NetworkCIFAR`` (or ``NetworkImageNet`` with ``imagenet=True``)."""
-        if options:
-            raise ConfigError(f"unknown {self.name} build options: {', '.join(sorted(options))}")
+        self.reject_build_options(options)
         g = self.parse(arch) if isinstance(arch, str) else self.validate(arch)
         return DartsNetwork(
             g, num_classes, C, layers, auxiliary, drop_path_prob, stem="imagenet" if imagenet else "cifar"
@@ -689,7 +614,12 @@ class DartsSpace(ParameterCapped, SearchSpace[Genotype]):
         options.setdefault("C", self.budget_C)
         options.setdefault("layers", self.budget_layers)
         options.pop("auxiliary", None)
-        return parameters_m(lambda: self.build(arch, num_classes, **options))
+        options.pop("drop_path_prob", None)
+        stem = "imagenet" if options.pop("imagenet", False) else "cifar"
+        C, layers = options.pop("C"), options.pop("layers")
+        self.reject_build_options(options)
+        g = self.parse(arch) if isinstance(arch, str) else self.validate(arch)
+        return DartsNetwork.parameter_count(g, num_classes, C, layers, stem) / 1e6
 
     def within_budget(self, arch: Genotype | str, max_params_m: float, num_classes: int = 10) -> bool:
         """CRoZe's size filter: the C=36, 20-cell network (no auxiliary head) has at most
@@ -704,7 +634,9 @@ class CrozeDartsSpace(DartsSpace):
     ``n`` drawn from 1..4, then ``n`` normal and ``n`` reduce concat entries drawn
     independently from 2..5. ``mutate``: as :class:`DartsSpace`, then ``select_step`` drawn
     from {1, 2, 3}: 1 redraws normal_concat, 2 redraws reduce_concat (a new length 1..4),
-    3 keeps both. Sampling and mutation keep the reference's 6 M parameter cap by default
+    3 keeps both. Categorical encoding: per cell, the non-none operation of each of the 14
+    pairs (``{cell}.edge{k}``) and the concat (``{cell}.concat``, one of 340 such as ``"2,5,5"``).
+    Sampling and mutation keep the reference's 6 M parameter cap by default
     (``sampling.py`` resamples, ``search.py`` re-mutates over-budget networks); pass
     ``max_params_m=None`` to search without it.
     """
@@ -745,6 +677,23 @@ class CrozeDartsSpace(DartsSpace):
         n = int(g.integers(1, 5))
         return self._draw_concat(g, n), self._draw_concat(g, n)
 
+    def _cell_choices(self, cell: str) -> Choices:
+        """``{cell}.edge0..edge13``: the non-none operation of each of the 14 fixed pairs;
+        ``{cell}.concat``: one of the 340 concats (``"2"`` ... ``"5,5,5,5"``, order kept)."""
+        edges: Choices = [(f"{cell}.edge{k}", self.drawable_ops) for k in range(len(CROZE_INPUTS))]
+        return [*edges, (f"{cell}.concat", CROZE_CONCATS)]
+
+    def _cell_from_choices(self, c: dict[str, Any], cell: str) -> tuple[tuple[Edge, ...], tuple[int, ...]]:
+        edges = tuple((str(c[f"{cell}.edge{k}"]), j) for k, j in enumerate(CROZE_INPUTS))
+        return edges, tuple(int(i) for i in str(c[f"{cell}.concat"]).split(","))
+
+    def _cell_to_choices(
+        self, edges: tuple[Edge, ...], concat: tuple[int, ...], cell: str
+    ) -> dict[str, Choice]:
+        out: dict[str, Choice] = {f"{cell}.edge{k}": op for k, (op, _) in enumerate(edges)}
+        out[f"{cell}.concat"] = ",".join(map(str, concat))
+        return out
+
     def _mutate_concats(self, g: Any, arch: Genotype) -> tuple[tuple[int, ...], tuple[int, ...]]:
         select_step = int(g.integers(1, 4))
         normal_concat, reduce_concat = arch.normal_concat, arch.reduce_concat
@@ -756,10 +705,13 @@ class CrozeDartsSpace(DartsSpace):
 
 
 __all__ = [
+    "CROZE_CONCATS",
     "CROZE_INPUTS",
     "CROZE_PRIMITIVES",
     "OPERATIONS",
     "PRIMITIVES",
+    "AuxiliaryHeadCIFAR",
+    "AuxiliaryHeadImageNet",
     "Cell",
     "CellNetwork",
     "CrozeDartsSpace",

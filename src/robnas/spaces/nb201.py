@@ -10,13 +10,14 @@ global average pooling and a linear classifier, so parameter counts equal the be
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 from torch import Tensor, nn
 
 from robnas.errors import InvalidArchitecture
-from robnas.spaces.base import RandomLike, SearchSpace, as_rng
+from robnas.spaces.base import Choice, Choices, RandomLike, SearchSpace, as_rng
 from robnas.spaces.ops import ReLUConvBN, Zero
 
 OPERATIONS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -181,6 +182,8 @@ class NB201Space(SearchSpace[NB201Arch]):
     operations = OPERATIONS
 
     def parse(self, text: str) -> NB201Arch:
+        if not isinstance(text, str):
+            raise InvalidArchitecture(f"expected a NAS-Bench-201 string, got {type(text).__name__}")
         s = text.strip()
         if not (s.startswith("|") and s.endswith("|")):
             raise InvalidArchitecture(
@@ -214,7 +217,12 @@ class NB201Space(SearchSpace[NB201Arch]):
     def validate(self, arch: NB201Arch) -> NB201Arch:
         if isinstance(arch, str):
             raise InvalidArchitecture("expected a tuple of operations; use parse() for strings")
-        arch = tuple(arch)
+        try:
+            arch = tuple(arch)
+        except TypeError:
+            raise InvalidArchitecture(
+                f"a NAS-Bench-201 architecture is a tuple of operations, got {arch!r}"
+            ) from None
         if len(arch) != NUM_EDGES:
             raise InvalidArchitecture(
                 f"NAS-Bench-201 architecture needs {NUM_EDGES} operations, got {len(arch)}"
@@ -252,12 +260,36 @@ class NB201Space(SearchSpace[NB201Arch]):
         new[edge] = choices[int(g.integers(len(choices)))]
         return tuple(new)
 
+    def categorical_choices(self) -> Choices:
+        """``edge0..edge5`` (string order), each over the 5 operations.
+
+        >>> NB201Space().categorical_choices()[0]
+        ('edge0', ('none', 'skip_connect', 'nor_conv_1x1', 'nor_conv_3x3', 'avg_pool_3x3'))
+        """
+        return [(f"edge{i}", OPERATIONS) for i in range(NUM_EDGES)]
+
+    def from_choices(self, choices: Mapping[str, Any]) -> NB201Arch:
+        c = self.check_choices(choices)
+        return tuple(str(c[f"edge{i}"]) for i in range(NUM_EDGES))
+
+    def to_choices(self, arch: NB201Arch) -> dict[str, Choice]:
+        return {f"edge{i}": op for i, op in enumerate(self.validate(arch))}
+
     def build(
-        self, arch: NB201Arch | str, num_classes: int = 10, C: int = 16, N: int = 5, **options: Any
+        self,
+        arch: NB201Arch | str,
+        num_classes: int = 10,
+        C: int = 16,
+        N: int = 5,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        **options: Any,
     ) -> NB201Network:
+        """The NAS-Bench-201 ``TinyNetwork`` (``C`` channels, ``N`` cells per stage)."""
+        self.reject_build_options(options)
         if isinstance(arch, str):
             arch = self.parse(arch)
-        return NB201Network(self.validate(arch), num_classes=num_classes, C=C, N=N, **options)
+        return NB201Network(self.validate(arch), num_classes, C, N, affine, track_running_stats)
 
 
 def count_parameters(model: nn.Module) -> int:

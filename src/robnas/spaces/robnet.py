@@ -23,21 +23,22 @@ shared by every cell, reduction cells included (``robnet_large_v1``); ``L`` cell
 cell-free form (``robnet_free``). The text form is the reference's Python literal,
 ``[['11', '11', ..., '11']]``; :meth:`RobNetSpace.parse` also accepts one base-4 digit
 string per cell (``0=00, 1=01, 2=10, 3=11``), e.g. ``33333131231113``, cells separated by
-commas or spaces. The network is the DARTS macro network (:class:`CellNetwork`).
+commas or spaces. The network is the DARTS macro network (:class:`robnas.spaces.network.CellNetwork`).
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from robnas.errors import ConfigError, InvalidArchitecture
-from robnas.spaces.base import ParameterCapped, RandomLike, SearchSpace, as_rng
-from robnas.spaces.darts import Cell, CellNetwork, parameters_m
+from robnas.spaces.base import Choice, Choices, ParameterCapped, RandomLike, SearchSpace, as_rng
+from robnas.spaces.network import Cell, CellNetwork, cell_network_parameters, module_parameters
 from robnas.spaces.ops import FactorizedReduce, SepConv, StdReLUConvBN, Zero
 
 CODES: tuple[str, ...] = ("00", "01", "10", "11")
@@ -48,6 +49,8 @@ EDGES: tuple[tuple[int, int], ...] = tuple((i, j) for i in range(STEPS) for j in
 
 CellCode = tuple[str, ...]
 RobNetArch = tuple[CellCode, ...]
+#: ``(factory, args)``: how a cell builds one of its modules (``factory(*args)``)
+Part = tuple[Callable[..., nn.Module], tuple[Any, ...]]
 
 
 class ResSepConv(nn.Module):
@@ -86,16 +89,37 @@ class RobNetCell(Cell):
         super().__init__()
         self.code = tuple(code)
         self.reduction = reduction
-        self.preprocess0 = (
-            FactorizedReduce(c_prev_prev, c, affine=False)
+        (pre0, args0), (pre1, args1), ops = self.parts(
+            self.code, c_prev_prev, c_prev, c, reduction, reduction_prev
+        )
+        self.preprocess0 = pre0(*args0)
+        self.preprocess1 = pre1(*args1)
+        self._ops = nn.ModuleList(make(*args) for make, args in ops)
+
+    @staticmethod
+    def parts(
+        code: CellCode, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool
+    ) -> tuple[Part, Part, list[Part]]:
+        """``(factory, args)`` of preprocess0, preprocess1 and the 14 edge operations (BN without
+        affine parameters; an edge from a cell input of a reduction cell has stride 2)."""
+        pre0: Part = (
+            (FactorizedReduce, (c_prev_prev, c, False))
             if reduction_prev
-            else StdReLUConvBN(c_prev_prev, c, 1, 1, 0, affine=False)
+            else (StdReLUConvBN, (c_prev_prev, c, 1, 1, 0, False))
         )
-        self.preprocess1 = StdReLUConvBN(c_prev, c, 1, 1, 0, affine=False)
-        self._ops = nn.ModuleList(
-            edge_operation(bits, c, 2 if reduction and source < 2 else 1)
-            for bits, (_, source) in zip(self.code, EDGES, strict=True)
-        )
+        ops: list[Part] = [
+            (edge_operation, (bits, c, 2 if reduction and source < 2 else 1))
+            for bits, (_, source) in zip(code, EDGES, strict=True)
+        ]
+        return pre0, (StdReLUConvBN, (c_prev, c, 1, 1, 0, False)), ops
+
+    @classmethod
+    def parameter_count(
+        cls, code: CellCode, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool
+    ) -> int:
+        """The parameters of such a cell, from memoised per-operation counts (nothing is built)."""
+        pre0, pre1, ops = cls.parts(tuple(code), c_prev_prev, c_prev, c, reduction, reduction_prev)
+        return sum(module_parameters(make, *args) for make, args in (pre0, pre1, *ops))
 
     def forward(self, s0: Tensor, s1: Tensor, drop_prob: float = 0.0) -> Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -125,6 +149,24 @@ class RobNetNetwork(CellNetwork):
             return RobNetCell(code, c_pp, c_p, c, reduction, reduction_prev)
 
         super().__init__(make_cell, C, num_classes, layers, stem)
+
+    @staticmethod
+    def parameter_count(
+        arch: RobNetArch, num_classes: int = 10, C: int = 36, layers: int = 20, stem: str = "cifar"
+    ) -> int:
+        """The parameters of such a network, without building it."""
+        if len(arch) not in (1, layers):
+            raise InvalidArchitecture(
+                f"a cell-free RobNet code has one cell per layer: {len(arch)} cells for layers={layers}"
+            )
+
+        def cell(
+            i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool
+        ) -> tuple[int, int]:
+            code = arch[0] if len(arch) == 1 else arch[i]
+            return RobNetCell.parameter_count(code, c_pp, c_p, c, reduction, reduction_prev), STEPS
+
+        return cell_network_parameters(cell, C, num_classes, layers, stem)
 
 
 # ---------------------------------------------------------------------------------------
@@ -252,6 +294,29 @@ class RobNetSpace(ParameterCapped, SearchSpace[RobNetArch]):
                 return child
         raise ConfigError(f"no mutant of this {self.name} architecture within {max_params_m}M parameters")
 
+    def categorical_choices(self) -> Choices:
+        """``cell{i}.edge{k}``: the 2-bit code of edge ``k`` of cell ``i``, for the
+        ``sampled_cells`` cells (14 variables here, 280 in the cell-free space).
+
+        >>> RobNetSpace().categorical_choices()[13]
+        ('cell0.edge13', ('00', '01', '10', '11'))
+        """
+        return [(f"cell{i}.edge{k}", CODES) for i in range(self.sampled_cells) for k in range(NUM_EDGES)]
+
+    def from_choices(self, choices: Mapping[str, Any]) -> RobNetArch:
+        c = self.check_choices(choices)
+        return tuple(
+            tuple(str(c[f"cell{i}.edge{k}"]) for k in range(NUM_EDGES)) for i in range(self.sampled_cells)
+        )
+
+    def to_choices(self, arch: RobNetArch) -> dict[str, Choice]:
+        a = self.validate(arch)
+        if len(a) != self.sampled_cells:
+            raise InvalidArchitecture(
+                f"the {self.name} categorical encoding has {self.sampled_cells} cell(s), got {len(a)}"
+            )
+        return {f"cell{i}.edge{k}": code for i, cell in enumerate(a) for k, code in enumerate(cell)}
+
     def build(
         self,
         arch: RobNetArch | str,
@@ -262,8 +327,7 @@ class RobNetSpace(ParameterCapped, SearchSpace[RobNetArch]):
         **options: Any,
     ) -> RobNetNetwork:
         """The RobNets network (CIFAR stem, or the ImageNet stems with ``imagenet=True``)."""
-        if options:
-            raise ConfigError(f"unknown {self.name} build options: {', '.join(sorted(options))}")
+        self.reject_build_options(options)
         a = self.parse(arch) if isinstance(arch, str) else self.validate(arch)
         return RobNetNetwork(a, num_classes, C, layers, stem="imagenet" if imagenet else "cifar")
 
@@ -271,7 +335,11 @@ class RobNetSpace(ParameterCapped, SearchSpace[RobNetArch]):
         """Millions of parameters of ``build(arch, num_classes, **options)``."""
         options.setdefault("C", self.budget_C)
         options.setdefault("layers", self.budget_layers)
-        return parameters_m(lambda: self.build(arch, num_classes, **options))
+        stem = "imagenet" if options.pop("imagenet", False) else "cifar"
+        C, layers = options.pop("C"), options.pop("layers")
+        self.reject_build_options(options)
+        a = self.parse(arch) if isinstance(arch, str) else self.validate(arch)
+        return RobNetNetwork.parameter_count(a, num_classes, C, layers, stem) / 1e6
 
     def within_budget(self, arch: RobNetArch | str, max_params_m: float, num_classes: int = 10) -> bool:
         """Whether the C=36, 20-cell network has at most ``max_params_m`` million parameters."""
