@@ -72,7 +72,7 @@ class FSPOptions:
 
 
 def _cells(net: nn.Module) -> list[nn.Module]:
-    from robnas.spaces.darts import Cell
+    from robnas.spaces.network import Cell
 
     cells = [m for m in net.modules() if isinstance(m, Cell)]
     if not cells:
