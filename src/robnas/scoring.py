@@ -164,6 +164,12 @@ def score(
     return added
 
 
+def data_dependent(proxies: Iterable[str]) -> list[str]:
+    """The proxies among ``proxies`` whose value depends on the images they see (unknown names
+    raise :class:`UnknownName`)."""
+    return [name for name in proxies if proxy_lib.PROXIES.get(name).needs_data]
+
+
 #: Invalid lines named in full in the message of :func:`read_arch_file`.
 MAX_LISTED_ERRORS = 5
 

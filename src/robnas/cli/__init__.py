@@ -34,7 +34,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from robnas.errors import RobnasError
+from robnas.errors import ConfigError, RobnasError
 
 app = typer.Typer(
     name="robnas",
@@ -166,6 +166,39 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(INTERNAL_ERROR_STATUS) from None
 
     return wrapper
+
+
+DATA_HELP = (
+    "Proxy data: PATH.npz (x_train uint8 NHWC, y_train), cifar10:ROOT, cifar100:ROOT, svhn:ROOT, "
+    "imagenet16-120:ROOT, or synthetic[:N] (random images, for tests). Required by proxies that "
+    "look at the images (croze, snip, grasp, nwot, ...); data-free ones (params, flops, synflow, zen) "
+    "need none."
+)
+
+
+def proxy_data(data: str | None, needing: list[str]) -> str:
+    """The ``--data`` spec to use when ``needing`` (names) depend on the images.
+
+    Absent ``--data`` is an error when anything needs data (and ``synthetic`` otherwise, which
+    no value then depends on); an explicit ``synthetic`` is accepted with a warning line.
+    """
+    if data is None or not data.strip():
+        if needing:
+            raise ConfigError(
+                f"{', '.join(needing)} depend{'s' if len(needing) == 1 else ''} on the images "
+                f"{'it sees' if len(needing) == 1 else 'they see'}: pass --data PATH.npz, cifar10:ROOT, "
+                "cifar100:ROOT, svhn:ROOT or imagenet16-120:ROOT (or --data synthetic, random images, "
+                "only to test)"
+            )
+        return "synthetic"
+    if needing and data.strip().partition(":")[0] == "synthetic":
+        console.print(
+            f"[yellow]warning:[/yellow] --data {escape(data)}: {escape(', '.join(needing))} computed on "
+            "random images, which say nothing about real data",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return data
 
 
 def _register_commands() -> None:
