@@ -4,6 +4,7 @@ leaves no worker behind, keeps every committed result, and a rerun finishes the 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import shutil
@@ -11,12 +12,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 import robnas
+from robnas import parallel
+from robnas.errors import ConfigError
 from robnas.spaces import as_rng
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -131,3 +135,53 @@ def test_score_stops_within_seconds_on_repeated_signals_and_resumes(tmp_path):
     assert all(final[key] == created for key, created in seen.items())  # every arch scored once
     added = re.search(r"(\d+) new results, (\d+) in", done.stderr)
     assert added and int(added[1]) == len(final) - len(seen) and int(added[2]) == len(final)
+
+
+# ---- the worker pool itself (robnas.parallel), in this process
+
+
+def _slow_square(x: int) -> int:
+    time.sleep(x / 10)
+    return x * x
+
+
+def _fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ConfigError("three is not allowed")
+    return x
+
+
+def _pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_pool_results_errors_and_group_signals():
+    assert sorted(parallel.map_unordered(_slow_square, range(6), workers=2)) == [0, 1, 4, 9, 16, 25]
+    with pytest.raises(ConfigError, match="three is not allowed") as info:
+        list(parallel.map_unordered(_fail_on_three, range(6), workers=2))
+    assert isinstance(info.value.__cause__, parallel.RemoteTraceback)
+    assert "_fail_on_three" in str(info.value.__cause__)
+    # workers ignore the SIGINT / SIGTERM a process group gets; the parent decides
+    results = parallel.map_unordered(_pid_after, [1.0, 1.0], workers=2)
+    time.sleep(0.5)
+    for child in multiprocessing.active_children():
+        os.kill(child.pid, signal.SIGTERM)
+        os.kill(child.pid, signal.SIGINT)
+    assert len(list(results)) == 2
+    assert multiprocessing.active_children() == []
+
+
+def test_pool_stops_at_once_when_closed_and_reports_a_killed_worker():
+    results = parallel.map_unordered(_pid_after, [0.0, 60.0, 60.0, 60.0], workers=2)
+    next(results)
+    started = time.monotonic()
+    results.close()  # as an exception in the consumer does, through contextlib.closing
+    assert time.monotonic() - started < 5 and multiprocessing.active_children() == []
+    results = parallel.map_unordered(_pid_after, [60.0, 60.0], workers=2)
+    killer = threading.Timer(1.0, parallel.kill_workers)
+    killer.start()
+    with pytest.raises(parallel.WorkerDied, match="killed by SIGKILL"):
+        next(results)
+    killer.join()
+    assert multiprocessing.active_children() == []
