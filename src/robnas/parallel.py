@@ -88,7 +88,7 @@ def _worker_main(
     """A worker: answer ``(index, item)`` messages with ``(index, ok, result_or_error)`` until ``None``."""
     for sig in _GROUP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _GROUP_SIGNALS)  # blocked by the parent around start()
+    _set_mask(signal.SIG_UNBLOCK, _GROUP_SIGNALS)  # blocked by the parent around start()
     die_with_parent(parent)
     for other in list(_PARENT_ENDS):  # inherited through fork
         with contextlib.suppress(OSError):
@@ -136,6 +136,13 @@ def _send_error(conn: Connection, index: int | None, exc: BaseException) -> None
             conn.send((index, False, (RuntimeError(f"{type(exc).__name__}: {exc}"), text)))
 
 
+def _set_mask(how: int, signals: Iterable[int]) -> set[int]:
+    """``pthread_sigmask`` where the platform has it (not on Windows); returns the old mask."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return set()
+    return set(signal.pthread_sigmask(how, signals))
+
+
 def _describe_exit(code: int | None) -> str:
     if code is None:
         return "closed its pipe"
@@ -164,7 +171,7 @@ class _Pool:
         self.busy: dict[Connection, int] = {}
         ctx = multiprocessing.get_context()
         # a group signal arriving between fork and the worker's own SIG_IGN must not kill it
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
+        old_mask = _set_mask(signal.SIG_BLOCK, _GROUP_SIGNALS)
         try:
             for _ in range(workers):
                 parent_end, child_end = ctx.Pipe()
@@ -180,7 +187,7 @@ class _Pool:
                 _PARENT_ENDS.add(parent_end)
                 _LIVE[id(proc)] = proc
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            _set_mask(signal.SIG_SETMASK, old_mask)
 
     def idle(self) -> list[Connection]:
         return [c for c in self.conns if c not in self.busy]
@@ -193,6 +200,13 @@ class _Pool:
         self.busy[conn] = index
 
     def _died(self, conn: Connection) -> None:
+        """Raise the error a dead worker left in its pipe (a failed initializer), else WorkerDied."""
+        with contextlib.suppress(EOFError, OSError):
+            if conn.poll():
+                _, ok, payload = conn.recv()
+                if not ok:
+                    exc, text = payload
+                    raise exc from RemoteTraceback(text)
         proc = self.conns[conn]
         proc.join(1.0)
         raise WorkerDied(f"worker process {proc.pid} {_describe_exit(proc.exitcode)}")

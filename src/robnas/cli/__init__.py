@@ -42,6 +42,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    epilog="Exit status: 0 done; 1 internal error (--debug shows the traceback); 2 bad input or "
+    "options; 130 / 143 stopped by SIGINT / SIGTERM (finished results are kept: rerun to resume).",
 )
 console = Console(stderr=True)
 
