@@ -68,6 +68,9 @@ def test_load_spec_errors():
     with pytest.raises(ConfigError, match="cannot read data"):
         data.load("whatever.txt")
     assert len(data.load("synthetic:10")) == 10
+    for bad in ("synthetic:abc", "synthetic:0", "synthetic:-3", "synthetic:1.5"):
+        with pytest.raises(ConfigError, match=r"synthetic:N must be a positive number"):
+            data.load(bad)
 
 
 def test_real_cifar_subset(shared_data):

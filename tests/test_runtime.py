@@ -54,3 +54,45 @@ def test_device_selection():
             resolve_device("cuda")
     with pytest.raises(ConfigError, match="unknown device 'tpu9'"):
         resolve_device("tpu9")
+
+
+# A parent that forks a child which asks to die with it, prints the child's pid, and sleeps.
+ORPHAN = """
+import os, sys, time
+from robnas.runtime import die_with_parent
+parent = os.getpid()
+child = os.fork()
+if child == 0:
+    die_with_parent(parent)
+    time.sleep(60)
+    os._exit(0)
+print(child, flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux-only")
+def test_a_worker_dies_with_its_parent():
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", ORPHAN], stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    time.sleep(0.5)  # the child has set its death signal
+    assert _alive(child)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(child):
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the child outlived its parent")

@@ -113,7 +113,7 @@ def test_cli_errors_are_one_line(tmp_path):
     )
     assert result.exit_code == 2
     assert "unknown proxy 'nope'" in result.output
-    result = CliRunner().invoke(app, ["score", "--out", str(tmp_path / "r.sqlite")])
+    result = CliRunner().invoke(app, ["score", "--proxies", "params", "--out", str(tmp_path / "r.sqlite")])
     assert result.exit_code == 2 and "no architectures" in result.output
 
 

@@ -236,6 +236,19 @@ def synthetic(n: int = 64, num_classes: int = 10, size: int = 32, seed: int = 0)
     return ImageArrays(x, y.astype(np.int64), "synthetic", num_classes)
 
 
+def _synthetic_count(spec: str, rest: str) -> int:
+    """The N of ``synthetic[:N]`` (64 when absent); ConfigError unless a positive integer."""
+    if not rest:
+        return 64
+    try:
+        n = int(rest)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"bad data {spec!r}: N in synthetic:N must be a positive number of images, e.g. synthetic:64")
+    return n
+
+
 def load(spec: str | Path, split: str = "train", download: bool = False) -> ImageArrays:
     """Load a data set from a spec: a ``.npz`` path, ``cifar10:ROOT``, ``cifar100:ROOT``,
     ``svhn:ROOT``, ``imagenet16-120:ROOT``, or ``synthetic[:N]``."""
@@ -243,7 +256,7 @@ def load(spec: str | Path, split: str = "train", download: bool = False) -> Imag
     kind, _, rest = text.partition(":")
     train = split == "train"
     if kind == "synthetic":
-        return synthetic(int(rest) if rest else 64)
+        return synthetic(_synthetic_count(text, rest))
     if kind in ("cifar10", "cifar100"):
         return load_cifar(rest or ".", kind, train=train, download=download)
     if kind == "svhn":

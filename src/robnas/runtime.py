@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,29 @@ def keep_freed_memory() -> bool:
         mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
     return _applied
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int | None = None) -> bool:
+    """Have the kernel kill this process (SIGKILL) when its parent ends; True where supported.
+
+    For worker processes, so that none outlives a parent killed with ``kill -9``. Linux only
+    (``prctl(PR_SET_PDEATHSIG)``). ``parent``: the expected parent's pid; when it is already
+    gone by the time this runs, the process ends at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    parent = os.getppid() if parent is None else parent
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        ok = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+    if ok and os.getppid() != parent:
+        os._exit(1)
+    return ok
 
 
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,11 +19,12 @@ import torch
 import robnas
 from robnas import proxies as proxy_lib
 from robnas.data import ImageArrays, proxy_batch
-from robnas.errors import ConfigError
+from robnas.errors import ConfigError, DataError, InvalidArchitecture, RobnasError
 from robnas.parallel import map_unordered
 from robnas.runtime import resolve_device
 from robnas.seeding import stable_seed
 from robnas.spaces import get as get_space
+from robnas.spaces.base import SearchSpace
 from robnas.store import RunStore, ScoreRow
 
 
@@ -148,21 +150,62 @@ def score(
         progress(len(seen) - len(work))
     added = 0
     finished = len(seen) - len(work)
-    for rows in map_unordered(_work, work, workers, initializer=_set_batch, initargs=(x, y)):
-        for row in rows:
-            store.add(row)
-        added += len(rows)
-        finished += 1
-        if progress:
-            progress(finished)
+    # closing: an interruption (Ctrl-C, SIGTERM) stops the workers at once, whatever it hits
+    with contextlib.closing(
+        map_unordered(_work, work, workers, initializer=_set_batch, initargs=(x, y))
+    ) as results:
+        for rows in results:
+            for row in rows:
+                store.add(row)
+            added += len(rows)
+            finished += 1
+            if progress:
+                progress(finished)
     return added
 
 
-def read_arch_file(path: str) -> list[str]:
-    """Architectures from a text file, one per line; blank lines and ``#`` comments skipped."""
-    from pathlib import Path
+def data_dependent(proxies: Iterable[str]) -> list[str]:
+    """The proxies among ``proxies`` whose value depends on the images they see (unknown names
+    raise :class:`UnknownName`)."""
+    return [name for name in proxies if proxy_lib.PROXIES.get(name).needs_data]
 
+
+#: Invalid lines named in full in the message of :func:`read_arch_file`.
+MAX_LISTED_ERRORS = 5
+
+
+def read_arch_file(path: str | Path, space: str | SearchSpace | None = None) -> list[str]:
+    """Architectures from a text file, one per line; blank lines and ``#`` comments skipped.
+
+    With ``space``, every line is parsed first and a file with any invalid line is refused
+    as a whole: :class:`InvalidArchitecture` names the file, each bad line number and the
+    problem (the first few of them, and how many there are).
+    """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: architecture file not found (expected one architecture string per line)")
-    return [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: cannot read the architecture file ({exc})") from None
+    lines = [
+        (number, line.strip())
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if space is not None:
+        sp = get_space(space) if isinstance(space, str) else space
+        bad = []
+        for number, line in lines:
+            try:
+                sp.parse(line)
+            except RobnasError as exc:
+                bad.append(f"line {number}: {exc}")
+        if bad:
+            listed = "; ".join(bad[:MAX_LISTED_ERRORS])
+            more = f"; and {len(bad) - MAX_LISTED_ERRORS} more" if len(bad) > MAX_LISTED_ERRORS else ""
+            raise InvalidArchitecture(
+                f"{p}: {len(bad)} of {len(lines)} lines are not valid {sp.name} architectures "
+                f"({listed}{more})"
+            )
+    return [line for _, line in lines]

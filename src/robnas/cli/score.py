@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from robnas import data as data_lib
 from robnas import scoring
-from robnas.cli import app, console, friendly
+from robnas.cli import DATA_HELP, app, console, friendly, proxy_data
 from robnas.errors import ConfigError
 from robnas.spaces import as_rng
 from robnas.spaces import get as get_space
@@ -49,10 +49,7 @@ def score_command(
     indices: str = typer.Option("", help="NB201 indices like 0-99,200 (needs --robustness)."),
     robustness: Path | None = typer.Option(None, help="Robustness dataset folder (for --indices)."),
     proxies: str = typer.Option("croze,synflow,grad_norm,snip,params", help="Comma-separated proxy names."),
-    data: str = typer.Option(
-        "synthetic",
-        help="Proxy data: a .npz (x_train uint8 NHWC, y_train), cifar10:ROOT, ..., synthetic[:N].",
-    ),
+    data: str | None = typer.Option(None, help=DATA_HELP),
     batch_size: int = typer.Option(64, help="Images in the proxy batch (the reference CRoZe uses 8)."),
     batch_mode: str = typer.Option("random", help="random | balanced (per class)."),
     seed: int = typer.Option(0, help="Seed of the batch, the initialisation and the sampling."),
@@ -67,9 +64,13 @@ def score_command(
     string as given (not canonicalised; `robnas correlate` handles isomorphism).
     """
     sp = get_space(space)
+    names = [p.strip() for p in proxies.split(",") if p.strip()]
+    if not names:
+        raise ConfigError("no proxies: give --proxies NAME[,NAME...], e.g. --proxies croze,synflow")
+    data = proxy_data(data, scoring.data_dependent(names))
     arch_list: list[str] = []
     if archs is not None:
-        arch_list += scoring.read_arch_file(str(archs))
+        arch_list += scoring.read_arch_file(archs, sp)  # the whole file is checked before any work
     if indices:
         if robustness is None:
             raise ConfigError("--indices needs --robustness DIR (the folder with meta.json)")
@@ -79,7 +80,6 @@ def score_command(
         arch_list += [sp.format(sp.sample(rng)) for _ in range(sample)]
     if not arch_list:
         raise ConfigError("no architectures: give --archs FILE, --sample N or --indices with --robustness")
-    names = [p.strip() for p in proxies.split(",") if p.strip()]
     images = data_lib.load(data, "train")
     with (
         RunStore(out) as store,

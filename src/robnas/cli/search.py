@@ -14,7 +14,7 @@ from rich.table import Table
 
 from robnas import models
 from robnas import objectives as objective_lib
-from robnas.cli import app, console, friendly
+from robnas.cli import DATA_HELP, app, console, friendly, proxy_data
 from robnas.errors import ConfigError
 from robnas.search.base import SearchResult, run_search
 from robnas.search.history import HistoryRow
@@ -30,6 +30,28 @@ def space_cap(text: str | None) -> dict[str, Any]:
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ConfigError(f"--max-params-m {text!r}: expected a number of millions or 'none'")
     return {"max_params_m": value}
+
+
+def needs_data(objective: str, has_scores: bool = False) -> list[str]:
+    """The parts of an ``--objective`` spec that depend on the images of ``--data``: proxies
+    that look at data (unless read from a ``--scores`` table) and ``train:`` objectives."""
+    from robnas import proxies
+
+    out: list[str] = []
+    for spec in objective.split(","):
+        spec = spec.strip().lstrip("-").strip()
+        kind, sep, arg = spec.partition(":")
+        if sep:
+            names = [arg] if kind == "proxy" else []
+            if kind == "train":
+                out.append(spec)
+        elif not spec or spec in objective_lib.OBJECTIVES:
+            names = []
+        else:
+            names = [n.strip() for n in spec.split("+")]
+        if not has_scores:  # unknown names are left to the objective (its error has suggestions)
+            out += [n for n in names if n in proxies.PROXIES and proxies.PROXIES.get(n).needs_data]
+    return list(dict.fromkeys(out))
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, str]:
@@ -128,7 +150,7 @@ def search_command(
     option: list[str] = typer.Option(None, "--option", "-o", help="Strategy option KEY=VALUE (repeatable)."),
     benchmark: Path | None = typer.Option(None, help="Robustness dataset folder (for bench: objectives)."),
     dataset: str = typer.Option("cifar10", help="Benchmark dataset: cifar10 | cifar100 | ImageNet16-120."),
-    data: str = typer.Option("synthetic", help="Proxy data: PATH.npz, cifar10:ROOT, synthetic[:N]."),
+    data: str | None = typer.Option(None, help=DATA_HELP + " Also the training data of train: objectives."),
     batch_size: int = typer.Option(64, help="Images in the proxy batch (the reference CRoZe uses 8)."),
     batch_mode: str = typer.Option("random", help="random | balanced (per class)."),
     device: str = typer.Option("cpu", help="cpu | cuda | auto."),
@@ -157,6 +179,7 @@ def search_command(
         raise ConfigError(
             f"--benchmark {benchmark}: folder not found (the robustness dataset folder with meta.json)"
         )
+    data = proxy_data(data, needs_data(objective, has_scores=scores is not None))
     context = objective_lib.ObjectiveContext(
         data=data,
         batch_size=batch_size,
