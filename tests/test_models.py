@@ -125,7 +125,7 @@ def test_importing_the_library_does_not_import_the_command_line():
         "bad = [m for m in sys.modules if m == 'typer' or m.startswith('robnas.cli')]; "
         "assert not bad, bad"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
 
 
