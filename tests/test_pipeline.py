@@ -1,15 +1,17 @@
-"""``robnas pipeline``: search -> train -> evaluate -> report, each stage skipped once done."""
+"""``robnas pipeline`` (robnas.pipeline): search -> train -> evaluate -> report, each stage skipped once done."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from robnas import objectives
 from robnas.errors import ConfigError
-from robnas.search.pipeline import load_config, run_pipeline
+from robnas.pipeline import load_config, run_pipeline
 
 DEMO_ROBUSTNESS = Path(objectives.__file__).parent / "assets" / "demo" / "robustness"
 
@@ -34,6 +36,18 @@ limit = 8
 batch_size = 8
 device = "cpu"
 """
+
+
+def test_search_package_imports_no_stage_above_it():
+    """The pipeline orchestrates search, training, evaluation and reporting; search needs none of them."""
+    code = (
+        "import importlib.util, sys, robnas.search\n"
+        "assert importlib.util.find_spec('robnas.search.pipeline') is None\n"
+        "above = ('robnas.train', 'robnas.evaluate', 'robnas.report', 'robnas.pipeline', 'robnas.cli')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[:2] in [a.split('.') for a in above]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_pipeline_runs_every_stage_then_skips_them(tmp_path):

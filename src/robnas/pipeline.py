@@ -1,4 +1,4 @@
-"""The end-to-end pipeline: search, train the winner, evaluate it, report; one TOML config.
+"""The end-to-end pipeline above search/: search, train the winner, evaluate it, report; one TOML config.
 
 Each stage writes its output under ``out`` and is skipped when that output exists, so an
 interrupted pipeline resumes at the stage it was in (the search resumes from its history, the
