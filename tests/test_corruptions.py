@@ -283,9 +283,10 @@ ELASTIC_244 = [(488, 170.8, 24.4), (488, 19.52, 48.8), (12.2, 2.44, 4.88), (17.0
 
 
 def _same(table, expected):
-    return len(table) == len(expected) and all(
-        np.allclose(np.atleast_1d(a), np.atleast_1d(b), rtol=0, atol=1e-9) for a, b in zip(table, expected)
-    )
+    if len(table) != len(expected):
+        return False
+    pairs = zip(table, expected, strict=True)
+    return all(np.allclose(np.atleast_1d(a), np.atleast_1d(b), rtol=0, atol=1e-9) for a, b in pairs)
 
 
 @pytest.mark.parametrize("name", C.names())

@@ -30,6 +30,7 @@ Attack specs: ``pgd@8`` or ``pgd@8:steps=20,alpha=2`` (eps and alpha in 1/255), 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import time
@@ -213,11 +214,27 @@ def _count(data: Any, batch_size: int, limit: int | None) -> int:
     return 0
 
 
-def default_preset(height: int) -> str:
-    """Corruption parameters for an image size: 16 -> imagenet16, <= 64 -> cifar, else imagenet."""
-    if height <= 16:
-        return "imagenet16"
-    return "cifar" if height <= 64 else "imagenet"
+#: image side -> the corruption preset made for it: ImageNet16-120 as CRoZe corrupts it (16),
+#: CIFAR-10-C / CIFAR-100-C (32), ImageNet-C (224, centre crops)
+PRESET_SIZES = {16: "imagenet16", 32: "cifar", 224: "imagenet"}
+
+
+def default_preset(height: int, width: int | None = None) -> str:
+    """The corruption preset of :mod:`robnas.corruptions` made for ``height`` x ``width`` images.
+
+    Only the sizes of :data:`PRESET_SIZES` have one; any other size (Tiny-ImageNet's 64x64, whose
+    Tiny-ImageNet-C parameters are not implemented, or an uncropped ImageNet image) raises a
+    :class:`ConfigError` asking for an explicit preset, since parameters tuned for another size
+    give corruptions of another strength.
+    """
+    width = height if width is None else width
+    if height == width and height in PRESET_SIZES:
+        return PRESET_SIZES[height]
+    known = ", ".join(f"{name} ({size}x{size})" for size, name in PRESET_SIZES.items())
+    raise ConfigError(
+        f"no corruption preset is made for {height}x{width} images (presets: {known}); "
+        "choose one with corruption_preset (CLI: --corruption-preset)"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -264,6 +281,37 @@ def _predict(model: nn.Module, x: Tensor, amp: bool) -> Tensor:
         return model(x).float()
 
 
+def _expand(
+    attacks: Iterable[str | AttackSpec], corruptions: Iterable[str | tuple[str, int]]
+) -> tuple[list[AttackSpec], list[tuple[str, int]]]:
+    attack_specs: list[AttackSpec] = []
+    for spec in attacks:
+        attack_specs.extend(parse_attack(spec) if isinstance(spec, str) else [(spec[0], dict(spec[1]))])
+    corruption_specs: list[tuple[str, int]] = []
+    for spec in corruptions:
+        corruption_specs.extend(
+            parse_corruption(spec) if isinstance(spec, str) else [(spec[0], int(spec[1]))]
+        )
+    return attack_specs, corruption_specs
+
+
+def row_key(row: Row) -> str:
+    """What a row measures, ``kind:label`` (``attack:pgd@8:steps=20``): the unit of resume."""
+    return f"{row['kind']}:{row['label']}"
+
+
+def planned_keys(
+    attacks: Iterable[str | AttackSpec] = (), corruptions: Iterable[str | tuple[str, int]] = ()
+) -> list[str]:
+    """The :func:`row_key` of every row :func:`run` computes for these specs, in table order."""
+    attack_specs, corruption_specs = _expand(attacks, corruptions)
+    return (
+        ["clean:clean"]
+        + [f"attack:{attack_label(name, params)}" for name, params in attack_specs]
+        + [f"corruption:{name}@{severity}" for name, severity in corruption_specs]
+    )
+
+
 def run(
     model: nn.Module,
     data: Any,
@@ -280,30 +328,34 @@ def run(
     amp: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
     on_row: Callable[[Row], None] | None = None,
+    done: Iterable[Row] = (),
 ) -> list[Row]:
     """Evaluate ``model`` (takes [0, 1] images) on clean data, each attack and each corruption.
 
     ``data``: a DataLoader of (images in [0, 1], labels), an ``(images, labels)`` pair or
     :class:`ImageArrays`. ``limit`` keeps the first N images. Corruptions are generated per
-    batch with seed ``seed + batch index`` and preset ``corruption_preset`` (default from the
-    image size), or read from the CIFAR-10-C files in ``corruption_root``. ``train_data`` is
-    passed to attacks that need a training split (lgv). ``progress(label, done, total)`` is
-    called after every batch and ``on_row(row)`` after every finished row.
+    batch with seed ``seed + batch index`` and preset ``corruption_preset`` (default: the one
+    made for the image size, :func:`default_preset`), or read from the CIFAR-10-C files in
+    ``corruption_root``. ``train_data`` is passed to attacks that need a training split (lgv).
+    ``progress(label, done, total)`` is called after every batch and ``on_row(row)`` after every
+    newly computed row. ``done``: finished rows of an earlier run of the same model and
+    settings; a perturbation whose row is among them (same :func:`row_key`) is not computed
+    again, its row is returned as it was.
     Returns the list of row dicts described in the module docstring.
     """
     if batch_size < 1:
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     dev = resolve_device(device)
     model = model.to(dev).eval()
-    attack_specs: list[AttackSpec] = []
-    for spec in attacks:
-        attack_specs.extend(parse_attack(spec) if isinstance(spec, str) else [(spec[0], dict(spec[1]))])
-    corruption_specs: list[tuple[str, int]] = []
-    for spec in corruptions:
-        corruption_specs.extend(
-            parse_corruption(spec) if isinstance(spec, str) else [(spec[0], int(spec[1]))]
-        )
+    attack_specs, corruption_specs = _expand(attacks, corruptions)
+    finished = {row_key(r): r for r in done}
     total = _count(data, batch_size, limit)
+    preset = corruption_preset
+    if corruption_specs and corruption_root is None and preset is None:
+        first = next(iter(_batches(data, batch_size, limit)), None)
+        if first is None:
+            raise DataError("no images to evaluate (empty data or --limit 0)")
+        preset = default_preset(first[0].shape[-2], first[0].shape[-1])  # refused before any work
     rows: list[Row] = []
 
     def finish(row: Row) -> None:
@@ -316,17 +368,18 @@ def run(
             progress(label, done, total)
 
     # clean
-    tally = _Tally()
-    height = None
-    for i, (x, y) in enumerate(_batches(data, batch_size, limit)):
-        _check_batch(x, y)
-        height = x.shape[-2]
-        x, y = x.to(dev), y.to(dev)
-        tally.add(_predict(model, x, amp), y, None)
-        tick("clean", i + 1)
-    if tally.n == 0:
-        raise DataError("no images to evaluate (empty data or --limit 0)")
-    finish(tally.row(False, kind="clean", name="clean", label="clean", params="{}"))
+    if "clean:clean" in finished:
+        rows.append(finished["clean:clean"])
+    else:
+        tally = _Tally()
+        for i, (x, y) in enumerate(_batches(data, batch_size, limit)):
+            _check_batch(x, y)
+            x, y = x.to(dev), y.to(dev)
+            tally.add(_predict(model, x, amp), y, None)
+            tick("clean", i + 1)
+        if tally.n == 0:
+            raise DataError("no images to evaluate (empty data or --limit 0)")
+        finish(tally.row(False, kind="clean", name="clean", label="clean", params="{}"))
 
     # attacks: each built once, reused for every batch
     for name, params in attack_specs:
@@ -334,8 +387,11 @@ def run(
             if train_data is None:
                 raise ConfigError("lgv needs a training split: pass train_data (CLI: --train-data)")
             params = {**params, "train_data": train_data}
-        attack = attacks_mod.get(name, model, **params)
         label = attack_label(name, params)
+        if f"attack:{label}" in finished:
+            rows.append(finished[f"attack:{label}"])
+            continue
+        attack = attacks_mod.get(name, model, **params)
         tally = _Tally()
         for i, (x, y) in enumerate(_batches(data, batch_size, limit)):
             x, y = x.to(dev), y.to(dev)
@@ -358,13 +414,15 @@ def run(
     # corruptions
     for name, severity in corruption_specs:
         label = f"{name}@{severity}"
+        if f"corruption:{label}" in finished:
+            rows.append(finished[f"corruption:{label}"])
+            continue
         tally = _Tally()
         if corruption_root is not None:
             arrays = corruptions_mod.load_cifar_c(corruption_root, name, severity)
             source: Any = arrays
         else:
             source = data
-        preset = corruption_preset or default_preset(height or 32)
         for i, (x, y) in enumerate(_batches(source, batch_size, limit)):
             x, y = x.to(dev), y.to(dev)
             if corruption_root is None:
@@ -477,6 +535,7 @@ def to_dataframe(table: list[Row]):
 
 
 def write_csv(table: list[Row], path: str | Path) -> Path:
+    """Write the table as CSV with the columns of :data:`COLUMNS` (atomically); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -492,6 +551,7 @@ def write_csv(table: list[Row], path: str | Path) -> Path:
 def write_json(
     table: list[Row], summary_: dict[str, Any], path: str | Path, meta: dict[str, Any] | None = None
 ) -> Path:
+    """Write ``{"meta", "rows", "summary"}`` as JSON (atomically); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -500,6 +560,107 @@ def write_json(
     )
     tmp.replace(path)
     return path
+
+
+# ----------------------------------------------------------------------------------------------
+# an evaluation folder that resumes
+
+CSV_NAME = "evaluation.csv"
+JSON_NAME = "evaluation.json"
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex): identifies a checkpoint whatever its path or time stamp."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _canonical(settings: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(settings, sort_keys=True, default=str))
+
+
+def finished_rows(folder: str | Path, settings: dict[str, Any]) -> list[Row]:
+    """The rows recorded in ``folder/evaluation.json`` by an evaluation with the same ``settings``.
+
+    No file: ``[]``. A file written with other settings (or none recorded) raises a
+    :class:`ConfigError` naming what changed: its rows measured another model or setup and are
+    neither reused nor overwritten.
+    """
+    path = Path(folder) / JSON_NAME
+    if not path.is_file():
+        return []
+    try:
+        doc = json.loads(path.read_text())
+        rows, recorded = doc["rows"], doc["meta"].get("settings")
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"{path}: not an evaluation written by robnas ({exc}); delete it to start afresh") from None
+    current = _canonical(settings)
+    if recorded != current:
+        recorded = recorded if isinstance(recorded, dict) else {}
+        changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+        raise ConfigError(
+            f"{path} holds an evaluation with different settings (changed: {', '.join(changed)}); "
+            f"choose another output folder, or delete {path.name} and {CSV_NAME} there to start afresh"
+        )
+    return [r for r in rows if isinstance(r, dict) and set(COLUMNS) <= set(r)]
+
+
+def run_in_folder(
+    folder: str | Path,
+    settings: dict[str, Any],
+    model: nn.Module,
+    data: Any,
+    attacks: Iterable[str | AttackSpec] = (),
+    corruptions: Iterable[str | tuple[str, int]] = (),
+    *,
+    meta: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+    on_row: Callable[[Row], None] | None = None,
+    **options: Any,
+) -> list[Row]:
+    """:func:`run` that keeps its table in ``folder`` and resumes it.
+
+    ``settings`` (JSON-able) identify everything that decides the numbers besides the
+    perturbations: model and weights (e.g. a :func:`file_digest`), data, limit, seed, batch
+    size, corruption preset, device kind. After every finished row, ``evaluation.csv`` and
+    ``evaluation.json`` (rows, summary, ``meta`` with the settings and ``complete``) are
+    rewritten atomically, so a killed run loses no finished row. A rerun with the same settings
+    keeps the rows already there and computes only the missing perturbations (rows of
+    perturbations no longer requested stay in the table, after the requested ones); ``log``
+    receives one line saying how many were kept. Other settings raise a :class:`ConfigError`
+    (:func:`finished_rows`). ``options`` go to :func:`run`. Returns the table.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    attacks, corruptions = list(attacks), list(corruptions)
+    previous = finished_rows(folder, settings)
+    planned = planned_keys(attacks, corruptions)
+    kept = [r for r in previous if row_key(r) in set(planned)]
+    extra = [r for r in previous if row_key(r) not in set(planned)]
+    if previous and log is not None:
+        line = f"{folder / JSON_NAME}: kept {len(kept)} finished rows, computing {len(planned) - len(kept)}"
+        log(line + (f"; {len(extra)} earlier rows not requested now stay in the table" if extra else ""))
+    head = {**(meta or {}), "settings": _canonical(settings)}
+    table: dict[str, Row] = {row_key(r): r for r in previous}
+
+    def save(complete: bool) -> None:
+        order = [k for k in planned if k in table] + [row_key(r) for r in extra]
+        rows = [table[k] for k in order]
+        write_csv(rows, folder / CSV_NAME)
+        write_json(rows, summary(rows), folder / JSON_NAME, {**head, "complete": complete})
+
+    def saved(row: Row) -> None:
+        table[row_key(row)] = row
+        save(False)
+        if on_row is not None:
+            on_row(row)
+
+    rows = run(model, data, attacks, corruptions, on_row=saved, done=kept, **options)
+    save(True)
+    return rows + extra
 
 
 def plot(table: list[Row], out_dir: str | Path) -> list[Path]:
@@ -699,13 +860,19 @@ def prepare_model(
 
 __all__ = [
     "COLUMNS",
+    "default_preset",
+    "file_digest",
+    "finished_rows",
     "load_weights",
     "parse_attack",
     "parse_corruption",
+    "planned_keys",
     "plot",
     "prepare_model",
     "resolve_model",
+    "row_key",
     "run",
+    "run_in_folder",
     "split_specs",
     "summary",
     "to_dataframe",
