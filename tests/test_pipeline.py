@@ -65,7 +65,9 @@ def test_pipeline_runs_every_stage_then_skips_them(tmp_path):
         "evaluate.json",
         "report.md",
         "search_history.png",
-        "robustness.png",
+        "accuracy_vs_eps.png",
+        "corruptions.png",
+        "evaluate/evaluation.json",
     ):
         assert (out / name).is_file(), name
     searched = json.loads((out / "search.json").read_text())
@@ -77,6 +79,14 @@ def test_pipeline_runs_every_stage_then_skips_them(tmp_path):
     run_pipeline(config, log=lines.append)  # every stage's output exists: nothing is recomputed
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")} == stamps
     assert lines == [f"{stage}: already done, kept" for stage in ("search", "train", "evaluate")]
+    report_text = report.read_text()
+    assert "![accuracy_vs_eps](accuracy_vs_eps.png)" in report_text and "![corruptions](corruptions.png)" in report_text
+    table = json.loads((out / "evaluate.json").read_text())["table"]
+    (out / "evaluate.json").unlink()  # as if killed after the last row: the rows are kept, not recomputed
+    lines.clear()
+    run_pipeline(config, log=lines.append)
+    assert f"{out / 'evaluate' / 'evaluation.json'}: kept 3 finished rows, computing 0" in lines
+    assert json.loads((out / "evaluate.json").read_text())["table"] == table
     config.write_text(CONFIG.format(bench=DEMO_ROBUSTNESS).replace("budget = 4", "budget = 5"))
     with pytest.raises(ConfigError, match="different config"):
         run_pipeline(config)  # a changed config never reuses the stale stages

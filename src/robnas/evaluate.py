@@ -664,49 +664,17 @@ def run_in_folder(
 
 
 def plot(table: list[Row], out_dir: str | Path) -> list[Path]:
-    """``accuracy_vs_eps.png`` (one line per L-inf attack, clean accuracy at eps 0) and
-    ``corruptions.png`` (mean accuracy over severities per corruption); returns the paths written."""
-    import matplotlib.pyplot as plt
-
-    from robnas.report import save_figure  # importing it switches matplotlib to the file-only Agg backend
+    """``accuracy_vs_eps.png`` (accuracy against eps per L-inf attack, the clean accuracy at eps
+    0) and ``corruptions.png`` (a corruption x severity heatmap with the mean over severities),
+    each when the table has such rows (:mod:`robnas.report`); returns the paths written."""
+    from robnas import report  # matplotlib with the file-only Agg backend
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    info = summary(table)
-    clean = info["clean_accuracy"]
-    attack_rows = [r for r in table if r["kind"] == "attack" and r["eps"] is not None]
-    if attack_rows:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        groups: dict[str, list[Row]] = {}
-        for r in attack_rows:
-            key = r["label"].split("@")[0] + (":" + r["label"].split(":", 1)[1] if ":" in r["label"] else "")
-            groups.setdefault(key, []).append(r)
-        for key, rows in groups.items():
-            rows = sorted(rows, key=lambda r: r["eps"])
-            xs = [0.0] + [r["eps_255"] for r in rows]
-            ys = [clean] + [r["accuracy"] for r in rows]
-            ax.plot(xs, ys, marker="o", label=key)
-        ax.set_xlabel("eps (1/255)")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        ax.set_title("Accuracy under attack")
-        written.append(save_figure(fig, out_dir / "accuracy_vs_eps.png"))
-    per = info["corruption_accuracy"]
-    if per:
-        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(per) + 2), 4))
-        ax.bar(range(len(per)), list(per.values()), color="tab:blue")
-        ax.set_xticks(range(len(per)), list(per.keys()), rotation=60, ha="right", fontsize=8)
-        if clean is not None:
-            ax.axhline(clean, color="black", linestyle="--", linewidth=1, label="clean")
-            ax.legend(fontsize=8)
-        ax.set_ylabel("accuracy (mean over severities)")
-        ax.set_ylim(0, 1)
-        ax.set_title("Accuracy under common corruptions")
-        written.append(save_figure(fig, out_dir / "corruptions.png"))
-    return written
+    written = [
+        report.accuracy_vs_eps(table, out_dir / "accuracy_vs_eps.png"),
+        report.corruption_heatmap(table, out_dir / "corruptions.png"),
+    ]
+    return [p for p in written if p is not None]
 
 
 # ----------------------------------------------------------------------------------------------

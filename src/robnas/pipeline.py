@@ -19,7 +19,10 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
 
 Outputs: ``search.sqlite`` + ``search.json`` (the winner and the search cost), ``train/``
 (checkpoints, log) + ``train.json``, ``evaluate.json`` (the robustness table and its summary),
-``report.md`` with ``search_history.png`` and ``robustness.png``.
+``evaluate/`` (the table written row by row, so a killed evaluation resumes where it was),
+``report.md`` with ``search_history.png``, ``accuracy_vs_eps.png`` (accuracy against eps per
+attack) and ``corruptions.png`` (corruption x severity accuracy), the figures of
+``robnas evaluate``.
 """
 
 from __future__ import annotations
@@ -301,11 +304,21 @@ def stage_evaluate(
         searched["space"], searched["winner"], int(trained["num_classes"]), 0, trained.get("model", {})
     )
     wrapped, _ = load_trained(checkpoint, model)
-    table = evaluate.run(
+    settings = {
+        "evaluate": e,
+        "space": searched["space"],
+        "arch": searched["winner"],
+        "model": trained.get("model", {}),
+        "checkpoint_sha256": evaluate.file_digest(checkpoint),
+    }
+    table = evaluate.run_in_folder(
+        out / "evaluate",
+        settings,
         wrapped,
         test,
-        attacks=evaluate.split_specs(e.get("attacks", [])),
-        corruptions=list(e.get("corruptions", [])),
+        evaluate.split_specs(e.get("attacks", [])),
+        list(e.get("corruptions", [])),
+        log=log,
         batch_size=int(e.get("batch_size", 128)),
         limit=e.get("limit"),
         device=e.get("device", "auto"),
@@ -320,11 +333,10 @@ def stage_evaluate(
 def write_report(
     out: Path, searched: dict[str, Any], trained: dict[str, Any], evaluated: dict[str, Any]
 ) -> Path:
-    """``report.md`` with the search history and robustness figures."""
-    import matplotlib.pyplot as plt
+    """``report.md`` with the search history and the robustness figures of :mod:`robnas.report`."""
+    from robnas import report  # importing it switches matplotlib to the file-only Agg backend
 
-    from robnas.report import save_figure  # importing it switches matplotlib to the file-only Agg backend
-
+    plt = report.plt
     steps = [s for s, v in searched["history"] if v is not None]
     values = [v for s, v in searched["history"] if v is not None]
     fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -334,14 +346,13 @@ def write_report(
     ax.set_xlabel("objective query")
     ax.set_ylabel(searched["objectives"][0].split("|")[0])
     ax.legend()
-    save_figure(fig, out / "search_history.png")
+    report.save_figure(fig, out / "search_history.png")
 
     table = evaluated["table"]
-    fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(table)), 3.2))
-    ax.bar([r["label"] for r in table], [100 * r["accuracy"] for r in table])
-    ax.set_ylabel("accuracy (%)")
-    ax.tick_params(axis="x", rotation=45)
-    save_figure(fig, out / "robustness.png")
+    figures = [
+        report.accuracy_vs_eps(table, out / "accuracy_vs_eps.png"),
+        report.corruption_heatmap(table, out / "corruptions.png"),
+    ]
 
     cost = searched["cost"]
     last = trained["history"][-1] if trained["history"] else {}
@@ -372,7 +383,7 @@ def write_report(
         "|---|---|---|",
         *[f"| {r['label']} | {r['n']} | {100 * r['accuracy']:.2f} |" for r in table],
         "",
-        "![robustness](robustness.png)",
+        *[f"![{p.stem}]({p.name})" for p in figures if p is not None],
         "",
     ]
     path = out / "report.md"
