@@ -193,6 +193,9 @@ def test_plot_writes_figures(tmp_path):
     paths = ev.plot(rows, tmp_path)
     assert {p.name for p in paths} == {"accuracy_vs_eps.png", "corruptions.png"}
     assert all(p.stat().st_size > 1000 for p in paths)
+    assert [p.name for p in ev.plot(rows[:2], tmp_path / "a")] == ["accuracy_vs_eps.png"]
+    assert [p.name for p in ev.plot([rows[0], rows[-1]], tmp_path / "c")] == ["corruptions.png"]
+    assert ev.plot(rows[:1], tmp_path / "none") == []
 
 
 def test_resolve_model(tmp_path):
