@@ -105,6 +105,8 @@ def test_pipeline_config_errors(tmp_path):
     bad.write_text("[search]\n[train]\n")
     with pytest.raises(ConfigError, match=r"\[evaluate\]"):
         load_config(bad)
+    bad.write_text('[search]\n[train]\n[evaluate]\ncorruption_preset = "imagenet"\n')
+    assert load_config(bad)["evaluate"]["corruption_preset"] == "imagenet"  # for sizes without a default
 
 
 SMALL = """

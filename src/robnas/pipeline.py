@@ -16,6 +16,7 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
     model = { C = 16, layers = 8 } # build options of the trained and evaluated network
     [evaluate]                    # robnas.evaluate.run on the test split
     data = "cifar10.npz"; attacks = ["fgsm@8", "pgd@8"]; corruptions = ["gaussian_noise@3"]; limit = 500
+    corruption_preset = "cifar"   # default: the preset made for the image size (16, 32 or 224)
 
 Outputs: ``search.sqlite`` + ``search.json`` (the winner and the search cost), ``train/``
 (checkpoints, log) + ``train.json``, ``evaluate.json`` (the robustness table and its summary),
@@ -72,7 +73,7 @@ SECTIONS = {
         "subset",
         "model",
     },
-    "evaluate": {"data", "attacks", "corruptions", "limit", "batch_size", "device", "seed"},
+    "evaluate": {"data", "attacks", "corruptions", "corruption_preset", "limit", "batch_size", "device", "seed"},
 }
 
 
@@ -323,6 +324,7 @@ def stage_evaluate(
         limit=e.get("limit"),
         device=e.get("device", "auto"),
         seed=int(e.get("seed", 0)),
+        corruption_preset=e.get("corruption_preset"),
         progress=lambda label, done, total: log(f"evaluate {label}: done") if done == total else None,
     )
     summary = {"table": table, "summary": evaluate.summary(table)}

@@ -81,7 +81,7 @@ def evaluate_command(
         train = tr.tensors()
     dev = resolve_device(device)
     settings = {
-        "model": model,
+        "model": None if Path(model).is_file() else model,  # a checkpoint is known by its bytes
         "model_sha256": ev.file_digest(model) if Path(model).is_file() else None,
         "weights_sha256": ev.file_digest(weights) if weights else None,
         "model_options": options,
