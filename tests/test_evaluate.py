@@ -314,8 +314,8 @@ def _bigger_files(tmp_path):
     rng = np.random.default_rng(1)
     np.savez(
         tmp_path / "more.npz",
-        x_test=rng.integers(0, 256, (48, 16, 16, 3), dtype=np.uint8),
-        y_test=rng.integers(0, 10, 48),
+        x_test=rng.integers(0, 256, (32, 16, 16, 3), dtype=np.uint8),
+        y_test=rng.integers(0, 10, 32),
     )
     return tmp_path / "more.npz"
 
@@ -323,7 +323,7 @@ def _bigger_files(tmp_path):
 def test_cli_killed_evaluation_resumes_without_recomputing(tiny_files):
     """A real ``robnas evaluate`` killed with SIGTERM after its first rows, then run again."""
     out = tiny_files / "killed"
-    attacks = ",".join(f"pgd@{eps}:steps=60" for eps in (1, 2, 3, 4, 5, 6, 7, 8))
+    attacks = ",".join(f"pgd@{eps}:steps=25" for eps in (1, 2, 3, 4, 5, 6, 7, 8))
     command = [
         sys.executable,
         "-m",
@@ -372,7 +372,7 @@ def test_cli_killed_evaluation_resumes_without_recomputing(tiny_files):
     assert f"kept {kept} finished rows, computing {10 - kept}" in " ".join(rerun.stderr.split())
     final = json.loads(table.read_text())
     assert final["meta"]["complete"]
-    labels = ["clean"] + [f"pgd@{eps}:steps=60" for eps in range(1, 9)] + ["fog@1"]
+    labels = ["clean"] + [f"pgd@{eps}:steps=25" for eps in range(1, 9)] + ["fog@1"]
     assert [r["label"] for r in final["rows"]] == labels
     assert final["rows"][:kept] == partial["rows"]  # no finished row was computed again
     assert (out / "evaluation.csv").read_text().count("\n") == 11
