@@ -22,9 +22,16 @@ attack, the Wsr-NAS average robust accuracy over an eps range, the harmonic robu
 HRS = 2CR/(C+R) (CRoZe), the mean corruption accuracy and, against a baseline table,
 Hendrycks & Dietterich's mCE.
 
+``run_in_folder(folder, settings, model, data, ...)`` keeps the table in ``evaluation.csv`` and
+``evaluation.json``, rewritten atomically after every finished row; rerun with the same
+``settings`` it keeps the finished rows (one line to ``log``) and computes the rest, with other
+settings it raises a ConfigError (``robnas evaluate`` and the pipeline's evaluation stage).
+
 Attack specs: ``pgd@8`` or ``pgd@8:steps=20,alpha=2`` (eps and alpha in 1/255), a bare
 ``cw``, ``preset:croze-eval``, or ``(name, params)`` in Python units. Corruption specs:
-``fog@3``, ``fog`` (all severities), ``all``.
+``fog@3``, ``fog`` (all severities), ``all``. Generated corruptions use the preset made for the
+image size (:func:`default_preset`: 16 ``imagenet16``, 32 ``cifar``, 224 ``imagenet``); other
+sizes need an explicit ``corruption_preset``.
 """
 
 from __future__ import annotations
