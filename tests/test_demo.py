@@ -1,10 +1,15 @@
 import csv
+import json
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from robnas import correlate as corr
 from robnas import demo
 from robnas.benchmarks.robustness import RobustnessDataset
 from robnas.cli import app
+from robnas.errors import ConfigError
 
 
 def test_packaged_excerpt_is_consistent():
@@ -35,3 +40,40 @@ def test_demo_cli_small(tmp_path):
     assert all(r["n"] == "16" for r in rows)
     assert list(out.glob("*.png"))
     assert "| params |" in result.output
+    # the last line answers the question: the best proxy, its margins, the population, the files
+    last = result.output.strip().splitlines()[-1]
+    rho = {r["proxy"]: float(r["spearman"]) for r in rows if r["target"] == "fgsm@8"}
+    best, second = sorted(rho, key=rho.get, reverse=True)[:2]
+    assert last.startswith("Answer: on 16 NAS-Bench-201 architectures (one per isomorphism class")
+    assert f"cifar10 fgsm@8 accuracy, {best} ranks robustness best: Spearman rho {rho[best]:.3f}" in last
+    assert f"{rho[best] - rho[second]:+.3f} over the runner-up {second} ({rho[second]:.3f})" in last
+    if best != "params":
+        assert f"{rho[best] - rho['params']:+.3f} over params ({rho['params']:.3f})" in last
+    for name in ("correlations.csv", "correlations.md", "heatmap.png", "scores.csv", "demo.json"):
+        assert str(out / name) in last
+    assert json.loads((out / "demo.json").read_text())["answer"] == last
+
+
+def test_answer_names_margins_and_edge_cases():
+    import pandas as pd
+
+    table = pd.DataFrame(
+        [
+            ("croze", "fgsm@8", 50, 0.6, 0.5, 0.7, 0.4, 0.3),
+            ("synflow", "fgsm@8", 50, 0.5, 0.4, 0.6, 0.3, 0.2),
+            ("params", "fgsm@8", 50, 0.45, 0.3, 0.6, 0.3, 0.2),
+            ("jacov", "fgsm@8", 50, float("nan"), float("nan"), float("nan"), float("nan"), float("nan")),
+            ("croze", "clean", 50, 0.1, 0.0, 0.2, 0.1, 0.1),
+        ],
+        columns=list(corr.COLUMNS),
+    )
+    line = demo.answer(table, "fgsm@8", [Path("o/c.csv")], unique=False)
+    assert line == (
+        "Answer: on 50 NAS-Bench-201 architectures (every cell, isomorphs weighted by their count), "
+        "cifar10 fgsm@8 accuracy, croze ranks robustness best: Spearman rho 0.600 (95% CI 0.500 to 0.700), "
+        "+0.100 over the runner-up synflow (0.500), +0.150 over params (0.450); wrote o/c.csv."
+    )
+    assert "no proxy beats params" in demo.answer(table[table["proxy"] == "params"], "fgsm@8")
+    assert "params not scored" in demo.answer(table[table["proxy"] != "params"], "fgsm@8")
+    with pytest.raises(ConfigError, match="pgd@8"):
+        demo.answer(table, "pgd@8")

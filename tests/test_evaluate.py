@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -92,6 +97,53 @@ def test_run_table():
     assert limited[0]["n"] == 5
 
 
+def test_corruption_preset_follows_the_image_size():
+    assert ev.default_preset(16) == "imagenet16"
+    assert ev.default_preset(32) == "cifar" and ev.default_preset(32, 32) == "cifar"
+    assert ev.default_preset(224) == "imagenet"
+    for height, width in ((64, 64), (28, 28), (256, 256), (32, 48)):
+        with pytest.raises(ConfigError, match=f"{height}x{width}.*--corruption-preset"):
+            ev.default_preset(height, width)
+    seen = []
+    big = data(4, size=64)
+    with pytest.raises(ConfigError, match="64x64"):  # refused before any row is computed
+        ev.run(tiny_model(), big, corruptions=["fog@1"], device="cpu", on_row=seen.append)
+    assert seen == []
+    rows = ev.run(tiny_model(), big, corruptions=["fog@1"], device="cpu", corruption_preset="cifar")
+    assert json.loads(rows[1]["params"]) == {"preset": "cifar"}
+    assert ev.run(tiny_model(), big, attacks=["fgsm@8"], device="cpu")[1]["n"] == 4  # no corruption, no preset
+
+
+def test_run_in_folder_keeps_finished_rows(tmp_path):
+    model, pair = tiny_model(), data(8)
+    settings = {"model": "tiny", "seed": 0}
+    first = ev.run_in_folder(tmp_path, settings, model, pair, ["fgsm@8"], ["fog@1"], device="cpu")
+    doc = json.loads((tmp_path / "evaluation.json").read_text())
+    assert doc["meta"]["complete"] and doc["meta"]["settings"] == settings and doc["rows"] == first
+    lines, computed = [], []
+    second = ev.run_in_folder(
+        tmp_path,
+        settings,
+        model,
+        pair,
+        ["fgsm@8", "pgd@4:steps=2"],
+        ["fog@1"],
+        device="cpu",
+        log=lines.append,
+        on_row=computed.append,
+    )
+    assert [r["label"] for r in second] == ["clean", "fgsm@8", "pgd@4:steps=2", "fog@1"]
+    assert [r["label"] for r in computed] == ["pgd@4:steps=2"]
+    assert [second[i] for i in (0, 1, 3)] == first  # kept as they were, seconds included
+    assert lines == [f"{tmp_path / 'evaluation.json'}: kept 3 finished rows, computing 1"]
+    lines.clear()
+    third = ev.run_in_folder(tmp_path, settings, model, pair, ["fgsm@8"], device="cpu", log=lines.append)
+    assert [r["label"] for r in third] == ["clean", "fgsm@8", "pgd@4:steps=2", "fog@1"]  # nothing lost
+    assert "2 earlier rows not requested now stay in the table" in lines[0]
+    with pytest.raises(ConfigError, match="different settings .*changed: seed"):
+        ev.run_in_folder(tmp_path, {**settings, "seed": 1}, model, pair, device="cpu")
+
+
 def test_run_reads_cifar_c_files(tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (50, 32, 32, 3), dtype=np.uint8)
     np.save(tmp_path / "fog.npy", x)
@@ -141,6 +193,9 @@ def test_plot_writes_figures(tmp_path):
     paths = ev.plot(rows, tmp_path)
     assert {p.name for p in paths} == {"accuracy_vs_eps.png", "corruptions.png"}
     assert all(p.stat().st_size > 1000 for p in paths)
+    assert [p.name for p in ev.plot(rows[:2], tmp_path / "a")] == ["accuracy_vs_eps.png"]
+    assert [p.name for p in ev.plot([rows[0], rows[-1]], tmp_path / "c")] == ["corruptions.png"]
+    assert ev.plot(rows[:1], tmp_path / "none") == []
 
 
 def test_resolve_model(tmp_path):
@@ -253,3 +308,74 @@ def test_cli_bad_attack_is_one_clear_line(tiny_files):
     )
     assert result.exit_code == 2
     assert "unknown attack 'pgdd'" in result.output
+
+
+def _bigger_files(tmp_path):
+    rng = np.random.default_rng(1)
+    np.savez(
+        tmp_path / "more.npz",
+        x_test=rng.integers(0, 256, (32, 16, 16, 3), dtype=np.uint8),
+        y_test=rng.integers(0, 10, 32),
+    )
+    return tmp_path / "more.npz"
+
+
+def test_cli_killed_evaluation_resumes_without_recomputing(tiny_files):
+    """A real ``robnas evaluate`` killed with SIGTERM after its first rows, then run again."""
+    out = tiny_files / "killed"
+    attacks = ",".join(f"pgd@{eps}:steps=25" for eps in (1, 2, 3, 4, 5, 6, 7, 8))
+    command = [
+        sys.executable,
+        "-m",
+        "robnas",
+        "evaluate",
+        "--model",
+        f"nb201:{ARCH}",
+        "--model-option",
+        "C=4",
+        "--model-option",
+        "N=1",
+        "--weights",
+        str(tiny_files / "w.pt"),
+        "--data",
+        str(_bigger_files(tiny_files)),
+        "--attacks",
+        attacks,
+        "--corruptions",
+        "fog@1",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    table = out / "evaluation.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if table.is_file() and len(json.loads(table.read_text())["rows"]) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the evaluation ended before it could be killed"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    partial = json.loads(table.read_text())
+    assert not partial["meta"]["complete"] and 2 <= len(partial["rows"]) < 10
+    assert (out / "evaluation.csv").read_text().count("\n") == len(partial["rows"]) + 1
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    kept = len(partial["rows"])
+    assert f"kept {kept} finished rows, computing {10 - kept}" in " ".join(rerun.stderr.split())
+    final = json.loads(table.read_text())
+    assert final["meta"]["complete"]
+    labels = ["clean"] + [f"pgd@{eps}:steps=25" for eps in range(1, 9)] + ["fog@1"]
+    assert [r["label"] for r in final["rows"]] == labels
+    assert final["rows"][:kept] == partial["rows"]  # no finished row was computed again
+    assert (out / "evaluation.csv").read_text().count("\n") == 11
+
+    changed = subprocess.run([*command, "--limit", "20"], env=env, capture_output=True, text=True, timeout=300)
+    assert changed.returncode == 2 and "different settings (changed: limit)" in " ".join(changed.stderr.split())

@@ -10,6 +10,7 @@ excerpts that ship with the package (80 CIFAR-10 training images; the robustness
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -22,6 +23,7 @@ from robnas import correlate as corr
 from robnas import data as data_lib
 from robnas import report, scoring
 from robnas.benchmarks.robustness import RobustnessDataset
+from robnas.errors import ConfigError
 from robnas.store import RunStore
 
 ASSETS = Path(str(files("robnas") / "assets" / "demo"))
@@ -54,11 +56,53 @@ DEFAULT_TARGETS: tuple[str, ...] = (
 
 @dataclass
 class DemoResult:
-    """What the demo produced: the correlation table and the files written."""
+    """What the demo produced: the correlation table, the files written and the one-line answer."""
 
     correlations: pd.DataFrame
     markdown: str
     files: list[Path] = field(default_factory=list)
+    answer: str = ""
+
+
+def answer(
+    result: pd.DataFrame,
+    target: str,
+    files: Sequence[Path] = (),
+    dataset: str = "cifar10",
+    unique: bool = True,
+    baseline: str = "params",
+) -> str:
+    """One line: the proxy whose Spearman rho with ``target`` is highest, its margin over the
+    runner-up and over ``baseline`` (the parameter count), the population, and ``files``."""
+    rows = result[(result["target"] == target) & result["spearman"].notna()]
+    if rows.empty:
+        raise ConfigError(f"no finite Spearman rho for target {target!r} in the correlations")
+    ranked = rows.sort_values("spearman", ascending=False, kind="stable")
+    best = ranked.iloc[0]
+    rho = float(best["spearman"])
+    population = (
+        f"{int(best['n'])} NAS-Bench-201 architectures "
+        + ("(one per isomorphism class, each counted once)" if unique else "(every cell, isomorphs weighted by their count)")
+        + f", {dataset} {target} accuracy"
+    )
+    text = f"on {population}, {best['proxy']} ranks robustness best: Spearman rho {rho:.3f}"
+    if not (math.isnan(best["spearman_lo"]) or math.isnan(best["spearman_hi"])):
+        text += f" (95% CI {best['spearman_lo']:.3f} to {best['spearman_hi']:.3f})"
+    comparisons = []
+    if len(ranked) > 1:
+        second = ranked.iloc[1]
+        comparisons.append(f"{rho - float(second['spearman']):+.3f} over the runner-up {second['proxy']} ({second['spearman']:.3f})")
+    base = rows[rows["proxy"] == baseline]
+    if best["proxy"] == baseline:
+        comparisons.append(f"no proxy beats {baseline}")
+    elif not base.empty:
+        comparisons.append(f"{rho - float(base['spearman'].iloc[0]):+.3f} over {baseline} ({base['spearman'].iloc[0]:.3f})")
+    else:
+        comparisons.append(f"{baseline} not scored")
+    text += ", " + ", ".join(comparisons)
+    if files:
+        text += "; wrote " + ", ".join(str(f) for f in files)
+    return "Answer: " + text + "."
 
 
 def pick_architectures(benchmark: RobustnessDataset, count: int | None, seed: int = 0) -> list[str]:
@@ -88,9 +132,12 @@ def run(
     scatter_target: str = "fgsm@8",
     progress: Callable[[int, int], None] | None = None,
 ) -> DemoResult:
-    """Score, correlate, and write ``scores.csv``, ``correlations.csv``, ``correlations.md`` and figures.
+    """Score, correlate, and write ``scores.csv``, ``correlations.csv``, ``correlations.md``,
+    figures and ``demo.json``.
 
-    Scores are kept in ``out/scores.sqlite``: a second run reuses them.
+    Scores are kept in ``out/scores.sqlite``: a second run reuses them. The result's ``answer``
+    names the proxy that ranks ``scatter_target`` best (:func:`answer`), the target of the
+    scatter figure too.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -134,9 +181,13 @@ def run(
             scores, rob, out / report.scatter_name(scatter_target), target=scatter_target, ensembles=ensembles
         )
     )
+    written.append(out / "scores.csv")
+    written.append(out / "demo.json")
+    line = answer(result, scatter_target, written, "cifar10", unique=True)
     (out / "demo.json").write_text(
         json.dumps(
             {
+                "answer": line,
                 "archs": len(archs),
                 "proxies": list(proxies),
                 "batch_size": batch_size,
@@ -147,4 +198,4 @@ def run(
             indent=2,
         )
     )
-    return DemoResult(result, table, written)
+    return DemoResult(result, table, written, line)

@@ -22,14 +22,22 @@ attack, the Wsr-NAS average robust accuracy over an eps range, the harmonic robu
 HRS = 2CR/(C+R) (CRoZe), the mean corruption accuracy and, against a baseline table,
 Hendrycks & Dietterich's mCE.
 
+``run_in_folder(folder, settings, model, data, ...)`` keeps the table in ``evaluation.csv`` and
+``evaluation.json``, rewritten atomically after every finished row; rerun with the same
+``settings`` it keeps the finished rows (one line to ``log``) and computes the rest, with other
+settings it raises a ConfigError (``robnas evaluate`` and the pipeline's evaluation stage).
+
 Attack specs: ``pgd@8`` or ``pgd@8:steps=20,alpha=2`` (eps and alpha in 1/255), a bare
 ``cw``, ``preset:croze-eval``, or ``(name, params)`` in Python units. Corruption specs:
-``fog@3``, ``fog`` (all severities), ``all``.
+``fog@3``, ``fog`` (all severities), ``all``. Generated corruptions use the preset made for the
+image size (:func:`default_preset`: 16 ``imagenet16``, 32 ``cifar``, 224 ``imagenet``); other
+sizes need an explicit ``corruption_preset``.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import time
@@ -215,11 +223,27 @@ def _count(data: Any, batch_size: int, limit: int | None) -> int:
     return 0
 
 
-def default_preset(height: int) -> str:
-    """Corruption parameters for an image size: 16 -> imagenet16, <= 64 -> cifar, else imagenet."""
-    if height <= 16:
-        return "imagenet16"
-    return "cifar" if height <= 64 else "imagenet"
+#: image side -> the corruption preset made for it: ImageNet16-120 as CRoZe corrupts it (16),
+#: CIFAR-10-C / CIFAR-100-C (32), ImageNet-C (224, centre crops)
+PRESET_SIZES = {16: "imagenet16", 32: "cifar", 224: "imagenet"}
+
+
+def default_preset(height: int, width: int | None = None) -> str:
+    """The corruption preset of :mod:`robnas.corruptions` made for ``height`` x ``width`` images.
+
+    Only the sizes of :data:`PRESET_SIZES` have one; any other size (Tiny-ImageNet's 64x64, whose
+    Tiny-ImageNet-C parameters are not implemented, or an uncropped ImageNet image) raises a
+    :class:`ConfigError` asking for an explicit preset, since parameters tuned for another size
+    give corruptions of another strength.
+    """
+    width = height if width is None else width
+    if height == width and height in PRESET_SIZES:
+        return PRESET_SIZES[height]
+    known = ", ".join(f"{name} ({size}x{size})" for size, name in PRESET_SIZES.items())
+    raise ConfigError(
+        f"no corruption preset is made for {height}x{width} images (presets: {known}); "
+        "choose one with corruption_preset (CLI: --corruption-preset)"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,6 +290,37 @@ def _predict(model: nn.Module, x: Tensor, amp: bool) -> Tensor:
         return model(x).float()
 
 
+def _expand(
+    attacks: Iterable[str | AttackSpec], corruptions: Iterable[str | tuple[str, int]]
+) -> tuple[list[AttackSpec], list[tuple[str, int]]]:
+    attack_specs: list[AttackSpec] = []
+    for spec in attacks:
+        attack_specs.extend(parse_attack(spec) if isinstance(spec, str) else [(spec[0], dict(spec[1]))])
+    corruption_specs: list[tuple[str, int]] = []
+    for spec in corruptions:
+        corruption_specs.extend(
+            parse_corruption(spec) if isinstance(spec, str) else [(spec[0], int(spec[1]))]
+        )
+    return attack_specs, corruption_specs
+
+
+def row_key(row: Row) -> str:
+    """What a row measures, ``kind:label`` (``attack:pgd@8:steps=20``): the unit of resume."""
+    return f"{row['kind']}:{row['label']}"
+
+
+def planned_keys(
+    attacks: Iterable[str | AttackSpec] = (), corruptions: Iterable[str | tuple[str, int]] = ()
+) -> list[str]:
+    """The :func:`row_key` of every row :func:`run` computes for these specs, in table order."""
+    attack_specs, corruption_specs = _expand(attacks, corruptions)
+    return (
+        ["clean:clean"]
+        + [f"attack:{attack_label(name, params)}" for name, params in attack_specs]
+        + [f"corruption:{name}@{severity}" for name, severity in corruption_specs]
+    )
+
+
 def run(
     model: nn.Module,
     data: Any,
@@ -282,30 +337,34 @@ def run(
     amp: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
     on_row: Callable[[Row], None] | None = None,
+    done: Iterable[Row] = (),
 ) -> list[Row]:
     """Evaluate ``model`` (takes [0, 1] images) on clean data, each attack and each corruption.
 
     ``data``: a DataLoader of (images in [0, 1], labels), an ``(images, labels)`` pair or
     :class:`ImageArrays`. ``limit`` keeps the first N images. Corruptions are generated per
-    batch with seed ``seed + batch index`` and preset ``corruption_preset`` (default from the
-    image size), or read from the CIFAR-10-C files in ``corruption_root``. ``train_data`` is
-    passed to attacks that need a training split (lgv). ``progress(label, done, total)`` is
-    called after every batch and ``on_row(row)`` after every finished row.
+    batch with seed ``seed + batch index`` and preset ``corruption_preset`` (default: the one
+    made for the image size, :func:`default_preset`), or read from the CIFAR-10-C files in
+    ``corruption_root``. ``train_data`` is passed to attacks that need a training split (lgv).
+    ``progress(label, done, total)`` is called after every batch and ``on_row(row)`` after every
+    newly computed row. ``done``: finished rows of an earlier run of the same model and
+    settings; a perturbation whose row is among them (same :func:`row_key`) is not computed
+    again, its row is returned as it was.
     Returns the list of row dicts described in the module docstring.
     """
     if batch_size < 1:
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     dev = resolve_device(device)
     model = model.to(dev).eval()
-    attack_specs: list[AttackSpec] = []
-    for spec in attacks:
-        attack_specs.extend(parse_attack(spec) if isinstance(spec, str) else [(spec[0], dict(spec[1]))])
-    corruption_specs: list[tuple[str, int]] = []
-    for spec in corruptions:
-        corruption_specs.extend(
-            parse_corruption(spec) if isinstance(spec, str) else [(spec[0], int(spec[1]))]
-        )
+    attack_specs, corruption_specs = _expand(attacks, corruptions)
+    finished = {row_key(r): r for r in done}
     total = _count(data, batch_size, limit)
+    preset = corruption_preset
+    if corruption_specs and corruption_root is None and preset is None:
+        first = next(iter(_batches(data, batch_size, limit)), None)
+        if first is None:
+            raise DataError("no images to evaluate (empty data or --limit 0)")
+        preset = default_preset(first[0].shape[-2], first[0].shape[-1])  # refused before any work
     rows: list[Row] = []
 
     def finish(row: Row) -> None:
@@ -318,17 +377,18 @@ def run(
             progress(label, done, total)
 
     # clean
-    tally = _Tally()
-    height = None
-    for i, (x, y) in enumerate(_batches(data, batch_size, limit)):
-        _check_batch(x, y)
-        height = x.shape[-2]
-        x, y = x.to(dev), y.to(dev)
-        tally.add(_predict(model, x, amp), y, None)
-        tick("clean", i + 1)
-    if tally.n == 0:
-        raise DataError("no images to evaluate (empty data or --limit 0)")
-    finish(tally.row(False, kind="clean", name="clean", label="clean", params="{}"))
+    if "clean:clean" in finished:
+        rows.append(finished["clean:clean"])
+    else:
+        tally = _Tally()
+        for i, (x, y) in enumerate(_batches(data, batch_size, limit)):
+            _check_batch(x, y)
+            x, y = x.to(dev), y.to(dev)
+            tally.add(_predict(model, x, amp), y, None)
+            tick("clean", i + 1)
+        if tally.n == 0:
+            raise DataError("no images to evaluate (empty data or --limit 0)")
+        finish(tally.row(False, kind="clean", name="clean", label="clean", params="{}"))
 
     # attacks: each built once, reused for every batch
     for name, params in attack_specs:
@@ -336,8 +396,11 @@ def run(
             if train_data is None:
                 raise ConfigError("lgv needs a training split: pass train_data (CLI: --train-data)")
             params = {**params, "train_data": train_data}
-        attack = attacks_mod.get(name, model, **params)
         label = attack_label(name, params)
+        if f"attack:{label}" in finished:
+            rows.append(finished[f"attack:{label}"])
+            continue
+        attack = attacks_mod.get(name, model, **params)
         tally = _Tally()
         for i, (x, y) in enumerate(_batches(data, batch_size, limit)):
             x, y = x.to(dev), y.to(dev)
@@ -360,13 +423,15 @@ def run(
     # corruptions
     for name, severity in corruption_specs:
         label = f"{name}@{severity}"
+        if f"corruption:{label}" in finished:
+            rows.append(finished[f"corruption:{label}"])
+            continue
         tally = _Tally()
         if corruption_root is not None:
             arrays = corruptions_mod.load_cifar_c(corruption_root, name, severity)
             source: Any = arrays
         else:
             source = data
-        preset = corruption_preset or default_preset(height or 32)
         for i, (x, y) in enumerate(_batches(source, batch_size, limit)):
             x, y = x.to(dev), y.to(dev)
             if corruption_root is None:
@@ -479,6 +544,7 @@ def to_dataframe(table: list[Row]):
 
 
 def write_csv(table: list[Row], path: str | Path) -> Path:
+    """Write the table as CSV with the columns of :data:`COLUMNS` (atomically); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -494,6 +560,7 @@ def write_csv(table: list[Row], path: str | Path) -> Path:
 def write_json(
     table: list[Row], summary_: dict[str, Any], path: str | Path, meta: dict[str, Any] | None = None
 ) -> Path:
+    """Write ``{"meta", "rows", "summary"}`` as JSON (atomically); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -504,62 +571,137 @@ def write_json(
     return path
 
 
-def plot(table: list[Row], out_dir: str | Path) -> list[Path]:
-    """``accuracy_vs_eps.png`` (one line per L-inf attack, clean accuracy at eps 0) and
-    ``corruptions.png`` (mean accuracy over severities per corruption); returns the paths written."""
-    import matplotlib.pyplot as plt
+# ----------------------------------------------------------------------------------------------
+# an evaluation folder that resumes
 
-    from robnas.report import save_figure  # importing it switches matplotlib to the file-only Agg backend
+CSV_NAME = "evaluation.csv"
+JSON_NAME = "evaluation.json"
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex): identifies a checkpoint whatever its path or time stamp."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _canonical(settings: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(settings, sort_keys=True, default=str))
+
+
+def finished_rows(folder: str | Path, settings: dict[str, Any]) -> list[Row]:
+    """The rows recorded in ``folder/evaluation.json`` by an evaluation with the same ``settings``.
+
+    No file: ``[]``. A file written with other settings (or none recorded) raises a
+    :class:`ConfigError` naming what changed: its rows measured another model or setup and are
+    neither reused nor overwritten.
+    """
+    path = Path(folder) / JSON_NAME
+    if not path.is_file():
+        return []
+    try:
+        doc = json.loads(path.read_text())
+        rows, recorded = doc["rows"], doc["meta"].get("settings")
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"{path}: not an evaluation written by robnas ({exc}); delete it to start afresh") from None
+    current = _canonical(settings)
+    if recorded != current:
+        recorded = recorded if isinstance(recorded, dict) else {}
+        changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+        raise ConfigError(
+            f"{path} holds an evaluation with different settings (changed: {', '.join(changed)}); "
+            f"choose another output folder, or delete {path.name} and {CSV_NAME} there to start afresh"
+        )
+    return [r for r in rows if isinstance(r, dict) and set(COLUMNS) <= set(r)]
+
+
+def run_in_folder(
+    folder: str | Path,
+    settings: dict[str, Any],
+    model: nn.Module,
+    data: Any,
+    attacks: Iterable[str | AttackSpec] = (),
+    corruptions: Iterable[str | tuple[str, int]] = (),
+    *,
+    meta: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+    on_row: Callable[[Row], None] | None = None,
+    **options: Any,
+) -> list[Row]:
+    """:func:`run` that keeps its table in ``folder`` and resumes it.
+
+    ``settings`` (JSON-able) identify everything that decides the numbers besides the
+    perturbations: model and weights (e.g. a :func:`file_digest`), data, limit, seed, batch
+    size, corruption preset, device kind. After every finished row, ``evaluation.csv`` and
+    ``evaluation.json`` (rows, summary, ``meta`` with the settings and ``complete``) are
+    rewritten atomically, so a killed run loses no finished row. A rerun with the same settings
+    keeps the rows already there and computes only the missing perturbations (rows of
+    perturbations no longer requested stay in the table, after the requested ones); ``log``
+    receives one line saying how many were kept. Other settings raise a :class:`ConfigError`
+    (:func:`finished_rows`). ``options`` go to :func:`run`. Returns the table.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    attacks, corruptions = list(attacks), list(corruptions)
+    previous = finished_rows(folder, settings)
+    planned = planned_keys(attacks, corruptions)
+    kept = [r for r in previous if row_key(r) in set(planned)]
+    extra = [r for r in previous if row_key(r) not in set(planned)]
+    if previous and log is not None:
+        line = f"{folder / JSON_NAME}: kept {len(kept)} finished rows, computing {len(planned) - len(kept)}"
+        log(line + (f"; {len(extra)} earlier rows not requested now stay in the table" if extra else ""))
+    head = {**(meta or {}), "settings": _canonical(settings)}
+    table: dict[str, Row] = {row_key(r): r for r in previous}
+
+    def save(complete: bool) -> None:
+        order = [k for k in planned if k in table] + [row_key(r) for r in extra]
+        rows = [table[k] for k in order]
+        write_csv(rows, folder / CSV_NAME)
+        write_json(rows, summary(rows), folder / JSON_NAME, {**head, "complete": complete})
+
+    def saved(row: Row) -> None:
+        table[row_key(row)] = row
+        save(False)
+        if on_row is not None:
+            on_row(row)
+
+    rows = run(model, data, attacks, corruptions, on_row=saved, done=kept, **options)
+    save(True)
+    return rows + extra
+
+
+def plot(table: list[Row], out_dir: str | Path) -> list[Path]:
+    """``accuracy_vs_eps.png`` (accuracy against eps per L-inf attack, the clean accuracy at eps
+    0) and ``corruptions.png`` (a corruption x severity heatmap with the mean over severities),
+    each when the table has such rows (:mod:`robnas.report`); returns the paths written."""
+    from robnas import report  # matplotlib with the file-only Agg backend
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    info = summary(table)
-    clean = info["clean_accuracy"]
-    attack_rows = [r for r in table if r["kind"] == "attack" and r["eps"] is not None]
-    if attack_rows:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        groups: dict[str, list[Row]] = {}
-        for r in attack_rows:
-            key = r["label"].split("@")[0] + (":" + r["label"].split(":", 1)[1] if ":" in r["label"] else "")
-            groups.setdefault(key, []).append(r)
-        for key, rows in groups.items():
-            rows = sorted(rows, key=lambda r: r["eps"])
-            xs = [0.0] + [r["eps_255"] for r in rows]
-            ys = [clean] + [r["accuracy"] for r in rows]
-            ax.plot(xs, ys, marker="o", label=key)
-        ax.set_xlabel("eps (1/255)")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        ax.set_title("Accuracy under attack")
-        written.append(save_figure(fig, out_dir / "accuracy_vs_eps.png"))
-    per = info["corruption_accuracy"]
-    if per:
-        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(per) + 2), 4))
-        ax.bar(range(len(per)), list(per.values()), color="tab:blue")
-        ax.set_xticks(range(len(per)), list(per.keys()), rotation=60, ha="right", fontsize=8)
-        if clean is not None:
-            ax.axhline(clean, color="black", linestyle="--", linewidth=1, label="clean")
-            ax.legend(fontsize=8)
-        ax.set_ylabel("accuracy (mean over severities)")
-        ax.set_ylim(0, 1)
-        ax.set_title("Accuracy under common corruptions")
-        written.append(save_figure(fig, out_dir / "corruptions.png"))
-    return written
+    written = [
+        report.accuracy_vs_eps(table, out_dir / "accuracy_vs_eps.png"),
+        report.corruption_heatmap(table, out_dir / "corruptions.png"),
+    ]
+    return [p for p in written if p is not None]
 
 
 __all__ = [
     "COLUMNS",
+    "default_preset",
+    "file_digest",
+    "finished_rows",
     "load_model",
     "load_weights",
     "parse_attack",
     "parse_corruption",
+    "planned_keys",
     "plot",
     "prepare_model",
     "resolve_model",
+    "row_key",
     "run",
+    "run_in_folder",
     "split_specs",
     "summary",
     "to_dataframe",

@@ -5,6 +5,14 @@
 * :func:`scatter`: one panel per proxy, the proxy's rank percentile (0 = lowest score) against
   the target accuracy of each selected architecture, titled with rho. For an averaged target
   (``cc_<group>``, ``cc_mean``) the accuracy shown is the weighted mean of its accuracy columns.
+
+Figures of one model's robustness table (the rows of :func:`robnas.evaluate.run`), used by
+``robnas evaluate`` and the pipeline report:
+
+* :func:`accuracy_vs_eps`: accuracy against eps, one curve per L-inf attack (and setting),
+  starting from the clean accuracy at eps 0;
+* :func:`corruption_heatmap`: accuracy of every corruption (rows) at every severity (columns),
+  with the mean over severities in the last column.
 """
 
 from __future__ import annotations
@@ -36,6 +44,72 @@ def save_figure(fig: Any, path: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def accuracy_vs_eps(table: Sequence[dict[str, Any]], path: str | Path, title: str | None = None) -> Path | None:
+    """Accuracy (%) against eps (1/255) of every attack row with an eps; None when there is none.
+
+    One curve per attack and setting (``pgd``, ``pgd:steps=20``), each starting at the clean
+    accuracy at eps 0; attacks without an eps (``cw``) are left to the table.
+    """
+    clean = next((r["accuracy"] for r in table if r["kind"] == "clean"), None)
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for r in table:
+        if r["kind"] == "attack" and r.get("eps") is not None:
+            name, _, rest = r["label"].partition(":")
+            key = name.split("@")[0] + (f" ({rest})" if rest else "")
+            curves.setdefault(key, []).append(r)
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    markers = "osD^vP*X"
+    for i, (key, rows) in enumerate(curves.items()):
+        rows = sorted(rows, key=lambda r: r["eps"])
+        xs = ([0.0] if clean is not None else []) + [r["eps"] * 255 for r in rows]
+        ys = ([clean] if clean is not None else []) + [r["accuracy"] for r in rows]
+        ax.plot(xs, [100 * y for y in ys], marker=markers[i % len(markers)], label=key)
+    ax.set_xlabel("eps (1/255)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(title or "Accuracy under attack (eps 0 = clean)")
+    return save_figure(fig, path)
+
+
+def corruption_heatmap(
+    table: Sequence[dict[str, Any]], path: str | Path, title: str | None = None
+) -> Path | None:
+    """Accuracy (%) of each corruption (rows) x severity (columns), plus the mean over the
+    severities evaluated; None when the table has no corruption row."""
+    grid: dict[str, dict[int, float]] = {}
+    for r in table:
+        if r["kind"] == "corruption":
+            grid.setdefault(r["name"], {})[int(r["severity"])] = 100 * r["accuracy"]
+    if not grid:
+        return None
+    severities = sorted({s for row in grid.values() for s in row})
+    names = list(grid)
+    values = np.full((len(names), len(severities) + 1), np.nan)
+    for i, name in enumerate(names):
+        for j, severity in enumerate(severities):
+            values[i, j] = grid[name].get(severity, np.nan)
+        values[i, -1] = np.mean(list(grid[name].values()))
+    fig, ax = plt.subplots(figsize=(1.0 * len(severities) + 4.2, 0.32 * len(names) + 1.8))
+    image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(len(severities) + 1), [str(s) for s in severities] + ["mean"], fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.axvline(len(severities) - 0.5, color="white", linewidth=2)
+    ax.set_xlabel("severity")
+    for i in range(len(names)):
+        for j in range(len(severities) + 1):
+            if not math.isnan(values[i, j]):
+                color = "black" if values[i, j] > 60 else "white"
+                ax.text(j, i, f"{values[i, j]:.0f}", ha="center", va="center", fontsize=7, color=color)
+    fig.colorbar(image, ax=ax, label="accuracy (%)")
+    clean = next((r["accuracy"] for r in table if r["kind"] == "clean"), None)
+    ax.set_title(title or "Accuracy under corruptions" + (f" (clean {100 * clean:.1f}%)" if clean is not None else ""))
+    return save_figure(fig, path)
 
 
 def _safe(name: str) -> str:

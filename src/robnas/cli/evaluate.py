@@ -6,6 +6,7 @@ import json
 import warnings
 from pathlib import Path
 
+import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -77,7 +78,9 @@ def evaluate_command(
 
     Images are fed in [0, 1]; the model gets a Normalize layer unless --no-normalize (or the
     checkpoint says it was trained without one). Writes evaluation.csv, evaluation.json (rows
-    and summary) and figures to --out.
+    and summary) and figures to --out. Every finished row is saved at once; a rerun into the
+    same --out with the same model and settings keeps the finished rows and computes the rest,
+    one with other settings (model, weights, data, limit, seed, ...) is refused.
     """
     arrays = data_lib.load(data, split=split) if data.endswith(".npz") else data_lib.load(data, split="test")
     name = dataset or arrays.name
@@ -85,6 +88,8 @@ def evaluate_command(
     corruption_specs = ev.split_specs(corruptions)
     for spec in attack_specs:  # a bad spec is reported before a network is built
         ev.parse_attack(spec)
+    options = parse_options(model_option)
+    torch.manual_seed(seed)  # random weights (--random-weights) are the same in a rerun
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         wrapped, info = models.load_model(
@@ -94,7 +99,7 @@ def evaluate_command(
             normalize=normalize,
             dataset=name,
             allow_random=random_weights,
-            **parse_options(model_option),
+            **options,
         )
     if info.get("random_weights"):
         console.print(
@@ -102,18 +107,40 @@ def evaluate_command(
             style="bold red",
             markup=False,
         )
-    used = info["normalize"]
     train = None
     if train_data:
         tr = data_lib.load(train_data, split="train")
         train = tr.tensors()
-    out.mkdir(parents=True, exist_ok=True)
-    rows_so_far: list[dict] = []
-
-    def save_partial(row: dict) -> None:  # a finished row is never lost
-        rows_so_far.append(row)
-        ev.write_csv(rows_so_far, out / "evaluation.csv")
-
+    dev = resolve_device(device)
+    settings = {
+        "model": None if Path(model).is_file() else model,  # a checkpoint is known by its bytes
+        "model_sha256": ev.file_digest(model) if Path(model).is_file() else None,
+        "weights_sha256": ev.file_digest(weights) if weights else None,
+        "model_options": options,
+        "num_classes": num_classes,
+        "data": _identify(data),
+        "split": split,
+        "normalize": info["normalize"],
+        "random_weights": bool(info.get("random_weights")),
+        "limit": limit,
+        "batch_size": batch_size,
+        "seed": seed,
+        "corruption_preset": corruption_preset,
+        "corruption_root": str(corruption_root.resolve()) if corruption_root else None,
+        "train_data": _identify(train_data) if train_data else None,
+        "amp": amp,
+        "device": dev.type,
+    }
+    info_out = {
+        "model": model,
+        "weights": str(weights) if weights else None,
+        "data": data,
+        "limit": limit,
+        "device": str(dev),
+        "normalize": settings["normalize"],
+        "seed": seed,
+        **{k: v for k, v in info.items() if k not in ("spec", "normalize")},
+    }
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         tasks: dict[str, int] = {}
@@ -123,11 +150,15 @@ def evaluate_command(
                 tasks[label] = bar.add_task(label, total=total or None)
             bar.update(tasks[label], completed=done)
 
-        rows = ev.run(
+        rows = ev.run_in_folder(
+            out,
+            settings,
             wrapped,
             arrays,
-            attacks=attack_specs,
-            corruptions=corruption_specs,
+            attack_specs,
+            corruption_specs,
+            meta=info_out,
+            log=lambda line: console.print(line, highlight=False, soft_wrap=True),
             batch_size=batch_size,
             limit=limit,
             device=device,
@@ -137,25 +168,20 @@ def evaluate_command(
             train_data=train,
             amp=amp,
             progress=progress,
-            on_row=save_partial,
         )
-    info_out = {
-        "model": model,
-        "weights": str(weights) if weights else None,
-        "data": data,
-        "limit": limit,
-        "device": str(resolve_device(device)),
-        "normalize": used,
-        "seed": seed,
-        **{k: v for k, v in info.items() if k not in ("spec", "normalize")},
-    }
     summ = ev.summary(rows)
-    ev.write_csv(rows, out / "evaluation.csv")
-    ev.write_json(rows, summ, out / "evaluation.json", info_out)
     figures = ev.plot(rows, out)
     for row in rows:
         typer.echo(f"{row['label']:<32} accuracy {row['accuracy']:.4f}  (n={row['n']})")
     typer.echo(json.dumps({k: summ[k] for k in ("clean_accuracy", "mean_corruption_accuracy")}))
     typer.echo(
-        f"wrote {out / 'evaluation.csv'}, {out / 'evaluation.json'}" + "".join(f", {f}" for f in figures)
+        f"wrote {out / ev.CSV_NAME}, {out / ev.JSON_NAME}" + "".join(f", {f}" for f in figures)
     )
+
+
+def _identify(spec: str) -> str:
+    """A data spec as part of an evaluation's identity: a file by absolute path and size."""
+    path = Path(spec)
+    if path.is_file():
+        return f"{path.resolve()} ({path.stat().st_size} bytes)"
+    return spec

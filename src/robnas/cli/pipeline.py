@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from robnas.cli import app, console, friendly
-from robnas.search.pipeline import run_pipeline
+from robnas.pipeline import run_pipeline
 
 
 @app.command("pipeline")

@@ -1,15 +1,17 @@
-"""``robnas pipeline``: search -> train -> evaluate -> report, each stage skipped once done."""
+"""``robnas pipeline`` (robnas.pipeline): search -> train -> evaluate -> report, each stage skipped once done."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from robnas import objectives
 from robnas.errors import ConfigError
-from robnas.search.pipeline import load_config, run_pipeline
+from robnas.pipeline import load_config, run_pipeline
 
 DEMO_ROBUSTNESS = Path(objectives.__file__).parent / "assets" / "demo" / "robustness"
 
@@ -36,6 +38,18 @@ device = "cpu"
 """
 
 
+def test_search_package_imports_no_stage_above_it():
+    """The pipeline orchestrates search, training, evaluation and reporting; search needs none of them."""
+    code = (
+        "import importlib.util, sys, robnas.search\n"
+        "assert importlib.util.find_spec('robnas.search.pipeline') is None\n"
+        "above = ('robnas.train', 'robnas.evaluate', 'robnas.report', 'robnas.pipeline', 'robnas.cli')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[:2] in [a.split('.') for a in above]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_pipeline_runs_every_stage_then_skips_them(tmp_path):
     config = tmp_path / "p.toml"
     config.write_text(CONFIG.format(bench=DEMO_ROBUSTNESS))
@@ -51,7 +65,9 @@ def test_pipeline_runs_every_stage_then_skips_them(tmp_path):
         "evaluate.json",
         "report.md",
         "search_history.png",
-        "robustness.png",
+        "accuracy_vs_eps.png",
+        "corruptions.png",
+        "evaluate/evaluation.json",
     ):
         assert (out / name).is_file(), name
     searched = json.loads((out / "search.json").read_text())
@@ -63,6 +79,14 @@ def test_pipeline_runs_every_stage_then_skips_them(tmp_path):
     run_pipeline(config, log=lines.append)  # every stage's output exists: nothing is recomputed
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")} == stamps
     assert lines == [f"{stage}: already done, kept" for stage in ("search", "train", "evaluate")]
+    report_text = report.read_text()
+    assert "![accuracy_vs_eps](accuracy_vs_eps.png)" in report_text and "![corruptions](corruptions.png)" in report_text
+    table = json.loads((out / "evaluate.json").read_text())["table"]
+    (out / "evaluate.json").unlink()  # as if killed after the last row: the rows are kept, not recomputed
+    lines.clear()
+    run_pipeline(config, log=lines.append)
+    assert f"{out / 'evaluate' / 'evaluation.json'}: kept 3 finished rows, computing 0" in lines
+    assert json.loads((out / "evaluate.json").read_text())["table"] == table
     config.write_text(CONFIG.format(bench=DEMO_ROBUSTNESS).replace("budget = 4", "budget = 5"))
     with pytest.raises(ConfigError, match="different config"):
         run_pipeline(config)  # a changed config never reuses the stale stages
@@ -81,6 +105,8 @@ def test_pipeline_config_errors(tmp_path):
     bad.write_text("[search]\n[train]\n")
     with pytest.raises(ConfigError, match=r"\[evaluate\]"):
         load_config(bad)
+    bad.write_text('[search]\n[train]\n[evaluate]\ncorruption_preset = "imagenet"\n')
+    assert load_config(bad)["evaluate"]["corruption_preset"] == "imagenet"  # for sizes without a default
 
 
 SMALL = """

@@ -1,4 +1,4 @@
-"""The end-to-end pipeline: search, train the winner, evaluate it, report; one TOML config.
+"""The end-to-end pipeline above search/: search, train the winner, evaluate it, report; one TOML config.
 
 Each stage writes its output under ``out`` and is skipped when that output exists, so an
 interrupted pipeline resumes at the stage it was in (the search resumes from its history, the
@@ -16,10 +16,14 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
     model = { C = 16, layers = 8 } # build options of the trained and evaluated network
     [evaluate]                    # robnas.evaluate.run on the test split
     data = "cifar10.npz"; attacks = ["fgsm@8", "pgd@8"]; corruptions = ["gaussian_noise@3"]; limit = 500
+    corruption_preset = "cifar"   # default: the preset made for the image size (16, 32 or 224)
 
 Outputs: ``search.sqlite`` + ``search.json`` (the winner and the search cost), ``train/``
 (checkpoints, log) + ``train.json``, ``evaluate.json`` (the robustness table and its summary),
-``report.md`` with ``search_history.png`` and ``robustness.png``.
+``evaluate/`` (the table written row by row, so a killed evaluation resumes where it was),
+``report.md`` with ``search_history.png``, ``accuracy_vs_eps.png`` (accuracy against eps per
+attack) and ``corruptions.png`` (corruption x severity accuracy), the figures of
+``robnas evaluate``.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ SECTIONS = {
         "subset",
         "model",
     },
-    "evaluate": {"data", "attacks", "corruptions", "limit", "batch_size", "device", "seed"},
+    "evaluate": {"data", "attacks", "corruptions", "corruption_preset", "limit", "batch_size", "device", "seed"},
 }
 
 
@@ -223,15 +227,28 @@ def _build_options(section: dict[str, Any], name: str) -> dict[str, Any]:
 def _model(space_name: str, arch: str, num_classes: int, seed: int, options: dict[str, Any]) -> Any:
     import torch
 
+    from robnas.models import build_model
     from robnas.seeding import stable_seed
-    from robnas.spaces import get as get_space
 
-    space = get_space(space_name)
     torch.manual_seed(stable_seed(seed, arch))
     try:
-        return space.build(space.parse(arch), num_classes=num_classes, **options)
+        return build_model(f"{space_name}:{arch}", num_classes, **options)
     except (TypeError, ConfigError) as exc:  # an option the space's build does not take
         raise ConfigError(f"[train] model: {exc}") from None
+
+
+def _epoch_line(log: Log) -> Any:
+    """A training progress callback that logs one line per finished epoch."""
+
+    def progress(event: dict[str, Any]) -> None:
+        if event["event"] == "epoch_end":
+            row = event["row"]
+            log(
+                f"train epoch {row['epoch']}/{event['epochs']}: loss {row['loss']:.4f}, "
+                f"val clean {row['val_clean_acc']:.3f}, val robust {row['val_robust_acc']:.3f}"
+            )
+
+    return progress
 
 
 def stage_train(
@@ -265,7 +282,7 @@ def stage_train(
         resume=(folder / "last.pt").is_file(),
         device=t.get("device", "auto"),
         overrides=dict(t.get("options", {})) or None,
-        progress=log is not _quiet,
+        progress=_epoch_line(log),
     )
     summary = {
         "folder": str(folder),
@@ -287,7 +304,7 @@ def stage_evaluate(
     """Clean, attack and corruption accuracy of the trained winner; ``evaluate.json``."""
     from robnas import data as data_lib
     from robnas import evaluate
-    from robnas.train import load_trained
+    from robnas.models import load_trained
 
     done = out / "evaluate.json"
     if done.is_file():
@@ -301,15 +318,26 @@ def stage_evaluate(
         searched["space"], searched["winner"], int(trained["num_classes"]), 0, trained.get("model", {})
     )
     wrapped, _ = load_trained(checkpoint, model)
-    table = evaluate.run(
+    settings = {
+        "evaluate": e,
+        "space": searched["space"],
+        "arch": searched["winner"],
+        "model": trained.get("model", {}),
+        "checkpoint_sha256": evaluate.file_digest(checkpoint),
+    }
+    table = evaluate.run_in_folder(
+        out / "evaluate",
+        settings,
         wrapped,
         test,
-        attacks=evaluate.split_specs(e.get("attacks", [])),
-        corruptions=list(e.get("corruptions", [])),
+        evaluate.split_specs(e.get("attacks", [])),
+        list(e.get("corruptions", [])),
+        log=log,
         batch_size=int(e.get("batch_size", 128)),
         limit=e.get("limit"),
         device=e.get("device", "auto"),
         seed=int(e.get("seed", 0)),
+        corruption_preset=e.get("corruption_preset"),
         progress=lambda label, done, total: log(f"evaluate {label}: done") if done == total else None,
     )
     summary = {"table": table, "summary": evaluate.summary(table)}
@@ -320,11 +348,10 @@ def stage_evaluate(
 def write_report(
     out: Path, searched: dict[str, Any], trained: dict[str, Any], evaluated: dict[str, Any]
 ) -> Path:
-    """``report.md`` with the search history and robustness figures."""
-    import matplotlib.pyplot as plt
+    """``report.md`` with the search history and the robustness figures of :mod:`robnas.report`."""
+    from robnas import report  # importing it switches matplotlib to the file-only Agg backend
 
-    from robnas.report import save_figure  # importing it switches matplotlib to the file-only Agg backend
-
+    plt = report.plt
     steps = [s for s, v in searched["history"] if v is not None]
     values = [v for s, v in searched["history"] if v is not None]
     fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -334,14 +361,13 @@ def write_report(
     ax.set_xlabel("objective query")
     ax.set_ylabel(searched["objectives"][0].split("|")[0])
     ax.legend()
-    save_figure(fig, out / "search_history.png")
+    report.save_figure(fig, out / "search_history.png")
 
     table = evaluated["table"]
-    fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(table)), 3.2))
-    ax.bar([r["label"] for r in table], [100 * r["accuracy"] for r in table])
-    ax.set_ylabel("accuracy (%)")
-    ax.tick_params(axis="x", rotation=45)
-    save_figure(fig, out / "robustness.png")
+    figures = [
+        report.accuracy_vs_eps(table, out / "accuracy_vs_eps.png"),
+        report.corruption_heatmap(table, out / "corruptions.png"),
+    ]
 
     cost = searched["cost"]
     last = trained["history"][-1] if trained["history"] else {}
@@ -372,7 +398,7 @@ def write_report(
         "|---|---|---|",
         *[f"| {r['label']} | {r['n']} | {100 * r['accuracy']:.2f} |" for r in table],
         "",
-        "![robustness](robustness.png)",
+        *[f"![{p.stem}]({p.name})" for p in figures if p is not None],
         "",
     ]
     path = out / "report.md"
