@@ -16,8 +16,14 @@ command line alike.
   are mapped;
 * :func:`final_checkpoint` which checkpoint of a training run is its result.
 
->>> model, info = load_model("runs/pgd-at")  # doctest: +SKIP  (a run folder: best.pt, meta.json)
->>> model, info = load_model("robnet_large_v1", weights="RobNet_large_v1_cifar10.pth")  # doctest: +SKIP
+>>> net = build_model("nb201:|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|avg_pool_3x3~2|", C=4, N=1)
+>>> [k for k in normalized(net, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)).state_dict()][:3]
+['normalize.mean', 'normalize.std', 'net.stem.0.weight']
+
+A run folder (``best.pt``, ``meta.json``) or a zoo model with its published weights::
+
+    model, info = load_model("runs/pgd-at")
+    model, info = load_model("robnet_large_v1", weights="RobNet_large_v1_cifar10.pth")
 """
 
 from __future__ import annotations

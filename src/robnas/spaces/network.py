@@ -34,46 +34,41 @@ class Cell(nn.Module):
         raise NotImplementedError
 
 
-class AuxiliaryHeadCIFAR(nn.Module):
-    """DARTS auxiliary classifier for 8x8 CIFAR feature maps (after cell ``2L // 3``)."""
+class _AuxiliaryHead(nn.Module):
+    """DARTS' auxiliary classifier: ReLU, 5x5 average pool, 1x1 conv to 128, 2x2 conv to 768, linear."""
+
+    pool_stride = 3
+    second_bn = True
 
     def __init__(self, c: int, num_classes: int) -> None:
         super().__init__()
-        self.features = nn.Sequential(
+        layers: list[nn.Module] = [
             nn.ReLU(inplace=False),
-            nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
+            nn.AvgPool2d(5, stride=self.pool_stride, padding=0, count_include_pad=False),
             nn.Conv2d(c, 128, 1, bias=False),
             nn.BatchNorm2d(128),
             nn.ReLU(inplace=False),
             nn.Conv2d(128, 768, 2, bias=False),
-            nn.BatchNorm2d(768),
-            nn.ReLU(inplace=False),
-        )
+        ]
+        if self.second_bn:
+            layers.append(nn.BatchNorm2d(768))
+        self.features = nn.Sequential(*layers, nn.ReLU(inplace=False))
         self.classifier = nn.Linear(768, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x).flatten(1))
 
 
-class AuxiliaryHeadImageNet(nn.Module):
+class AuxiliaryHeadCIFAR(_AuxiliaryHead):
+    """DARTS auxiliary classifier for 8x8 CIFAR feature maps (after cell ``2L // 3``)."""
+
+
+class AuxiliaryHeadImageNet(_AuxiliaryHead):
     """DARTS auxiliary classifier for 14x14 ImageNet feature maps (the reference has no BN
     after its second convolution, kept as is)."""
 
-    def __init__(self, c: int, num_classes: int) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False),
-            nn.Conv2d(c, 128, 1, bias=False),
-            nn.BatchNorm2d(128),
-            nn.ReLU(inplace=False),
-            nn.Conv2d(128, 768, 2, bias=False),
-            nn.ReLU(inplace=False),
-        )
-        self.classifier = nn.Linear(768, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x).flatten(1))
+    pool_stride = 2
+    second_bn = False
 
 
 CellFactory = Callable[[int, int, int, int, bool, bool], Cell]
