@@ -207,7 +207,7 @@ def test_bad_configs_are_rejected_with_clear_errors(tmp_path):
         run_search("nb201", "random", "bench:fgsm@8", 5)
     with pytest.raises(DataError, match="meta.json"):
         run_search("nb201", "random", "bench:fgsm@8", 5, context=ObjectiveContext(benchmark=str(tmp_path)))
-    with pytest.raises(UnknownName, match="benchmark target"):
+    with pytest.raises(UnknownName, match="unknown robustness target 'speed'.*valid forms"):
         run_search(
             "nb201", "random", "bench:speed", 5, context=ObjectiveContext(benchmark=str(DEMO_ROBUSTNESS))
         )
