@@ -94,7 +94,7 @@ CC_GROUPS: dict[str, tuple[str, ...]] = {
     "digital": ("contrast", "brightness", "jpeg_compression"),
 }
 
-#: Old names of the statistics ``robnas correlate`` averages (not per-architecture values).
+#: Why an averaged statistic of ``robnas correlate`` is not a target (for error messages).
 _STATISTIC_HINT = (
     "names starting with croze_ (and the older cc_mean15) are statistics robnas correlate "
     "averages over several accuracies, not one value per architecture"
