@@ -76,8 +76,8 @@ def main() -> None:
         "# correlate speed\n\n"
         "`python benchmarks/correlate_speed.py`: fresh `RobustnessDataset` (reads meta.json and the\n"
         "CIFAR-10 accuracy JSON files) + `robnas.correlate.correlate(..., bootstrap=1000)` against every\n"
-        "target (clean, 4 attacks x every eps, HRS of each, 15 corruptions, 4 CRoZe groups, cc_mean,\n"
-        "cc_avg_acc), Spearman + bootstrap interval + Kendall tau-b + top-10% precision.\n"
+        "target (clean, 4 attacks x every eps, HRS of each, 15 corruptions, 4 CRoZe groups, croze_mean15,\n"
+        "cc_mean), Spearman + bootstrap interval + Kendall tau-b + top-10% precision.\n"
         f"Median of {args.repeats} runs, in seconds; target: under 10 s.\n\n"
         "| case | targets | median s | runs |\n|---|---|---|---|\n"
         + "\n".join(lines)

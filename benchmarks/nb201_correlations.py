@@ -27,7 +27,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = [
     "clean", "fgsm@1", "fgsm@4", "fgsm@8", "pgd@1", "pgd@8", "apgd@1", "apgd@8", "square@1", "square@8",
-    "hrs_fgsm@8", "cc_weather", "cc_noise", "cc_blur", "cc_digital", "cc_mean",
+    "hrs_fgsm@8", "croze_weather", "croze_noise", "croze_blur", "croze_digital", "croze_mean15",
 ]
 
 
@@ -72,8 +72,9 @@ def main() -> None:
         f"{len(archs)} NB201 architectures, one per isomorphism class (drawn with seed {args.seed}); every proxy "
         f"on the same batch of {args.batch_size} real CIFAR-10 training images (`cifar10_exact_subset.npz`, "
         "seed 0), networks initialised from `stable_seed(seed, arch)`; Spearman rho against the robustness "
-        "dataset of Jung et al. (CIFAR-10). `cc_*` groups as CRoZe computes them; `cc_mean` is the mean of "
-        "the 15 per-corruption values. Scores: `nb201_cifar10_scores.csv`; all statistics with bootstrap "
+        "dataset of Jung et al. (CIFAR-10). `croze_<group>` are CRoZe's averaged statistics (per corruption "
+        "and severity, then averaged); `croze_mean15` averages the statistic against each corruption's "
+        "severity mean over the 15 corruptions. Scores: `nb201_cifar10_scores.csv`; all statistics with bootstrap "
         "intervals, Kendall tau and top-10% precision: `nb201_cifar10_correlations.csv`.",
         "",
         correlate.markdown_table(result, TARGETS),

@@ -156,6 +156,47 @@ def test_robustness_real_data(shared_data: Path) -> None:
     assert len(pairs) == len(set(keys)) == len(set(rob.isomorphs))
 
 
+def test_robustness_targets_per_architecture(rob_dir: Path) -> None:
+    """RobustnessDataset.target: one value per architecture from the raw files, for one or many."""
+    rob = RobustnessDataset(rob_dir)
+    meta = json.loads((rob_dir / "meta.json").read_text())
+    i = 21
+    key = meta["ids"][str(i)]["isomorph"]
+    clean = _raw(rob_dir, "clean")[key]
+    fgsm = _raw(rob_dir, "fgsm@Linf")[key][EPSILONS["fgsm@Linf"].index(8.0)]
+    fog = _raw(rob_dir, "fog")[key]
+    every = [v for c in benchmarks.CORRUPTIONS for v in _raw(rob_dir, c)[key]]
+    weather = [v for c in ("snow", "fog", "frost") for v in _raw(rob_dir, c)[key]]
+    expected = {
+        "clean": clean,
+        "fgsm@8": fgsm,
+        "hrs_fgsm@8": 2 * clean * fgsm / (clean + fgsm),
+        "fog@2": fog[1],
+        "fog": np.mean(fog),
+        "cc_weather": np.mean(weather),
+        "cc_mean": np.mean(every),
+    }
+    for name, value in expected.items():
+        assert rob.target(i, "cifar10", name) == pytest.approx(value, abs=1e-12)
+        assert rob.target(meta["ids"][str(i)]["nb201-string"], "cifar10", name) == pytest.approx(value)
+        many = rob.target([i, 0, i], "cifar10", name)
+        assert many.shape == (3,) and many[0] == many[2] == pytest.approx(value)
+    with pytest.raises(UnknownName, match="no epsilon 3"):
+        rob.target(i, "cifar10", "fgsm@3")
+
+
+def test_robustness_targets_real_data(shared_data: Path) -> None:
+    root = shared_data / "robustness"
+    rob = RobustnessDataset(root)
+    key = rob.isomorph(11)
+    accuracies = []
+    for c in benchmarks.CORRUPTIONS:
+        raw = json.loads((root / "cifar10" / f"{c}_accuracy.json").read_text())
+        accuracies += raw["cifar10"][c]["accuracy"][key]
+    assert len(accuracies) == 75
+    assert rob.target(11, "cifar10", "cc_mean") == pytest.approx(np.mean(accuracies), abs=1e-12)
+
+
 # ------------------------------------------------------------------------------- NB201 tables
 def _write_csv(path: Path) -> Path:
     archs = [SPACE.format(a) for a in SPACE.all()[:4]]

@@ -67,15 +67,16 @@ def test_target_names_and_eps_format(rob: RobustnessDataset) -> None:
         "hrs_square@1",
     ):
         assert expected in names
-    assert {f"cc_{c}" for c in CORRUPTIONS} <= set(names)
-    assert {"cc_weather", "cc_noise", "cc_blur", "cc_digital", "cc_mean", "cc_avg_acc"} <= set(names)
-    assert "cc_fog@3" not in names and "cc_fog@3" in corr.target_names(rob, severities=True)
+    assert set(CORRUPTIONS) <= set(names)
+    assert {"cc_weather", "cc_noise", "cc_blur", "cc_digital", "cc_mean"} <= set(names)
+    assert {"croze_weather", "croze_noise", "croze_blur", "croze_digital", "croze_mean15"} <= set(names)
+    assert "fog@3" not in names and "fog@3" in corr.target_names(rob, severities=True)
     with pytest.raises(UnknownName, match="epsilon"):
         corr.build_targets(rob, "cifar10", ["fgsm@3"])
     with pytest.raises(UnknownName, match="did you mean"):
         corr.build_targets(rob, "cifar10", ["cc_wether"])
     with pytest.raises(UnknownName, match="severity"):
-        corr.build_targets(rob, "cifar10", ["cc_fog@7"])
+        corr.build_targets(rob, "cifar10", ["fog@7"])
     with pytest.raises(DataError, match="no such dataset"):
         corr.target_names(rob, "cifar100")
     with pytest.raises(ConfigError, match="repeat"):
@@ -84,7 +85,7 @@ def test_target_names_and_eps_format(rob: RobustnessDataset) -> None:
 
 def test_statistics_match_independent_scipy(rob: RobustnessDataset) -> None:
     frame = _scores(rob)
-    targets = ["clean", "fgsm@8", "hrs_pgd@1", "cc_fog", "cc_fog@2", "cc_weather", "cc_mean", "cc_avg_acc"]
+    targets = ["clean", "fgsm@8", "hrs_pgd@1", "fog", "fog@2", "croze_weather", "croze_mean15", "cc_mean"]
     result = corr.correlate(frame, rob, targets=targets, bootstrap=0)
     assert list(result.columns) == list(corr.COLUMNS)
     t = {c: rob.table("cifar10", c) for c in ["clean", "fgsm@Linf", "pgd@Linf", *CORRUPTIONS]}
@@ -96,9 +97,9 @@ def test_statistics_match_independent_scipy(rob: RobustnessDataset) -> None:
             "clean": clean,
             "fgsm@8": t["fgsm@Linf"][rows, 2],
             "hrs_pgd@1": 2 * clean * pgd1 / (clean + pgd1),
-            "cc_fog": t["fog"][rows].mean(axis=1),
-            "cc_fog@2": t["fog"][rows, 1],
-            "cc_avg_acc": np.mean([t[c][rows].mean(axis=1) for c in CORRUPTIONS], axis=0),
+            "fog": t["fog"][rows].mean(axis=1),
+            "fog@2": t["fog"][rows, 1],
+            "cc_mean": np.mean([t[c][rows].mean(axis=1) for c in CORRUPTIONS], axis=0),
         }
         got = result[result["proxy"] == proxy].set_index("target")
         assert (got["n"] == len(x)).all()
@@ -115,9 +116,9 @@ def test_statistics_match_independent_scipy(rob: RobustnessDataset) -> None:
                 for c in ("snow", "fog", "frost")
             ]
         )
-        assert got.at["cc_weather", "spearman"] == pytest.approx(weather, abs=1e-12)
+        assert got.at["croze_weather", "spearman"] == pytest.approx(weather, abs=1e-12)
         mean15 = np.mean([stats.spearmanr(x, t[c][rows].mean(axis=1)).statistic for c in CORRUPTIONS])
-        assert got.at["cc_mean", "spearman"] == pytest.approx(mean15, abs=1e-12)
+        assert got.at["croze_mean15", "spearman"] == pytest.approx(mean15, abs=1e-12)
 
 
 def test_unique_versus_all_and_nan(rob: RobustnessDataset) -> None:
@@ -164,8 +165,8 @@ def test_ensembles(rob: RobustnessDataset) -> None:
 
 def test_bootstrap_seeded_and_rerank_matches_a_loop(rob: RobustnessDataset) -> None:
     frame = _scores(rob)
-    a = corr.correlate(frame, rob, targets=["clean", "cc_weather"], bootstrap=200, seed=3)
-    b = corr.correlate(frame, rob, targets=["clean", "cc_weather"], bootstrap=200, seed=3)
+    a = corr.correlate(frame, rob, targets=["clean", "croze_weather"], bootstrap=200, seed=3)
+    b = corr.correlate(frame, rob, targets=["clean", "croze_weather"], bootstrap=200, seed=3)
     pd.testing.assert_frame_equal(a, b)
     assert (a["spearman_lo"] <= a["spearman"]).all() and (a["spearman"] <= a["spearman_hi"]).all()
     none = corr.correlate(frame, rob, targets=["clean"], bootstrap=0)
@@ -267,7 +268,7 @@ def test_cli_end_to_end(rob: RobustnessDataset, tmp_path: Path) -> None:
             str(tmp_path / "o2"),
             "--all",
             "--targets",
-            "clean,cc_weather",
+            "clean,croze_weather",
             "--no-figures",
             "--bootstrap",
             "0",
@@ -275,7 +276,7 @@ def test_cli_end_to_end(rob: RobustnessDataset, tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     csv = pd.read_csv(tmp_path / "o2" / "correlations.csv")
-    assert set(csv["target"]) == {"clean", "cc_weather"}
+    assert set(csv["target"]) == {"clean", "croze_weather"}
     assert csv["n"].max() == len(rob.arch_strings)
     assert not (tmp_path / "o2" / "heatmap_spearman.png").exists()
 
@@ -304,7 +305,7 @@ def test_reproduces_independent_scipy_on_published_proxies(shared_data: Path) ->
     proxies = ["params", "synflow", "jacov", "plain"]
     long = wide.melt(id_vars="net_str", value_vars=proxies, var_name="proxy", value_name="value")
     long = long.rename(columns={"net_str": "arch"})
-    targets = ["clean", "fgsm@8", "pgd@1", "apgd@8", "hrs_fgsm@8", "cc_weather", "cc_mean"]
+    targets = ["clean", "fgsm@8", "pgd@1", "apgd@8", "hrs_fgsm@8", "croze_weather", "croze_mean15"]
     result = corr.correlate(long, rob, targets=targets, bootstrap=0).set_index(["proxy", "target"])
     # independent: first architecture of each isomorph class in file order, plain scipy
     first = wide.assign(key=[rob.isomorph(s) for s in wide["net_str"]]).drop_duplicates("key")
@@ -337,11 +338,103 @@ def test_reproduces_independent_scipy_on_published_proxies(shared_data: Path) ->
                 for c in ("snow", "fog", "frost")
             ]
         )
-        assert round(result.loc[(proxy, "cc_weather"), "spearman"], 3) == round(weather, 3)
+        assert round(result.loc[(proxy, "croze_weather"), "spearman"], 3) == round(weather, 3)
         mean15 = np.mean([stats.spearmanr(x, load[c][rows].mean(axis=1)).statistic for c in CORRUPTIONS])
-        assert round(result.loc[(proxy, "cc_mean"), "spearman"], 3) == round(mean15, 3)
+        assert round(result.loc[(proxy, "croze_mean15"), "spearman"], 3) == round(mean15, 3)
     # anchors of TARGETS.md's first table
     assert round(result.loc[("params", "clean"), "spearman"], 3) == 0.780
     assert round(result.loc[("params", "fgsm@8"), "spearman"], 3) == 0.798
-    assert round(result.loc[("params", "cc_weather"), "spearman"], 3) == 0.699
-    assert round(result.loc[("params", "cc_mean"), "spearman"], 3) == 0.463
+    # TARGETS.md's cc_weather and cc_mean15 columns are croze_weather and croze_mean15
+    assert round(result.loc[("params", "croze_weather"), "spearman"], 3) == 0.699
+    assert round(result.loc[("params", "croze_mean15"), "spearman"], 3) == 0.463
+
+
+# ------------------------------------------------------------------ one grammar for targets
+SAME_NAMES = ["clean", "fgsm@8", "hrs_pgd@1", "fog@3", "fog", "cc_weather", "cc_noise", "cc_mean"]
+
+
+def test_target_grammar_round_trips_and_reads_old_spellings(rob: RobustnessDataset) -> None:
+    from robnas.benchmarks import parse_target
+
+    names = rob.target_names("cifar10", severities=True)
+    assert len(names) == len(set(names))
+    for name in names:
+        target = parse_target(name)
+        assert target.name == name == str(target)
+        assert parse_target(target.name) == target
+    old = {
+        "cc_fog@3": "fog@3",
+        "cc_fog": "fog",
+        "cc_avg_acc": "cc_mean",
+        "fgsm@8.0": "fgsm@8",
+        " clean ": "clean",
+    }
+    for spelling, new in old.items():
+        assert parse_target(spelling).name == new
+        assert corr.canonical_name(spelling) == new
+    assert corr.canonical_name("cc_mean15") == "croze_mean15"
+    # results carry canonical names; two spellings of one target are one name
+    result = corr.correlate(_scores(rob), rob, targets=["cc_fog@3", "cc_avg_acc"], bootstrap=0)
+    assert set(result["target"]) == {"fog@3", "cc_mean"}
+    with pytest.raises(ConfigError, match="repeat"):
+        corr.build_targets(rob, "cifar10", ["fog@3", "cc_fog@3"])
+
+
+def test_a_target_name_gives_the_same_values_in_objectives_and_correlate(rob: RobustnessDataset) -> None:
+    from robnas import objectives, spaces
+
+    space = spaces.get("nb201")
+    ctx = objectives.ObjectiveContext(benchmark=str(rob.root))
+    frame = _scores(rob)
+    result = corr.correlate(frame, rob, targets=SAME_NAMES, bootstrap=0)
+    tables = {c: rob.table("cifar10", c) for c in CORRUPTIONS}
+    for name in SAME_NAMES:
+        objective = objectives.make(f"bench:{name}", space, ctx)
+        via_objective = np.array([objective.evaluate(a) for a in rob.arch_strings])
+        via_reader = rob.target(rob.arch_strings, "cifar10", name)
+        np.testing.assert_allclose(via_objective, via_reader, rtol=0, atol=1e-12)
+        rows = rob.rows(rob.arch_strings)
+        np.testing.assert_allclose(
+            corr.build_targets(rob, "cifar10", [name]).accuracy(name)[rows], via_reader
+        )
+        for proxy in ("good", "noise"):
+            x, key_rows = _first_of_class(rob, frame[frame["proxy"] == proxy])
+            # correlate's statistic is against the very values the objective returns
+            y = rob.target_values("cifar10", name)[key_rows]
+            got = result[(result["proxy"] == proxy) & (result["target"] == name)]["spearman"].item()
+            assert got == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    # cc_mean: mean over the 75 accuracies of each architecture, cc_weather over its 15
+    arch = rob.arch_strings[7]
+    row = rob.rows([arch])[0]
+    assert objectives.make("bench:cc_mean", space, ctx).evaluate(arch) == pytest.approx(
+        np.mean([tables[c][row] for c in CORRUPTIONS])
+    )
+    assert objectives.make("bench:cc_weather", space, ctx).evaluate(arch) == pytest.approx(
+        np.mean([tables[c][row] for c in ("snow", "fog", "frost")])
+    )
+
+
+def test_bad_target_names_give_one_clear_error_listing_the_forms(rob: RobustnessDataset) -> None:
+    from robnas import objectives, spaces
+    from robnas.benchmarks import parse_target
+    from robnas.errors import RobnasError
+
+    space = spaces.get("nb201")
+    ctx = objectives.ObjectiveContext(benchmark=str(rob.root))
+    for bad in ("fgsm@x", "weather", "cc_fog@9", "fgsm", "", "clean@1"):
+        with pytest.raises(UnknownName) as caught:
+            parse_target(bad)
+        assert isinstance(caught.value, RobnasError) and "\n" not in str(caught.value)
+    with pytest.raises(UnknownName, match="valid forms: clean; ATTACK@EPS"):
+        objectives.make("bench:weather", space, ctx)
+    with pytest.raises(UnknownName, match="valid forms: clean; ATTACK@EPS.*croze_weather"):
+        corr.build_targets(rob, "cifar10", ["weather"])
+    # averaged statistics are not per-architecture values: the objective says what to use instead
+    with pytest.raises(UnknownName, match="statistic.*cc_mean or cc_GROUP"):
+        objectives.make("bench:croze_weather", space, ctx)
+    with pytest.raises(UnknownName, match="croze_mean15"):
+        objectives.make("bench:cc_mean15", space, ctx)
+    with pytest.raises(UnknownName, match="epsilon"):
+        objectives.make("bench:fgsm@3", space, ctx)
+    with pytest.raises(UnknownName, match="known: croze_weather"):
+        corr.build_targets(rob, "cifar10", ["croze_wether"])

@@ -207,7 +207,7 @@ def test_bad_configs_are_rejected_with_clear_errors(tmp_path):
         run_search("nb201", "random", "bench:fgsm@8", 5)
     with pytest.raises(DataError, match="meta.json"):
         run_search("nb201", "random", "bench:fgsm@8", 5, context=ObjectiveContext(benchmark=str(tmp_path)))
-    with pytest.raises(UnknownName, match="benchmark target"):
+    with pytest.raises(UnknownName, match="unknown robustness target 'speed'.*valid forms"):
         run_search(
             "nb201", "random", "bench:speed", 5, context=ObjectiveContext(benchmark=str(DEMO_ROBUSTNESS))
         )
@@ -504,3 +504,118 @@ def test_optuna_within_a_restricted_space_evaluates_members_only():
     chain = ("avg_pool_3x3", "none", "avg_pool_3x3", "none", "none", "nor_conv_1x1")  # needs edge0 = pool
     with pytest.raises(InvalidArchitecture, match="not among the"):
         SubsetSpace(nb201, candidates).from_choices(nb201.to_choices(chain))
+
+
+# ---------------------------------------------------------------- nb201: table objectives and HNAS
+
+
+def _nb201_csv(path: Path, archs: list[str]) -> Path:
+    """A NAS-Bench-201 table in the layout of nb201_merged_by_index.csv: 12-epoch valid = fake, 200-epoch test."""
+    import csv
+
+    space = spaces.get("nb201")
+    fake = Fake("table", space, WEIGHTS)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["nb201_index", "arch_str", "c10valid_valid_acc_12ep__robot", "c10_test_acc_200ep"])
+        for i, arch in enumerate(archs):
+            value = fake.evaluate(arch)
+            writer.writerow([i, arch, 50 + value, 80 + value / 2])
+    return path
+
+
+def test_nb201_objectives_read_the_12_and_200_epoch_tables(tmp_path):
+    space = spaces.get("nb201")
+    archs = [space.canonical_string(a) for a in space.all()[:40]]
+    archs = list(dict.fromkeys(archs))
+    ctx = ObjectiveContext(nb201=str(_nb201_csv(tmp_path / "nb201.csv", archs)))
+    fake = Fake("check", space, WEIGHTS)
+    val12 = objectives.make("nb201:valid@12", space, ctx)
+    test200 = objectives.make("nb201:test@200", space, ctx)
+    assert val12.key.startswith("nb201:cifar10-valid/valid@12|")
+    assert objectives.make("nb201:cifar10-valid/valid@12", space, ctx).key == val12.key
+    assert test200.key.startswith("nb201:cifar10/test@200|")
+    for arch in archs[:10]:
+        assert val12.evaluate(arch) == pytest.approx(50 + fake.evaluate(arch))
+        assert test200.evaluate(arch) == pytest.approx(80 + fake.evaluate(arch) / 2)
+    with pytest.raises(UnknownName, match="nb201:SPLIT@EPOCHS"):
+        objectives.make("nb201:valid@13", space, ctx)
+    with pytest.raises(UnknownName, match="no cifar10/valid"):
+        objectives.make("nb201:cifar10/valid@12", space, ctx)
+    with pytest.raises(UnknownName, match="no column for cifar100/test"):
+        objectives.make("nb201:cifar100/test@200", space, ctx)
+    with pytest.raises(ConfigError, match="NAS-Bench-201 table"):
+        objectives.make("nb201:valid@12", space, ObjectiveContext())
+
+
+def test_nb201_objective_on_the_real_table(shared_data):
+    import csv
+
+    path = shared_data / "nb201" / "nb201_merged_by_index.csv"
+    with path.open(newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["nb201_index"] == "1")
+    space = spaces.get("nb201")
+    ctx = ObjectiveContext(nb201=str(path))
+    arch = row["arch_str"]
+    assert space.canonical_string(arch) == arch
+    assert objectives.make("nb201:valid@12", space, ctx).evaluate(arch) == pytest.approx(
+        float(row["c10valid_valid_acc_12ep__robot"])
+    )
+    assert objectives.make("nb201:test@200", space, ctx).evaluate(arch) == pytest.approx(
+        float(row["c10_test_acc_200ep"])
+    )
+    assert objectives.make("nb201:ImageNet16-120/test@200", space, ctx).evaluate(arch) == pytest.approx(
+        float(row["im16_test_acc_200ep"])
+    )
+
+
+def test_hnas_with_its_own_objective_picks_the_criterion_argmin_and_bo_moves(tmp_path):
+    """hnas_and_proxies.md 1.3: each query takes argmin S over the unselected pool; BO tunes (t, c)."""
+    import numpy as np
+
+    from robnas.search.hnas import criterion
+
+    space = spaces.get("nb201")
+    pool = sorted({space.canonical_string(space.sample(np.random.default_rng([7, i]))) for i in range(300)})[:80]
+    ctx = ObjectiveContext(nb201=str(_nb201_csv(tmp_path / "nb201.csv", pool)))
+    options = {"metric": "fake_m", "condition": "fake_k", "pool_size": 1000, "probes": 4}
+    result = run_search("nb201", "hnas", "nb201:valid@12", 14, seed=1, context=ctx, candidates=pool, options=options)
+    _check_run(result, 14)
+    m_obj, k_obj = OBJECTIVES.get("fake_m")("", space, ctx), OBJECTIVES.get("fake_k")("", space, ctx)
+    m = np.array([m_obj.evaluate(a) for a in pool])
+    kappa = np.array([k_obj.evaluate(a) for a in pool])
+    index = {a: i for i, a in enumerate(pool)}
+    selected = np.zeros(len(pool), dtype=bool)
+    scale = search.hnas.HNASSearch().scale
+    for row in result.history:
+        s = criterion(m, kappa, row.info["t"], row.info["c"], scale)
+        s[selected] = np.inf
+        pick = index[row.arch]
+        assert not selected[pick] and s[pick] == s.min() == pytest.approx(row.info["S"])
+        selected[pick] = True
+    # the probes, then BO proposals that leave the probe grid (t = linspace, c = mid of [c_low, c_high])
+    probes = [(r.info["t"], r.info["c"]) for r in result.history[:4]]
+    assert probes == [pytest.approx((t, -2.0)) for t in (0.0, 1 / 3, 2 / 3, 1.0)]
+    later = [(r.info["t"], r.info["c"]) for r in result.history[4:]]
+    assert any(abs(c + 2.0) > 1e-6 for _, c in later)
+    assert all(min(abs(t - pt) for pt, _ in probes) > 1e-6 or abs(c + 2.0) > 1e-6 for t, c in later)
+    # the result is the queried architecture with the best 12-epoch validation accuracy
+    val12 = objectives.make("nb201:valid@12", space, ctx)
+    best = result.best(1)[0]
+    assert best.value == max(val12.evaluate(r.arch) for r in result.history) == val12.evaluate(best.arch)
+
+
+def test_cli_search_reads_an_nb201_table(tmp_path):
+    from typer.testing import CliRunner
+
+    from robnas.cli import app
+
+    space = spaces.get("nb201")
+    pool = sorted({space.canonical_string(space.sample(i)) for i in range(40)})
+    table = _nb201_csv(tmp_path / "nb201.csv", pool)
+    out = tmp_path / "s.sqlite"
+    args = ["search", "--objective", "nb201:valid@12", "--strategy", "random", "--budget", "5"]
+    result = CliRunner().invoke(app, [*args, "--nb201", str(table), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    missing = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "t.sqlite")])
+    assert missing.exit_code == 2 and "NAS-Bench-201 table" in missing.output

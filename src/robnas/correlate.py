@@ -1,22 +1,26 @@
 """Rank agreement between proxy scores and the robustness dataset (Jung et al., ICLR 2023).
 
-Targets (names as in ``docs``/TARGETS.md; epsilons in units of 1/255, written ``8`` or ``0.1``):
+Targets are the per-architecture values of :mod:`robnas.benchmarks.robustness` (its
+:func:`~robnas.benchmarks.robustness.parse_target` grammar, the same names as the ``bench:``
+search objectives): ``clean``, ``fgsm@8`` (attack at eps in 1/255), ``hrs_fgsm@8``, ``fog@3``,
+``fog`` (severity mean), ``cc_weather`` (mean accuracy over a corruption group), ``cc_mean``
+(mean accuracy over the 15 corruptions x 5 severities). A proxy's statistic against a target
+is computed against that one value per architecture.
 
-* ``clean``: clean accuracy;
-* ``fgsm@E``, ``pgd@E``, ``apgd@E`` (AutoAttack APGD-CE), ``square@E`` (AutoAttack Square): accuracy
-  under the attack at every epsilon ``E`` of ``meta.json``;
-* ``hrs_<attack>@E``: the harmonic robustness score ``2CR/(C+R)`` of clean accuracy ``C`` and
-  robust accuracy ``R``, per architecture (as CRoZe's ``corr.py``);
-* ``cc_<corruption>``: against the corruption's accuracy averaged over its 5 severities;
-  ``cc_<corruption>@S`` against severity ``S`` alone;
-* ``cc_weather`` (snow, fog, frost), ``cc_noise`` (gaussian, shot, impulse noise), ``cc_blur``
-  (defocus, glass, motion, zoom blur), ``cc_digital`` (contrast, brightness, jpeg_compression):
-  as CRoZe's ``corr.py`` computes them, the statistic of every severity of every corruption of
-  the group, averaged over the 5 severities and then over the group's corruptions
-  (elastic_transform and pixelate are in no group and brightness is "digital", as in CRoZe);
-* ``cc_mean`` (alias ``cc_mean15``, as in TARGETS.md): the mean over the 15 corruptions of
-  ``cc_<corruption>`` (a mean of 15 statistics);
-* ``cc_avg_acc``: against ONE accuracy, the mean over the 15 corruptions and 5 severities.
+Averaged statistics (correlate only; not targets, since no single accuracy stands behind them):
+
+* ``croze_weather`` (snow, fog, frost), ``croze_noise`` (gaussian, shot, impulse noise),
+  ``croze_blur`` (defocus, glass, motion, zoom blur), ``croze_digital`` (contrast, brightness,
+  jpeg_compression): as CRoZe's ``corr.py`` computes them, the statistic against every
+  severity of every corruption of the group (``fog@1`` ... ``frost@5``), averaged over the 5
+  severities and then over the group's corruptions;
+* ``croze_mean15``: the statistic against each corruption's severity mean (``fog``, ...),
+  averaged over the 15 corruptions.
+
+TARGETS.md's ``cc_weather`` ... ``cc_digital`` and ``cc_mean15`` columns are these statistics
+(``croze_<group>``, ``croze_mean15``); ``cc_mean15`` is still read as ``croze_mean15``. Older
+target spellings (``cc_fog``, ``cc_fog@3``, ``cc_avg_acc``) are read as their new names
+(``fog``, ``fog@3``, ``cc_mean``); results always carry the canonical names.
 
 Statistics, per proxy and target: Spearman rho (Pearson of average ranks, equal to
 ``scipy.stats.spearmanr``), a percentile-bootstrap 95% interval of rho, Kendall tau-b
@@ -40,7 +44,6 @@ keeps every row, duplicates included, like CRoZe's ``corr.py``.
 from __future__ import annotations
 
 import math
-import re
 import sqlite3
 import warnings
 from collections.abc import Iterable, Sequence
@@ -52,7 +55,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from robnas.benchmarks.robustness import ATTACKS, CORRUPTIONS, SEVERITIES, RobustnessDataset
+from robnas.benchmarks.robustness import (
+    CC_GROUPS,
+    CORRUPTIONS,
+    SEVERITIES,
+    RobustnessDataset,
+    Target,
+    format_eps,
+    parse_target,
+)
 from robnas.errors import ConfigError, DataError, UnknownName
 
 try:  # scipy's merge-sort discordant-pair counter (the core of scipy.stats.kendalltau)
@@ -72,15 +83,19 @@ COLUMNS: tuple[str, ...] = (
     "top10_precision",
 )
 
-#: CRoZe's corruption groups (``corr.py``); brightness is under "digital" there.
-CC_GROUPS: dict[str, tuple[str, ...]] = {
-    "weather": ("snow", "fog", "frost"),
-    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
-    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
-    "digital": ("contrast", "brightness", "jpeg_compression"),
+#: The averaged statistics: name -> what they average (see the module docstring).
+STATISTICS: dict[str, str] = {
+    **{
+        f"croze_{group}": f"CRoZe's {group} group: mean over {', '.join(members)} x 5 severities of the "
+        "statistic against each severity"
+        for group, members in CC_GROUPS.items()
+    },
+    "croze_mean15": "mean over the 15 corruptions of the statistic against each corruption's severity mean",
 }
+#: Older names of averaged statistics, read as their new names.
+STATISTIC_ALIASES: dict[str, str] = {"cc_mean15": "croze_mean15"}
 
-#: The targets of the first table of TARGETS.md, in its order.
+#: The targets of the first table of TARGETS.md, in its order (its cc_* columns are croze_* here).
 HEADLINE_TARGETS: tuple[str, ...] = (
     "clean",
     "fgsm@1",
@@ -93,153 +108,103 @@ HEADLINE_TARGETS: tuple[str, ...] = (
     "square@8",
     "fgsm@4",
     "hrs_fgsm@8",
-    "cc_weather",
-    "cc_noise",
-    "cc_blur",
-    "cc_digital",
-    "cc_mean",
+    "croze_weather",
+    "croze_noise",
+    "croze_blur",
+    "croze_digital",
+    "croze_mean15",
 )
 
 ARCH_COLUMNS: tuple[str, ...] = ("arch", "arch_str", "net_str")
-_ATTACK_NAME = re.compile(r"^(hrs_)?([a-z]+)@([0-9.eE+-]+)$")
-
-
-def format_eps(eps: float) -> str:
-    """Epsilon (1/255 units) as written in target names: 0.1 -> ``0.1``, 8.0 -> ``8``."""
-    return f"{float(eps):g}"
 
 
 # ------------------------------------------------------------------------------------ targets
 @dataclass
 class TargetSet:
-    """Accuracy columns and how targets average them.
+    """Target columns and how the asked names average them.
 
-    ``values`` is ``(n_networks, m)`` (rows = ``RobustnessDataset.keys``); the statistic of
-    target ``t`` is ``sum_j weights[j, t] * statistic(column j)``.
+    ``values`` is ``(n_networks, m)`` (rows = ``RobustnessDataset.keys``), one column per target
+    of ``columns``; the statistic of name ``t`` is ``sum_j weights[j, t] * statistic(column j)``
+    (a target is one column of weight 1, an averaged statistic several).
     """
 
     names: list[str]
     values: np.ndarray
     weights: np.ndarray
-    columns: list[tuple[Any, ...]] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
 
     def accuracy(self, name: str) -> np.ndarray:
-        """One accuracy per network for ``name``: the weighted mean of its columns (for plots)."""
-        t = self.names.index(name)
+        """One value per network for ``name``: the weighted mean of its columns (for plots)."""
+        t = self.names.index(canonical_name(name))
         return self.values @ self.weights[:, t]
 
 
-def _has(rob: RobustnessDataset, dataset: str, measure: str) -> bool:
-    return rob.path(dataset, measure).is_file()
+def canonical_name(name: str) -> str:
+    """The name results carry for ``name`` (a target or an averaged statistic); UnknownName if neither."""
+    text = name.strip()
+    text = STATISTIC_ALIASES.get(text, text)
+    if text in STATISTICS:
+        return text
+    if text.startswith("croze_"):
+        raise UnknownName(f"unknown averaged statistic {text!r} (known: {', '.join(STATISTICS)})")
+    try:
+        return parse_target(text).name
+    except UnknownName as exc:
+        raise UnknownName(f"{exc}; or an averaged statistic: {', '.join(STATISTICS)}") from None
 
 
 def target_names(rob: RobustnessDataset, dataset: str = "cifar10", severities: bool = False) -> list[str]:
-    """Every target available for ``dataset`` (``severities`` adds ``cc_<name>@S``)."""
-    if not (rob.root / dataset).is_dir():
-        raise DataError(
-            f"{rob.root / dataset}: no such dataset folder (present: {', '.join(rob.datasets()) or 'none'})"
-        )
-    names = ["clean"]
-    attacks = [a for a, key in ATTACKS.items() if key in rob.meta["epsilons"] and _has(rob, dataset, key)]
-    for a in attacks:
-        names += [f"{a}@{format_eps(e)}" for e in rob.epsilons(a)]
-    for a in attacks:
-        names += [f"hrs_{a}@{format_eps(e)}" for e in rob.epsilons(a)]
-    present = [c for c in CORRUPTIONS if _has(rob, dataset, c)]
-    names += [f"cc_{c}" for c in present]
-    if severities:
-        names += [f"cc_{c}@{s}" for c in present for s in SEVERITIES]
-    names += [f"cc_{g}" for g, members in CC_GROUPS.items() if all(m in present for m in members)]
-    if len(present) == len(CORRUPTIONS):
-        names += ["cc_mean", "cc_avg_acc"]
+    """Every target and averaged statistic available for ``dataset`` (``severities`` adds ``CORRUPTION@S``)."""
+    names = rob.target_names(dataset, severities=severities)
+    present = set(names)
+    names += [f"croze_{g}" for g, members in CC_GROUPS.items() if all(m in present for m in members)]
+    if all(c in present for c in CORRUPTIONS):
+        names.append("croze_mean15")
     return names
 
 
-def _resolve(rob: RobustnessDataset, dataset: str, name: str) -> list[tuple[tuple[Any, ...], float]]:
-    """``name`` -> [(column key, weight)], or UnknownName."""
-    if name == "clean":
-        return [(("clean",), 1.0)]
-    m = _ATTACK_NAME.match(name)
-    if m and m.group(2) in ATTACKS:
-        hrs, attack, eps_text = m.groups()
-        eps = rob.epsilons(attack)
-        try:
-            j = eps.index(float(eps_text))
-        except ValueError:
-            raise UnknownName(
-                f"target {name!r}: {attack} has no epsilon {eps_text} "
-                f"(known, in 1/255: {', '.join(format_eps(e) for e in eps)})"
-            ) from None
-        return [(("hrs" if hrs else "attack", ATTACKS[attack], j), 1.0)]
-    if name.startswith("cc_"):
-        body = name[3:]
-        if body in ("mean", "mean15"):
-            return [(("ccsev", c), 1.0 / len(CORRUPTIONS)) for c in CORRUPTIONS]
-        if body == "avg_acc":
-            return [(("ccavg",), 1.0)]
-        corruption, _, sev = body.partition("@")
-        if corruption in CORRUPTIONS and sev:
-            if sev not in {str(s) for s in SEVERITIES}:
-                raise UnknownName(f"target {name!r}: severity must be one of {SEVERITIES}")
-            return [(("cc", corruption, int(sev)), 1.0)]
-        if corruption in CORRUPTIONS:
-            return [(("ccsev", corruption), 1.0)]
-        if body in CC_GROUPS:
-            members = CC_GROUPS[body]
-            w = 1.0 / (len(members) * len(SEVERITIES))
-            return [(("cc", c, s), w) for c in members for s in SEVERITIES]
-    import difflib
-
-    known = target_names(rob, dataset)
-    close = difflib.get_close_matches(name, [*known, "cc_mean15"], n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UnknownName(
-        f"unknown target {name!r}{hint} (targets: clean, <attack>@<eps>, hrs_<attack>@<eps> with attack in "
-        f"{', '.join(ATTACKS)}, cc_<corruption>[@severity], cc_<group> for {', '.join(CC_GROUPS)}, cc_mean, cc_avg_acc)"
-    )
-
-
-def _column(rob: RobustnessDataset, dataset: str, key: tuple[Any, ...]) -> np.ndarray:
-    kind = key[0]
-    if kind == "clean":
-        return rob.table(dataset, "clean")
-    if kind == "attack":
-        return rob.table(dataset, key[1])[:, key[2]]
-    if kind == "hrs":
-        c = rob.table(dataset, "clean")
-        r = rob.table(dataset, key[1])[:, key[2]]
-        total = c + r
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(total > 0, 2.0 * c * r / total, 0.0)
-    if kind == "cc":
-        return rob.table(dataset, key[1])[:, key[2] - 1]
-    if kind == "ccsev":
-        return rob.table(dataset, key[1]).mean(axis=1)
-    if kind == "ccavg":
-        return np.mean([rob.table(dataset, c).mean(axis=1) for c in CORRUPTIONS], axis=0)
-    raise AssertionError(key)
+def _resolve(name: str) -> tuple[str, list[tuple[Target, float]]]:
+    """``name`` -> (canonical name, [(target column, weight)])."""
+    canonical = canonical_name(name)
+    if canonical == "croze_mean15":
+        return canonical, [(Target("corruption", corruption=c), 1.0 / len(CORRUPTIONS)) for c in CORRUPTIONS]
+    if canonical in STATISTICS:
+        members = CC_GROUPS[canonical[len("croze_") :]]
+        w = 1.0 / (len(members) * len(SEVERITIES))
+        return canonical, [
+            (Target("corruption", corruption=c, severity=s), w) for c in members for s in SEVERITIES
+        ]
+    return canonical, [(parse_target(canonical), 1.0)]
 
 
 def build_targets(
     rob: RobustnessDataset, dataset: str = "cifar10", names: Sequence[str] | None = None
 ) -> TargetSet:
-    """The accuracy columns and weights of ``names`` (default: :func:`target_names`)."""
-    names = list(target_names(rob, dataset) if names is None else names)
-    if not names:
+    """The target columns and weights of ``names`` (default: :func:`target_names`), by canonical name."""
+    asked = list(target_names(rob, dataset) if names is None else names)
+    if not asked:
         raise ConfigError("no targets selected")
+    if not (rob.root / dataset).is_dir():
+        raise DataError(
+            f"{rob.root / dataset}: no such dataset folder (present: {', '.join(rob.datasets()) or 'none'})"
+        )
+    resolved = [_resolve(n) for n in asked]
+    names = [canonical for canonical, _ in resolved]
     if len(set(names)) != len(names):
-        raise ConfigError(f"targets repeat a name: {names}")
-    resolved = [_resolve(rob, dataset, n) for n in names]
-    columns: dict[tuple[Any, ...], int] = {}
-    for parts in resolved:
-        for key, _ in parts:
-            columns.setdefault(key, len(columns))
+        repeated = sorted(
+            {f"{a} ({c})" for a, (c, _) in zip(asked, resolved, strict=True) if names.count(c) > 1}
+        )
+        raise ConfigError(f"targets repeat a name: {', '.join(repeated)}")
+    columns: dict[Target, int] = {}
+    for _, parts in resolved:
+        for target, _ in parts:
+            columns.setdefault(target, len(columns))
     weights = np.zeros((len(columns), len(names)))
-    for t, parts in enumerate(resolved):
-        for key, w in parts:
-            weights[columns[key], t] += w
-    values = np.column_stack([_column(rob, dataset, key) for key in columns])
-    return TargetSet(names=names, values=values, weights=weights, columns=list(columns))
+    for t, (_, parts) in enumerate(resolved):
+        for target, w in parts:
+            weights[columns[target], t] += w
+    values = np.column_stack([rob.target_values(dataset, target) for target in columns])
+    return TargetSet(names=names, values=values, weights=weights, columns=[t.name for t in columns])
 
 
 # ------------------------------------------------------------------------------------- scores
@@ -648,11 +613,14 @@ __all__ = [
     "CC_GROUPS",
     "COLUMNS",
     "HEADLINE_TARGETS",
+    "STATISTICS",
+    "STATISTIC_ALIASES",
     "ProxyRows",
     "TargetSet",
     "add_ensembles",
     "as_scores",
     "build_targets",
+    "canonical_name",
     "correlate",
     "format_eps",
     "load_scores",

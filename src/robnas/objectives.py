@@ -18,8 +18,19 @@ Objectives are made from a spec string by :func:`make` (kinds live in :data:`OBJ
   architecture's value the same whenever it is evaluated, which ranks within a growing search
   history would not;
 * ``bench:fgsm@8``: a lookup in the NAS-Bench-201 robustness dataset (Jung et al., ICLR 2023),
-  for simulated search: ``clean``, ``ATTACK@EPS`` (eps in 1/255), ``CORRUPTION@SEVERITY``,
-  ``CORRUPTION`` (mean over severities) or ``cc_mean`` (mean over the 15 corruptions);
+  for simulated search, by the target names of :mod:`robnas.benchmarks.robustness` (the same
+  names, with the same values, as ``robnas correlate``): ``clean``, ``ATTACK@EPS`` (eps in
+  1/255), ``hrs_ATTACK@EPS``, ``CORRUPTION@SEVERITY``, ``CORRUPTION`` (mean over severities),
+  ``cc_GROUP`` (mean accuracy over a corruption group) or ``cc_mean`` (mean accuracy over the
+  15 corruptions x 5 severities);
+* ``nb201:SPLIT@EPOCHS`` or ``nb201:DATASET/SPLIT@EPOCHS``: a NAS-Bench-201 accuracy (percent)
+  looked up in the table of ``context.nb201`` (a CSV, a NATS-Bench folder or a ``.pth``, see
+  :mod:`robnas.benchmarks.nb201`): SPLIT ``valid`` or ``test``, EPOCHS ``12`` or ``200`` (the
+  benchmark's two training schedules), DATASET ``cifar10-valid``, ``cifar10``, ``cifar100`` or
+  ``ImageNet16-120`` (default: the context's dataset; ``valid`` of ``cifar10`` is read from
+  ``cifar10-valid``, the only CIFAR-10 training with a held-out validation set). HNAS's own
+  BO target is ``nb201:valid@12`` = ``nb201:cifar10-valid/valid@12``; ``nb201:test@200`` is the
+  200-epoch CIFAR-10 test accuracy that NAS-Bench-201 papers report;
 * ``train:RECIPE``: short training with a :mod:`robnas.train` recipe, validation accuracy;
 * ``-SPEC``: the negation of SPEC, to minimise (``-params``, ``-ntk_condnum``).
 """
@@ -298,7 +309,8 @@ class ObjectiveContext:
     ``data`` is a :func:`robnas.data.load` spec (``PATH.npz``, ``cifar10:ROOT``,
     ``synthetic[:N]``) loaded on first use; ``scores`` a precomputed table (CSV path) that
     proxy objectives read instead of computing; ``benchmark`` the robustness dataset folder;
-    ``model`` the network build options of the space (e.g. ``{"C": 16, "layers": 8}`` for a
+    ``nb201`` a NAS-Bench-201 table for ``nb201:`` objectives; ``model`` the network build
+    options of the space (e.g. ``{"C": 16, "layers": 8}`` for a
     DARTS network smaller than the default ``C=36``, 20 cells), used by proxy and training
     objectives alike.
     """
@@ -310,6 +322,7 @@ class ObjectiveContext:
     batch_mode: str = "random"
     scores: str | None = None
     benchmark: str | None = None
+    nb201: str | None = None
     dataset: str = "cifar10"
     reference_size: int = 64
     train: dict[str, Any] = field(default_factory=dict)
@@ -369,6 +382,19 @@ class ObjectiveContext:
                 )
             self._cache["robustness"] = benchmarks.open("robustness", path)
         return self._cache["robustness"]
+
+    def nb201_table(self) -> Any:
+        """The NAS-Bench-201 table of ``nb201`` (opened once)."""
+        if "nb201" not in self._cache:
+            if self.nb201 is None:
+                raise ConfigError(
+                    "nb201: objectives need a NAS-Bench-201 table (a CSV such as nb201_merged_by_index.csv, "
+                    "a NATS-Bench topology folder or a NAS-Bench-201 .pth)"
+                )
+            from robnas import benchmarks
+
+            self._cache["nb201"] = benchmarks.open("nb201", self.nb201)
+        return self._cache["nb201"]
 
 
 ObjectiveFactory = Callable[[str, SearchSpace, ObjectiveContext], Objective]
@@ -560,48 +586,14 @@ class EnsembleObjective(Objective):
 # benchmark lookups (simulated search on NAS-Bench-201)
 
 
-def robustness_target(rob: Any, arch: str, dataset: str, target: str) -> float:
-    """One accuracy (fraction) of ``arch`` in the robustness dataset ``rob``.
+def robustness_target(rob: Any, arch: str | int, dataset: str, target: str) -> float:
+    """The value (a fraction) of target ``target`` for ``arch`` in the robustness dataset ``rob``.
 
-    ``target``: ``clean``; ``ATTACK@EPS`` (``fgsm@8``, ``pgd@8``, ``apgd@4``, ``square@8``;
-    eps in 1/255); ``CORRUPTION@SEVERITY`` (``fog@3``); ``CORRUPTION`` (mean of the 5
-    severities); ``cc_mean`` (mean over the 15 corruptions and 5 severities).
+    ``target`` follows :func:`robnas.benchmarks.robustness.parse_target` (``clean``, ``fgsm@8``,
+    ``hrs_fgsm@8``, ``fog@3``, ``fog``, ``cc_weather``, ``cc_mean``, ...), the names ``robnas
+    correlate`` uses for the same values.
     """
-    from robnas.benchmarks.robustness import ATTACKS, CORRUPTIONS, SEVERITIES
-
-    name, sep, level = target.partition("@")
-    if target == "clean":
-        return rob.accuracy(arch, dataset, "clean")
-    if target == "cc_mean":
-        return float(
-            np.mean([rob.accuracy(arch, dataset, c, severity=s) for c in CORRUPTIONS for s in SEVERITIES])
-        )
-    if name in CORRUPTIONS:
-        if not sep:
-            return float(np.mean([rob.accuracy(arch, dataset, name, severity=s) for s in SEVERITIES]))
-        return rob.accuracy(arch, dataset, name, severity=_int(level, target))
-    if name in ATTACKS or name in ATTACKS.values():
-        if not sep:
-            raise ConfigError(f"benchmark target {target!r} needs an epsilon, e.g. {name}@8")
-        return rob.accuracy(arch, dataset, name, eps=_float(level, target))
-    raise UnknownName(
-        f"unknown benchmark target {target!r}; expected clean, cc_mean, ATTACK@EPS with ATTACK in "
-        f"{', '.join(ATTACKS)}, or a corruption ({', '.join(CORRUPTIONS[:3])}, ...) with optional @SEVERITY"
-    )
-
-
-def _int(text: str, target: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"bad severity in benchmark target {target!r}") from None
-
-
-def _float(text: str, target: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"bad epsilon in benchmark target {target!r}") from None
+    return float(rob.target(arch, dataset, target))
 
 
 class BenchmarkObjective(Objective):
@@ -617,10 +609,13 @@ class BenchmarkObjective(Objective):
             raise DataError(
                 f"{self.rob.root}: no {self.dataset!r} folder (has: {', '.join(self.rob.datasets())})"
             )
+        from robnas.benchmarks.robustness import parse_target
+
+        parsed = parse_target(self.target)  # fail now, not mid-search, on an unknown target
+        self.target = parsed.name
+        self.values = self.rob.target_values(self.dataset, parsed)  # and on a missing epsilon or file
         super().__init__(space, f"bench:{self.target}|{self.dataset}")
         self._by_canonical: dict[str, str] | None = None
-        # fail now, not mid-search, on an unknown target
-        robustness_target(self.rob, self.rob.arch_strings[0], self.dataset, self.target)
 
     def attach(self, memo: Memo | None) -> None:
         self.memo = None  # a lookup is cheaper than a persistent cache
@@ -639,9 +634,66 @@ class BenchmarkObjective(Objective):
     def _compute(self, arch: Any) -> tuple[float, float]:
         text = self.space.format(arch)
         try:
-            return robustness_target(self.rob, text, self.dataset, self.target), math.nan
+            row = self.rob.rows([text])[0]
         except DataError:
-            return robustness_target(self.rob, self._listed(text), self.dataset, self.target), math.nan
+            row = self.rob.rows([self._listed(text)])[0]
+        return float(self.values[row]), math.nan
+
+
+#: The training schedules of NAS-Bench-201 (epochs), as its ``hp`` argument.
+NB201_EPOCHS: tuple[str, ...] = ("12", "200")
+NB201_FORMS = (
+    "nb201:SPLIT@EPOCHS or nb201:DATASET/SPLIT@EPOCHS with SPLIT valid or test, EPOCHS 12 or 200, "
+    "DATASET cifar10-valid, cifar10, cifar100 or ImageNet16-120 (e.g. nb201:valid@12, nb201:test@200)"
+)
+
+
+def parse_nb201(spec: str, dataset: str = "cifar10") -> tuple[str, str, str]:
+    """``(dataset, split, epochs)`` of an ``nb201:`` objective argument (see the module docstring)."""
+    from robnas.benchmarks.nb201 import NB201_DATASETS, SPLIT_SET
+
+    text = spec.strip()
+    head, sep, epochs = text.rpartition("@")
+    if not sep or epochs not in NB201_EPOCHS:
+        raise UnknownName(f"nb201 objective {text!r}: expected {NB201_FORMS}")
+    data, slash, split = head.rpartition("/")
+    if not slash:
+        data = dataset
+        if split == "valid" and data == "cifar10":
+            data = "cifar10-valid"
+    if data not in NB201_DATASETS or split not in ("valid", "test"):
+        raise UnknownName(f"nb201 objective {text!r}: expected {NB201_FORMS}")
+    if (data, split) not in SPLIT_SET:
+        known = ", ".join(f"{d}/{s}" for d, s in SPLIT_SET)
+        raise UnknownName(f"nb201 objective {text!r}: NAS-Bench-201 has no {data}/{split} (it has: {known})")
+    return data, split, epochs
+
+
+class NB201Objective(Objective):
+    """A NAS-Bench-201 accuracy (percent, mean over the benchmark's seeds), looked up by architecture.
+
+    Every NAS-Bench-201 string was trained on its own, so the value is that of the canonical
+    string of the architecture (isomorphic cells share it, as every objective caches per
+    canonical form).
+    """
+
+    def __init__(self, spec: str, space: SearchSpace, context: ObjectiveContext) -> None:
+        if space.name != "nb201":
+            raise ConfigError(f"nb201 objectives need the nb201 space, not {space.name!r}")
+        self.dataset, self.split, self.epochs = parse_nb201(spec, context.dataset)
+        self.table = context.nb201_table()
+        # fail now, not mid-search, when the table lacks this (dataset, split, epochs)
+        self.table.accuracy(self.dataset, self.split, self.epochs, indices=[0])
+        source = Path(str(self.table.source)).name
+        super().__init__(space, f"nb201:{self.dataset}/{self.split}@{self.epochs}|{source}")
+
+    def attach(self, memo: Memo | None) -> None:
+        self.memo = None  # a lookup is cheaper than a persistent cache
+
+    def _compute(self, arch: Any) -> tuple[float, float]:
+        index = self.table.index_of(self.space.format(arch))
+        values = self.table.accuracy(self.dataset, self.split, self.epochs, indices=[index])
+        return float(values[0]), math.nan
 
 
 class TrainingObjective(Objective):
@@ -716,6 +768,7 @@ OBJECTIVES.register(
     "ensemble", lambda arg, space, ctx: EnsembleObjective([a.strip() for a in arg.split("+")], space, ctx)
 )
 OBJECTIVES.register("bench", lambda arg, space, ctx: BenchmarkObjective(arg, space, ctx))
+OBJECTIVES.register("nb201", lambda arg, space, ctx: NB201Objective(arg, space, ctx))
 OBJECTIVES.register("train", lambda arg, space, ctx: TrainingObjective(arg, space, ctx))
 
 __all__ = [
@@ -724,6 +777,7 @@ __all__ = [
     "Cost",
     "EnsembleObjective",
     "Evaluation",
+    "NB201Objective",
     "Negated",
     "Objective",
     "ObjectiveContext",
@@ -732,5 +786,6 @@ __all__ = [
     "TrainingObjective",
     "make",
     "make_many",
+    "parse_nb201",
     "robustness_target",
 ]

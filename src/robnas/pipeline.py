@@ -60,6 +60,7 @@ SECTIONS = {
         "train_metric",
         "model",
         "max_params_m",
+        "nb201",
     },
     "train": {
         "recipe",
@@ -112,6 +113,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
         ("search", "data"),
         ("search", "scores"),
         ("search", "benchmark"),
+        ("search", "nb201"),
         ("train", "data"),
         ("evaluate", "data"),
     ):
@@ -153,6 +155,7 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
         device=s.get("device", "cpu"),
         scores=s.get("scores"),
         benchmark=s.get("benchmark"),
+        nb201=s.get("nb201"),
         dataset=s.get("dataset", "cifar10"),
         reference_size=int(s.get("reference_size", 64)),
         train={"epochs": int(s.get("train_epochs", 1)), "metric": s.get("train_metric", "clean")},

@@ -3,8 +3,9 @@
 * :func:`heatmap`: one statistic (default Spearman rho) of every proxy (rows) against every
   target (columns), in [-1, 1] on a diverging scale;
 * :func:`scatter`: one panel per proxy, the proxy's rank percentile (0 = lowest score) against
-  the target accuracy of each selected architecture, titled with rho. For an averaged target
-  (``cc_<group>``, ``cc_mean``) the accuracy shown is the weighted mean of its accuracy columns.
+  the target accuracy of each selected architecture, titled with rho (targets as named by
+  :func:`robnas.benchmarks.robustness.parse_target`; for CRoZe's averaged statistics
+  ``croze_<group>`` the accuracy shown is the mean over the group's corruptions and severities).
 
 Figures of one model's robustness table (the rows of :func:`robnas.evaluate.run`), used by
 ``robnas evaluate`` and the pipeline report:

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from robnas.benchmarks.nb201 import NATSTopology, NB201Benchmark, NB201Csv, NB201Pth, open_nb201
-from robnas.benchmarks.robustness import ATTACKS, CORRUPTIONS, SEVERITIES, RobustnessDataset
+from robnas.benchmarks.robustness import (
+    ATTACKS,
+    CC_GROUPS,
+    CORRUPTIONS,
+    SEVERITIES,
+    RobustnessDataset,
+    Target,
+    parse_target,
+)
 from robnas.registry import Registry
 
 BENCHMARKS: Registry[Any] = Registry("benchmark")
@@ -36,6 +44,7 @@ def names(pattern: str = "*") -> list[str]:
 __all__ = [
     "ATTACKS",
     "BENCHMARKS",
+    "CC_GROUPS",
     "CORRUPTIONS",
     "SEVERITIES",
     "NATSTopology",
@@ -43,7 +52,9 @@ __all__ = [
     "NB201Csv",
     "NB201Pth",
     "RobustnessDataset",
+    "Target",
     "names",
     "open",
     "open_nb201",
+    "parse_target",
 ]

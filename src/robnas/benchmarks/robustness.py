@@ -13,13 +13,36 @@ fraction per network), an attack (``fgsm@Linf``, ``pgd@Linf``, ``aa_apgd-ce@Linf
 or one of 15 corruptions (one fraction per severity 1..5). The 15,625 NAS-Bench-201 indices map
 onto the 6,466 evaluated non-isomorphic networks through ``meta["ids"][i]["isomorph"]``.
 
+Target names (one grammar, parsed by :func:`parse_target`; every name is ONE value per
+architecture, a fraction, and means the same in search objectives and in ``robnas correlate``):
+
+==========================  ===================================================================
+``clean``                   clean accuracy
+``ATTACK@EPS``              accuracy under the attack at epsilon EPS (1/255 units); ATTACK is
+                            ``fgsm``, ``pgd``, ``apgd`` (AutoAttack APGD-CE) or ``square``
+``hrs_ATTACK@EPS``          harmonic robustness score ``2CR/(C+R)`` of clean ``C`` and robust ``R``
+``CORRUPTION@S``            accuracy under one of the 15 corruptions at severity S (1..5)
+``CORRUPTION``              that corruption's accuracy, mean over the 5 severities
+``cc_GROUP``                mean accuracy over the group's corruptions x 5 severities; groups
+                            (as CRoZe): weather, noise, blur, digital (see :data:`CC_GROUPS`)
+``cc_mean``                 mean accuracy over all 15 corruptions x 5 severities
+==========================  ===================================================================
+
+Older spellings with the same meaning are read too: ``cc_fog`` and ``cc_fog@3`` (now ``fog``,
+``fog@3``) and ``cc_avg_acc`` (now ``cc_mean``). Names of statistics that ``robnas correlate``
+averages over several accuracies (``croze_weather``, ``croze_mean15``, ...) are not targets.
+
 Only the standard library and numpy are used; each file is read the first time it is asked for
 and then kept.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -61,6 +84,146 @@ CORRUPTIONS: tuple[str, ...] = (
 )
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "ImageNet16-120")
+
+#: CRoZe's corruption groups (its ``corr.py``); brightness is "digital" there, and
+#: elastic_transform and pixelate are in no group.
+CC_GROUPS: dict[str, tuple[str, ...]] = {
+    "weather": ("snow", "fog", "frost"),
+    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
+    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
+    "digital": ("contrast", "brightness", "jpeg_compression"),
+}
+
+#: Why an averaged statistic of ``robnas correlate`` is not a target (for error messages).
+_STATISTIC_HINT = (
+    "names starting with croze_ (and the older cc_mean15) are statistics robnas correlate "
+    "averages over several accuracies, not one value per architecture"
+)
+
+TARGET_FORMS = (
+    "clean; ATTACK@EPS or hrs_ATTACK@EPS with ATTACK in "
+    + ", ".join(ATTACKS)
+    + " and EPS in 1/255 (fgsm@8, hrs_pgd@1); CORRUPTION@SEVERITY (severity 1-5) or CORRUPTION "
+    "(mean over severities) with CORRUPTION in "
+    + ", ".join(CORRUPTIONS)
+    + "; cc_GROUP (mean accuracy over a group) with GROUP in "
+    + ", ".join(CC_GROUPS)
+    + "; cc_mean (mean accuracy over the 15 corruptions x 5 severities)"
+)
+
+_ATTACK_TARGET = re.compile(r"^(hrs_)?([a-z]+)@(.+)$")
+
+
+def format_eps(eps: float) -> str:
+    """Epsilon (1/255 units) as written in target names: 0.1 -> ``0.1``, 8.0 -> ``8``."""
+    return f"{float(eps):g}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One per-architecture value of the robustness dataset (see the module docstring).
+
+    ``kind`` is ``clean``, ``attack``, ``hrs``, ``corruption``, ``group`` or ``cc_mean``;
+    ``attack`` and ``eps`` are set for attacks and HRS, ``corruption`` (and ``severity``, or
+    None for the severity mean) for corruptions, ``group`` for ``cc_GROUP``.
+    """
+
+    kind: str
+    attack: str = ""
+    eps: float | None = None
+    corruption: str = ""
+    severity: int | None = None
+    group: str = ""
+
+    @property
+    def name(self) -> str:
+        """The canonical name; ``parse_target(t.name) == t``."""
+        if self.kind == "clean":
+            return "clean"
+        if self.kind in ("attack", "hrs"):
+            prefix = "hrs_" if self.kind == "hrs" else ""
+            return f"{prefix}{self.attack}@{format_eps(self.eps or 0.0)}"
+        if self.kind == "corruption":
+            return self.corruption if self.severity is None else f"{self.corruption}@{self.severity}"
+        if self.kind == "group":
+            return f"cc_{self.group}"
+        return "cc_mean"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def corruptions(self) -> tuple[str, ...]:
+        """The corruptions whose accuracies this target averages (empty for clean and attacks)."""
+        if self.kind == "corruption":
+            return (self.corruption,)
+        if self.kind == "group":
+            return CC_GROUPS[self.group]
+        if self.kind == "cc_mean":
+            return CORRUPTIONS
+        return ()
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        """The dataset measures (``<measure>_accuracy.json`` files) the value is computed from."""
+        if self.kind == "clean":
+            return ("clean",)
+        if self.kind == "attack":
+            return (ATTACKS[self.attack],)
+        if self.kind == "hrs":
+            return ("clean", ATTACKS[self.attack])
+        return self.corruptions
+
+
+def parse_target(name: str) -> Target:
+    """The :class:`Target` written as ``name``; :class:`UnknownName` lists the valid forms."""
+    text = name.strip() if isinstance(name, str) else name
+    if not isinstance(text, str) or not text:
+        raise UnknownName(f"empty robustness target; valid forms: {TARGET_FORMS}")
+    if text == "clean":
+        return Target("clean")
+    if text in ("cc_mean", "cc_avg_acc"):
+        return Target("cc_mean")
+    if text.startswith("croze_") or text == "cc_mean15":
+        new = "croze_mean15" if text == "cc_mean15" else text
+        raise UnknownName(
+            f"{text!r} is not a robustness target: {_STATISTIC_HINT} (robnas correlate --targets {new}); "
+            "as one value per architecture use cc_mean or cc_GROUP"
+        )
+    m = _ATTACK_TARGET.match(text)
+    if m and m.group(2) in ATTACKS:
+        hrs, attack, level = m.groups()
+        try:
+            eps = float(level)
+        except ValueError:
+            raise UnknownName(
+                f"robustness target {text!r}: epsilon {level!r} is not a number (1/255 units, e.g. {attack}@8)"
+            ) from None
+        return Target("hrs" if hrs else "attack", attack=attack, eps=eps)
+    body = text[3:] if text.startswith("cc_") else text
+    if text.startswith("cc_") and body in CC_GROUPS:
+        return Target("group", group=body)
+    corruption, sep, level = body.partition("@")
+    if corruption in CORRUPTIONS:
+        if not sep:
+            return Target("corruption", corruption=corruption)
+        if level not in {str(s) for s in SEVERITIES}:
+            raise UnknownName(
+                f"robustness target {text!r}: severity must be one of {', '.join(map(str, SEVERITIES))}"
+            )
+        return Target("corruption", corruption=corruption, severity=int(level))
+    if text in ATTACKS or text in ATTACKS.values():
+        raise UnknownName(f"robustness target {text!r} needs an epsilon in 1/255 units, e.g. {text}@8")
+    examples = [
+        "clean",
+        "cc_mean",
+        *(f"cc_{g}" for g in CC_GROUPS),
+        *CORRUPTIONS,
+        *(f"{a}@8" for a in ATTACKS),
+    ]
+    close = difflib.get_close_matches(text, examples, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UnknownName(f"unknown robustness target {text!r}{hint} (valid forms: {TARGET_FORMS})")
 
 
 def _read_json(path: Path, expected: str) -> Any:
@@ -277,3 +440,59 @@ class RobustnessDataset:
         if eps is None or float(eps) not in eps_list:
             raise UnknownName(f"{measure} has no epsilon {eps!r} (known: {eps_list})")
         return float(values[row, eps_list.index(float(eps))])
+
+    # ---- targets: one value per architecture for a target name
+    def target_names(self, dataset: str, severities: bool = False) -> list[str]:
+        """Every target name the files of ``dataset`` can answer (``severities`` adds ``CORRUPTION@S``)."""
+        if not (self.root / dataset).is_dir():
+            raise DataError(
+                f"{self.root / dataset}: no such dataset folder (present: {', '.join(self.datasets()) or 'none'})"
+            )
+        has = set(self.measures(dataset))
+        names = ["clean"] if "clean" in has else []
+        attacks = [a for a, key in ATTACKS.items() if key in self.meta["epsilons"] and key in has]
+        for a in attacks:
+            names += [f"{a}@{format_eps(e)}" for e in self.epsilons(a)]
+        if "clean" in has:
+            for a in attacks:
+                names += [f"hrs_{a}@{format_eps(e)}" for e in self.epsilons(a)]
+        present = [c for c in CORRUPTIONS if c in has]
+        names += present
+        if severities:
+            names += [f"{c}@{s}" for c in present for s in SEVERITIES]
+        names += [f"cc_{g}" for g, members in CC_GROUPS.items() if all(m in has for m in members)]
+        if len(present) == len(CORRUPTIONS):
+            names.append("cc_mean")
+        return names
+
+    def target_values(self, dataset: str, target: str | Target) -> np.ndarray:
+        """The value of ``target`` for every network of :attr:`keys` (fractions, float64)."""
+        t = target if isinstance(target, Target) else parse_target(target)
+        if t.kind == "clean":
+            return self.table(dataset, "clean")
+        if t.kind in ("attack", "hrs"):
+            eps = self.epsilons(t.attack)
+            if t.eps not in eps:
+                raise UnknownName(
+                    f"robustness target {t.name!r}: {t.attack} has no epsilon {format_eps(t.eps or 0.0)} "
+                    f"(known, in 1/255: {', '.join(format_eps(e) for e in eps)})"
+                )
+            robust = self.table(dataset, ATTACKS[t.attack])[:, eps.index(t.eps)]
+            if t.kind == "attack":
+                return robust
+            clean = self.table(dataset, "clean")
+            total = clean + robust
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(total > 0, 2.0 * clean * robust / total, 0.0)
+        if t.kind == "corruption" and t.severity is not None:
+            return self.table(dataset, t.corruption)[:, t.severity - 1]
+        return np.mean([self.table(dataset, c).mean(axis=1) for c in t.corruptions], axis=0)
+
+    def target(
+        self, arch: str | int | Sequence[str | int], dataset: str, name: str | Target
+    ) -> float | np.ndarray:
+        """The value of target ``name`` for one architecture (a float) or for each of a sequence."""
+        values = self.target_values(dataset, name)
+        if isinstance(arch, (str, int, np.integer)):
+            return float(values[self._key_row[self.isomorph(arch)]])
+        return values[self.rows(list(arch))]

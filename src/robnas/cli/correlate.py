@@ -36,7 +36,12 @@ def correlate_command(
     targets: str = typer.Option(
         "",
         "--targets",
-        help="Comma-separated targets, e.g. clean,fgsm@8,hrs_fgsm@8,cc_weather (default: all).",
+        help=(
+            "Comma-separated targets (one value per architecture, as bench: objectives): clean, fgsm@8, "
+            "hrs_fgsm@8, fog@3, fog (severity mean), cc_weather (group mean accuracy), cc_mean (mean over "
+            "15 corruptions x 5 severities); or averaged statistics croze_weather, croze_noise, croze_blur, "
+            "croze_digital (CRoZe's per-severity statistic, averaged), croze_mean15. Default: all."
+        ),
     ),
     ensemble: list[str] = typer.Option(
         [], "--ensemble", help="Mean-rank ensemble of proxies, e.g. synflow+snip+params (repeatable)."
@@ -56,7 +61,7 @@ def correlate_command(
         help="Targets of the stdout table (default: the TARGETS.md headline set that was computed).",
     ),
     scatter_target: str = typer.Option(
-        "fgsm@8", "--scatter-target", help="Target of the per-proxy scatter plot."
+        "fgsm@8", "--scatter-target", help="Target (or averaged statistic) of the per-proxy scatter plot."
     ),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the heatmap and scatter PNGs."),
 ) -> None:
@@ -78,7 +83,8 @@ def correlate_command(
     out.mkdir(parents=True, exist_ok=True)
     csv_path = corr.write_csv(result, out / "correlations.csv")
     computed = list(dict.fromkeys(result["target"]))
-    shown = _split(table_targets) or [t for t in corr.HEADLINE_TARGETS if t in computed] or computed[:16]
+    shown = [corr.canonical_name(t) for t in _split(table_targets)]
+    shown = shown or [t for t in corr.HEADLINE_TARGETS if t in computed] or computed[:16]
     missing = [t for t in shown if t not in computed]
     if missing:
         raise ConfigError(f"--table-targets {missing} were not computed (add them to --targets)")

@@ -150,6 +150,9 @@ def search_command(
     option: list[str] = typer.Option(None, "--option", "-o", help="Strategy option KEY=VALUE (repeatable)."),
     benchmark: Path | None = typer.Option(None, help="Robustness dataset folder (for bench: objectives)."),
     dataset: str = typer.Option("cifar10", help="Benchmark dataset: cifar10 | cifar100 | ImageNet16-120."),
+    nb201: Path | None = typer.Option(
+        None, help="NAS-Bench-201 accuracy table (CSV, NATS-Bench folder or .pth) for nb201: objectives."
+    ),
     data: str | None = typer.Option(None, help=DATA_HELP + " Also the training data of train: objectives."),
     batch_size: int = typer.Option(64, help="Images in the proxy batch (the reference CRoZe uses 8)."),
     batch_mode: str = typer.Option("random", help="random | balanced (per class)."),
@@ -188,6 +191,7 @@ def search_command(
         batch_mode=batch_mode,
         scores=str(scores) if scores else None,
         benchmark=str(benchmark) if benchmark else None,
+        nb201=str(nb201) if nb201 else None,
         dataset=dataset,
         reference_size=reference_size,
         train={"epochs": train_epochs, "metric": train_metric},
