@@ -156,3 +156,20 @@ def test_memory_is_fifo_and_training_changes_the_estimator():
 def test_estimator_schedule():
     assert estimator_schedule(0) == 0 and estimator_schedule(2000) == 0.5 and estimator_schedule(4000) == 1
     assert estimator_schedule(52_000) == pytest.approx(0.5) and estimator_schedule(100_000) == 0
+
+
+def test_pgd_noises_at_the_reference_strengths_and_a_random_one():
+    from robnas import spaces
+    from robnas.oneshot.noise import pgd_noises
+
+    torch.manual_seed(0)
+    net = spaces.get("nb201").build(spaces.get("nb201").sample(0), C=4, N=1)
+    x, y = torch.rand(2, 3, 16, 16), torch.tensor([1, 2])
+    noises = pgd_noises(net, x, y, generator=torch.Generator().manual_seed(0))
+    assert noises.shape == (2, 4, 3, 16, 16)
+    linf = noises.flatten(2).abs().amax(dim=-1)
+    assert (linf[:, :3] <= torch.tensor([0.03, 0.06, 0.09]) + 1e-6).all() and (linf[:, 3] <= 0.15 + 1e-6).all()
+    assert ((x[:, None] + noises) >= 0).all() and ((x[:, None] + noises) <= 1).all()
+    assert pgd_noises(net, x, y, random_eps_max=None).shape[1] == 3
+    with pytest.raises(ConfigError, match="increasing"):
+        pgd_noises(net, x, y, eps=(0.06, 0.03))

@@ -31,6 +31,7 @@ torch.Size([2, 3, 3, 32, 32])
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import deque
@@ -374,6 +375,36 @@ class NoiseItem:
     y: Tensor
 
 
+def pgd_noises(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    eps: Sequence[float] = SOURCE_EPS,
+    random_eps_max: float | None = 0.15,
+    steps: int = 7,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The reference's real noises of a batch, (B, len(eps) [+ 1], 3, H, W): PGD-``steps`` at each
+    l_inf ``eps`` (step ``2.5 eps / steps``, no random start, the model in eval mode), then, with
+    ``random_eps_max``, one more at an eps drawn from U(0, random_eps_max) for the whole batch.
+    ``x`` (B, 3, H, W) in [0, 1]."""
+    from robnas import attacks
+
+    strengths = [float(e) for e in eps]
+    if not strengths or strengths[0] <= 0 or any(b <= a for a, b in itertools.pairwise(strengths)):
+        raise ConfigError(f"PGD source strengths must be positive and increasing, got {strengths}")
+    if random_eps_max is not None:
+        strengths.append(float(torch.rand((), generator=generator)) * random_eps_max)
+    out = []
+    for e in strengths:
+        if e <= 0:
+            out.append(torch.zeros_like(x))
+            continue
+        attack = attacks.get("pgd", model, eps=e, alpha=2.5 * e / steps, steps=steps, random_start=False)
+        out.append(attack(x, y) - x)
+    return torch.stack(out, dim=1)
+
+
 def leave_one_out(x: Tensor, noises: Tensor, y: Tensor) -> NoiseItem:
     """The reference's ``form_data``: with ``noises`` (B, M, 3, H, W) (PGD at 0.03 / 0.06 / 0.09 and
     at a random eps, in that order), each noise in turn is the label and the other M - 1, in
@@ -475,5 +506,6 @@ __all__ = [
     "leave_one_out",
     "linf_to_l2",
     "noise_estimator",
+    "pgd_noises",
     "train_estimator_pass",
 ]
