@@ -74,6 +74,10 @@ def test_pipeline_runs_every_stage_then_skips_them(tmp_path):
     assert searched["evaluated"] == 4 and searched["winner"] in report.read_text()
     labels = [r["label"] for r in json.loads((out / "evaluate.json").read_text())["table"]]
     assert labels == ["clean", "fgsm@8", "gaussian_noise@3"]
+    from robnas import models  # the trained winner loads by its run folder alone, as robnas evaluate does
+
+    trained, info = models.load_model(out / "train")
+    assert info["arch"] == f"{searched['space']}:{searched['winner']}"
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
     lines.clear()
     run_pipeline(config, log=lines.append)  # every stage's output exists: nothing is recomputed

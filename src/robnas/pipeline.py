@@ -286,6 +286,7 @@ def stage_train(
         device=t.get("device", "auto"),
         overrides=dict(t.get("options", {})) or None,
         progress=_epoch_line(log),
+        meta={"arch": f"{searched['space']}:{searched['winner']}", "arch_options": options, "subset": subset},
     )
     summary = {
         "folder": str(folder),
