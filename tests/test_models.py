@@ -11,9 +11,9 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from robnas import attacks, data, models
+from robnas import attacks, data, models, spaces
 from robnas.data import Normalize
-from robnas.errors import ConfigError, DataError
+from robnas.errors import ConfigError, DataError, RobnasError
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 SPEC = f"nb201:{ARCH}"
@@ -139,3 +139,13 @@ def test_a_zoo_model_with_its_weights(tmp_path):
     x = torch.rand(2, 3, 32, 32)
     assert wrapped(x).shape == (2, 7)  # the classes come from the weights
     assert torch.allclose(wrapped(x), models.normalized(net, *data.MEAN_STD["cifar100"])(x))
+
+
+def test_a_long_genotype_spec_is_not_taken_for_a_path():
+    spec = "darts:" + repr(spaces.get("darts").sample(0)) * 3
+    with pytest.raises(RobnasError):  # an invalid genotype text, reported as such (not an OSError)
+        models.load_model(spec, allow_random=True, C=4, layers=5)
+    arch = spaces.get("darts-croze").sample(0)
+    net, info = models.load_model(f"darts-croze:{spaces.get('darts-croze').format(arch)}", allow_random=True,
+                                  C=4, layers=5)  # fmt: skip
+    assert len(f"darts-croze:{arch}") > 255 and info["random_weights"]

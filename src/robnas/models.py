@@ -296,7 +296,10 @@ def _classes_in(path: str | Path) -> int | None:
 
 def _is_checkpoint(spec: str) -> bool:
     path = Path(spec)
-    return path.suffix in CHECKPOINT_SUFFIXES or path.is_file() or path.is_dir()
+    try:
+        return path.suffix in CHECKPOINT_SUFFIXES or path.is_file() or path.is_dir()
+    except OSError:  # e.g. a DARTS genotype longer than a file name can be
+        return False
 
 
 def _random_weights(spec: str, allow_random: bool) -> None:
