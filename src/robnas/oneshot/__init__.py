@@ -3,11 +3,23 @@
 ``noise_estimator(variant, mode)`` builds the AN-E (:mod:`robnas.oneshot.noise`);
 ``loss_predictor()`` the EWSS LSTM (:mod:`robnas.oneshot.predictor`); :mod:`robnas.oneshot.fsp`
 computes RobNets' FSP loss of a cell network between clean and adversarial inputs.
+``supernet(space, **options)`` builds a weight-sharing supernet (:mod:`robnas.oneshot.supernet`):
+``net(x, arch)`` runs one path, ``net.subnet(arch)`` is the standalone network with inherited weights.
 """
 
 from __future__ import annotations
 
 from robnas.oneshot.noise import l2_to_linf, linf_to_l2, noise_estimator
 from robnas.oneshot.predictor import loss_predictor
+from robnas.oneshot.supernet import SUPERNETS, Supernet, recalibrate_bn, supernet
 
-__all__ = ["l2_to_linf", "linf_to_l2", "loss_predictor", "noise_estimator"]
+__all__ = [
+    "SUPERNETS",
+    "Supernet",
+    "l2_to_linf",
+    "linf_to_l2",
+    "loss_predictor",
+    "noise_estimator",
+    "recalibrate_bn",
+    "supernet",
+]

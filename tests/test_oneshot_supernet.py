@@ -1,0 +1,240 @@
+"""Weight-sharing supernets: sub-network equality, single-path cost, sampling, BN, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from robnas.errors import ConfigError, InvalidArchitecture, UnknownName
+from robnas.oneshot import recalibrate_bn, supernet
+from robnas.spaces.darts import PRIMITIVES, DartsNetwork, Genotype
+from robnas.spaces.nb201 import OPERATIONS, NB201Network
+from robnas.spaces.robnet import CODES, RobNetNetwork
+
+TINY = {
+    "nb201": {"C": 4, "N": 1},
+    "darts": {"C": 4, "layers": 5},
+    "robnet": {"C": 4, "layers": 5},
+    "robnet-free": {"C": 4, "layers": 5},
+}
+#: every DARTS operation at least once, pooling and skip on reduction edges too
+DARTS_ALL_OPS = Genotype(
+    normal=(
+        ("max_pool_3x3", 0),
+        ("avg_pool_3x3", 1),
+        ("skip_connect", 0),
+        ("sep_conv_3x3", 2),
+        ("sep_conv_5x5", 1),
+        ("none", 3),
+        ("dil_conv_3x3", 4),
+        ("dil_conv_5x5", 0),
+    ),
+    normal_concat=(2, 3, 4, 5),
+    reduce=(
+        ("skip_connect", 0),
+        ("max_pool_3x3", 1),
+        ("avg_pool_3x3", 1),
+        ("sep_conv_3x3", 2),
+        ("dil_conv_5x5", 3),
+        ("none", 0),
+        ("sep_conv_5x5", 4),
+        ("skip_connect", 1),
+    ),
+    reduce_concat=(2, 3, 4, 5),
+)
+BUILT = {"nb201": NB201Network, "darts": DartsNetwork, "robnet": RobNetNetwork, "robnet-free": RobNetNetwork}
+
+
+def _trained_stats(net: nn.Module, x: torch.Tensor, seed: int = 0) -> None:
+    """A few training-mode forwards on random paths, so BN running statistics are not trivial."""
+    g = torch.Generator().manual_seed(seed)
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(x, net.sample_path(g))
+
+
+def test_darts_supernet_has_wsr_nas_parameter_count():
+    net = supernet("darts", C=16, layers=8, num_classes=10)
+    assert sum(p.numel() for p in net.parameters()) == 1_930_618
+    assert [i for i, cell in enumerate(net.cells) if cell.reduction] == [2, 5]
+
+
+@pytest.mark.parametrize("space", ["nb201", "darts", "robnet", "robnet-free"])
+def test_subnet_logits_equal_the_supernet_path_in_eval_mode(space):
+    torch.manual_seed(0)
+    net = supernet(space, **TINY[space])
+    x = torch.rand(4, 3, 8, 8)
+    _trained_stats(net, x)
+    archs = [net.sample_path(torch.Generator().manual_seed(s)) for s in (1, 2)]
+    if space == "nb201":
+        archs.append(OPERATIONS[:5] + ("nor_conv_3x3",))
+    if space == "darts":
+        archs.append(DARTS_ALL_OPS)
+    if space == "robnet-free":
+        archs.append((tuple(CODES[k % 4] for k in range(14)),))  # a shared code too
+        archs.append(tuple(tuple(CODES[(k + i) % 4] for k in range(14)) for i in range(5)))
+        archs.append(tuple(("00",) * 14 for _ in range(5)))  # all-zero nodes
+    net.eval()
+    for arch in archs:
+        sub = net.subnet(arch).eval()
+        assert type(sub) is BUILT[space]
+        with torch.no_grad():
+            torch.testing.assert_close(sub(x), net(x, arch), rtol=1e-5, atol=1e-6)
+        text = net.path_text(arch)
+        with torch.no_grad():
+            torch.testing.assert_close(net(x, text), net(x, arch))
+
+
+@pytest.mark.parametrize("space", ["nb201", "darts"])
+def test_subnet_inherits_affine_bn_parameters(space):
+    torch.manual_seed(1)
+    net = supernet(space, affine=True, **TINY[space])
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d) and m.affine:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    x = torch.rand(2, 3, 8, 8)
+    _trained_stats(net, x)
+    arch = DARTS_ALL_OPS if space == "darts" else ("nor_conv_3x3",) * 3 + ("nor_conv_1x1",) * 3
+    net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net.subnet(arch).eval()(x), net(x, arch), rtol=1e-5, atol=1e-6)
+
+
+def _op_modules(net: nn.Module) -> dict[str, nn.Module]:
+    """Every edge operation of a supernet by its module name."""
+    out = {}
+    for name, module in net.named_modules():
+        parts = name.split(".")
+        if (
+            len(parts) >= 4
+            and parts[0] == "cells"
+            and parts[2] == "edges"
+            and (
+                (len(parts) == 5 and parts[4] in PRIMITIVES + OPERATIONS)
+                or (len(parts) == 5 and parts[4] in ("conv", "res"))
+            )
+        ):
+            out[name] = module
+    return out
+
+
+@pytest.mark.parametrize("space", ["nb201", "darts", "robnet-free"])
+def test_a_forward_runs_only_the_path_operations(space):
+    net = supernet(space, **TINY[space]).eval()
+    arch = net.sample_path(torch.Generator().manual_seed(3))
+    ops = _op_modules(net)
+    assert ops
+    fired: set[str] = set()
+    for name, module in ops.items():
+        module.register_forward_hook(lambda m, i, o, name=name: fired.add(name))
+    with torch.no_grad():
+        net(torch.rand(1, 3, 8, 8), arch)
+    expected = set()
+    for i, cell in enumerate(net.cells):
+        if space == "nb201":
+            if hasattr(cell, "edges"):
+                expected |= {f"cells.{i}.edges.{e}.{op}" for e, op in enumerate(arch)}
+        elif space == "darts":
+            edges = arch.reduce if cell.reduction else arch.normal
+            for k, (op, source) in enumerate(edges):
+                node = k // 2
+                expected.add(f"cells.{i}.edges.{sum(n + 2 for n in range(node)) + source}.{op}")
+        else:
+            for e, bits in enumerate(arch[i]):
+                expected |= {f"cells.{i}.edges.{e}.res"} if bits[0] == "1" else set()
+                expected |= {f"cells.{i}.edges.{e}.conv"} if bits[1] == "1" else set()
+    assert fired == expected
+    assert len(fired) < len(ops)
+
+
+def test_sampling_covers_every_operation_of_every_edge():
+    nb = supernet("nb201", C=4, N=1)
+    g = torch.Generator().manual_seed(0)
+    seen = {(e, op) for _ in range(300) for e, op in enumerate(nb.sample_path(g))}
+    assert seen == {(e, op) for e in range(6) for op in OPERATIONS}
+
+    darts = supernet("darts", C=4, layers=5)
+    g = torch.Generator().manual_seed(0)
+    seen_d = set()
+    for _ in range(400):
+        arch = darts.sample_path(g)
+        for cell, edges in (("normal", arch.normal), ("reduce", arch.reduce)):
+            seen_d |= {(cell, k // 2, source, op) for k, (op, source) in enumerate(edges)}
+    # sampled genotypes draw the 7 non-none operations (as the space samples and DARTS derives)
+    assert seen_d == {
+        (cell, node, source, op)
+        for cell in ("normal", "reduce")
+        for node in range(4)
+        for source in range(node + 2)
+        for op in PRIMITIVES[1:]
+    }
+
+    free = supernet("robnet-free", C=4, layers=5)
+    g = torch.Generator().manual_seed(0)
+    paths = [free.sample_path(g) for _ in range(100)]
+    assert all(len(p) == 5 for p in paths)
+    assert {(i, e, code) for p in paths for i, cell in enumerate(p) for e, code in enumerate(cell)} == {
+        (i, e, code) for i in range(5) for e in range(14) for code in CODES
+    }
+    assert len(supernet("robnet", C=4, layers=5).sample_path(0)) == 1
+    # the same generator state gives the same path
+    assert nb.sample_path(torch.Generator().manual_seed(7)) == nb.sample_path(
+        torch.Generator().manual_seed(7)
+    )
+
+
+def test_recalibrate_bn_estimates_the_path_statistics_and_is_required_in_recalibrate_mode():
+    torch.manual_seed(0)
+    net = supernet("nb201", C=4, N=1, bn="recalibrate")
+    arch = ("nor_conv_3x3",) * 6
+    batches = [torch.rand(4, 3, 8, 8) for _ in range(3)]
+    net.train()
+    net(batches[0], arch)
+    assert torch.equal(net.stem[1].running_mean, torch.zeros(4))  # training leaves the statistics alone
+    net.eval()
+    with pytest.raises(ConfigError, match="recalibrate_bn"):
+        net(batches[0], arch)
+    off_path = net.cells[0].edges[0]["nor_conv_1x1"][2]
+    off_path.running_mean.fill_(5.0)
+    assert recalibrate_bn(net, arch, [(b, torch.zeros(4)) for b in batches]) == 3
+    assert net.calibrated_path == net.path_text(arch)
+    with torch.no_grad():
+        means = torch.stack([net.stem[0](b).mean(dim=(0, 2, 3)) for b in batches])
+    torch.testing.assert_close(net.stem[1].running_mean, means.mean(0))  # cumulative average
+    assert torch.all(off_path.running_mean == 5.0)  # BNs of other paths untouched
+    assert net.stem[1].momentum == 0.0 and not net.training
+    with torch.no_grad():
+        torch.testing.assert_close(net.subnet(arch).eval()(batches[1]), net(batches[1], arch))
+    with pytest.raises(ConfigError, match="recalibrate_bn"):
+        net(batches[0], ("skip_connect",) * 6)
+
+
+def test_bad_input_gives_one_clear_error():
+    darts = supernet("darts", C=4, layers=5)
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(InvalidArchitecture, match="darts supernet"):
+        darts(x, ("nor_conv_3x3",) * 6)
+    with pytest.raises(InvalidArchitecture, match="darts supernet"):
+        darts(x, "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    nb = supernet("nb201", C=4, N=1)
+    with pytest.raises(InvalidArchitecture, match="nb201 supernet"):
+        nb(x, "garbage")
+    with pytest.raises(InvalidArchitecture, match="nb201 supernet"):
+        nb(x, DARTS_ALL_OPS)
+    free = supernet("robnet-free", C=4, layers=5)
+    with pytest.raises(InvalidArchitecture, match="one per cell"):
+        free(x, (("01",) * 14,) * 3)
+    with pytest.raises(ConfigError, match="no option depth"):
+        supernet("darts", depth=3)
+    with pytest.raises(ConfigError, match="affine=False only"):
+        supernet("robnet", affine=True)
+    with pytest.raises(ConfigError, match="bn must be one of"):
+        supernet("nb201", bn="batch")
+    with pytest.raises(UnknownName, match="supernet space"):
+        supernet("darts-croze")
+    with pytest.raises(ConfigError, match="at least one batch"):
+        recalibrate_bn(nb, ("skip_connect",) * 6, [])
