@@ -187,17 +187,19 @@ def test_sampling_covers_every_operation_of_every_edge():
     )
 
 
-def test_recalibrate_bn_estimates_the_path_statistics_and_is_required_in_recalibrate_mode():
+def test_recalibrate_bn_estimates_the_path_statistics_used_in_eval_mode():
     torch.manual_seed(0)
     net = supernet("nb201", C=4, N=1, bn="recalibrate")
     arch = ("nor_conv_3x3",) * 6
     batches = [torch.rand(4, 3, 8, 8) for _ in range(3)]
     net.train()
-    net(batches[0], arch)
+    with torch.no_grad():
+        batch_stats = net(batches[0], arch)
     assert torch.equal(net.stem[1].running_mean, torch.zeros(4))  # training leaves the statistics alone
     net.eval()
-    with pytest.raises(ConfigError, match="recalibrate_bn"):
-        net(batches[0], arch)
+    with torch.no_grad():  # an uncalibrated path normalises with the batch's statistics
+        torch.testing.assert_close(net(batches[0], arch), batch_stats)
+    assert torch.equal(net.stem[1].running_mean, torch.zeros(4)) and not net.stem[1].training
     off_path = net.cells[0].edges[0]["nor_conv_1x1"][2]
     off_path.running_mean.fill_(5.0)
     assert recalibrate_bn(net, arch, [(b, torch.zeros(4)) for b in batches]) == 3
@@ -208,9 +210,15 @@ def test_recalibrate_bn_estimates_the_path_statistics_and_is_required_in_recalib
     assert torch.all(off_path.running_mean == 5.0)  # BNs of other paths untouched
     assert net.stem[1].momentum == 0.0 and not net.training
     with torch.no_grad():
+        calibrated = net(batches[0], arch)
         torch.testing.assert_close(net.subnet(arch).eval()(batches[1]), net(batches[1], arch))
-    with pytest.raises(ConfigError, match="recalibrate_bn"):
-        net(batches[0], ("skip_connect",) * 6)
+        assert not torch.allclose(calibrated, batch_stats)
+        other = ("skip_connect",) * 6
+        net.train()
+        other_batch_stats = net(batches[0], other)
+        net.eval()
+        torch.testing.assert_close(net(batches[0], other), other_batch_stats)
+    assert net.calibrated_path is None  # a training forward invalidates the calibration
 
 
 def test_bad_input_gives_one_clear_error():
@@ -238,3 +246,120 @@ def test_bad_input_gives_one_clear_error():
         supernet("darts-croze")
     with pytest.raises(ConfigError, match="at least one batch"):
         recalibrate_bn(nb, ("skip_connect",) * 6, [])
+
+
+# ---------------------------------------------------------------------------------------
+# training
+
+
+def _tiny_data():
+    from robnas import data
+
+    return data.synthetic(n=24, num_classes=10, size=8, seed=0)
+
+
+def test_each_step_trains_one_path_drawn_before_the_attack(tmp_path, monkeypatch):
+    from robnas.oneshot import training
+    from robnas.train import losses
+
+    real = losses.get("pgd")
+    seen: list[tuple[object, set]] = []
+
+    def spy(model, x, y, ctx):
+        single = model.net
+        forwards: set = set()
+        hook = single.register_forward_hook(lambda m, i, o: forwards.add(m.arch))
+        try:
+            out = real(model, x, y, ctx)
+        finally:
+            hook.remove()
+        assert single.arch == single.supernet.sample_path(ctx.generator(training.PATH_TAG))
+        seen.append((single.arch, forwards))
+        return out
+
+    monkeypatch.setattr(training.losses, "get", lambda name: spy)
+    result = training.train_supernet(
+        "nb201", _tiny_data(), "pgd-at", tmp_path, epochs=1, batch_size=8, seed=0,
+        overrides={"steps": 2, "val_steps": 1}, device="cpu", C=4, N=1,
+    )  # fmt: skip
+    assert len(seen) == 3 and len({arch for arch, _ in seen}) > 1
+    assert all(forwards == {arch} for arch, forwards in seen)  # the adversary and the loss saw one path
+    assert len(result.history) == 1 and (tmp_path / "last.pt").is_file()
+
+
+def test_one_epoch_writes_a_checkpoint_that_loads_back(tmp_path):
+    from robnas.oneshot import load_supernet, train_supernet
+    from robnas.train import checkpoint
+
+    result = train_supernet(
+        "robnet-free", _tiny_data(), "fast-at", tmp_path, epochs=1, batch_size=8, seed=0,
+        device="cpu", C=4, layers=3, bn="recalibrate", overrides={"val_steps": 1},
+    )  # fmt: skip
+    state = checkpoint.load(tmp_path / "last.pt")
+    assert state["meta"]["supernet"] == {
+        "space": "robnet-free",
+        "options": {
+            "num_classes": 10,
+            "C": 4,
+            "layers": 3,
+            "affine": False,
+            "bn": "recalibrate",
+            "imagenet": False,
+        },
+    }
+    assert result.model.calibrated_path is not None  # validation recalibrated its path
+    net = load_supernet(tmp_path / "last.pt", "robnet-free", C=4)
+    trained = result.model.state_dict()
+    assert all(torch.equal(v, trained[k]) for k, v in net.state_dict().items())
+    assert not net.training and set(net.state_dict()) == set(trained)
+
+
+def test_resume_is_bit_identical(tmp_path):
+    from robnas.oneshot import train_supernet
+    from robnas.train import checkpoint
+
+    options = dict(
+        epochs=2, batch_size=8, seed=1, device="cpu", overrides={"steps": 1, "val_steps": 1}, C=4, N=1
+    )
+    train_supernet("nb201", _tiny_data(), "pgd-at", tmp_path / "full", **options)
+    train_supernet("nb201", _tiny_data(), "pgd-at", tmp_path / "cut", stop_after=1, **options)
+    assert checkpoint.load(tmp_path / "cut" / "last.pt")["epoch"] == 1
+    train_supernet("nb201", _tiny_data(), "pgd-at", tmp_path / "cut", resume=True, **options)
+    full = checkpoint.load(tmp_path / "full" / "last.pt")["model"]
+    cut = checkpoint.load(tmp_path / "cut" / "last.pt")["model"]
+    assert full.keys() == cut.keys() and all(torch.equal(full[k], cut[k]) for k in full)
+
+
+def test_training_bad_input_gives_one_clear_line(tmp_path):
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from robnas.cli import app
+    from robnas.oneshot import load_supernet, train_supernet
+
+    npz = tmp_path / "tiny.npz"
+    d = _tiny_data()
+    np.savez(npz, x_train=d.x, y_train=d.y, x_test=d.x, y_test=d.y)
+    base = ["supernet", "train", "--data", str(npz), "--epochs", "1", "--batch-size", "8", "--no-progress"]
+    run = CliRunner().invoke(
+        app, [*base, "--space", "nb201", "--recipe", "standard", "--out", str(tmp_path / "a"),
+              "--arch-opt", "C=4", "--arch-opt", "N=1", "--device", "cpu"],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    assert "nb201 supernet" in run.output and (tmp_path / "a" / "last.pt").is_file()
+
+    bad = CliRunner().invoke(
+        app, [*base, "--space", "nb201", "--recipe", "pgd-att", "--out", str(tmp_path / "b")]
+    )
+    assert bad.exit_code == 2 and "pgd-att" in bad.output and len(bad.output.strip().splitlines()) == 1
+    bad = CliRunner().invoke(app, [*base, "--space", "darts", "--recipe", "standard", "--out", str(tmp_path / "a"),
+                                   "--resume", "--device", "cpu"])  # fmt: skip
+    assert bad.exit_code == 2 and "holds a nb201 supernet, not a darts one" in bad.output
+    with pytest.raises(ConfigError, match="another size: C=4 \\(asked 8\\)"):
+        train_supernet("nb201", _tiny_data(), "standard", tmp_path / "a", epochs=1, batch_size=8, resume=True,
+                       device="cpu", C=8, N=1)  # fmt: skip
+    with pytest.raises(ConfigError, match="holds a nb201 supernet, not a robnet one"):
+        load_supernet(tmp_path / "a" / "last.pt", "robnet")
+    torch.save({"model": {}, "epoch": 1, "meta": {}}, tmp_path / "plain.pt")
+    with pytest.raises(ConfigError, match="not a supernet checkpoint"):
+        load_supernet(tmp_path / "plain.pt")

@@ -4,7 +4,9 @@
 ``loss_predictor()`` the EWSS LSTM (:mod:`robnas.oneshot.predictor`); :mod:`robnas.oneshot.fsp`
 computes RobNets' FSP loss of a cell network between clean and adversarial inputs.
 ``supernet(space, **options)`` builds a weight-sharing supernet (:mod:`robnas.oneshot.supernet`):
-``net(x, arch)`` runs one path, ``net.subnet(arch)`` is the standalone network with inherited weights.
+``net(x, arch)`` runs one path, ``net.subnet(arch)`` is the standalone network with inherited weights;
+``train_supernet`` trains one on the common trainer and ``load_supernet`` reads it back
+(:mod:`robnas.oneshot.training`).
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from __future__ import annotations
 from robnas.oneshot.noise import l2_to_linf, linf_to_l2, noise_estimator
 from robnas.oneshot.predictor import loss_predictor
 from robnas.oneshot.supernet import SUPERNETS, Supernet, recalibrate_bn, supernet
+from robnas.oneshot.training import load_supernet, train_supernet
 
 __all__ = [
     "SUPERNETS",
     "Supernet",
     "l2_to_linf",
     "linf_to_l2",
+    "load_supernet",
     "loss_predictor",
     "noise_estimator",
     "recalibrate_bn",
     "supernet",
+    "train_supernet",
 ]

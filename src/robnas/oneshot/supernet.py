@@ -21,9 +21,10 @@ with the inherited weights copied in: in eval mode its logits equal ``net(x, arc
 
 ``net.sample_path(generator)`` draws a uniform single path (RobNets' "path dropout" for the
 RobNets space). BN statistics: ``bn="track"`` keeps the usual running averages over all
-sampled paths; ``bn="recalibrate"`` leaves them alone while training and asks for
-:func:`recalibrate_bn` (per-path statistics from a few training batches) before a path is
-evaluated. ``affine`` switches the BN parameters of cells and operations (off by default, as
+sampled paths; ``bn="recalibrate"`` keeps none while training: every forward normalises with
+the batch's statistics (in eval mode too, as NAS-Bench-201's search cells do), except an
+eval-mode forward of the path whose statistics :func:`recalibrate_bn` last estimated on a few
+training batches (call it before scoring a path with inherited weights). ``affine`` switches the BN parameters of cells and operations (off by default, as
 in RobNets' cells and DARTS-style supernets; the RobNets cells have none at all).
 
 >>> import torch
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import inspect
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -96,7 +97,7 @@ class Supernet(nn.Module):
 
     # -- set-up helpers -------------------------------------------------------------------
     def _finish_init(self) -> None:
-        """In ``recalibrate`` mode training leaves the running statistics alone (momentum 0)."""
+        """In ``recalibrate`` mode forwards leave the running statistics alone (momentum 0)."""
         if self.bn == "recalibrate":
             for m in _batch_norms(self):
                 m.momentum = 0.0
@@ -136,10 +137,14 @@ class Supernet(nn.Module):
         if self.training:
             self._calibrated = None
         elif self.bn == "recalibrate" and self._calibrated != self.space.format(a):
-            raise ConfigError(
-                f"this {self.space_name} supernet re-estimates BN statistics per path (bn='recalibrate'): "
-                "call robnas.oneshot.recalibrate_bn(net, arch, batches) before evaluating this path"
-            )
+            norms = _batch_norms(self)  # batch statistics; momentum 0 keeps the running ones
+            try:
+                for m in norms:
+                    m.train()
+                return self._forward(x, a)
+            finally:
+                for m in norms:
+                    m.eval()
         return self._forward(x, a)
 
     @abstractmethod
@@ -584,12 +589,19 @@ def supernet(space: str, **build_options: Any) -> Supernet:
     return cls(**build_options)
 
 
-def recalibrate_bn(net: Supernet, arch: Any, batches: Iterable[Any]) -> int:
+def recalibrate_bn(
+    net: Supernet,
+    arch: Any,
+    batches: Iterable[Any],
+    *,
+    transform: Callable[[Tensor], Tensor] | None = None,
+) -> int:
     """Re-estimate the BN running statistics of path ``arch`` on ``batches`` (tensors or
     ``(x, y)`` pairs): every BN the path runs is reset on first use and re-estimated as a
     cumulative average (momentum ``None``), without gradients; the BNs of other paths are left
     alone. Use it before scoring a path with inherited weights (SPOS, Guo et al., ECCV 2020).
-    Returns the number of batches seen; none raises :class:`ConfigError`."""
+    ``transform`` is applied to each batch first (e.g. the normalisation the supernet was
+    trained behind). Returns the number of batches seen; none raises :class:`ConfigError`."""
     a = net.path(arch)
     norms = _batch_norms(net)
     saved = {m: m.momentum for m in norms}
@@ -609,7 +621,8 @@ def recalibrate_bn(net: Supernet, arch: Any, batches: Iterable[Any]) -> int:
         with torch.no_grad():
             for batch in batches:
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
-                net(x.to(next(net.parameters()).device), a)
+                x = x.to(next(net.parameters()).device)
+                net(transform(x) if transform is not None else x, a)
                 count += 1
     finally:
         for hook in hooks:
