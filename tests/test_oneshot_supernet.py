@@ -363,3 +363,34 @@ def test_training_bad_input_gives_one_clear_line(tmp_path):
     torch.save({"model": {}, "epoch": 1, "meta": {}}, tmp_path / "plain.pt")
     with pytest.raises(ConfigError, match="not a supernet checkpoint"):
         load_supernet(tmp_path / "plain.pt")
+
+
+@pytest.mark.slow
+def test_two_process_ddp_trains_a_supernet(tmp_path):
+    """Under torchrun the used parameters change every step: DDP's unused-parameter detection
+    must be on, and both ranks must draw the same path."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from robnas.train import checkpoint
+
+    d = _tiny_data()
+    np.savez(tmp_path / "tiny.npz", x_train=d.x, y_train=d.y, x_test=d.x, y_test=d.y)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_NTASKS", "SLURM_PROCID"):
+        env.pop(var, None)
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "robnas", "supernet", "train", "--space", "darts", "--recipe", "pgd-at",
+        "--data", "tiny.npz", "--epochs", "2", "--batch-size", "8", "--out", "ddp", "--no-progress",
+        "--device", "cpu", "--arch-opt", "C=4", "--arch-opt", "layers=3", "--set", "steps=1",
+        "--set", "val_steps=1",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    state = checkpoint.load(tmp_path / "ddp" / "last.pt")
+    assert state["epoch"] == 2 and state["meta"]["world_size"] == 2
+    assert state["meta"]["supernet"]["space"] == "darts"
