@@ -394,3 +394,21 @@ def test_two_process_ddp_trains_a_supernet(tmp_path):
     state = checkpoint.load(tmp_path / "ddp" / "last.pt")
     assert state["epoch"] == 2 and state["meta"]["world_size"] == 2
     assert state["meta"]["supernet"]["space"] == "darts"
+
+
+def test_fsp_filter_reads_a_supernet_path_as_its_subnet():
+    from robnas.oneshot import SinglePath
+    from robnas.oneshot.fsp import fsp_score
+
+    torch.manual_seed(0)
+    net = supernet("robnet-free", C=4, layers=5)
+    x = torch.rand(4, 3, 8, 8)
+    _trained_stats(net, x)
+    arch = net.sample_path(torch.Generator().manual_seed(5))
+    x_adv = (x + 0.03 * torch.randn_like(x)).clamp(0, 1)
+    net.eval()
+    single = SinglePath(net, arch)
+    expected = fsp_score(net.subnet(arch).eval(), x, x_adv)
+    assert fsp_score(single, x, x_adv) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ConfigError, match="no path is set"):
+        SinglePath(net)(x)

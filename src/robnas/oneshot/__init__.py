@@ -14,10 +14,11 @@ from __future__ import annotations
 from robnas.oneshot.noise import l2_to_linf, linf_to_l2, noise_estimator
 from robnas.oneshot.predictor import loss_predictor
 from robnas.oneshot.supernet import SUPERNETS, Supernet, recalibrate_bn, supernet
-from robnas.oneshot.training import load_supernet, train_supernet
+from robnas.oneshot.training import SinglePath, load_supernet, train_supernet
 
 __all__ = [
     "SUPERNETS",
+    "SinglePath",
     "Supernet",
     "l2_to_linf",
     "linf_to_l2",

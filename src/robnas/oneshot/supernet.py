@@ -37,7 +37,7 @@ torch.Size([2, 10])
 from __future__ import annotations
 
 import inspect
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -78,7 +78,7 @@ def _batch_norms(module: nn.Module) -> list[_BatchNorm]:
     return [m for m in module.modules() if isinstance(m, _BatchNorm)]
 
 
-class Supernet(nn.Module):
+class Supernet(nn.Module, ABC):
     """Base class: a space's weight-sharing network with ``forward(x, arch)`` and ``subnet(arch)``."""
 
     space_name: str = ""
@@ -166,7 +166,9 @@ class Supernet(nn.Module):
     def subnet(self, arch: Any) -> nn.Module:
         """The standalone network of ``arch`` built by the space's builder, with the supernet's
         weights and BN statistics copied in (eval-mode logits equal ``self(x, arch)``). BN
-        affine parameters the supernet lacks are set to the identity (weight 1, bias 0)."""
+        affine parameters the supernet lacks are set to the identity (weight 1, bias 0). With
+        ``bn="recalibrate"``, call :func:`recalibrate_bn` for ``arch`` first: the statistics
+        copied are then the path's own."""
         a = self.path(arch)
         sub = self._build_subnet(a)
         prefixes = self._prefixes(a, sub)

@@ -43,12 +43,14 @@ STATE_PREFIX = "supernet."
 
 
 class SinglePath(nn.Module):
-    """A supernet seen as an ordinary network: ``forward(x)`` runs the path set last."""
+    """A supernet seen as an ordinary network: ``forward(x)`` runs the path set last (or given
+    here), e.g. for attacks or RobNets' FSP filter on inherited weights
+    (``fsp_score(SinglePath(net, arch), x, x_adv)``)."""
 
-    def __init__(self, net: Supernet) -> None:
+    def __init__(self, net: Supernet, arch: Any = None) -> None:
         super().__init__()
         self.supernet = net
-        self.arch: Any = None
+        self.arch: Any = None if arch is None else net.path(arch)
 
     def set_path(self, arch: Any) -> None:
         """Run ``arch`` (an architecture of the supernet's space, or its text) from now on."""
