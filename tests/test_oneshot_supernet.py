@@ -352,6 +352,13 @@ def test_training_bad_input_gives_one_clear_line(tmp_path):
         app, [*base, "--space", "nb201", "--recipe", "pgd-att", "--out", str(tmp_path / "b")]
     )
     assert bad.exit_code == 2 and "pgd-att" in bad.output and len(bad.output.strip().splitlines()) == 1
+    bad = CliRunner().invoke(
+        app, [*base, "--space", "nb201", "--arch-opt", "layers=3", "--out", str(tmp_path / "b")]
+    )
+    assert bad.exit_code == 2 and "the nb201 supernet takes no option layers" in bad.output
+    bad = CliRunner().invoke(app, [*base, "--space", "nb202", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "unknown supernet space 'nb202'" in bad.output
+    assert not (tmp_path / "b").exists()
     bad = CliRunner().invoke(app, [*base, "--space", "darts", "--recipe", "standard", "--out", str(tmp_path / "a"),
                                    "--resume", "--device", "cpu"])  # fmt: skip
     assert bad.exit_code == 2 and "holds a nb201 supernet, not a darts one" in bad.output

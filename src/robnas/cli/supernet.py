@@ -47,14 +47,15 @@ def train(
     """Train a supernet with a recipe; each step trains (and attacks) one random path. Works under torchrun."""
     from robnas import data as data_mod
     from robnas import train as api
-    from robnas.oneshot import SUPERNETS, train_supernet
+    from robnas.oneshot import train_supernet
+    from robnas.oneshot.supernet import check_build_options
 
     missing = [flag for flag, v in (("--space", space), ("--data", data), ("--out", out)) if v is None]
     if missing:
         raise ConfigError(f"missing {', '.join(missing)}")
-    SUPERNETS.get(space)
-    chosen = api.get(recipe).replace(**api.parse_settings(set_))  # checked before any data is read
     options = api.parse_options(arch_opt)
+    check_build_options(space, options)  # space, options and recipe checked before any data is read
+    chosen = api.get(recipe).replace(**api.parse_settings(set_))
     info = api.setup(device)
     try:
         train_data = data_mod.random_subset(data_mod.load(data, "train", download=download), subset, seed)

@@ -581,14 +581,20 @@ def supernet(space: str, **build_options: Any) -> Supernet:
     """The weight-sharing supernet of ``space`` (``nb201``, ``darts``, ``robnet``,
     ``robnet-free``) with its build options (``num_classes``, ``C``, ``N`` or ``layers``,
     ``affine``, ``bn``, ...); an unknown option raises :class:`ConfigError` naming it."""
+    check_build_options(space, build_options)
+    return SUPERNETS.get(space)(**build_options)
+
+
+def check_build_options(space: str, options: dict[str, Any]) -> None:
+    """:class:`ConfigError` naming the options the ``space`` supernet does not take (checked
+    before any work starts); an unknown space raises :class:`robnas.errors.UnknownName`."""
     cls = SUPERNETS.get(space)
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(set(build_options) - set(accepted))
+    unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ConfigError(
             f"the {space} supernet takes no option {', '.join(unknown)} (options: {', '.join(accepted)})"
         )
-    return cls(**build_options)
 
 
 def recalibrate_bn(
@@ -650,6 +656,7 @@ __all__ = [
     "RobNetMixedCell",
     "RobNetSupernet",
     "Supernet",
+    "check_build_options",
     "darts_mixed_operation",
     "recalibrate_bn",
     "supernet",
