@@ -347,7 +347,11 @@ class DartsMixedCell(Cell):
 
 class DartsSupernet(Supernet, CellNetwork):
     """Wsr-NAS's DARTS supernet (Cheng et al., AAAI 2023; spec B2): ``layers`` mixed cells in
-    the DARTS macro network; C=16, 8 cells, 10 classes hold 1,930,618 weights."""
+    the DARTS macro network; C=16, 8 cells, 10 classes hold 1,930,618 weights.
+
+    Sampled paths are the space's uniform genotypes (two different inputs per node, one of the
+    7 non-``none`` operations on each, as DARTS derives them); a ``none`` edge runs only when a
+    given genotype has one."""
 
     space_name = "darts"
 
