@@ -212,6 +212,7 @@ def _register_commands() -> None:
         pipeline,  # noqa: F401
         score,  # noqa: F401
         search,  # noqa: F401
+        supernet,  # noqa: F401
         train,  # noqa: F401
         zoo,  # noqa: F401
     )
