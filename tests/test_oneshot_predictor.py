@@ -59,7 +59,7 @@ def test_one_architecture_step_lowers_the_predicted_objective():
     gumbels = (torch.zeros(14, 8), torch.zeros(14, 8))
     step = ArchitectureStep(alphas, lr=1e-2)
     before = step.step(net, gumbels, tau=1.0)
-    after = float(predicted_objective(net, gumbel_weights(alphas, gumbels, 1.0)))
+    after = float(predicted_objective(net, gumbel_weights(alphas, gumbels, 1.0)).detach())
     assert after < before
     assert all(p.requires_grad for p in net.parameters())  # the predictor itself is not moved
 
