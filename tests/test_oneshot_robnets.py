@@ -119,6 +119,19 @@ def test_robnets_filters_by_fsp_fine_tunes_and_resumes(checkpoint, tmp_path, mon
     ]
 
 
+@pytest.mark.parametrize("strategy, options", [("robnets", {"candidates": 8, "eval_images": 4})])
+def test_one_shot_strategies_spend_their_budget_on_distinct_archs(strategy, options, checkpoint):
+    """The budget contract of tests/test_search.py, for strategies that need a trained supernet."""
+    result = run_search(
+        "robnet", strategy, "oneshot:clean", 5, seed=2, options=options, context=_context(checkpoint)
+    )
+    assert result.status == "done"
+    assert len(result.history) == 5 == len({r.arch for r in result.history})
+    assert [r.step for r in result.history] == [1, 2, 3, 4, 5]
+    assert all(0.0 <= r.value <= 1.0 and "fsp" not in r.info for r in result.history)
+    assert result.best(1)[0].value == max(r.value for r in result.history)
+
+
 def test_the_cli_searches_with_a_oneshot_objective(checkpoint, tmp_path):
     args = ["search", "--space", "robnet", "--strategy", "random", "--objective", "oneshot:clean",
             "--supernet", checkpoint, "--data", DATA, "--budget", "2", "--out", str(tmp_path / "r.db")]  # fmt: skip
@@ -153,7 +166,7 @@ def test_bad_input_gives_one_clear_error(checkpoint, tmp_path):
     lines = _errors(result.output)
     assert len(lines) == 1 and "holds a robnet supernet, not a nb201 one" in lines[0]
     with pytest.raises(ConfigError, match="objective is oneshot-finetune:TARGET"):
-        run_search("robnet", "robnets", "oneshot:clean", 2, options=OPTIONS, context=_context(checkpoint))
+        run_search("robnet", "robnets", "params", 2, options=OPTIONS, context=_context(checkpoint))
     with pytest.raises(ConfigError, match="one-shot objectives need a trained supernet"):
         objectives.make("oneshot:clean", spaces.get("robnet"), ObjectiveContext(data=DATA))
     with pytest.raises(ConfigError, match="fsp_keep must be in"):

@@ -35,7 +35,8 @@ class RobNetsSearch(Strategy):
 
     Needs a trained supernet of the searched space (``ObjectiveContext.supernet``, ``robnas
     search --supernet CKPT``) and a ``oneshot-finetune:TARGET`` objective (default
-    ``oneshot-finetune:pgd@8``: PGD-20, step 2/255, on the supernet's validation split). Each
+    ``oneshot-finetune:pgd@8``: PGD-20, step 2/255, on the supernet's validation split; a
+    ``oneshot:TARGET`` objective scores the inherited weights without fine-tuning). Each
     candidate is one evaluation of the history (its cost recorded, a rerun replays it without
     fine-tuning again); fine-tuning runs in ``<out>-finetune/candidate-*`` next to the run store
     and resumes from its ``last.pt``.
@@ -88,10 +89,10 @@ class RobNetsSearch(Strategy):
     ) -> str | Sequence[str]:
         """Check the supernet and objective; pass the fine-tuning options to the objective."""
         specs = [s.strip() for s in objective.split(",")] if isinstance(objective, str) else list(objective)
-        if len(specs) != 1 or not specs[0].startswith("oneshot-finetune:"):
+        if len(specs) != 1 or specs[0].partition(":")[0] not in ("oneshot-finetune", "oneshot"):
             raise ConfigError(
-                f"strategy 'robnets' scores fine-tuned candidates: its objective is oneshot-finetune:TARGET "
-                f"(e.g. {DEFAULT_OBJECTIVE}), got {objective!r}"
+                f"strategy 'robnets' scores candidates of a supernet: its objective is oneshot-finetune:TARGET "
+                f"(e.g. {DEFAULT_OBJECTIVE}) or oneshot:TARGET, got {objective!r}"
             )
         if context.supernet is None:
             raise ConfigError("strategy 'robnets' needs a trained supernet checkpoint (--supernet PATH)")
@@ -134,11 +135,11 @@ class RobNetsSearch(Strategy):
 
     def run(self, ctx: SearchContext) -> None:
         from robnas.oneshot.fsp import keep_lowest
-        from robnas.oneshot.objective import FinetuneObjective
+        from robnas.oneshot.objective import OneShotObjective
 
         objective = ctx.objectives[0]
-        if not isinstance(objective, FinetuneObjective):
-            raise ConfigError(f"strategy 'robnets' needs a oneshot-finetune objective, got {objective.key}")
+        if not isinstance(objective, OneShotObjective):
+            raise ConfigError(f"strategy 'robnets' needs a oneshot: objective, got {objective.key}")
         layers = objective.source.net.layers
         archs: dict[str, Any] = {}
         for _ in range(self.candidates):
