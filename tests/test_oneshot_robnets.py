@@ -132,6 +132,46 @@ def test_one_shot_strategies_spend_their_budget_on_distinct_archs(strategy, opti
     assert result.best(1)[0].value == max(r.value for r in result.history)
 
 
+def test_cell_free_candidates_have_one_code_per_cell(checkpoint):
+    options = {"candidates": 2, "eval_images": 4, "cell_free": "true"}
+    result = run_search(
+        "robnet", "robnets", "oneshot:clean", 2, options=options, context=_context(checkpoint)
+    )
+    space = spaces.get("robnet")
+    assert [len(space.parse(r.arch)) for r in result.history] == [5, 5]
+
+
+def test_a_killed_fine_tuning_resumes_from_its_folder(checkpoint, tmp_path, monkeypatch):
+    from robnas import train
+
+    space = spaces.get("robnet")
+    arch = space.sample(np.random.default_rng(5))
+    fit = train.fit
+
+    def killed_after_one_epoch(*args, **kwargs):
+        fit(*args, **{**kwargs, "stop_after": 1})
+        raise KeyboardInterrupt
+
+    def finetuned(workdir):
+        context = _context(checkpoint, finetune_epochs=2, finetune_images=16, workdir=str(workdir))
+        return objectives.make("oneshot-finetune:clean", space, context)
+
+    monkeypatch.setattr(train, "fit", killed_after_one_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        finetuned(tmp_path / "killed").evaluate(arch)
+    monkeypatch.setattr(train, "fit", fit)
+    epochs = []
+    run_epoch = train.Trainer.run_epoch
+    monkeypatch.setattr(
+        train.Trainer, "run_epoch", lambda self, epoch, *a: epochs.append(epoch) or run_epoch(self, epoch, *a)
+    )
+    resumed = finetuned(tmp_path / "killed").evaluate(arch)
+    assert epochs == [1]  # only the epoch the kill left undone
+    (folder,) = (tmp_path / "killed").iterdir()
+    assert len((folder / "log.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+    assert resumed == finetuned(tmp_path / "whole").evaluate(arch)
+
+
 def test_the_cli_searches_with_a_oneshot_objective(checkpoint, tmp_path):
     args = ["search", "--space", "robnet", "--strategy", "random", "--objective", "oneshot:clean",
             "--supernet", checkpoint, "--data", DATA, "--budget", "2", "--out", str(tmp_path / "r.db")]  # fmt: skip

@@ -47,8 +47,9 @@ class RobNetsSearch(Strategy):
     * ``finetune_epochs`` (k, default 3): PGD-AT epochs per candidate;
     * ``finetune_images`` (default 0 = every training image): fine-tuning subset size;
     * ``eval_images`` (default 500): validation images each candidate is scored on;
-    * ``cell_free`` (default False): sample one code per cell (RobNet-free) instead of one
-      code shared by every cell;
+    * ``cell_free`` (default False, always on in the ``robnet-free`` space): sample one code
+      per cell (RobNet-free) instead of one code shared by every cell (RobNets' 2-bit codes,
+      each bit on with probability 1/2; other spaces sample with their own ``sample``);
     * ``fsp_keep`` (default 1.0 = no filter): fraction of candidates kept by the FSP filter,
       lowest FSP loss first; each candidate's ``info`` records its ``fsp`` loss and rank;
     * ``fsp_cells`` (``normal`` or ``all``), ``fsp_input`` (``s1-preprocessed``, ``s1``, ``s0``,
@@ -108,7 +109,9 @@ class RobNetsSearch(Strategy):
     def _sample(self, ctx: SearchContext, layers: int) -> Any:
         from robnas.spaces.robnet import CODES, NUM_EDGES
 
-        cells = layers if self.cell_free else 1
+        if ctx.space.name not in ("robnet", "robnet-free"):
+            return ctx.space.sample(ctx.rng)  # the method on another space's supernet
+        cells = layers if self.cell_free or ctx.space.name == "robnet-free" else 1
         return tuple(tuple(CODES[int(i)] for i in ctx.rng.integers(0, 4, NUM_EDGES)) for _ in range(cells))
 
     def fsp_scores(self, ctx: SearchContext, archs: list[Any]) -> list[float]:
@@ -140,7 +143,7 @@ class RobNetsSearch(Strategy):
         objective = ctx.objectives[0]
         if not isinstance(objective, OneShotObjective):
             raise ConfigError(f"strategy 'robnets' needs a oneshot: objective, got {objective.key}")
-        layers = objective.source.net.layers
+        layers = getattr(objective.source.net, "layers", 1)
         archs: dict[str, Any] = {}
         for _ in range(self.candidates):
             arch = ctx.space.validate(self._sample(ctx, layers))
