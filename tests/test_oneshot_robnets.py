@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from robnas import data, objectives, spaces
 from robnas.cli import app
+from robnas.cli.search import needs_data
 from robnas.errors import ConfigError, UnknownName
 from robnas.models import normalized
 from robnas.objectives import ObjectiveContext
@@ -42,6 +43,13 @@ def checkpoint(tmp_path_factory):
 
 def _context(checkpoint: str, **oneshot) -> ObjectiveContext:
     return ObjectiveContext(data=DATA, supernet=checkpoint, oneshot={"eval_images": 4, **oneshot})
+
+
+def test_oneshot_objectives_need_data():
+    assert needs_data("oneshot:pgd@8,-params,oneshot-finetune:clean") == [
+        "oneshot:pgd@8",
+        "oneshot-finetune:clean",
+    ]
 
 
 def test_targets_parse():

@@ -55,7 +55,10 @@ class RobNetsSearch(Strategy):
     * ``fsp_cells`` (``normal`` or ``all``), ``fsp_input`` (``s1-preprocessed``, ``s1``, ``s0``,
       ``both-preprocessed``), ``fsp_deepest`` (average over that many deepest selected cells;
       0 = all): which cells and tensors the FSP loss reads (:class:`robnas.oneshot.fsp.FSPOptions`);
-    * ``fsp_steps`` (default 10): PGD steps (eps 8/255, step 2/255) of the FSP's adversarial batch.
+    * ``fsp_steps`` (default 10): PGD steps (eps 8/255, step 2/255) of the FSP's adversarial batch,
+      the first recalibration batch (training images). The FSP losses cost forward passes and
+      this attack, no training: they are the run's ``fsp filter`` setup cost, and a rerun
+      computes them again (deterministically, so it keeps the same candidates).
     """
 
     candidates: int = 1000
