@@ -49,9 +49,14 @@ def test_a_failing_proxy_is_a_nan_with_its_reason(batch):
 
 
 def test_every_strategy_is_in_the_budget_contract_test():
-    """tests/test_search.py runs each strategy through the budget contract; a new strategy must join it."""
+    """tests/test_search.py runs each strategy through the budget contract (strategies that need a
+    trained supernet: tests/test_oneshot_robnets.py); a new strategy must join it."""
+    import test_oneshot_robnets
     import test_search
 
-    marks = test_search.test_every_strategy_spends_its_budget_on_distinct_archs.pytestmark
+    marks = [
+        *test_search.test_every_strategy_spends_its_budget_on_distinct_archs.pytestmark,
+        *test_oneshot_robnets.test_one_shot_strategies_spend_their_budget_on_distinct_archs.pytestmark,
+    ]
     covered = {params[0] for mark in marks if mark.name == "parametrize" for params in mark.args[1]}
     assert set(search.STRATEGIES) <= covered, f"strategies without a contract run: {set(search.STRATEGIES) - covered}"

@@ -32,6 +32,10 @@ Objectives are made from a spec string by :func:`make` (kinds live in :data:`OBJ
   BO target is ``nb201:valid@12`` = ``nb201:cifar10-valid/valid@12``; ``nb201:test@200`` is the
   200-epoch CIFAR-10 test accuracy that NAS-Bench-201 papers report;
 * ``train:RECIPE``: short training with a :mod:`robnas.train` recipe, validation accuracy;
+* ``oneshot:TARGET``: accuracy (``clean``, ``fgsm@8``, ``pgd@8``) of the architecture with
+  weights inherited from the trained supernet ``context.supernet``, BN recalibrated;
+  ``oneshot-finetune:TARGET`` after a short PGD-AT fine-tuning (RobNets' score, see
+  :mod:`robnas.oneshot.objective`);
 * ``-SPEC``: the negation of SPEC, to minimise (``-params``, ``-ntk_condnum``).
 """
 
@@ -312,7 +316,8 @@ class ObjectiveContext:
     ``nb201`` a NAS-Bench-201 table for ``nb201:`` objectives; ``model`` the network build
     options of the space (e.g. ``{"C": 16, "layers": 8}`` for a
     DARTS network smaller than the default ``C=36``, 20 cells), used by proxy and training
-    objectives alike.
+    objectives alike. ``supernet`` is a trained supernet checkpoint for ``oneshot:`` objectives,
+    ``oneshot`` their options (see :mod:`robnas.oneshot.objective`).
     """
 
     data: str = "synthetic"
@@ -327,6 +332,8 @@ class ObjectiveContext:
     reference_size: int = 64
     train: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
+    supernet: str | None = None
+    oneshot: dict[str, Any] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def build(self, space: SearchSpace, arch: Any, num_classes: int) -> Any:
@@ -770,6 +777,24 @@ OBJECTIVES.register(
 OBJECTIVES.register("bench", lambda arg, space, ctx: BenchmarkObjective(arg, space, ctx))
 OBJECTIVES.register("nb201", lambda arg, space, ctx: NB201Objective(arg, space, ctx))
 OBJECTIVES.register("train", lambda arg, space, ctx: TrainingObjective(arg, space, ctx))
+
+
+def _oneshot(arg: str, space: SearchSpace, ctx: ObjectiveContext) -> Objective:
+    from robnas.oneshot.objective import OneShotObjective
+
+    return OneShotObjective(arg, space, ctx)
+
+
+def _oneshot_finetune(arg: str, space: SearchSpace, ctx: ObjectiveContext) -> Objective:
+    from robnas.oneshot.objective import FinetuneObjective
+
+    return FinetuneObjective(arg, space, ctx)
+
+
+OBJECTIVES.register("oneshot", _oneshot, paper="RobNets (Guo et al., CVPR 2020), inherited weights")
+OBJECTIVES.register(
+    "oneshot-finetune", _oneshot_finetune, paper="RobNets (Guo et al., CVPR 2020), fine-tuned candidates"
+)
 
 __all__ = [
     "OBJECTIVES",

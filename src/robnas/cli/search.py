@@ -16,7 +16,7 @@ from robnas import models
 from robnas import objectives as objective_lib
 from robnas.cli import DATA_HELP, app, console, friendly, proxy_data
 from robnas.errors import ConfigError
-from robnas.search.base import SearchResult, run_search
+from robnas.search.base import STRATEGIES, SearchResult, run_search
 from robnas.search.history import HistoryRow
 from robnas.spaces import get as get_space
 from robnas.store import RunStore
@@ -34,7 +34,7 @@ def space_cap(text: str | None) -> dict[str, Any]:
 
 def needs_data(objective: str, has_scores: bool = False) -> list[str]:
     """The parts of an ``--objective`` spec that depend on the images of ``--data``: proxies
-    that look at data (unless read from a ``--scores`` table) and ``train:`` objectives."""
+    that look at data (unless read from a ``--scores`` table), ``train:`` and ``oneshot:`` objectives."""
     from robnas import proxies
 
     out: list[str] = []
@@ -43,7 +43,7 @@ def needs_data(objective: str, has_scores: bool = False) -> list[str]:
         kind, sep, arg = spec.partition(":")
         if sep:
             names = [arg] if kind == "proxy" else []
-            if kind == "train":
+            if kind in ("train", "oneshot", "oneshot-finetune"):
                 out.append(spec)
         elif not spec or spec in objective_lib.OBJECTIVES:
             names = []
@@ -138,12 +138,12 @@ def search_command(
     out: Path = typer.Option(..., "--out", help="SQLite run store (history; created or resumed)."),
     space: str = typer.Option("nb201", help="Search space name."),
     strategy: str = typer.Option(
-        "evolution", help="random | topk | evolution | regularized-evolution | hnas | optuna."
+        "evolution", help="random | topk | evolution | regularized-evolution | hnas | optuna | robnets."
     ),
-    objective: str = typer.Option(
-        "croze",
-        help="Proxy name, a+b+c rank ensemble, bench:TARGET, train:RECIPE, -SPEC to minimise; "
-        "comma-separated for multi-objective (optuna).",
+    objective: str | None = typer.Option(
+        None,
+        help="Proxy name, a+b+c rank ensemble, bench:TARGET, train:RECIPE, oneshot:TARGET, -SPEC to "
+        "minimise; comma-separated for multi-objective (optuna). Default: the strategy's, else croze.",
     ),
     budget: int = typer.Option(100, help="Distinct architectures the objective may evaluate."),
     seed: int = typer.Option(0, help="Seed of the strategy, the proxy batch and the initialisations."),
@@ -175,6 +175,9 @@ def search_command(
         help="Parameter cap (millions, C=36 x 20 cells) of sampled and mutated darts/robnet "
         "architectures; 'none' lifts it. Default: the space's (6 for darts-croze, as CRoZe; none otherwise).",
     ),
+    supernet: Path | None = typer.Option(
+        None, help="Trained supernet checkpoint (robnas supernet train) for oneshot: objectives and robnets."
+    ),
     top: int = typer.Option(10, help="Best architectures to print."),
 ) -> None:
     """Search architectures; rerunning the same command resumes (a larger --budget extends the run)."""
@@ -182,6 +185,8 @@ def search_command(
         raise ConfigError(
             f"--benchmark {benchmark}: folder not found (the robustness dataset folder with meta.json)"
         )
+    if objective is None:
+        objective = str(STRATEGIES.meta(strategy).get("default_objective", "croze"))
     data = proxy_data(data, needs_data(objective, has_scores=scores is not None))
     context = objective_lib.ObjectiveContext(
         data=data,
@@ -196,6 +201,7 @@ def search_command(
         reference_size=reference_size,
         train={"epochs": train_epochs, "metric": train_metric},
         model=models.parse_options(arch_opt),
+        supernet=str(supernet) if supernet else None,
     )
     candidates = None
     if within_scores:

@@ -5,14 +5,14 @@
 >>> result.best(1)[0].arch  # doctest: +SKIP
 
 Strategies (``search.names()``): ``random``, ``topk``, ``evolution`` (CRoZe's mutation chain),
-``regularized-evolution`` (Real et al. 2019), ``hnas`` (Shu et al. 2022) and ``optuna`` (TPE or
-NSGA-II). Objectives are described in :mod:`robnas.objectives`; runs are stored and resumed
+``regularized-evolution`` (Real et al. 2019), ``hnas`` (Shu et al. 2022), ``optuna`` (TPE or
+NSGA-II) and ``robnets`` (Guo et al. 2020: fine-tuned candidates of a trained supernet). Objectives are described in :mod:`robnas.objectives`; runs are stored and resumed
 through :mod:`robnas.search.history`.
 """
 
 from __future__ import annotations
 
-from robnas.search import hnas, optuna_search, strategies
+from robnas.search import hnas, optuna_search, robnets, strategies
 from robnas.search.base import (
     STRATEGIES,
     BudgetExhausted,
@@ -48,6 +48,7 @@ __all__ = [
     "names",
     "optuna_search",
     "register",
+    "robnets",
     "run_search",
     "strategies",
 ]

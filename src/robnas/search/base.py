@@ -53,6 +53,13 @@ class Strategy(ABC):
     def run(self, ctx: SearchContext) -> None:
         """Propose architectures and query ``ctx.evaluate`` until done or out of budget."""
 
+    def prepare(
+        self, objective: str | Sequence[str], context: ObjectiveContext, out: str | Path
+    ) -> str | Sequence[str]:
+        """The objective spec to search with, once the strategy has set what its objective
+        needs in ``context`` (called before the objectives are made; default: unchanged)."""
+        return objective
+
 
 STRATEGIES: Registry[type[Strategy]] = Registry("search strategy")
 
@@ -313,6 +320,7 @@ def run_search(
         raise ConfigError("space_options apply to a space given by name")
     base_space = spaces.get(space, **(space_options or {})) if isinstance(space, str) else space
     context = context or ObjectiveContext(seed=seed)
+    objective = strat.prepare(objective, context, out)
     search_space: SearchSpace = base_space
     if candidates is not None:
         search_space = SubsetSpace(base_space, candidates)
