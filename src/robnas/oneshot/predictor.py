@@ -181,7 +181,7 @@ class ArchitectureStep:
         finally:
             for p in net.parameters():
                 p.requires_grad_(True)
-        return float(j)
+        return float(j.detach())
 
 
 __all__ = [
