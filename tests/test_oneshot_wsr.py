@@ -71,8 +71,12 @@ def test_tiny_run_records_every_epoch(images, tmp_path):
     for e in result.search():
         assert e.genotype.startswith("Genotype(") and len(e.measured) == 7 and len(e.predicted) == 7
         assert all(0 < v < 2 for v in e.predicted) and all(v > 0 for v in e.measured)
-        assert e.cost["train"] > 0 and e.cost["pgd"] > 0 and e.cost["estimator"] > 0 and e.cost["predictor"] > 0
-        assert e.objective == pytest.approx(float((wsr.objective_weights() * torch.tensor(e.measured) ** 2).sum()))
+        assert (
+            e.cost["train"] > 0 and e.cost["pgd"] > 0 and e.cost["estimator"] > 0 and e.cost["predictor"] > 0
+        )
+        assert e.objective == pytest.approx(
+            float((wsr.objective_weights() * torch.tensor(e.measured) ** 2).sum())
+        )
     assert len(result.epochs[1].measured) == 7 and not result.epochs[0].measured
     assert set(result.cost) == set(wsr.COSTS)
     # alpha moved through the predictor only, by Adam steps of about lr 3e-5 each
@@ -127,3 +131,33 @@ def test_bad_input_gives_one_clear_error(images, tmp_path):
     search.phase = "predictor"
     with pytest.raises(ConfigError, match="loss memory is empty"):
         search.step_epoch()
+
+
+def test_strategies_record_search_epochs_and_resume(images, tmp_path):
+    import numpy as np
+
+    from robnas.objectives import ObjectiveContext
+    from robnas.search import make_strategy, run_search
+
+    npz = tmp_path / "d.npz"
+    np.savez(npz, x_train=images.x, y_train=images.y)
+    options = {
+        "warmup_epochs": "1", "memory_epochs": "1", "search_epochs": "2", "C": "4", "layers": "5",
+        "batch_size": "8", "train_batches": "2", "valid_batches": "2", "noise_batches": "1",
+        "predictor_warmup_passes": "2", "predictor_passes": "2", "pgd_steps": "2",
+    }  # fmt: skip
+    context = ObjectiveContext(data=str(npz), batch_size=8)
+    out = tmp_path / "s.sqlite"
+    result = run_search("darts", "wsr-nas", "params", budget=2, out=out, options=options, context=context)
+    assert result.status == "done" and result.evaluated == 2
+    first = result.history[0].info
+    assert first["phase"] == "search" and len(first["measured"]) == 7 and first["wsr_objective"] < 0
+    assert any(k.startswith("wsr ") for k in result.setup)
+    # a larger budget resumes from the checkpoint: the last epoch and the final genotype follow
+    more = run_search("darts", "wsr-nas", "params", budget=10, out=out, options=options, context=context)
+    assert more.run == result.run and more.history[-1].info.get("final") is True
+    assert [r.info.get("epoch") for r in more.history if not r.info.get("final")][:2] == [0, 1]
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        make_strategy("wsr-naive", {"naive_eps": "0.03,0.02,0.06,0.07,0.08,0.09"})
+    with pytest.raises(ConfigError, match="darts space"):
+        run_search("nb201", "wsr-nas", "params", budget=1, options=options, context=context)

@@ -16,7 +16,7 @@ from robnas import models
 from robnas import objectives as objective_lib
 from robnas.cli import DATA_HELP, app, console, friendly, proxy_data
 from robnas.errors import ConfigError
-from robnas.search.base import SearchResult, run_search
+from robnas.search.base import STRATEGIES, SearchResult, run_search
 from robnas.search.history import HistoryRow
 from robnas.spaces import get as get_space
 from robnas.store import RunStore
@@ -138,7 +138,8 @@ def search_command(
     out: Path = typer.Option(..., "--out", help="SQLite run store (history; created or resumed)."),
     space: str = typer.Option("nb201", help="Search space name."),
     strategy: str = typer.Option(
-        "evolution", help="random | topk | evolution | regularized-evolution | hnas | optuna."
+        "evolution",
+        help="random | topk | evolution | regularized-evolution | hnas | optuna | wsr-nas | wsr-naive.",
     ),
     objective: str = typer.Option(
         "croze",
@@ -182,7 +183,10 @@ def search_command(
         raise ConfigError(
             f"--benchmark {benchmark}: folder not found (the robustness dataset folder with meta.json)"
         )
-    data = proxy_data(data, needs_data(objective, has_scores=scores is not None))
+    needing = needs_data(objective, has_scores=scores is not None)
+    if strategy in STRATEGIES and STRATEGIES.meta(strategy).get("needs_data"):
+        needing.append(f"strategy {strategy}")
+    data = proxy_data(data, needing)
     context = objective_lib.ObjectiveContext(
         data=data,
         batch_size=batch_size,

@@ -237,7 +237,9 @@ class WsrConfig:
         if not 0 < self.train_fraction < 1:
             raise ConfigError(f"wsr train_fraction must be in (0, 1), got {self.train_fraction}")
         if not self.tau > 0 or not self.lr > 0 or not 0 <= self.lr_min <= self.lr:
-            raise ConfigError(f"wsr needs tau > 0 and 0 <= lr_min <= lr, got {self.tau}, {self.lr_min}, {self.lr}")
+            raise ConfigError(
+                f"wsr needs tau > 0 and 0 <= lr_min <= lr, got {self.tau}, {self.lr_min}, {self.lr}"
+            )
         if not 0 < self.train_eps <= 1:
             raise ConfigError(f"wsr train_eps must be in (0, 1], got {self.train_eps}")
         _increasing("pgd_eps", self.pgd_eps, 3)
@@ -265,7 +267,9 @@ class WsrConfig:
         n = len(data) if self.images is None else min(self.images, len(data))
         n_train = round(n * self.train_fraction)
         if n_train < 1 or n - n_train < 1:
-            raise ConfigError(f"wsr needs images in both halves: {n} images, train_fraction {self.train_fraction}")
+            raise ConfigError(
+                f"wsr needs images in both halves: {n} images, train_fraction {self.train_fraction}"
+            )
 
     @property
     def strength_names(self) -> tuple[float, ...]:
@@ -378,7 +382,9 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 class WsrSearch:
     """The state of one search and its phases (:func:`run_wsr` drives it)."""
 
-    def __init__(self, config: WsrConfig, data: ImageArrays, out: Path, seed: int, device: torch.device) -> None:
+    def __init__(
+        self, config: WsrConfig, data: ImageArrays, out: Path, seed: int, device: torch.device
+    ) -> None:
         self.config, self.out, self.seed, self.device = config, out, seed, device
         n = len(data)
         order = np.random.default_rng(seed_int(seed, 0xDA7A)).permutation(n)
@@ -388,7 +394,9 @@ class WsrSearch:
         self.data = data
         self.train_idx, self.valid_idx = np.sort(order[:n_train]), np.sort(order[n_train:])
         torch.manual_seed(seed)
-        self.net = supernet("darts", num_classes=data.num_classes, C=config.C, layers=config.layers).to(device)
+        self.net = supernet("darts", num_classes=data.num_classes, C=config.C, layers=config.layers).to(
+            device
+        )
         assert isinstance(self.net, DartsSupernet)
         self.single = SinglePath(self.net)
         self.view = _PathView(self.single, device)
@@ -399,7 +407,9 @@ class WsrSearch:
         self.sgd = torch.optim.SGD(
             self.net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
-        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.sgd, max(1, total), eta_min=config.lr_min)
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.sgd, max(1, total), eta_min=config.lr_min
+        )
         self.architect = ArchitectureStep(self.alphas, lr=config.arch_lr)
         self.predictor = loss_predictor()  # 1,783 weights: kept on the CPU with alpha
         self.predictor_opt = predictor_optimizer(self.predictor)
@@ -415,7 +425,9 @@ class WsrSearch:
         self.weights = objective_weights()
 
     # -- data -------------------------------------------------------------------------
-    def _batches(self, idx: np.ndarray, limit: int | None, *tags: int, shuffle: bool = True) -> list[np.ndarray]:
+    def _batches(
+        self, idx: np.ndarray, limit: int | None, *tags: int, shuffle: bool = True
+    ) -> list[np.ndarray]:
         if shuffle:
             idx = np.random.default_rng(seed_int(self.seed, *tags)).permutation(idx)
         chunks = [idx[i : i + self.config.batch_size] for i in range(0, len(idx), self.config.batch_size)]
@@ -435,7 +447,9 @@ class WsrSearch:
         from robnas import attacks
 
         c = self.config
-        return attacks.get("pgd", self.view, eps=eps, alpha=2.5 * eps / c.pgd_steps, steps=c.pgd_steps, random_start=False)
+        return attacks.get(
+            "pgd", self.view, eps=eps, alpha=2.5 * eps / c.pgd_steps, steps=c.pgd_steps, random_start=False
+        )
 
     def train_epoch(self, genotype: Genotype, step: int, timer: _Timer) -> None:
         """One epoch of PGD-7 adversarial training of the path ``genotype`` (SGD, clip 5)."""
@@ -484,7 +498,14 @@ class WsrSearch:
                     self.estimator.eval()
                     targets = torch.tensor(c.target_norms, dtype=x.dtype, device=x.device)
                     estimated = self.estimator(x, noises[:, :3], targets)
-                order = [noises[:, 0], estimated[:, 0], noises[:, 1], estimated[:, 1], noises[:, 2], estimated[:, 2]]
+                order = [
+                    noises[:, 0],
+                    estimated[:, 0],
+                    noises[:, 1],
+                    estimated[:, 1],
+                    noises[:, 2],
+                    estimated[:, 2],
+                ]
             else:
                 order = [noises[:, i] for i in range(6)]
             with timer("eval"), torch.no_grad():
@@ -530,8 +551,10 @@ class WsrSearch:
         record = WsrEpoch(phase, epoch, "")
         if phase in ("warmup", "memory"):
             # the build-memory phase revisits the warm-up's samples in order (fresh ones past them)
-            g = gumbel_noise(self.seed, _WARM, epoch) if phase == "warmup" or epoch < c.warmup_epochs else (
-                gumbel_noise(self.seed, _GUMBEL, step)
+            g = (
+                gumbel_noise(self.seed, _WARM, epoch)
+                if phase == "warmup" or epoch < c.warmup_epochs
+                else (gumbel_noise(self.seed, _GUMBEL, step))
             )
             w = edge_weights(self.alphas, g, c.tau)
             genotype = derive_genotype(w[:CELL_EDGES], w[CELL_EDGES:])
@@ -682,7 +705,9 @@ def run_wsr(
     if resume and path.is_file():
         state = checkpoint.load(path, map_location=dev)
         if state.get("config") != _config_dict(config) or state.get("seed") != seed:
-            raise ConfigError(f"{path} holds a Wsr-NAS run of another configuration or seed; use a new out folder")
+            raise ConfigError(
+                f"{path} holds a Wsr-NAS run of another configuration or seed; use a new out folder"
+            )
         search.load_state_dict(state)
     done = 0
     while search.phase != "done" and (stop_after is None or done < stop_after):
@@ -692,7 +717,9 @@ def run_wsr(
         if progress is not None:
             progress(record)
     alphas = (search.alphas[0].detach().cpu().clone(), search.alphas[1].detach().cpu().clone())
-    return WsrResult(config, search.records, alphas, search.net.path_text(search.genotype()), search.net, search.phase)
+    return WsrResult(
+        config, search.records, alphas, search.net.path_text(search.genotype()), search.net, search.phase
+    )
 
 
 __all__ = [

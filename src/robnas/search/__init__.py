@@ -5,14 +5,15 @@
 >>> result.best(1)[0].arch  # doctest: +SKIP
 
 Strategies (``search.names()``): ``random``, ``topk``, ``evolution`` (CRoZe's mutation chain),
-``regularized-evolution`` (Real et al. 2019), ``hnas`` (Shu et al. 2022) and ``optuna`` (TPE or
-NSGA-II). Objectives are described in :mod:`robnas.objectives`; runs are stored and resumed
-through :mod:`robnas.search.history`.
+``regularized-evolution`` (Real et al. 2019), ``hnas`` (Shu et al. 2022), ``optuna`` (TPE or
+NSGA-II) and the one-shot ``wsr-nas`` / ``wsr-naive`` (Cheng et al., AAAI 2023,
+:mod:`robnas.search.wsr`). Objectives are described in :mod:`robnas.objectives`; runs are
+stored and resumed through :mod:`robnas.search.history`.
 """
 
 from __future__ import annotations
 
-from robnas.search import hnas, optuna_search, strategies
+from robnas.search import hnas, optuna_search, strategies, wsr
 from robnas.search.base import (
     STRATEGIES,
     BudgetExhausted,
@@ -50,4 +51,5 @@ __all__ = [
     "register",
     "run_search",
     "strategies",
+    "wsr",
 ]
