@@ -161,3 +161,33 @@ def test_strategies_record_search_epochs_and_resume(images, tmp_path):
         make_strategy("wsr-naive", {"naive_eps": "0.03,0.02,0.06,0.07,0.08,0.09"})
     with pytest.raises(ConfigError, match="darts space"):
         run_search("nb201", "wsr-nas", "params", budget=1, options=options, context=context)
+
+
+def test_argmax_path_runs_every_edges_best_op_scaled():
+    from robnas.oneshot import supernet
+
+    torch.manual_seed(0)
+    net = supernet("darts", C=4, layers=5).eval()
+    genotype = derive_genotype(torch.rand(14, 8), torch.rand(14, 8))
+    # weights whose arg-max is the genotype's op on its edges (weight 1) and "none" elsewhere
+    w = torch.zeros(28, 8)
+    w[:, OP["none"]] = 0.5
+    for offset, edges in ((0, genotype.normal), (14, genotype.reduce)):
+        for k, (op, source) in enumerate(edges):
+            e = sum(n + 2 for n in range(k // 2)) + source
+            w[offset + e] = 0.0
+            w[offset + e, OP[op]] = 1.0
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(net.forward_argmax(x, w), net(x, genotype), atol=1e-5)
+        half = net.forward_argmax(x, torch.where(w == 1.0, 0.9, w))
+        assert not torch.allclose(half, net(x, genotype), atol=1e-4)
+    with pytest.raises(ConfigError, match="28, 8"):
+        net.forward_argmax(x, w[:14])
+
+
+def test_argmax_path_search_runs(images, tmp_path):
+    result = run_wsr(tiny(path="argmax", warmup_epochs=0, search_epochs=1), images, tmp_path / "am", seed=1)
+    assert result.phase == "done" and len(result.search()[0].measured) == 7
+    with pytest.raises(ConfigError, match="path must be"):
+        run_wsr(tiny(path="dense"), images, tmp_path / "x")

@@ -26,12 +26,13 @@ the two incoming edges with the largest non-``none`` weight ``max_{o != none} W[
 with its best non-``none`` operation. The reported final genotype applies the same rule to
 ``softmax(alpha)`` (no Gumbel noise), as the reference's ``genotype()``.
 
-**Difference from the reference.** The reference's ``MixedOp`` runs the arg-max operation of
-*every* one of the 14 edges, scaled by its weight (a ``none`` arg-max contributes zero);
-robnas's ``DartsSupernet`` runs genotypes (two edges per node, unscaled), so here the path of
-an epoch is the top-2 genotype of the sample. The supernet therefore trains 8 of the 14 edges
-per epoch, and the weights that scale the reference's outputs (about 1 at tau 0.1) are not
-applied. The faithful all-edges path is not implemented.
+**Which path runs** (``path``). The reference's ``MixedOp`` runs the arg-max operation of
+*every* one of the 14 edges, scaled by its weight (a ``none`` arg-max contributes nothing):
+``path="argmax"`` does that (:meth:`DartsSupernet.forward_argmax`). The default,
+``path="genotype"``, runs the top-2 genotype of the sample (two edges per node, unscaled),
+which is what robnas's supernet paths, ``subnet()`` and the derived WsrNets are; it trains 8
+of the 14 edges per epoch and does not apply the weights (about 1 at tau 0.1). Either way the
+recorded genotype of an epoch is the top-2 genotype of its sample.
 
 **Naive baseline** (``naive=True``; the search whose cost Wsr-NAS cuts by about 40%): the six
 strengths ``naive_eps`` (0.03 ... 0.105) are all real PGD-7 noises; there is no AN-E, no noise
@@ -212,6 +213,9 @@ class WsrConfig:
     tau: float = 0.1
     #: where the search phase measures the clean loss: "train" (the reference, C2) or "valid"
     search_clean_on: Literal["train", "valid"] = "train"
+    #: the path that runs: "genotype" (the top-2 genotype of the sample) or "argmax" (the
+    #: reference's MixedOp: every edge's arg-max operation, scaled by its weight)
+    path: Literal["genotype", "argmax"] = "genotype"
     naive: bool = False
 
     def check(self, data: ImageArrays | None = None) -> None:
@@ -250,6 +254,8 @@ class WsrConfig:
                 f"wsr estimator must be basic | plus and estimator_mode faithful | fixed, "
                 f"got {self.estimator!r}, {self.estimator_mode!r}"
             )
+        if self.path not in ("genotype", "argmax"):
+            raise ConfigError(f"wsr path must be 'genotype' or 'argmax', got {self.path!r}")
         if self.search_clean_on not in ("train", "valid"):
             raise ConfigError(f"wsr search_clean_on must be 'train' or 'valid', got {self.search_clean_on!r}")
         if data is None:
@@ -368,9 +374,14 @@ class _PathView(nn.Module):
         self._single = (single,)  # a tuple: not registered as a submodule
         # an empty parameter tells the attack libraries the device
         self.anchor = nn.Parameter(torch.empty(0, device=device), requires_grad=False)
+        #: edge weights (28, 8) of the arg-max path, or None: the genotype set on ``single``
+        self.weights: Tensor | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._single[0](x)
+        single = self._single[0]
+        if self.weights is not None:
+            return single.supernet.forward_argmax(x, self.weights)  # type: ignore[operator]
+        return single(x)
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
@@ -451,9 +462,13 @@ class WsrSearch:
             "pgd", self.view, eps=eps, alpha=2.5 * eps / c.pgd_steps, steps=c.pgd_steps, random_start=False
         )
 
-    def train_epoch(self, genotype: Genotype, step: int, timer: _Timer) -> None:
-        """One epoch of PGD-7 adversarial training of the path ``genotype`` (SGD, clip 5)."""
+    def set_path(self, genotype: Genotype, weights: Tensor) -> None:
+        """The path of this epoch: ``genotype``, or with ``path="argmax"`` the arg-max ops of ``weights``."""
         self.single.set_path(genotype)
+        self.view.weights = weights.to(self.device) if self.config.path == "argmax" else None
+
+    def train_epoch(self, step: int, timer: _Timer) -> None:
+        """One epoch of PGD-7 adversarial training of the epoch's path (SGD, clip 5)."""
         attack = self._pgd(self.config.train_eps)
         with timer("train"):
             for chunk in self._batches(self.train_idx, self.config.train_batches, step, _SHUFFLE):
@@ -461,7 +476,7 @@ class WsrSearch:
                 self.bn(False)
                 x_adv = attack(x, y)
                 self.bn(True)
-                loss = nn.functional.cross_entropy(self.single(x_adv), y)
+                loss = nn.functional.cross_entropy(self.view(x_adv), y)
                 self.sgd.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
@@ -510,7 +525,7 @@ class WsrSearch:
                 order = [noises[:, i] for i in range(6)]
             with timer("eval"), torch.no_grad():
                 for i, noise in enumerate(order):
-                    sums[i] += float(nn.functional.cross_entropy(self.single(x + noise), y, reduction="sum"))
+                    sums[i] += float(nn.functional.cross_entropy(self.view(x + noise), y, reduction="sum"))
             count += len(y)
         return [s / count for s in sums]
 
@@ -524,7 +539,7 @@ class WsrSearch:
         with timer("eval"), torch.no_grad():
             for chunk in self._batches(idx, limit, step, _SHUFFLE, 2, shuffle=on == "train"):
                 x, y = self._tensors(chunk)
-                total += float(nn.functional.cross_entropy(self.single(x), y, reduction="sum"))
+                total += float(nn.functional.cross_entropy(self.view(x), y, reduction="sum"))
                 count += len(y)
         return total / count
 
@@ -559,7 +574,8 @@ class WsrSearch:
             w = edge_weights(self.alphas, g, c.tau)
             genotype = derive_genotype(w[:CELL_EDGES], w[CELL_EDGES:])
             record.genotype = self.net.path_text(genotype)
-            self.train_epoch(genotype, step, timer)
+            self.set_path(genotype, w)
+            self.train_epoch(step, timer)
             if phase == "memory":
                 clean = self.clean_loss("valid", step, timer)
                 self.collect_noises(c.noise_batches, step, timer)
@@ -585,7 +601,8 @@ class WsrSearch:
             w = edge_weights(self.alphas, g, c.tau)
             genotype = derive_genotype(w[:CELL_EDGES], w[CELL_EDGES:])
             record.genotype = self.net.path_text(genotype)
-            self.train_epoch(genotype, step, timer)
+            self.set_path(genotype, w)
+            self.train_epoch(step, timer)
             self.collect_noises(c.noise_batches + 1, step, timer)
             adv = self.adversarial_losses(step, timer)
             self.train_estimator(step, timer)

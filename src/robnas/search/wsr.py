@@ -22,7 +22,8 @@ Options (``-o KEY=VALUE``): the epochs per phase, the supernet's ``C`` and ``lay
 per epoch (0: all, the reference), ``noise_batches``, the AN-E ``estimator`` (basic | plus) and
 ``estimator_mode`` (faithful | fixed), the strength lists as comma-separated text
 (``pgd_eps``, ``target_norms``, ``naive_eps``), the predictor passes, ``pgd_steps`` and
-``search_clean_on`` (train, the reference's quirk, or valid). The torch-heavy modules are
+``search_clean_on`` (train, the reference's quirk, or valid) and ``path`` (genotype, or argmax:
+the reference's all-edges MixedOp path). The torch-heavy modules are
 imported when a run starts, so ``robnas.search`` stays light.
 """
 
@@ -76,6 +77,7 @@ class WsrStrategy(Strategy):
     predictor_passes: int = 501
     pgd_steps: int = 7
     search_clean_on: str = "train"
+    path: str = "genotype"
 
     naive = False
 
@@ -101,7 +103,7 @@ class WsrStrategy(Strategy):
             naive_eps=parse_strengths("naive_eps", self.naive_eps),
             predictor_warmup_passes=self.predictor_warmup_passes, predictor_passes=self.predictor_passes,
             pgd_steps=self.pgd_steps, search_clean_on=self.search_clean_on,  # type: ignore[arg-type]
-            naive=self.naive,
+            path=self.path, naive=self.naive,  # type: ignore[arg-type]
         )  # fmt: skip
 
     def check(self) -> None:
