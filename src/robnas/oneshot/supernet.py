@@ -13,6 +13,8 @@ with the inherited weights copied in: in eval mode its logits equal ``net(x, arc
   have 14 mixed edges of the 8 DARTS operations, ``none`` included, pooling followed by
   BN(affine=False). A path is a genotype: on each node the two chosen input edges run their
   chosen operation; the other edges do not run. C=16 and 8 cells give 1,930,618 weights.
+  ``net.forward_argmax(x, weights)`` runs Wsr-NAS's own single path instead: every edge's
+  arg-max operation of ``weights`` (28, 8), scaled by its weight.
 * ``robnet`` / ``robnet-free``: RobNets' dense supernet (Guo et al., CVPR 2020, Sec. 3.2),
   all alpha = 1: every one of a cell's 14 edges holds a separable convolution and an
   identity (FactorizedReduce on reduction edges); the 2-bit code of a path switches each on
