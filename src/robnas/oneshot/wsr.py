@@ -720,7 +720,7 @@ def run_wsr(
     search = WsrSearch(config, data, out, seed, dev)
     path = out / CHECKPOINT
     if resume and path.is_file():
-        state = checkpoint.load(path, map_location=dev)
+        state = checkpoint.load(path, map_location="cpu")  # load_state_dict moves weights and optimiser state
         if state.get("config") != _config_dict(config) or state.get("seed") != seed:
             raise ConfigError(
                 f"{path} holds a Wsr-NAS run of another configuration or seed; use a new out folder"
