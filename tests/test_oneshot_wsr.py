@@ -110,11 +110,21 @@ def test_naive_runs_six_real_pgd_strengths_and_no_estimator(images, tmp_path, mo
         return real(model, x, y, eps, random_eps_max, steps, generator)
 
     monkeypatch.setattr(wsr, "pgd_noises", spy)
+    halves = []
+    clean = wsr.WsrSearch.clean_loss
+
+    def clean_spy(self, on, step, timer):
+        halves.append(on)
+        return clean(self, on, step, timer)
+
+    monkeypatch.setattr(wsr.WsrSearch, "clean_loss", clean_spy)
     monkeypatch.setattr(wsr, "noise_estimator", lambda *a, **k: pytest.fail("the naive search built an AN-E"))
     result = run_wsr(tiny(naive=True, search_epochs=1), images, tmp_path / "naive", seed=1)
     assert calls and all(c == (wsr.STRENGTHS, None) for c in calls)
     last = result.search()[-1]
     assert len(last.measured) == 7 and last.cost["estimator"] == 0
+    # the reference's quirk (C2): the memory phase's clean loss on the validation half, the search's on the training half
+    assert halves == ["valid", "train"]
 
 
 def test_bad_input_gives_one_clear_error(images, tmp_path):
