@@ -39,7 +39,7 @@ class Fake(Objective):
 WSR_TINY = {
     "warmup_epochs": 1, "memory_epochs": 1, "search_epochs": 20, "C": 4, "layers": 5, "batch_size": 8,
     "train_batches": 1, "valid_batches": 1, "noise_batches": 1, "predictor_warmup_passes": 1,
-    "predictor_passes": 1, "pgd_steps": 1,
+    "predictor_passes": 1, "pgd_steps": 1, "noise_memory": 64,
 }  # fmt: skip
 WEIGHTS = {"none": 0.0, "skip_connect": 1.0, "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0, "avg_pool_3x3": 0.5}
 SMALL = {"none": 5.0, "skip_connect": 1.0, "nor_conv_1x1": 0.5, "nor_conv_3x3": 0.0, "avg_pool_3x3": 2.0}

@@ -19,12 +19,12 @@ replaying the recorded epochs through ``ctx.evaluate`` (answered from the histor
 
 Options (``-o KEY=VALUE``): the epochs per phase, the supernet's ``C`` and ``layers``,
 ``batch_size``, ``images`` (a seeded subset; 0: all), ``train_batches`` and ``valid_batches``
-per epoch (0: all, the reference), ``noise_batches``, the AN-E ``estimator`` (basic | plus) and
-``estimator_mode`` (faithful | fixed), the strength lists as comma-separated text
-(``pgd_eps``, ``target_norms``, ``naive_eps``), the predictor passes, ``pgd_steps`` and
-``search_clean_on`` (train, the reference's quirk, or valid) and ``path`` (genotype, or argmax:
-the reference's all-edges MixedOp path). The torch-heavy modules are
-imported when a run starts, so ``robnas.search`` stays light.
+per epoch (0: all, the reference), ``noise_batches``, ``noise_memory`` (the AN-E's, 600),
+the AN-E ``estimator`` (basic | plus) and ``estimator_mode`` (faithful | fixed), the strength
+lists as comma-separated text (``pgd_eps``, ``target_norms``, ``naive_eps``), the predictor
+passes, ``pgd_steps``, ``search_clean_on`` (train, the reference's quirk, or valid) and
+``path`` (genotype, or argmax: the reference's all-edges MixedOp path). The torch-heavy
+modules are imported when a run starts, so ``robnas.search`` stays light.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class WsrStrategy(Strategy):
     train_batches: int = 0
     valid_batches: int = 0
     noise_batches: int = 10
+    noise_memory: int = 600
     estimator: str = "basic"
     estimator_mode: str = "faithful"
     estimator_image_size: int = 32
@@ -96,6 +97,7 @@ class WsrStrategy(Strategy):
             search_epochs=self.search_epochs, C=self.C, layers=self.layers, batch_size=self.batch_size,
             images=self.images or None, train_batches=self.train_batches or None,
             valid_batches=self.valid_batches or None, noise_batches=self.noise_batches,
+            noise_memory=self.noise_memory,
             estimator=self.estimator, estimator_mode=self.estimator_mode,  # type: ignore[arg-type]
             estimator_image_size=self.estimator_image_size,
             pgd_eps=parse_strengths("pgd_eps", self.pgd_eps),
