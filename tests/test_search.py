@@ -35,6 +35,12 @@ class Fake(Objective):
         return value, math.nan
 
 
+#: a tiny Wsr-NAS run with more search epochs than the contract's budget
+WSR_TINY = {
+    "warmup_epochs": 1, "memory_epochs": 1, "search_epochs": 20, "C": 4, "layers": 5, "batch_size": 8,
+    "train_batches": 1, "valid_batches": 1, "noise_batches": 1, "predictor_warmup_passes": 1,
+    "predictor_passes": 1, "pgd_steps": 1, "noise_memory": 64,
+}  # fmt: skip
 WEIGHTS = {"none": 0.0, "skip_connect": 1.0, "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0, "avg_pool_3x3": 0.5}
 SMALL = {"none": 5.0, "skip_connect": 1.0, "nor_conv_1x1": 0.5, "nor_conv_3x3": 0.0, "avg_pool_3x3": 2.0}
 if "fake" not in OBJECTIVES:
@@ -47,12 +53,12 @@ if "fake" not in OBJECTIVES:
     OBJECTIVES.register("fake_crash", lambda arg, space, ctx: Fake("crash", space, WEIGHTS, fail_at=4))
 
 
-def _check_run(result: search.SearchResult, budget: int) -> None:
+def _check_run(result: search.SearchResult, budget: int, space_name: str = "nb201") -> None:
     archs = [r.arch for r in result.history]
     assert len(archs) == budget == result.evaluated
     assert len(set(archs)) == budget  # no duplicate evaluation
     assert [r.step for r in result.history] == list(range(1, budget + 1))
-    space = spaces.get("nb201")
+    space = spaces.get(space_name)
     assert all(space.canonical_string(a) == a for a in archs)
     assert result.best(1)[0].value == max(r.value for r in result.history)
 
@@ -67,9 +73,23 @@ def _check_run(result: search.SearchResult, budget: int) -> None:
         ("optuna", {"n_startup_trials": 4}),
         ("optuna", {"sampler": "nsga2", "population_size": 4}),
         ("hnas", {"metric": "fake_m", "condition": "fake_k", "pool_size": 40, "probes": 3}),
+        ("wsr-nas", WSR_TINY),
+        ("wsr-naive", WSR_TINY),
     ],
 )
 def test_every_strategy_spends_its_budget_on_distinct_archs(strategy, options, tmp_path):
+    if strategy.startswith("wsr"):  # one-shot DARTS searches: a tiny supernet on 16x16 images
+        import numpy as np
+
+        from robnas import data as data_lib
+
+        images = data_lib.synthetic(32, size=16, seed=0)
+        np.savez(tmp_path / "d.npz", x_train=images.x, y_train=images.y)
+        context = ObjectiveContext(data=str(tmp_path / "d.npz"), batch_size=8)
+        result = run_search("darts", strategy, "params", 14, seed=3, options=options, context=context)
+        assert result.status == "done"
+        _check_run(result, 14, "darts")
+        return
     result = run_search("nb201", strategy, "fake", 14, seed=3, options=options)
     assert result.status == "done"
     _check_run(result, 14)

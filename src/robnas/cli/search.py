@@ -138,7 +138,8 @@ def search_command(
     out: Path = typer.Option(..., "--out", help="SQLite run store (history; created or resumed)."),
     space: str = typer.Option("nb201", help="Search space name."),
     strategy: str = typer.Option(
-        "evolution", help="random | topk | evolution | regularized-evolution | hnas | optuna | robnets."
+        "evolution",
+        help="random | topk | evolution | regularized-evolution | hnas | optuna | robnets | wsr-nas | wsr-naive.",
     ),
     objective: str | None = typer.Option(
         None,
@@ -187,7 +188,10 @@ def search_command(
         )
     if objective is None:
         objective = str(STRATEGIES.meta(strategy).get("default_objective", "croze"))
-    data = proxy_data(data, needs_data(objective, has_scores=scores is not None))
+    needing = needs_data(objective, has_scores=scores is not None)
+    if strategy in STRATEGIES and STRATEGIES.meta(strategy).get("needs_data"):
+        needing.append(f"strategy {strategy}")
+    data = proxy_data(data, needing)
     context = objective_lib.ObjectiveContext(
         data=data,
         batch_size=batch_size,

@@ -13,6 +13,8 @@ with the inherited weights copied in: in eval mode its logits equal ``net(x, arc
   have 14 mixed edges of the 8 DARTS operations, ``none`` included, pooling followed by
   BN(affine=False). A path is a genotype: on each node the two chosen input edges run their
   chosen operation; the other edges do not run. C=16 and 8 cells give 1,930,618 weights.
+  ``net.forward_argmax(x, weights)`` runs Wsr-NAS's own single path instead: every edge's
+  arg-max operation of ``weights`` (28, 8), scaled by its weight.
 * ``robnet`` / ``robnet-free``: RobNets' dense supernet (Guo et al., CVPR 2020, Sec. 3.2),
   all alpha = 1: every one of a cell's 14 edges holds a separable convolution and an
   identity (FactorizedReduce on reduction edges); the 2-bit code of a path switches each on
@@ -330,7 +332,18 @@ class DartsMixedCell(Cell):
             for source in range(node + 2)
         )
 
-    def forward(self, s0: Tensor, s1: Tensor, drop_prob: float = 0.0, *, arch: Genotype) -> Tensor:
+    def forward(
+        self,
+        s0: Tensor,
+        s1: Tensor,
+        drop_prob: float = 0.0,
+        *,
+        arch: Genotype | None = None,
+        weights: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        if weights is not None:
+            return self._forward_argmax(s0, s1, weights[1] if self.reduction else weights[0])
+        assert arch is not None
         edges, _ = cell_genes(arch, self.reduction)
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         for node in range(4):
@@ -342,6 +355,25 @@ class DartsMixedCell(Cell):
                     h = drop_path(h, drop_prob)
                 terms.append(h)
             states.append(terms[0] + terms[1])
+        return torch.cat(states[2:], dim=1)
+
+    def _forward_argmax(self, s0: Tensor, s1: Tensor, weights: Tensor) -> Tensor:
+        """Wsr-NAS's ``MixedOp``: every edge runs its arg-max operation scaled by its weight
+        (``none`` adds nothing); ``weights`` (14, 8) in ``PRIMITIVES`` order."""
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        choice = weights.argmax(dim=-1).tolist()
+        stride = 2 if self.reduction else 1
+        for node in range(4):
+            terms = []
+            for source in range(node + 2):
+                e = _edge_index(node, source)
+                op = DARTS_OPERATIONS[choice[e]]
+                if op != "none":
+                    terms.append(weights[e, choice[e]] * self.edges[e][op](states[source]))
+            if terms:
+                states.append(sum(terms[1:], terms[0]))
+            else:  # every edge of the node is "none": a zero node of the cell's output size
+                states.append(torch.zeros_like(states[1][:, :, ::stride, ::stride]))
         return torch.cat(states[2:], dim=1)
 
 
@@ -396,6 +428,18 @@ class DartsSupernet(Supernet, CellNetwork):
 
     def _forward(self, x: Tensor, arch: Genotype) -> Tensor:
         return self._run(x, False, None, arch=arch)[0]
+
+    def forward_argmax(self, x: Tensor, weights: Tensor) -> Tensor:
+        """Logits of Wsr-NAS's faithful single path (``model_search.py``'s ``MixedOp``): on all
+        14 edges of every cell the arg-max operation of the edge weights ``weights`` (28, 8:
+        normal then reduction edges, e.g. ``softmax((alpha + g) / tau)``), scaled by its weight;
+        an edge whose arg-max is ``none`` adds nothing. Not a genotype: no BN recalibration."""
+        if weights.shape != (28, len(DARTS_OPERATIONS)):
+            raise ConfigError(
+                f"arg-max path weights are (28, {len(DARTS_OPERATIONS)}), got {tuple(weights.shape)}"
+            )
+        w = weights.detach()
+        return self._run(x, False, None, weights=(w[:14], w[14:]))[0]
 
     def _build_subnet(self, arch: Genotype) -> nn.Module:
         sub = self.space.build(arch, self.num_classes, C=self.C, layers=self.layers, imagenet=self.imagenet)

@@ -6,13 +6,15 @@
 
 Strategies (``search.names()``): ``random``, ``topk``, ``evolution`` (CRoZe's mutation chain),
 ``regularized-evolution`` (Real et al. 2019), ``hnas`` (Shu et al. 2022), ``optuna`` (TPE or
-NSGA-II) and ``robnets`` (Guo et al. 2020: fine-tuned candidates of a trained supernet). Objectives are described in :mod:`robnas.objectives`; runs are stored and resumed
-through :mod:`robnas.search.history`.
+NSGA-II), ``robnets`` (Guo et al. 2020: fine-tuned candidates of a trained supernet) and the
+one-shot ``wsr-nas`` / ``wsr-naive`` (Cheng et al., AAAI 2023, :mod:`robnas.search.wsr`).
+Objectives are described in :mod:`robnas.objectives`; runs are stored and resumed through
+:mod:`robnas.search.history`.
 """
 
 from __future__ import annotations
 
-from robnas.search import hnas, optuna_search, robnets, strategies
+from robnas.search import hnas, optuna_search, robnets, strategies, wsr
 from robnas.search.base import (
     STRATEGIES,
     BudgetExhausted,
@@ -51,4 +53,5 @@ __all__ = [
     "robnets",
     "run_search",
     "strategies",
+    "wsr",
 ]

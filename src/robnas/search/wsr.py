@@ -1,0 +1,164 @@
+"""Wsr-NAS as search strategies: ``wsr-nas`` and its naive baseline ``wsr-naive``.
+
+Cheng et al., "Neural Architecture Search for Wide Spectrum Adversarial Robustness", AAAI 2023
+(spec ``robnets_wsrnas.md`` B5). The strategy runs :func:`robnas.oneshot.wsr.run_wsr` on the
+run's ``--data`` (the context's images) and records every search epoch's genotype as a history
+row through ``ctx.evaluate(genotype, info)``: the row's **value is the run's objective** of the
+genotype (e.g. ``params``, or ``train:pgd-at`` to train it standalone), and ``info`` holds what
+Wsr-NAS measured on the supernet: ``phase``, ``epoch``, ``measured`` (clean loss, then the
+losses at the six strengths in head order), ``predicted`` (the EWSS predictor's, before it saw
+them), ``wsr_objective`` (minus the weighted ``sum w_i l_i^2``, so higher is better) and
+``cost`` (seconds: supernet training, PGD, AN-E, evaluation, predictor). The search's answer,
+the genotype of ``softmax(alpha)``, is the last row (``info["final"] = True``). A genotype
+sampled twice keeps its first row (the history holds distinct architectures); the budget counts
+them, and a run that spends it stops after a saved epoch.
+
+The supernet, alphas, memories and optimisers are checkpointed after every epoch under
+``OUT.wsr/RUN/wsr.pt`` (``OUT`` the run store); rerunning the same command resumes there, first
+replaying the recorded epochs through ``ctx.evaluate`` (answered from the history for free).
+
+Options (``-o KEY=VALUE``): the epochs per phase, the supernet's ``C`` and ``layers``,
+``batch_size``, ``images`` (a seeded subset; 0: all), ``train_batches`` and ``valid_batches``
+per epoch (0: all, the reference), ``noise_batches``, ``noise_memory`` (the AN-E's, 600),
+the AN-E ``estimator`` (basic | plus) and ``estimator_mode`` (faithful | fixed), the strength
+lists as comma-separated text (``pgd_eps``, ``target_norms``, ``naive_eps``), the predictor
+passes, ``pgd_steps``, ``search_clean_on`` (train, the reference's quirk, or valid) and
+``path`` (genotype, or argmax: the reference's all-edges MixedOp path). The torch-heavy
+modules are imported when a run starts, so ``robnas.search`` stays light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from robnas.errors import ConfigError
+from robnas.objectives import Cost
+from robnas.search.base import SearchContext, Strategy, register
+
+if TYPE_CHECKING:
+    from robnas.oneshot.wsr import WsrConfig, WsrEpoch
+
+PAPER = "Cheng et al., Neural Architecture Search for Wide Spectrum Adversarial Robustness, AAAI 2023"
+
+
+def parse_strengths(name: str, text: str) -> tuple[float, ...]:
+    """``"0.03,0.06,0.09"`` -> ``(0.03, 0.06, 0.09)``; anything else one :class:`ConfigError`."""
+    try:
+        return tuple(float(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"wsr option {name}={text!r}: expected comma-separated numbers") from None
+
+
+@dataclass
+class WsrStrategy(Strategy):
+    """Wsr-NAS's wide-spectrum search (see the module docstring); defaults are the reference's."""
+
+    warmup_epochs: int = 100
+    memory_epochs: int = 100
+    search_epochs: int = 200
+    C: int = 16
+    layers: int = 8
+    batch_size: int = 64
+    images: int = 0
+    train_batches: int = 0
+    valid_batches: int = 0
+    noise_batches: int = 10
+    noise_memory: int = 600
+    estimator: str = "basic"
+    estimator_mode: str = "faithful"
+    estimator_image_size: int = 32
+    pgd_eps: str = "0.03,0.06,0.09"
+    target_norms: str = "2.3,3.9,5.5"
+    naive_eps: str = "0.03,0.045,0.06,0.075,0.09,0.105"
+    predictor_warmup_passes: int = 500
+    predictor_passes: int = 501
+    pgd_steps: int = 7
+    search_clean_on: str = "train"
+    path: str = "genotype"
+
+    naive = False
+
+    def config(self) -> WsrConfig:
+        """The :class:`robnas.oneshot.wsr.WsrConfig` of these options (0 counts mean "all")."""
+        from robnas.oneshot.wsr import WsrConfig
+
+        for key in ("images", "train_batches", "valid_batches"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(
+                    f"strategy {self.name!r}: {key} must be an integer >= 0 (0: all), got {value!r}"
+                )
+        return WsrConfig(
+            warmup_epochs=self.warmup_epochs, memory_epochs=self.memory_epochs,
+            search_epochs=self.search_epochs, C=self.C, layers=self.layers, batch_size=self.batch_size,
+            images=self.images or None, train_batches=self.train_batches or None,
+            valid_batches=self.valid_batches or None, noise_batches=self.noise_batches,
+            noise_memory=self.noise_memory,
+            estimator=self.estimator, estimator_mode=self.estimator_mode,  # type: ignore[arg-type]
+            estimator_image_size=self.estimator_image_size,
+            pgd_eps=parse_strengths("pgd_eps", self.pgd_eps),
+            target_norms=parse_strengths("target_norms", self.target_norms),
+            naive_eps=parse_strengths("naive_eps", self.naive_eps),
+            predictor_warmup_passes=self.predictor_warmup_passes, predictor_passes=self.predictor_passes,
+            pgd_steps=self.pgd_steps, search_clean_on=self.search_clean_on,  # type: ignore[arg-type]
+            path=self.path, naive=self.naive,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def check(self) -> None:
+        self.config().check()
+
+    def run(self, ctx: SearchContext) -> None:
+        from robnas.oneshot.wsr import load_records, run_wsr
+
+        if ctx.space.name != "darts":
+            raise ConfigError(f"strategy {self.name!r} searches the darts space, not {ctx.space.name!r}")
+        config = self.config()
+        data = ctx.proxy_context.images()
+        config.check(data)
+        if ctx.out == ":memory:":
+            folder = Path(tempfile.mkdtemp(prefix="robnas-wsr-"))
+        else:
+            folder = Path(f"{ctx.out}.wsr") / ctx.run
+
+        def record(epoch: WsrEpoch) -> None:
+            for key, seconds in epoch.cost.items():
+                if seconds:
+                    ctx.add_setup_cost(f"wsr {key}", Cost(wall=seconds))
+            if epoch.phase == "search":
+                ctx.evaluate(ctx.space.parse(epoch.genotype), _info(epoch))
+
+        for epoch in load_records(folder):  # replay: known genotypes cost nothing
+            if epoch.phase == "search":
+                ctx.evaluate(ctx.space.parse(epoch.genotype), _info(epoch))
+        result = run_wsr(
+            config, data, folder, seed=ctx.seed, device=ctx.proxy_context.device, resume=True, progress=record
+        )
+        ctx.evaluate(ctx.space.parse(result.genotype), {"final": True, "epochs": len(result.search())})
+
+
+def _info(epoch: WsrEpoch) -> dict[str, Any]:
+    info = dataclasses.asdict(epoch)
+    info["wsr_objective"] = -info.pop("objective")
+    info["predicted_objective"] = -info["predicted_objective"]
+    return info
+
+
+@register("wsr-nas", paper=PAPER, needs_data=True)
+@dataclass
+class WsrNas(WsrStrategy):
+    """Wsr-NAS: three real PGD strengths and three AN-E estimated ones per epoch, EWSS alpha steps."""
+
+
+@register("wsr-naive", paper=PAPER + " (naive baseline)", needs_data=True)
+@dataclass
+class WsrNaive(WsrStrategy):
+    """Wsr-NAS's naive baseline: all six strengths by real PGD, no AN-E (same EWSS alpha steps)."""
+
+    naive = True
+
+
+__all__ = ["WsrNaive", "WsrNas", "WsrStrategy", "parse_strengths"]
