@@ -8,16 +8,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from robnas import spaces
+from robnas import spaces, zoo
 from robnas.spaces import darts, network, robnet
 
-DARTS_V2 = (
-    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
-    "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
-    "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
-    "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
-    "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])"
-)
+DARTS_V2 = zoo.MODELS.get("darts_v2").arch
 CROZE = (
     "Genotype(normal=[('sep_conv_7x7', 0), ('conv_7x1_1x7', 1), ('skip_connect', 0), ('dil_conv_5x5', 1), "
     "('avg_pool_3x3', 2), ('sep_conv_3x3', 0), ('max_pool_3x3', 1), ('sep_conv_5x5', 2), ('skip_connect', 3), "
