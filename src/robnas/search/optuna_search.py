@@ -147,6 +147,12 @@ def open_storage(url: str, connect_timeout: int = CONNECT_TIMEOUT_S) -> Any:
             f"optuna storage {shown}: cannot connect ({reason}); start the database server or fix "
             "the URL (host, port, user, password, database)"
         ) from None
+    except sqlalchemy.exc.DBAPIError as exc:  # e.g. no right to create Optuna's tables
+        reason = next((ln.strip() for ln in str(exc.orig or exc).splitlines() if ln.strip()), "")
+        raise ConfigError(
+            f"optuna storage {shown}: the database refused Optuna's tables ({reason}); give the user "
+            "the right to create tables in it, or use another database"
+        ) from None
 
 
 class _Heartbeat:
@@ -158,11 +164,9 @@ class _Heartbeat:
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
     def _beat(self) -> None:
-        while True:
-            with contextlib.suppress(Exception):  # a missed beat only delays nothing
+        while not self.stop.wait(HEARTBEAT_S):  # the first beat was recorded with the claim
+            with contextlib.suppress(Exception):  # a missed beat is made up by the next one
                 self.storage.record_heartbeat(self.trial_id)
-            if self.stop.wait(HEARTBEAT_S):
-                return
 
     def __enter__(self) -> _Heartbeat:
         if self.storage is not None:
