@@ -93,3 +93,18 @@ def test_a_resumed_run_releases_the_claims_its_killed_session_left(tmp_path):
     stale = _claim(_study(url), X, owner)  # as if killed while evaluating X
     run_search("nb201", "optuna", "params", 2, seed=0, out=out, options=options)
     assert _study(url).trials[stale.number].state == optuna.trial.TrialState.FAIL
+
+
+def test_cli_storage_errors_are_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from robnas.cli import app
+
+    url = f"postgresql://bob:s3cret@127.0.0.1:{_free_port()}/robnas"
+    args = ["search", "--out", str(tmp_path / "s.sqlite"), "--objective", "params", "--budget", "2"]
+    result = CliRunner().invoke(app, [*args, "--strategy", "optuna", "--storage", url, "--study-name", "s"])
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: optuna storage postgresql://bob:***@127.0.0.1") and "s3cret" not in line
+    result = CliRunner().invoke(app, [*args, "--strategy", "random", "--storage", url])
+    assert result.exit_code == 2 and "--storage applies to --strategy optuna" in result.output
