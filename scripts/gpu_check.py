@@ -28,7 +28,7 @@ PROXIES = ("croze", "synflow", "snip", "grasp", "jacov", "ntk_trace", "params")
 #: The work of each path: full (a GPU, a few minutes in all) and tiny (the CPU smoke mode).
 SCALES = {
     "full": {
-        "images": 5000, "archs": 100, "proxies": PROXIES, "proxy_batch": 64, "arch_opts": {},
+        "images": 5000, "archs": 50, "proxies": PROXIES, "proxy_batch": 64, "arch_opts": {},
         "epochs": 1, "batch": 256, "overrides": {}, "eval_images": 1000, "eval_batch": 250,
         "attacks": "fgsm@8,pgd@8:steps=10", "corruptions": "all@3",
     },
@@ -70,14 +70,15 @@ class Meter:
     """Wall seconds and (on CUDA) the peak of allocated memory of one path."""
 
     def __init__(self, device: str) -> None:
+        self.device = device
         self.cuda = device.startswith("cuda")
 
     def __enter__(self) -> Meter:
         import torch
 
         if self.cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
         self.t0 = time.perf_counter()
         return self
 
@@ -85,9 +86,9 @@ class Meter:
         import torch
 
         if self.cuda:
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self.device)
         self.seconds = time.perf_counter() - self.t0
-        self.peak = f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if self.cuda else "n/a (cpu)"
+        self.peak = f"{torch.cuda.max_memory_allocated(self.device) / 2**20:.0f} MiB" if self.cuda else "n/a (cpu)"
 
 
 def path_score(args: argparse.Namespace, scale: dict, work: Path, data) -> str:
