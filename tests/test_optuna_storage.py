@@ -108,3 +108,24 @@ def test_cli_storage_errors_are_one_line(tmp_path):
     assert line.startswith("error: optuna storage postgresql://bob:***@127.0.0.1") and "s3cret" not in line
     result = CliRunner().invoke(app, [*args, "--strategy", "random", "--storage", url])
     assert result.exit_code == 2 and "--storage applies to --strategy optuna" in result.output
+
+
+def test_a_result_outlives_its_trial_failed_as_stale_meanwhile(tmp_path, monkeypatch):
+    from robnas.search.base import SearchContext
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    evaluate_all = SearchContext.evaluate_all
+
+    def slow(self, arch, info=None):  # another process judges the trial stale while it runs
+        values = evaluate_all(self, arch, info)
+        study = _study(url)
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        return values
+
+    monkeypatch.setattr(SearchContext, "evaluate_all", slow)
+    options = {"storage": url, "study_name": "s"}
+    result = run_search("nb201", "optuna", "params", 2, seed=0, out=tmp_path / "a.db", options=options)
+    complete = _study(url).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert sorted(t.user_attrs["arch"] for t in complete) == sorted(r.arch for r in result.history)
+    assert [t.values[0] for t in complete] == [r.value for r in result.history]

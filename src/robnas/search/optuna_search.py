@@ -284,11 +284,21 @@ class OptunaSearch(Strategy):
             except BaseException:
                 study.tell(trial, state=TrialState.FAIL)
                 raise
-            if all(v == v for v in values):
-                study.tell(trial, list(values))
-            else:
-                trial.set_user_attr("failed", True)
-                study.tell(trial, state=TrialState.FAIL)
+            ok = all(v == v for v in values)
+            try:
+                if not ok:
+                    trial.set_user_attr("failed", True)
+                study.tell(trial, list(values) if ok else None, state=None if ok else TrialState.FAIL)
+            except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+                # another process failed the trial as stale meanwhile (heartbeats lost): a new one
+                attrs = {"arch": key, "owner": owner, **({} if ok else {"failed": True})}
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        params=trial.params, distributions=distributions, user_attrs=attrs,
+                        values=list(values) if ok else None,
+                        state=TrialState.COMPLETE if ok else TrialState.FAIL,
+                    )
+                )  # fmt: skip
 
 
 def claimed_by(study: Any, number: int, key: str) -> Any:
