@@ -56,7 +56,7 @@ from robnas.spaces.darts import Genotype, cell_genes, make_operation
 from robnas.spaces.nb201 import EDGES as NB201_EDGES
 from robnas.spaces.nb201 import OPERATIONS as NB201_OPERATIONS
 from robnas.spaces.nb201 import ResidualReduction, _operation
-from robnas.spaces.network import Cell, CellNetwork
+from robnas.spaces.network import Cell, CellFactory, CellNetwork
 from robnas.spaces.ops import FactorizedReduce, SepConv, StdReLUConvBN, drop_path
 from robnas.spaces.robnet import CODES, NUM_EDGES, STEPS
 
@@ -105,9 +105,10 @@ class Supernet(nn.Module, ABC):
                 m.momentum = 0.0
 
     @property
-    @abstractmethod
     def build_options(self) -> dict[str, Any]:
-        """The options that rebuild this supernet with :func:`supernet` (checkpoint metadata)."""
+        """The options that rebuild this supernet with :func:`supernet` (checkpoint metadata):
+        the constructor's parameters, each stored on the supernet under its own name."""
+        return {name: getattr(self, name) for name in _constructor_options(type(self))}
 
     # -- paths ----------------------------------------------------------------------------
     def path(self, arch: Any) -> Any:
@@ -250,16 +251,6 @@ class NB201Supernet(Supernet):
         self.classifier = nn.Linear(c, num_classes)
         self._finish_init()
 
-    @property
-    def build_options(self) -> dict[str, Any]:
-        return {
-            "num_classes": self.num_classes,
-            "C": self.C,
-            "N": self.N,
-            "affine": self.affine,
-            "bn": self.bn,
-        }
-
     def _forward(self, x: Tensor, arch: tuple[str, ...]) -> Tensor:
         x = self.stem(x)
         for layer in self.cells:
@@ -377,7 +368,32 @@ class DartsMixedCell(Cell):
         return torch.cat(states[2:], dim=1)
 
 
-class DartsSupernet(Supernet, CellNetwork):
+class CellSupernet(Supernet, CellNetwork):
+    """A supernet on the cell network of :mod:`robnas.spaces.network` (DARTS and RobNets
+    macro networks): ``make_cell`` builds its mixed cells; paths run through ``arch=``."""
+
+    def __init__(
+        self, make_cell: CellFactory, num_classes: int, C: int, layers: int, affine: bool, bn: str, imagenet: bool
+    ) -> None:
+        super().__init__(make_cell, C, num_classes, layers, "imagenet" if imagenet else "cifar")
+        self._configure(num_classes, affine, bn)
+        self.imagenet = bool(imagenet)
+        self._finish_init()
+
+    def forward_features(self, x: Tensor, arch: Any) -> tuple[Tensor, list[Tensor]]:  # type: ignore[override]
+        """Logits and CRoZe's features (stem output, every cell's output, pooled) of path ``arch``."""
+        feats: list[Tensor] = []
+        logits, _ = self._run(x, False, feats, arch=self.path(arch))
+        return logits, feats
+
+    def _forward(self, x: Tensor, arch: Any) -> Tensor:
+        return self._run(x, False, None, arch=arch)[0]
+
+    def _build_subnet(self, arch: Any) -> nn.Module:
+        return self.space.build(arch, self.num_classes, C=self.C, layers=self.layers, imagenet=self.imagenet)
+
+
+class DartsSupernet(CellSupernet):
     """Wsr-NAS's DARTS supernet (Cheng et al., AAAI 2023; spec B2): ``layers`` mixed cells in
     the DARTS macro network; C=16, 8 cells, 10 classes hold 1,930,618 weights.
 
@@ -402,32 +418,8 @@ class DartsSupernet(Supernet, CellNetwork):
         def make_cell(i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> Cell:
             return DartsMixedCell(c_pp, c_p, c, reduction, reduction_prev, with_affine, with_pool_bn)
 
-        super().__init__(make_cell, C, num_classes, layers, "imagenet" if imagenet else "cifar")
-        self._configure(num_classes, affine, bn)
+        super().__init__(make_cell, num_classes, C, layers, affine, bn, imagenet)
         self.pool_bn = with_pool_bn
-        self.imagenet = bool(imagenet)
-        self._finish_init()
-
-    @property
-    def build_options(self) -> dict[str, Any]:
-        return {
-            "num_classes": self.num_classes,
-            "C": self.C,
-            "layers": self.layers,
-            "affine": self.affine,
-            "pool_bn": self.pool_bn,
-            "bn": self.bn,
-            "imagenet": self.imagenet,
-        }
-
-    def forward_features(self, x: Tensor, arch: Any) -> tuple[Tensor, list[Tensor]]:  # type: ignore[override]
-        """Logits and CRoZe's features (stem output, every cell's output, pooled) of path ``arch``."""
-        feats: list[Tensor] = []
-        logits, _ = self._run(x, False, feats, arch=self.path(arch))
-        return logits, feats
-
-    def _forward(self, x: Tensor, arch: Genotype) -> Tensor:
-        return self._run(x, False, None, arch=arch)[0]
 
     def forward_argmax(self, x: Tensor, weights: Tensor) -> Tensor:
         """Logits of Wsr-NAS's faithful single path (``model_search.py``'s ``MixedOp``): on all
@@ -442,7 +434,7 @@ class DartsSupernet(Supernet, CellNetwork):
         return self._run(x, False, None, weights=(w[:14], w[14:]))[0]
 
     def _build_subnet(self, arch: Genotype) -> nn.Module:
-        sub = self.space.build(arch, self.num_classes, C=self.C, layers=self.layers, imagenet=self.imagenet)
+        sub = super()._build_subnet(arch)
         if self.pool_bn:  # the sub-network keeps the BN its pooling edges were trained with
             for cell, super_cell in zip(sub.cells, self.cells, strict=True):
                 edges, _ = cell_genes(arch, cell.reduction)
@@ -531,7 +523,7 @@ class RobNetMixedCell(Cell):
         return torch.cat(states[-self.multiplier :], dim=1)
 
 
-class RobNetSupernet(Supernet, CellNetwork):
+class RobNetSupernet(CellSupernet):
     """RobNets' dense supernet (Guo et al., CVPR 2020, Sec. 3.2): all alpha = 1, every edge a
     separable convolution plus an identity; paths are 2-bit codes shared by all cells (one
     cell) or cell-free (one per cell). BN has no affine parameters in the cells."""
@@ -555,21 +547,7 @@ class RobNetSupernet(Supernet, CellNetwork):
         def make_cell(i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> Cell:
             return RobNetMixedCell(i, c_pp, c_p, c, reduction, reduction_prev)
 
-        super().__init__(make_cell, C, num_classes, layers, "imagenet" if imagenet else "cifar")
-        self._configure(num_classes, affine, bn)
-        self.imagenet = bool(imagenet)
-        self._finish_init()
-
-    @property
-    def build_options(self) -> dict[str, Any]:
-        return {
-            "num_classes": self.num_classes,
-            "C": self.C,
-            "layers": self.layers,
-            "affine": self.affine,
-            "bn": self.bn,
-            "imagenet": self.imagenet,
-        }
+        super().__init__(make_cell, num_classes, C, layers, affine, bn, imagenet)
 
     def _check(self, arch: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
         if len(arch) not in (1, self.layers):
@@ -584,18 +562,6 @@ class RobNetSupernet(Supernet, CellNetwork):
         g = _seed_from(generator)
         cells = 1 if self.space_name == "robnet" else self.layers
         return tuple(tuple(CODES[int(i)] for i in g.integers(0, 4, NUM_EDGES)) for _ in range(cells))
-
-    def forward_features(self, x: Tensor, arch: Any) -> tuple[Tensor, list[Tensor]]:  # type: ignore[override]
-        """Logits and CRoZe's features (stem output, every cell's output, pooled) of path ``arch``."""
-        feats: list[Tensor] = []
-        logits, _ = self._run(x, False, feats, arch=self.path(arch))
-        return logits, feats
-
-    def _forward(self, x: Tensor, arch: tuple[tuple[str, ...], ...]) -> Tensor:
-        return self._run(x, False, None, arch=arch)[0]
-
-    def _build_subnet(self, arch: tuple[tuple[str, ...], ...]) -> nn.Module:
-        return self.space.build(arch, self.num_classes, C=self.C, layers=self.layers, imagenet=self.imagenet)
 
     def _prefixes(self, arch: tuple[tuple[str, ...], ...], sub: nn.Module) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -633,11 +599,15 @@ def supernet(space: str, **build_options: Any) -> Supernet:
     return SUPERNETS.get(space)(**build_options)
 
 
+def _constructor_options(cls: type[Supernet]) -> list[str]:
+    """The build options of a supernet class: its constructor's parameters."""
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+
 def check_build_options(space: str, options: dict[str, Any]) -> None:
     """:class:`ConfigError` naming the options the ``space`` supernet does not take (checked
     before any work starts); an unknown space raises :class:`robnas.errors.UnknownName`."""
-    cls = SUPERNETS.get(space)
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    accepted = _constructor_options(SUPERNETS.get(space))
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ConfigError(
