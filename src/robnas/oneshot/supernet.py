@@ -665,6 +665,7 @@ def recalibrate_bn(
 __all__ = [
     "BN_MODES",
     "SUPERNETS",
+    "CellSupernet",
     "DartsMixedCell",
     "DartsSupernet",
     "NB201MixedCell",
