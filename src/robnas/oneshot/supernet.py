@@ -288,7 +288,25 @@ def darts_mixed_operation(name: str, c: int, stride: int, affine: bool, pool_bn:
     return op
 
 
-class DartsMixedCell(Cell):
+class _DenseCell(Cell):
+    """The inputs of a dense supernet cell, as DARTS preprocesses them: ``s0`` by a
+    FactorizedReduce after a reduction cell (else ReLU-conv1x1-BN), ``s1`` by ReLU-conv1x1-BN,
+    both to ``c`` channels."""
+
+    def __init__(
+        self, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool, affine: bool
+    ) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self.preprocess0 = (
+            FactorizedReduce(c_prev_prev, c, affine)
+            if reduction_prev
+            else StdReLUConvBN(c_prev_prev, c, 1, 1, 0, affine)
+        )
+        self.preprocess1 = StdReLUConvBN(c_prev, c, 1, 1, 0, affine)
+
+
+class DartsMixedCell(_DenseCell):
     """A DARTS search cell: 4 nodes, 14 mixed edges of the 8 DARTS operations; a genotype
     picks, on each node, two input edges and their operations (only those run)."""
 
@@ -304,14 +322,7 @@ class DartsMixedCell(Cell):
         affine: bool,
         pool_bn: bool,
     ) -> None:
-        super().__init__()
-        self.reduction = reduction
-        self.preprocess0 = (
-            FactorizedReduce(c_prev_prev, c, affine)
-            if reduction_prev
-            else StdReLUConvBN(c_prev_prev, c, 1, 1, 0, affine)
-        )
-        self.preprocess1 = StdReLUConvBN(c_prev, c, 1, 1, 0, affine)
+        super().__init__(c_prev_prev, c_prev, c, reduction, reduction_prev, affine)
         self.edges = nn.ModuleList(
             nn.ModuleDict(
                 {
@@ -373,7 +384,14 @@ class CellSupernet(Supernet, CellNetwork):
     macro networks): ``make_cell`` builds its mixed cells; paths run through ``arch=``."""
 
     def __init__(
-        self, make_cell: CellFactory, num_classes: int, C: int, layers: int, affine: bool, bn: str, imagenet: bool
+        self,
+        make_cell: CellFactory,
+        num_classes: int,
+        C: int,
+        layers: int,
+        affine: bool,
+        bn: str,
+        imagenet: bool,
     ) -> None:
         super().__init__(make_cell, C, num_classes, layers, "imagenet" if imagenet else "cifar")
         self._configure(num_classes, affine, bn)
@@ -479,7 +497,7 @@ class RobNetEdge(nn.Module):
         return None
 
 
-class RobNetMixedCell(Cell):
+class RobNetMixedCell(_DenseCell):
     """A RobNets supernet cell: 14 dense edges; the cell's code of a path picks the ops."""
 
     multiplier = STEPS
@@ -487,15 +505,8 @@ class RobNetMixedCell(Cell):
     def __init__(
         self, index: int, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool
     ) -> None:
-        super().__init__()
+        super().__init__(c_prev_prev, c_prev, c, reduction, reduction_prev, False)
         self.index = index
-        self.reduction = reduction
-        self.preprocess0 = (
-            FactorizedReduce(c_prev_prev, c, False)
-            if reduction_prev
-            else StdReLUConvBN(c_prev_prev, c, 1, 1, 0, False)
-        )
-        self.preprocess1 = StdReLUConvBN(c_prev, c, 1, 1, 0, False)
         self.edges = nn.ModuleList(
             RobNetEdge(c, 2 if reduction and source < 2 else 1)
             for node in range(STEPS)

@@ -32,8 +32,6 @@ def fit(
     recipe: Recipe | str,
     out: str | Path,
     settings: TrainSettings | None = None,
-    *,
-    meta: dict[str, Any] | None = None,
     **options: Any,
 ) -> TrainResult:
     """Train ``model`` on ``data`` with ``recipe``; write ``last.pt``, ``best.pt``, ``meta.json`` and
@@ -43,10 +41,10 @@ def fit(
     :class:`robnas.models.NormalizedNet` using ``data.mean_std``), raw [0, 1] images otherwise.
     How the run goes (epochs, batch size, seed, resume, stop_after, device, AMP, progress,
     DDP, ...) is ``settings``, a :class:`robnas.train.TrainSettings`, whose fields ``options``
-    replace: ``fit(net, data, "pgd-at", "runs/x", epochs=10, resume=True)``. ``meta`` is added
-    to ``meta.json``.
+    replace: ``fit(net, data, "pgd-at", "runs/x", epochs=10, resume=True)``; the other
+    ``options`` are :class:`Trainer`'s (``meta``: entries added to ``meta.json``).
     """
-    trainer = Trainer(model, data, recipe, out, settings, meta=meta, **options)
+    trainer = Trainer(model, data, recipe, out, settings, **options)
     return trainer.run(losses.get(trainer.recipe.loss))
 
 
