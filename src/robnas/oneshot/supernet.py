@@ -381,22 +381,29 @@ class DartsMixedCell(_DenseCell):
 
 class CellSupernet(Supernet, CellNetwork):
     """A supernet on the cell network of :mod:`robnas.spaces.network` (DARTS and RobNets
-    macro networks): ``make_cell`` builds its mixed cells; paths run through ``arch=``."""
+    macro networks) with the build options they share: ``layers`` mixed cells
+    (:meth:`_cell_factory`) at ``C`` channels, BN ``affine`` or not, the ``bn`` mode of
+    :data:`BN_MODES`, the CIFAR stem or the ImageNet stems (``imagenet``)."""
 
     def __init__(
         self,
-        make_cell: CellFactory,
-        num_classes: int,
-        C: int,
-        layers: int,
-        affine: bool,
-        bn: str,
-        imagenet: bool,
+        num_classes: int = 10,
+        C: int = 16,
+        layers: int = 8,
+        affine: bool = False,
+        bn: str = "track",
+        imagenet: bool = False,
     ) -> None:
-        super().__init__(make_cell, C, num_classes, layers, "imagenet" if imagenet else "cifar")
+        super().__init__(
+            self._cell_factory(bool(affine)), C, num_classes, layers, "imagenet" if imagenet else "cifar"
+        )
         self._configure(num_classes, affine, bn)
         self.imagenet = bool(imagenet)
         self._finish_init()
+
+    @abstractmethod
+    def _cell_factory(self, affine: bool) -> CellFactory:
+        """What builds the mixed cells (with BN ``affine`` parameters or not)."""
 
     def forward_features(self, x: Tensor, arch: Any) -> tuple[Tensor, list[Tensor]]:  # type: ignore[override]
         """Logits and CRoZe's features (stem output, every cell's output, pooled) of path ``arch``."""
@@ -421,23 +428,16 @@ class DartsSupernet(CellSupernet):
 
     space_name = "darts"
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        C: int = 16,
-        layers: int = 8,
-        affine: bool = False,
-        pool_bn: bool = True,
-        bn: str = "track",
-        imagenet: bool = False,
-    ) -> None:
-        with_affine, with_pool_bn = bool(affine), bool(pool_bn)
+    def __init__(self, *args: Any, pool_bn: bool = True, **options: Any) -> None:
+        """:class:`CellSupernet`'s options, and ``pool_bn``: pooling edges followed by BN(affine=False)."""
+        self.pool_bn = bool(pool_bn)  # read by the cells, which the network builds
+        super().__init__(*args, **options)
 
-        def make_cell(i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> Cell:
-            return DartsMixedCell(c_pp, c_p, c, reduction, reduction_prev, with_affine, with_pool_bn)
-
-        super().__init__(make_cell, num_classes, C, layers, affine, bn, imagenet)
-        self.pool_bn = with_pool_bn
+    def _cell_factory(self, affine: bool) -> CellFactory:
+        pool_bn = self.pool_bn
+        return lambda i, c_pp, c_p, c, red, red_prev: DartsMixedCell(
+            c_pp, c_p, c, red, red_prev, affine, pool_bn
+        )
 
     def forward_argmax(self, x: Tensor, weights: Tensor) -> Tensor:
         """Logits of Wsr-NAS's faithful single path (``model_search.py``'s ``MixedOp``): on all
@@ -541,24 +541,12 @@ class RobNetSupernet(CellSupernet):
 
     space_name = "robnet"
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        C: int = 16,
-        layers: int = 8,
-        affine: bool = False,
-        bn: str = "track",
-        imagenet: bool = False,
-    ) -> None:
+    def _cell_factory(self, affine: bool) -> CellFactory:
         if affine:
             raise ConfigError(
                 "RobNets cells have no BN affine parameters: a robnet supernet takes affine=False only"
             )
-
-        def make_cell(i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> Cell:
-            return RobNetMixedCell(i, c_pp, c_p, c, reduction, reduction_prev)
-
-        super().__init__(make_cell, num_classes, C, layers, affine, bn, imagenet)
+        return RobNetMixedCell
 
     def _check(self, arch: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
         if len(arch) not in (1, self.layers):
@@ -611,8 +599,18 @@ def supernet(space: str, **build_options: Any) -> Supernet:
 
 
 def _constructor_options(cls: type[Supernet]) -> list[str]:
-    """The build options of a supernet class: its constructor's parameters."""
-    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    """The build options of a supernet class: its constructor's named parameters, and those of
+    the constructors it passes ``**options`` on to."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        names += [p.name for p in params if p.kind in named and p.name != "self" and p.name not in names]
+        if all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in params):
+            break
+    return names
 
 
 def check_build_options(space: str, options: dict[str, Any]) -> None:
