@@ -27,43 +27,46 @@ from robnas.units import UNIT_RULE
 T = TypeVar("T")
 
 
-def _option(help: str, *decls: str) -> Any:
-    return typer.Option(*decls, help=help)
-
-
 @dataclass
 class TrainingRun:
     """What the command line says about a training run, apart from the network."""
 
     recipe: Annotated[
-        str, _option("training recipe: standard, pgd-at, trades, fast-at, ... (see --list-recipes)")
+        str,
+        typer.Option(
+            help="training recipe: standard, pgd-at, trades, fast-at, ... (robnas train --list-recipes)"
+        ),
     ] = "standard"
     data: Annotated[
-        str | None, _option(".npz, cifar10:ROOT, cifar100:ROOT, svhn:ROOT, imagenet16-120:ROOT")
+        str | None, typer.Option(help=".npz, cifar10:ROOT, cifar100:ROOT, svhn:ROOT, imagenet16-120:ROOT")
     ] = None
-    out: Annotated[Path | None, _option("output folder: last.pt, best.pt, meta.json, log.csv")] = None
-    epochs: Annotated[int | None, _option("total epochs (default: the recipe's); defines the schedule")] = (
+    out: Annotated[Path | None, typer.Option(help="output folder: last.pt, best.pt, meta.json, log.csv")] = (
         None
     )
-    batch_size: Annotated[int | None, _option("global batch size (default: the recipe's)")] = None
+    epochs: Annotated[
+        int | None, typer.Option(help="total epochs (default: the recipe's); defines the schedule")
+    ] = None
+    batch_size: Annotated[int | None, typer.Option(help="global batch size (default: the recipe's)")] = None
     seed: Annotated[
-        int, _option("seed for init, subset, split, data order, augmentation, paths, attacks")
+        int, typer.Option(help="seed for init, subset, split, data order, augmentation, paths, attacks")
     ] = 0
-    subset: Annotated[int | None, _option("train on N training images chosen with --seed")] = None
-    val_fraction: Annotated[float, _option("held-out share of the training images for model selection")] = 0.1
-    resume: Annotated[bool, _option("continue from OUT/last.pt (exactly where it stopped)")] = False
-    stop_after: Annotated[int | None, _option("stop after this epoch; the schedule still spans --epochs")] = (
-        None
-    )
+    subset: Annotated[int | None, typer.Option(help="train on N training images chosen with --seed")] = None
+    val_fraction: Annotated[
+        float, typer.Option(help="held-out share of the training images for model selection")
+    ] = 0.1
+    resume: Annotated[bool, typer.Option(help="continue from OUT/last.pt (exactly where it stopped)")] = False
+    stop_after: Annotated[
+        int | None, typer.Option(help="stop after this epoch; the schedule still spans --epochs")
+    ] = None
     settings: Annotated[
         list[str] | None,
-        _option(f"recipe setting KEY=VALUE, e.g. steps=10 or eps=8 (repeat); {UNIT_RULE}", "--set"),
+        typer.Option("--set", help=f"recipe setting KEY=VALUE, e.g. steps=10 or eps=8 (repeat); {UNIT_RULE}"),
     ] = None
-    device: Annotated[str, _option("auto, cpu, cuda, cuda:1")] = "auto"
-    amp: Annotated[bool, _option("mixed precision on CUDA")] = True
-    progress: Annotated[bool, _option("show a progress bar")] = True
-    tensorboard: Annotated[bool, _option("also log to OUT/tensorboard")] = False
-    download: Annotated[bool, _option("download the data set if missing")] = False
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1")] = "auto"
+    amp: Annotated[bool, typer.Option(help="mixed precision on CUDA")] = True
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True
+    tensorboard: Annotated[bool, typer.Option(help="also log to OUT/tensorboard")] = False
+    download: Annotated[bool, typer.Option(help="download the data set if missing")] = False
 
     def require(self, flag: str, value: object) -> None:
         """One :class:`ConfigError` naming whichever of ``flag``, ``--data`` and ``--out`` is missing."""
