@@ -70,7 +70,7 @@ def robust_zc(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
 
     ``inputs`` (B, 3, H, W) CIFAR-normalised images, any B >= 1; ``targets`` is not read (no
     label, no benchmark accuracy). Works on every network built of ``nn.ReLU`` modules (NB201,
-    DARTS, RobNet). One forward pass: about as cheap as ``nwot``.
+    DARTS, RobNet). One forward pass, no backward.
 
     Measured on NAS-Bench-201 CIFAR-10 (1,000 isomorphism classes, batch of 8 real images,
     ``benchmarks/results/robust_zc_selection.md``), Spearman rho, robust_zc / params:
@@ -78,10 +78,15 @@ def robust_zc(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     =========================  =============  =============  =============
     half, population           clean          fgsm@8         cc_mean
     =========================  =============  =============  =============
-    dev, each class once       DEV_C
-    dev, weighted by strings   DEV_S
-    test, each class once      TEST_C
-    test, weighted by strings  TEST_S
+    dev, each class once       0.908 / 0.775  0.874 / 0.781  0.770 / 0.661
+    dev, weighted by strings   0.920 / 0.661  0.803 / 0.594  0.813 / 0.597
+    test, each class once      0.932 / 0.779  0.868 / 0.790  0.750 / 0.688
+    test, weighted by strings  0.948 / 0.739  0.865 / 0.752  0.712 / 0.637
     =========================  =============  =============  =============
+
+    521 development and 479 test classes; ``cc_mean`` is the mean accuracy over 15 corruptions x
+    5 severities. Test-half 95% bootstrap intervals, each class once: clean 0.917-0.943,
+    fgsm@8 0.839-0.890, cc_mean 0.700-0.795. Against CRoZe's averaged statistic
+    ``croze_mean15`` it gains less (test classes: 0.512 against params 0.477).
     """
     return channel_decorrelation(net, inputs)
