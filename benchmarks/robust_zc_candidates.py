@@ -23,6 +23,11 @@ from a generator seeded 0; BatchNorm in train mode):
     nice -n 5 env OMP_NUM_THREADS=1 python benchmarks/robust_zc_candidates.py --archs 1000 --half dev \
         --first 300 --proxies zc_input_grad,zc_act_flip,zc_meco,zc_zico
     nice -n 5 env OMP_NUM_THREADS=1 python benchmarks/robust_zc_candidates.py --archs 1000 --proxies robust_zc
+
+That is the CPU-scale run (the candidates on 300 of the 521 development classes of the 1,000).
+Paper scale: every isomorphism class and every development class, ``--archs 6466`` without
+``--first`` (with ``nb201_correlations.py --archs 6466`` for the registered proxies), on a
+machine with a few workers' worth of CPU.
 """
 
 from __future__ import annotations
