@@ -124,7 +124,9 @@ def connect(address: str | None, workers: int) -> Any:
             ) from None
         raise
     finally:
-        if sigterm is not None:  # ray.init replaces the caller's SIGTERM handling (sys.exit)
+        # ray.init replaces SIGTERM handling with sys.exit: keep the caller's own handler (the
+        # command line's orderly stop); Ray's stays where there was none, so that Ray cleans up
+        if callable(sigterm):
             signal.signal(signal.SIGTERM, sigterm)
     return ray
 

@@ -226,7 +226,7 @@ class SearchContext:
     ) -> list[tuple[float, ...]]:
         archs = list(archs)
         if info is None or isinstance(info, dict):
-            infos = [dict(info or {})] * len(archs)
+            infos = [dict(info or {}) for _ in archs]
         else:
             infos = [dict(i) for i in info]
             if len(infos) != len(archs):
