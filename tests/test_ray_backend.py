@@ -29,6 +29,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PROXIES = ["params", "snip"]
 ARCHS = 20
 DATA = "synthetic:64"
+#: A throwaway cluster: no token authentication (else Ray's default depends on ~/.ray/auth_token).
+RAY_ENV = {"RAY_AUTH_MODE": "disabled"}
 #: Seconds allowed for a node to join.
 START_SECONDS = 120
 
@@ -45,7 +47,7 @@ def _archs() -> list[str]:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]))
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0")
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0", **RAY_ENV)
     return env
 
 
@@ -60,7 +62,7 @@ def _stop(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(10)
+        proc.wait(5)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -154,10 +156,17 @@ def cluster():
         import ray
     except ImportError:
         pytest.skip("ray is not installed (pip install 'robnas[ray]')")
+    saved = {k: os.environ.get(k) for k in RAY_ENV}
+    os.environ.update(RAY_ENV)  # this process is a driver of the cluster too
     found = Cluster(ray)
     print(f"Ray cluster for the tests: {found.mode} at {found.address}")
     yield found
     found.close()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")

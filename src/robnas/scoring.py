@@ -165,8 +165,7 @@ def score(
     # closing: an interruption (Ctrl-C, SIGTERM) stops the workers at once, whatever it hits
     with executor, contextlib.closing(executor.map_unordered(work)) as results:
         for rows in results:
-            for row in rows:
-                store.add(row)
+            store.add_many(rows)  # one commit per architecture, the moment it arrives
             added += len(rows)
             finished += 1
             if progress:
