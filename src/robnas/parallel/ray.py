@@ -31,6 +31,8 @@ from robnas.parallel import Executor, RemoteTraceback, WorkerDied
 
 #: Times Ray runs a task again after its worker process or node died.
 MAX_RETRIES = 3
+#: Seconds of one wait for results (the driver checks for signals between waits).
+WAIT_SECONDS = 0.2
 #: Seconds allowed to reach a cluster's address before giving up.
 CONNECT_SECONDS = 3.0
 #: What to do when Ray is missing.
@@ -188,7 +190,8 @@ class RayExecutor(Executor):
                     pending[self._task.remote(self._shared, item)] = item
                 if not pending:
                     break
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                # short waits: a signal's handler then runs in Python, not inside Ray's C++ wait
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
                 for ref in ready:
                     del pending[ref]
                     yield self._result(ref)
