@@ -96,6 +96,27 @@ def test_every_strategy_spends_its_budget_on_distinct_archs(strategy, options, t
     assert result.total.wall > 0 and result.session.cpu >= 0
 
 
+@pytest.mark.parametrize(
+    "strategy, options",
+    [
+        ("random", {}),
+        ("topk", {}),
+        ("evolution", {"init_pool": 5, "sample_pool": 4}),  # the budget ends mid-round
+        ("regularized-evolution", {"population": 5, "sample_size": 2}),
+        ("hnas", {"metric": "fake_m", "condition": "fake_k", "pool_size": 20, "probes": 3}),
+    ],
+)
+def test_batches_on_worker_processes_give_the_serial_history(strategy, options, tmp_path):
+    serial = run_search("nb201", strategy, "fake", 11, seed=4, options=options)
+    pooled = run_search(
+        "nb201", strategy, "fake", 11, seed=4, options=options, out=tmp_path / "s.sqlite", workers=2
+    )
+    assert pooled.status == serial.status == "done"
+    assert [(r.step, r.arch, r.value, r.info) for r in pooled.history] == [
+        (r.step, r.arch, r.value, r.info) for r in serial.history
+    ]
+
+
 def test_search_beats_random_on_average_with_evolution():
     # a smooth objective: regularized evolution should do at least as well as random in mean over seeds
     def best(strategy, options):

@@ -137,22 +137,53 @@ class Objective(ABC):
     def uses_cuda(self) -> bool:
         return False
 
+    @property
+    def local(self) -> bool:
+        """A lookup (table, benchmark): computed where it is asked, never sent to a worker."""
+        return False
+
     def attach(self, memo: Memo | None) -> None:
         """Use ``memo`` as a persistent cache (values survive the process)."""
         self.memo = memo
+
+    def prepare(self) -> None:
+        """Compute what every evaluation shares (the proxy batch, a reference pool) before the
+        objective is sent to workers, so that they receive it instead of computing it again."""
+        return None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a copy sent to a worker computes; only the process that owns the memo stores
+        state = dict(self.__dict__)
+        state["memo"] = None
+        state["_cache"] = {}
+        return state
 
     def evaluate(self, arch: Any) -> float:
         """The value of ``arch`` (an architecture or its text); higher is better, NaN on failure."""
         return self.measure(arch).value
 
-    def measure(self, arch: Any) -> Evaluation:
-        """The value of ``arch`` with its cost; a cached value keeps the cost of its first evaluation."""
+    def cached(self, arch: Any) -> Evaluation | None:
+        """The known evaluation of ``arch`` (this process's cache, then the memo), else None."""
         text = self.space.canonical_string(arch)
         hit = self._cache.get(text)
         if hit is None and self.memo is not None:
             hit = self.memo.get(self.key, text)
+            if hit is not None:
+                self._cache[text] = hit
+        return hit
+
+    def remember(self, arch: Any, evaluation: Evaluation) -> None:
+        """Keep ``evaluation`` of ``arch`` (computed elsewhere, e.g. by a worker) in the cache and memo."""
+        text = self.space.canonical_string(arch)
+        self._cache[text] = evaluation
+        if self.memo is not None:
+            self.memo.put(self.key, text, evaluation)
+
+    def measure(self, arch: Any) -> Evaluation:
+        """The value of ``arch`` with its cost; a cached value keeps the cost of its first evaluation."""
+        text = self.space.canonical_string(arch)
+        hit = self.cached(text)
         if hit is not None:
-            self._cache[text] = hit
             return hit
         error, reported = "", math.nan
         with _Timer(self.uses_cuda) as timer:
@@ -168,9 +199,7 @@ class Objective(ABC):
         cost = timer.cost
         cost.reported = reported
         evaluation = Evaluation(value, cost, error)
-        self._cache[text] = evaluation
-        if self.memo is not None:
-            self.memo.put(self.key, text, evaluation)
+        self.remember(text, evaluation)
         return evaluation
 
     @abstractmethod
@@ -343,6 +372,12 @@ class ObjectiveContext:
         except (TypeError, ConfigError) as exc:  # an option this space's build does not take
             raise ConfigError(f"network build options {self.model} for space {space.name!r}: {exc}") from None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # copies sent to workers leave the benchmark tables behind: only local lookups read them
+        state = dict(self.__dict__)
+        state["_cache"] = {k: v for k, v in self._cache.items() if k not in ("robustness", "nb201")}
+        return state
+
     def model_tag(self) -> str:
         """``|model=C=16,layers=8`` for non-default build options, else empty (keys stay stable)."""
         if not self.model:
@@ -449,9 +484,16 @@ class Negated(Objective):
     def uses_cuda(self) -> bool:
         return self.inner.uses_cuda
 
+    @property
+    def local(self) -> bool:
+        return self.inner.local
+
     def attach(self, memo: Memo | None) -> None:
         self.memo = memo
         self.inner.attach(memo)
+
+    def prepare(self) -> None:
+        self.inner.prepare()
 
     def _compute(self, arch: Any) -> tuple[float, float]:
         ev = self.inner.measure(arch)
@@ -497,9 +539,17 @@ class ProxyObjective(Objective):
     def uses_cuda(self) -> bool:
         return self.table is None and self.context.device.startswith("cuda")
 
+    @property
+    def local(self) -> bool:
+        return self.table is not None
+
     def attach(self, memo: Memo | None) -> None:
         # table lookups are cheaper than a persistent cache
         self.memo = memo if self.table is None else None
+
+    def prepare(self) -> None:
+        if self.table is None:
+            self.context.batch()
 
     def _compute(self, arch: Any) -> tuple[float, float]:
         text = self.space.format(arch)
@@ -550,6 +600,15 @@ class EnsembleObjective(Objective):
         self.memo = memo
         for m in self.members:
             m.attach(memo)
+
+    @property
+    def local(self) -> bool:
+        return all(m.local for m in self.members)
+
+    def prepare(self) -> None:
+        for m in self.members:
+            m.prepare()
+        self._reference_values()
 
     def _reference_values(self) -> list[np.ndarray]:
         """Sorted member values over the reference pool, computed once (timed as ``setup_cost``)."""
@@ -624,6 +683,10 @@ class BenchmarkObjective(Objective):
         super().__init__(space, f"bench:{self.target}|{self.dataset}")
         self._by_canonical: dict[str, str] | None = None
 
+    @property
+    def local(self) -> bool:
+        return True
+
     def attach(self, memo: Memo | None) -> None:
         self.memo = None  # a lookup is cheaper than a persistent cache
 
@@ -694,6 +757,10 @@ class NB201Objective(Objective):
         source = Path(str(self.table.source)).name
         super().__init__(space, f"nb201:{self.dataset}/{self.split}@{self.epochs}|{source}")
 
+    @property
+    def local(self) -> bool:
+        return True
+
     def attach(self, memo: Memo | None) -> None:
         self.memo = None  # a lookup is cheaper than a persistent cache
 
@@ -741,6 +808,9 @@ class TrainingObjective(Objective):
         from robnas.runtime import resolve_device
 
         return resolve_device(self.context.device).type == "cuda"
+
+    def prepare(self) -> None:
+        self.context.images()
 
     def _compute(self, arch: Any) -> tuple[float, float]:
         import tempfile

@@ -20,7 +20,7 @@ import robnas
 from robnas import proxies as proxy_lib
 from robnas.data import ImageArrays, proxy_batch
 from robnas.errors import ConfigError, DataError, InvalidArchitecture, RobnasError
-from robnas.parallel import map_unordered
+from robnas.parallel import check_backend, open_executor
 from robnas.runtime import resolve_device
 from robnas.seeding import stable_seed
 from robnas.spaces import get as get_space
@@ -111,15 +111,24 @@ def score(
     batch_mode: str = "random",
     build_options: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    backend: str = "process",
+    address: str | None = None,
 ) -> int:
     """Score ``archs`` (text forms) with ``proxies`` into ``store``; returns the number of new rows.
 
     Pairs already in the store (same seed, batch size and data) are skipped, so an
     interrupted run continues where it stopped. ``progress(n)`` is called after each
     architecture with the number of architectures finished so far.
+
+    ``backend`` ``process`` (``workers`` processes of this machine) or ``ray`` (one Ray task
+    per architecture, ``workers`` in flight, on the cluster at ``address`` or a local Ray; see
+    :mod:`robnas.parallel.ray`). The proxy batch is sent to each worker once; this process
+    stays the only writer of ``store`` and commits each architecture's rows as they arrive.
+    The values are the same on every backend.
     """
     for name in proxies:
         proxy_lib.PROXIES.get(name)  # unknown names fail before any work
+    check_backend(backend, workers, address)
     sp = get_space(space)
     data_tag = f"{data.name}:{len(data)}:{batch_mode}"
     job = ScoreJob(
@@ -150,13 +159,13 @@ def score(
         progress(len(seen) - len(work))
     added = 0
     finished = len(seen) - len(work)
+    if not work:
+        return 0
+    executor = open_executor(backend, _work, workers, _set_batch, (x, y), address=address)
     # closing: an interruption (Ctrl-C, SIGTERM) stops the workers at once, whatever it hits
-    with contextlib.closing(
-        map_unordered(_work, work, workers, initializer=_set_batch, initargs=(x, y))
-    ) as results:
+    with executor, contextlib.closing(executor.map_unordered(work)) as results:
         for rows in results:
-            for row in rows:
-                store.add(row)
+            store.add_many(rows)  # one commit per architecture, the moment it arrives
             added += len(rows)
             finished += 1
             if progress:

@@ -91,23 +91,34 @@ class RunStore:
     # ---- results
     def add(self, row: ScoreRow) -> None:
         """Insert (or replace) one result and commit it at once."""
-        value = None if row.value is None or math.isnan(row.value) else row.value
+        self.add_many([row])
+
+    def add_many(self, rows: Iterable[ScoreRow]) -> None:
+        """Insert (or replace) results in one transaction, committed at once (all or none).
+
+        Rows are keyed by (arch, proxy, seed, batch size, data): a result computed twice (a
+        retried task, a rerun) replaces its row, never adds a second one.
+        """
+        now = time.time()
         with self._db:
-            self._db.execute(
+            self._db.executemany(
                 "INSERT OR REPLACE INTO results (arch, proxy, seed, batch_size, data, value, seconds, "
                 "error, version, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.arch,
-                    row.proxy,
-                    row.seed,
-                    row.batch_size,
-                    row.data,
-                    value,
-                    row.seconds,
-                    row.error,
-                    row.version,
-                    time.time(),
-                ),
+                [
+                    (
+                        row.arch,
+                        row.proxy,
+                        row.seed,
+                        row.batch_size,
+                        row.data,
+                        None if row.value is None or math.isnan(row.value) else row.value,
+                        row.seconds,
+                        row.error,
+                        row.version,
+                        now,
+                    )
+                    for row in rows
+                ],
             )
 
     def done(self, seed: int, batch_size: int, data: str = "") -> set[tuple[str, str]]:

@@ -176,6 +176,12 @@ DATA_HELP = (
     "look at the images (croze, snip, grasp, nwot, ...); data-free ones (params, flops, synflow, zen) "
     "need none."
 )
+WORKERS_HELP = "Worker processes (--backend process) or Ray tasks in flight (--backend ray)."
+BACKEND_HELP = "process (worker processes of this machine) | ray (Ray tasks, one CPU each; robnas[ray])."
+ADDRESS_HELP = (
+    "Ray cluster for --backend ray: auto (the `ray start` cluster of this machine), HOST:PORT (the head's "
+    "GCS) or ray://HOST:PORT (Ray Client). Default: start a local Ray with --workers CPUs."
+)
 
 
 def proxy_data(data: str | None, needing: list[str]) -> str:

@@ -9,8 +9,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from robnas import data as data_lib
 from robnas import scoring
-from robnas.cli import DATA_HELP, app, console, friendly, proxy_data
+from robnas.cli import ADDRESS_HELP, BACKEND_HELP, DATA_HELP, WORKERS_HELP, app, console, friendly, proxy_data
 from robnas.errors import ConfigError
+from robnas.parallel import connect_backend
 from robnas.spaces import as_rng
 from robnas.spaces import get as get_space
 from robnas.store import RunStore
@@ -54,7 +55,9 @@ def score_command(
     batch_mode: str = typer.Option("random", help="random | balanced (per class)."),
     seed: int = typer.Option(0, help="Seed of the batch, the initialisation and the sampling."),
     device: str = typer.Option("cpu", help="cpu | cuda | auto."),
-    workers: int = typer.Option(1, help="Worker processes."),
+    workers: int = typer.Option(1, help=WORKERS_HELP),
+    backend: str = typer.Option("process", help=BACKEND_HELP),
+    address: str | None = typer.Option(None, help=ADDRESS_HELP),
     csv: Path | None = typer.Option(None, "--csv", help="Also export all results of the store as CSV."),
 ) -> None:
     """Score architectures with zero-cost proxies.
@@ -63,6 +66,7 @@ def score_command(
     finished (arch, proxy) pairs. The `arch` column holds each architecture's official
     string as given (not canonicalised; `robnas correlate` handles isomorphism).
     """
+    connect_backend(backend, workers, address)
     sp = get_space(space)
     names = [p.strip() for p in proxies.split(",") if p.strip()]
     if not names:
@@ -100,6 +104,8 @@ def score_command(
             workers=workers,
             batch_mode=batch_mode,
             progress=lambda n: bar.update(task, completed=n),
+            backend=backend,
+            address=address,
         )
         rows = store.rows()
         if csv is not None:

@@ -14,8 +14,9 @@ from rich.table import Table
 
 from robnas import models
 from robnas import objectives as objective_lib
-from robnas.cli import DATA_HELP, app, console, friendly, proxy_data
+from robnas.cli import ADDRESS_HELP, BACKEND_HELP, DATA_HELP, WORKERS_HELP, app, console, friendly, proxy_data
 from robnas.errors import ConfigError
+from robnas.parallel import connect_backend
 from robnas.search.base import STRATEGIES, SearchResult, run_search
 from robnas.search.history import HistoryRow
 from robnas.spaces import get as get_space
@@ -188,8 +189,12 @@ def search_command(
         None, help="optuna: the study's name; processes sharing a --storage study need the same one."
     ),
     top: int = typer.Option(10, help="Best architectures to print."),
+    workers: int = typer.Option(1, help=WORKERS_HELP + " Batches of independent candidates use them."),
+    backend: str = typer.Option("process", help=BACKEND_HELP),
+    address: str | None = typer.Option(None, help=ADDRESS_HELP),
 ) -> None:
     """Search architectures; rerunning the same command resumes (a larger --budget extends the run)."""
+    connect_backend(backend, workers, address)
     if benchmark is not None and not benchmark.is_dir():
         raise ConfigError(
             f"--benchmark {benchmark}: folder not found (the robustness dataset folder with meta.json)"
@@ -251,6 +256,9 @@ def search_command(
             candidates=candidates,
             progress=progress,
             space_options=space_cap(max_params_m),
+            backend=backend,
+            workers=workers,
+            address=address,
         )
     store_summary(out, result, top)
     stdout = Console()

@@ -6,6 +6,14 @@ architectures (canonical forms) sent to the objective; re-asking a known archite
 its stored value for free. When the budget is spent, ``evaluate`` raises
 :class:`BudgetExhausted`, which ends the run.
 
+Batches: a strategy with independent candidates (a random sample, an evolution round, a
+population) asks ``ctx.evaluate_many(archs)``; the new ones are computed together on the run's
+parallel backend (``process`` or ``ray``, ``workers`` at a time; serially by default), each
+value is kept in the memo as it arrives, and the history records them in proposal order, with
+the budget and repeat rules of one-by-one evaluation, so a batch gives the same history as
+the loop it replaces. ``ctx.measure_many(objectives, archs)`` is the same seam for values a
+strategy uses outside the history (HNAS's pool).
+
 Resuming: every query is stored the moment it is answered. A strategy draws all its
 randomness from ``ctx.rng`` (seeded by the run's seed), so running it again replays the same
 proposals; the known ones are answered from the history without cost or a new step, and the
@@ -14,13 +22,14 @@ search continues where it stopped. Re-running with a larger budget extends the r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,7 +38,8 @@ import numpy as np
 
 from robnas import objectives as objective_lib
 from robnas.errors import ConfigError
-from robnas.objectives import Cost, Objective, ObjectiveContext
+from robnas.objectives import Cost, Evaluation, Objective, ObjectiveContext
+from robnas.parallel import Executor, check_backend, open_executor
 from robnas.registry import Registry
 from robnas.search.history import HistoryRow, HistoryStore
 from robnas.spaces.base import SearchSpace
@@ -118,6 +128,27 @@ def _score(value: float) -> float:
     return -math.inf if math.isnan(value) else value
 
 
+#: Worker side: the objectives a worker computes (None for local lookups).
+_HELD: list[Objective | None] = []
+
+
+def _hold_objectives(objectives: list[Objective | None]) -> None:
+    for o in objectives:
+        if o is not None:
+            o.attach(None)  # a worker never writes the memo: the driver stores what it returns
+    _HELD[:] = objectives
+
+
+def _measure_remote(item: tuple[str, tuple[int, ...]]) -> tuple[str, list[tuple[int, Evaluation]]]:
+    key, todo = item
+    results = []
+    for i in todo:
+        objective = _HELD[i]
+        assert objective is not None
+        results.append((i, objective.measure(key)))
+    return key, results
+
+
 class SearchContext:
     """What a strategy sees: the space, a seeded rng, and the budgeted evaluator."""
 
@@ -134,6 +165,9 @@ class SearchContext:
         max_repeats: int = 2000,
         out: str | Path = ":memory:",
         on_row: Callable[[HistoryRow], None] | None = None,
+        backend: str = "process",
+        workers: int = 1,
+        address: str | None = None,
     ) -> None:
         self.space = space
         self.objectives = objectives
@@ -149,7 +183,11 @@ class SearchContext:
         self.known: dict[str, HistoryRow] = {r.arch: r for r in self.rows}
         self.setup: dict[str, Cost] = {}
         self.on_row = on_row
+        self.backend = backend
+        self.workers = workers
+        self.address = address
         self._repeats = 0
+        self._executor: tuple[list[Objective], Executor] | None = None
 
     @property
     def used(self) -> int:
@@ -165,21 +203,63 @@ class SearchContext:
 
     def evaluate(self, arch: Any, info: dict[str, Any] | None = None) -> float:
         """The (first) objective's value of ``arch``; higher is better, NaN for a failure."""
-        return self.evaluate_all(arch, info)[0]
+        return self.evaluate_many([arch], info)[0]
 
     def evaluate_all(self, arch: Any, info: dict[str, Any] | None = None) -> tuple[float, ...]:
         """Every objective's value of ``arch``; a new architecture costs one unit of budget."""
-        key = self.key(arch)
-        row = self.known.get(key)
-        if row is not None:
-            self._repeats += 1
-            if self._repeats > self.max_repeats:
-                raise SearchExhausted(f"{self.max_repeats} proposals in a row were already evaluated")
-            return row.all_values()
-        if self.used >= self.budget:
-            raise BudgetExhausted
-        self._repeats = 0
-        evaluations = [o.measure(key) for o in self.objectives]
+        return self._evaluate_batch([arch], info)[0]
+
+    def evaluate_many(
+        self, archs: Sequence[Any], info: dict[str, Any] | Sequence[dict[str, Any]] | None = None
+    ) -> list[float]:
+        """The (first) objective's values of independent candidates, evaluated together.
+
+        Equivalent to ``[ctx.evaluate(a, info) for a in archs]``: the same history rows in the
+        same order, the same budget (:class:`BudgetExhausted` once the new architectures
+        proposed before it are recorded) and repeat rules. ``info`` is one dict for all or one
+        per architecture.
+        """
+        return [values[0] for values in self._evaluate_batch(archs, info)]
+
+    def _evaluate_batch(
+        self, archs: Sequence[Any], info: dict[str, Any] | Sequence[dict[str, Any]] | None
+    ) -> list[tuple[float, ...]]:
+        archs = list(archs)
+        if info is None or isinstance(info, dict):
+            infos = [dict(info or {}) for _ in archs]
+        else:
+            infos = [dict(i) for i in info]
+            if len(infos) != len(archs):
+                raise ValueError(f"{len(infos)} info dicts for {len(archs)} architectures")
+        answered: list[str] = []
+        new: dict[str, dict[str, Any]] = {}
+        stop: Exception | None = None
+        for arch, arch_info in zip(archs, infos, strict=True):
+            key = self.key(arch)
+            if key in self.known or key in new:
+                self._repeats += 1
+                if self._repeats > self.max_repeats:
+                    stop = SearchExhausted(f"{self.max_repeats} proposals in a row were already evaluated")
+                    break
+            else:
+                if self.used + len(new) >= self.budget:
+                    stop = BudgetExhausted()
+                    break
+                self._repeats = 0
+                new[key] = arch_info
+            answered.append(key)
+        order = list(new)
+        arrived: dict[str, list[Evaluation]] = {}
+        for key, evaluations in self.iter_measure(self.objectives, order):
+            arrived[key] = evaluations
+            while order and order[0] in arrived:
+                first = order.pop(0)
+                self._record(first, arrived.pop(first), new[first])
+        if stop is not None:
+            raise stop
+        return [self.known[key].all_values() for key in answered]
+
+    def _record(self, key: str, evaluations: list[Evaluation], info: dict[str, Any]) -> None:
         cost = Cost()
         for ev in evaluations:
             cost = cost + ev.cost
@@ -191,14 +271,72 @@ class SearchContext:
             cost,
             error,
             tuple(ev.value for ev in evaluations[1:]),
-            dict(info or {}),
+            info,
         )
         self.store.add(self.run, row)
         self.rows.append(row)
         self.known[key] = row
         if self.on_row is not None:
             self.on_row(row)
-        return row.all_values()
+
+    @property
+    def parallel(self) -> bool:
+        """Whether new evaluations go to workers (any backend but a single local process)."""
+        return not (self.backend == "process" and self.workers <= 1)
+
+    def measure_many(self, objectives: Sequence[Objective], archs: Sequence[Any]) -> list[list[Evaluation]]:
+        """``[[o.measure(a) for o in objectives] for a in archs]``, computed on the run's backend."""
+        found = dict(self.iter_measure(objectives, archs))
+        return [found[self.key(a)] for a in archs]
+
+    def iter_measure(
+        self, objectives: Sequence[Objective], archs: Sequence[Any]
+    ) -> Iterator[tuple[str, list[Evaluation]]]:
+        """``(canonical key, evaluations)`` of each distinct architecture as it is known: in order
+        when serial, as workers finish otherwise. Each value computed by a worker is kept in its
+        objective's memo (committed) the moment it arrives, so an interrupted batch loses none."""
+        keys = list(dict.fromkeys(self.key(a) for a in archs))
+        if not self.parallel:
+            for key in keys:
+                yield key, [o.measure(key) for o in objectives]
+            return
+        work = []
+        for key in keys:
+            todo = tuple(i for i, o in enumerate(objectives) if not o.local and o.cached(key) is None)
+            if todo:
+                work.append((key, todo))
+            else:
+                yield key, [o.measure(key) for o in objectives]
+        if not work:
+            return
+        executor = self._open_executor(objectives)
+        with contextlib.closing(executor.map_unordered(work)) as results:
+            for key, evaluations in results:
+                for i, ev in evaluations:
+                    objectives[i].remember(key, ev)
+                yield key, [o.measure(key) for o in objectives]
+
+    def _open_executor(self, objectives: Sequence[Objective]) -> Executor:
+        """The workers holding ``objectives`` (kept across batches; one set of workers at a time)."""
+        if self._executor is not None:
+            held, executor = self._executor
+            if len(held) == len(objectives) and all(a is b for a, b in zip(held, objectives, strict=True)):
+                return executor
+            self.close()
+        for o in objectives:
+            o.prepare()
+        shipped = [None if o.local else o for o in objectives]
+        executor = open_executor(
+            self.backend, _measure_remote, self.workers, _hold_objectives, (shipped,), address=self.address
+        )
+        self._executor = (list(objectives), executor)
+        return executor
+
+    def close(self) -> None:
+        """Release the workers."""
+        if self._executor is not None:
+            self._executor[1].close()
+            self._executor = None
 
     def proxy(self, name: str) -> Objective:
         """A proxy objective in the run's proxy context, sharing the run store's memo (HNAS pools)."""
@@ -296,6 +434,9 @@ def run_search(
     candidates: Sequence[str] | None = None,
     progress: Callable[[HistoryRow], None] | None = None,
     space_options: dict[str, Any] | None = None,
+    backend: str = "process",
+    workers: int = 1,
+    address: str | None = None,
 ) -> SearchResult:
     """Search ``space`` with ``strategy`` for architectures maximising ``objective``.
 
@@ -307,13 +448,16 @@ def run_search(
     after each new evaluation is stored (``row.step`` of ``budget``). ``space_options``: the
     space's construction options when ``space`` is a name, e.g. ``{"max_params_m": None}`` to lift
     ``darts-croze``'s 6 M parameter cap; the space's effective options are part of the run's
-    identity.
+    identity. ``backend``, ``workers``, ``address``: where batches of new candidates are
+    evaluated (:func:`robnas.parallel.open_executor`; serially in this process by default); the
+    values, and so the history, are the same on every backend.
     """
     from robnas import spaces
     from robnas.search.subset import SubsetSpace
 
     if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool) or budget < 1:
         raise ConfigError(f"budget must be an integer >= 1, got {budget!r}")
+    check_backend(backend, workers, address)
     options = dict(options or {})
     strat = make_strategy(strategy, options)
     if space_options and not isinstance(space, str):
@@ -358,6 +502,9 @@ def run_search(
             context,
             out=out,
             on_row=progress,
+            backend=backend,
+            workers=workers,
+            address=address,
         )
         timer = objective_lib._Timer(any(o.uses_cuda for o in objs))
         status = "interrupted"
@@ -370,6 +517,7 @@ def run_search(
             except SearchExhausted:
                 status = "exhausted"
             finally:
+                ctx.close()
                 for o in objs:
                     if o.setup_cost.wall:
                         ctx.setup[f"objective setup ({o.key})"] = o.setup_cost

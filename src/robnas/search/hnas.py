@@ -95,8 +95,7 @@ class HNASSearch(Strategy):
         m_objective, k_objective = ctx.proxy(self.metric), ctx.proxy(self.condition)
         cost = Cost()
         m_values, k_values = [], []
-        for arch in pool:
-            m_ev, k_ev = m_objective.measure(arch), k_objective.measure(arch)
+        for m_ev, k_ev in ctx.measure_many([m_objective, k_objective], pool):
             cost = cost + m_ev.cost + k_ev.cost
             m_values.append(m_ev.value)
             k_values.append(k_ev.value)

@@ -164,8 +164,7 @@ class RobNetsSearch(Strategy):
             }
             for i, info in enumerate(infos):
                 info.update(fsp=scores[i], fsp_rank=ranks[i])
-        for i in order:
-            ctx.evaluate(chosen[i], infos[i])
+        ctx.evaluate_many([chosen[i] for i in order], [infos[i] for i in order])
 
 
 def _nan_last(value: float) -> tuple[bool, float]:

@@ -19,11 +19,11 @@ def _positive(strategy: str, **values: int) -> None:
 @register("random", paper="Li and Talwalkar, Random Search and Reproducibility for NAS, UAI 2019")
 @dataclass
 class RandomSearch(Strategy):
-    """Uniform samples of the space until the budget is spent."""
+    """Uniform samples of the space until the budget is spent (evaluated in batches)."""
 
     def run(self, ctx: SearchContext) -> None:
         while True:
-            ctx.evaluate(ctx.space.sample(ctx.rng))
+            ctx.evaluate_many([ctx.space.sample(ctx.rng) for _ in range(max(1, ctx.remaining))])
 
 
 @register("topk", paper="training-free screening, e.g. Mellor et al., NASWOT, ICML 2021")
@@ -47,8 +47,7 @@ class TopK(Strategy):
                     break
                 continue
             chosen[key] = arch
-        for arch in chosen.values():
-            ctx.evaluate(arch)
+        ctx.evaluate_many(list(chosen.values()))
         if len(chosen) < ctx.budget:
             raise SearchExhausted(f"only {len(chosen)} distinct architectures could be drawn")
 
@@ -78,13 +77,13 @@ class MutationSearch(Strategy):
 
     def run(self, ctx: SearchContext) -> None:
         pool = [ctx.space.sample(ctx.rng) for _ in range(self.init_pool)]
-        values = [ctx.evaluate(a, {"round": 0}) for a in pool]
+        values = ctx.evaluate_many(pool, {"round": 0})
         parent = pool[max(range(len(pool)), key=lambda i: _score(values[i]))]
         round_ = 1
         while True:
             children = [ctx.space.mutate(parent, ctx.rng) for _ in range(self.sample_pool)]
             info = {"round": round_, "parent": ctx.space.format(parent)}
-            values = [ctx.evaluate(c, info) for c in children]
+            values = ctx.evaluate_many(children, info)
             parent = children[max(range(len(children)), key=lambda i: _score(values[i]))]
             round_ += 1
 
@@ -106,10 +105,9 @@ class RegularizedEvolution(Strategy):
         _positive("regularized-evolution", population=self.population, sample_size=self.sample_size)
 
     def run(self, ctx: SearchContext) -> None:
-        members: deque[tuple[Any, float]] = deque()
-        while len(members) < self.population:
-            arch = ctx.space.sample(ctx.rng)
-            members.append((arch, ctx.evaluate(arch, {"phase": "init"})))
+        population = [ctx.space.sample(ctx.rng) for _ in range(self.population)]
+        values = ctx.evaluate_many(population, {"phase": "init"})
+        members: deque[tuple[Any, float]] = deque(zip(population, values, strict=True))
         while True:
             picks = ctx.rng.integers(len(members), size=self.sample_size)
             parent = max((members[int(i)] for i in picks), key=lambda m: _score(m[1]))[0]

@@ -1,4 +1,8 @@
-"""Map work over items serially or in worker processes, yielding results as they finish.
+"""Map work over items serially, in worker processes or on a Ray cluster, yielding results as they finish.
+
+Two backends behind one seam (:func:`open_executor`, :data:`BACKENDS`): ``process``, the pool
+below, and ``ray`` (:mod:`robnas.parallel.ray`, imported only when chosen). The caller (the
+driver) stays the only writer of its stores; workers only compute.
 
 Results are yielded one by one so the caller can store each as soon as it exists; a run
 killed mid-way keeps everything already yielded.
@@ -24,12 +28,14 @@ import multiprocessing
 import os
 import signal
 import traceback
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
-from robnas.errors import RobnasError
+from robnas.errors import ConfigError, RobnasError
+from robnas.registry import Registry
 from robnas.runtime import die_with_parent, keep_freed_memory
 
 T = TypeVar("T")
@@ -256,6 +262,165 @@ class _Pool:
             conn.close()
 
 
+class Executor(ABC):
+    """Workers that live across calls: ``map_unordered`` may be called many times (search rounds).
+
+    ``fn(item)`` runs on a worker after ``initializer(*initargs)`` has run there once; the
+    shared state ``initargs`` travels to each worker once, never with every item.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        workers: int,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
+        self.fn = fn
+        self.workers = workers
+        self.initializer = initializer
+        self.initargs = initargs
+
+    @abstractmethod
+    def map_unordered(self, items: Iterable[Any]) -> Iterator[Any]:
+        """``fn(item)`` of every item as each finishes, at most ``workers`` at a time. An
+        exception of ``fn`` is raised again here (the worker's traceback as its cause); closing
+        the generator early stops the items in flight."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the workers (after the last item)."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+ExecutorFactory = Callable[..., Executor]
+#: Parallel backends by name: ``process`` (this machine's worker processes) and ``ray``.
+BACKENDS: Registry[ExecutorFactory] = Registry("parallel backend")
+
+
+def open_executor(
+    backend: str,
+    fn: Callable[[Any], Any],
+    workers: int = 1,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+    address: str | None = None,
+) -> Executor:
+    """The executor of ``backend`` (``process`` or ``ray``) running ``fn`` on ``workers`` workers.
+
+    ``address`` is the Ray cluster to join (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``);
+    without it the ``ray`` backend starts a local Ray with ``workers`` CPUs. Values never depend
+    on the backend: the same item gives the same result anywhere.
+    """
+    check_backend(backend, workers, address)
+    return BACKENDS.get(backend)(fn, workers, initializer, initargs, address=address)
+
+
+def connect_backend(backend: str, workers: int, address: str | None = None) -> None:
+    """Check the options and join the backend's cluster now (Ray), so that a bad address or a
+    missing extra fails in seconds, before any work starts."""
+    check_backend(backend, workers, address)
+    connect = BACKENDS.meta(backend).get("connect")
+    if connect is not None:
+        connect(address, workers)
+
+
+def _ray_connect(address: str | None, workers: int) -> None:
+    from robnas.parallel.ray import connect
+
+    connect(address, workers)
+
+
+def check_backend(backend: str, workers: int, address: str | None = None) -> None:
+    """Raise :class:`ConfigError` (or UnknownName) for a bad backend, worker count or address."""
+    BACKENDS.get(backend)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if address and not BACKENDS.meta(backend).get("address"):
+        raise ConfigError(f"--address {address!r} applies to --backend ray, not {backend!r}")
+
+
+@BACKENDS.register("process", address=False)
+class ProcessExecutor(Executor):
+    """``fn`` in this process (``workers == 1``) or in ``workers`` worker processes.
+
+    Worker processes get ``max(1, cpu_count // workers)`` torch threads each and one item at
+    a time, so memory does not grow with the item count. The pool lives until :meth:`close`
+    (killed at once when a consumer stops a map early).
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        workers: int,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
+        address: str | None = None,
+    ) -> None:
+        super().__init__(fn, workers, initializer, initargs)
+        self._pool: _Pool | None = None
+        self._initialized = False
+
+    def map_unordered(self, items: Iterable[Any]) -> Iterator[Any]:
+        items = iter(items)
+        if self.workers <= 1:
+            if not self._initialized and self.initializer is not None:
+                self.initializer(*self.initargs)
+            self._initialized = True
+            for item in items:
+                yield self.fn(item)
+            return
+        if self._pool is None:
+            threads = max(1, (os.cpu_count() or 1) // self.workers)
+            self._pool = _Pool(self.fn, self.workers, threads, self.initializer, self.initargs)
+        pool = self._pool
+        finished = False
+        try:
+            index = 0
+            exhausted = False
+            while True:
+                while not exhausted and pool.idle():
+                    try:
+                        item = next(items)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    pool.submit(pool.idle()[0], index, item)
+                    index += 1
+                if not pool.busy:
+                    break
+                for _, result in pool.results():
+                    yield result
+            finished = True
+        finally:
+            if not finished:  # stopped early: kill the workers at once
+                pool.close(graceful=False)
+                self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close(graceful=True)
+            self._pool = None
+
+
+@BACKENDS.register("ray", address=True, connect=_ray_connect)
+def _ray_executor(
+    fn: Callable[[Any], Any],
+    workers: int,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+    address: str | None = None,
+) -> Executor:
+    from robnas.parallel.ray import RayExecutor  # Ray is an optional extra, imported on use
+
+    return RayExecutor(fn, workers, initializer, initargs, address=address)
+
+
 def map_unordered(
     fn: Callable[[T], R],
     items: Iterable[T],
@@ -265,37 +430,11 @@ def map_unordered(
 ) -> Iterator[R]:
     """``fn(item)`` for every item, serially (``workers <= 1``) or in ``workers`` processes.
 
-    Worker processes get ``max(1, cpu_count // workers)`` torch threads each and one item at
-    a time, so memory does not grow with the item count. An exception in ``fn`` is raised
-    again here (the worker's traceback as its cause). A consumer that may stop early should
-    close the generator (``contextlib.closing``), which kills the workers at once.
+    A one-off :class:`ProcessExecutor`. A consumer that may stop early should close the
+    generator (``contextlib.closing``), which kills the workers at once.
     """
-    items = iter(items)
-    if workers <= 1:
-        if initializer is not None:
-            initializer(*initargs)
-        for item in items:
-            yield fn(item)
-        return
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = _Pool(fn, workers, threads, initializer, initargs)
-    graceful = False
+    executor = ProcessExecutor(fn, workers, initializer, initargs)
     try:
-        index = 0
-        exhausted = False
-        while True:
-            while not exhausted and pool.idle():
-                try:
-                    item = next(items)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pool.submit(pool.idle()[0], index, item)
-                index += 1
-            if not pool.busy:
-                break
-            for _, result in pool.results():
-                yield result
-        graceful = True
+        yield from executor.map_unordered(items)
     finally:
-        pool.close(graceful)
+        executor.close()
