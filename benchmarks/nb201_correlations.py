@@ -8,6 +8,17 @@ scores with the CIFAR-10 robustness data and writes
 Resumable: the scores live in a run store and a rerun only computes what is missing.
 
     python benchmarks/nb201_correlations.py --archs 1000 --workers 2
+
+The full sweep (every one of the 6,466 classes; the 1,000 above are a subset, so their rows can
+be imported instead of computed again), on a Ray cluster, resumable across days:
+
+    python benchmarks/nb201_correlations.py --archs all --name nb201_cifar10_full \
+        --import benchmarks/results/nb201_cifar10_scores.csv \
+        --import benchmarks/results/nb201_cifar10_robust_zc_scores.csv \
+        --store runs/nb201_cifar10_full.sqlite --backend ray --address auto --workers 64
+
+``--name`` sets the output files: ``NAME.md`` (``nb201_cifar10_correlations.md`` by default),
+``NAME_scores.csv.gz`` and ``NAME.csv`` (correlations with intervals).
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ import pandas as pd
 import robnas
 from robnas import correlate, demo, scoring
 from robnas.benchmarks.robustness import RobustnessDataset
-from robnas.store import RunStore
+from robnas.store import RunStore, ScoreRow
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -33,7 +44,7 @@ TARGETS = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--archs", type=int, default=1000)
+    parser.add_argument("--archs", default="1000", help="how many classes, or 'all' (6,466)")
     parser.add_argument("--proxies", default=",".join(robnas.proxies.names()))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
@@ -42,40 +53,56 @@ def main() -> None:
     parser.add_argument("--robustness", type=Path, default=SHARED / "robustness")
     parser.add_argument("--store", type=Path, default=Path("runs/nb201_cifar10.sqlite"))
     parser.add_argument("--ensemble", action="append", default=["croze+synflow+nwot", "croze+params"])
+    parser.add_argument("--name", default=None, help="output stem in benchmarks/results (default: the 1,000 table)")
+    parser.add_argument("--import", dest="imports", action="append", type=Path, default=[],
+                        help="a scores CSV of this same protocol (seed, batch, data) whose rows need no recompute")
+    parser.add_argument("--backend", default="process", choices=["process", "ray"])
+    parser.add_argument("--address", default=None)
     args = parser.parse_args()
 
     proxies = [p for p in args.proxies.split(",") if p]
     rob = RobustnessDataset(args.robustness)
-    archs = demo.pick_architectures(rob, args.archs, args.seed)
+    archs = demo.pick_architectures(rob, None if args.archs == "all" else int(args.archs), args.seed)
     images = robnas.data.load_npz(args.data, name="cifar10")
     start = time.perf_counter()
     with RunStore(args.store) as store:
+        for path in args.imports:
+            import_rows(store, path, images, args)
         scoring.score("nb201", archs, proxies, images, store, batch_size=args.batch_size, seed=args.seed,
-                      workers=args.workers, progress=lambda n: print(f"\r{n}/{len(archs)}", end="", flush=True))
+                      workers=args.workers, backend=args.backend, address=args.address,
+                      progress=lambda n: print(f"\r{n}/{len(archs)}", end="", flush=True))
         rows = [r for r in store.rows() if r.proxy in proxies and r.arch in set(archs)]
     print(f"\nscored in {time.perf_counter() - start:.0f} s")
     RESULTS.mkdir(exist_ok=True)
+    stem = args.name or "nb201_cifar10_correlations"
     scores = pd.DataFrame([(r.arch, r.proxy, r.value, r.seconds, r.error) for r in rows],
                           columns=["arch", "proxy", "value", "seconds", "error"])
-    scores.to_csv(RESULTS / "nb201_cifar10_scores.csv", index=False, float_format="%.9g")
+    scores_file = f"{args.name}_scores.csv.gz" if args.name else "nb201_cifar10_scores.csv"
+    scores.to_csv(RESULTS / scores_file, index=False, float_format="%.9g")
     ensembles = [e for e in args.ensemble if set(e.split("+")) <= set(proxies)]
     result = correlate.correlate(scores, rob, "cifar10", targets=TARGETS, unique=True, ensembles=ensembles)
-    correlate.write_csv(result, RESULTS / "nb201_cifar10_correlations.csv")
+    correlate.write_csv(result, RESULTS / f"{stem}.csv")
     seconds = scores.groupby("proxy")["seconds"].median()
     failed = scores.groupby("proxy")["error"].apply(lambda e: int((e.fillna("") != "").sum()))
     lines = [
         "# NAS-Bench-201, CIFAR-10: robnas proxies against the robustness dataset",
         "",
         f"Command: `python benchmarks/nb201_correlations.py --archs {args.archs} --batch-size {args.batch_size} "
-        f"--seed {args.seed} --workers {args.workers}`",
+        f"--seed {args.seed} --workers {args.workers}"
+        + (f" --name {args.name}" if args.name else "")
+        + "".join(f" --import {p}" for p in args.imports)
+        + (f" --backend {args.backend}" if args.backend != "process" else "") + "`",
         "",
-        f"{len(archs)} NB201 architectures, one per isomorphism class (drawn with seed {args.seed}); every proxy "
+        f"Architectures: {len({r.arch for r in rows})} of the {len(archs)} asked; wall time of this "
+        f"invocation {time.perf_counter() - start:.0f} s.",
+        "",
+        f"{len({r.arch for r in rows})} NB201 architectures, one per isomorphism class (drawn with seed {args.seed}); every proxy "
         f"on the same batch of {args.batch_size} real CIFAR-10 training images (`cifar10_exact_subset.npz`, "
         "seed 0), networks initialised from `stable_seed(seed, arch)`; Spearman rho against the robustness "
         "dataset of Jung et al. (CIFAR-10). `croze_<group>` are CRoZe's averaged statistics (per corruption "
         "and severity, then averaged); `croze_mean15` averages the statistic against each corruption's "
-        "severity mean over the 15 corruptions. Scores: `nb201_cifar10_scores.csv`; all statistics with bootstrap "
-        "intervals, Kendall tau and top-10% precision: `nb201_cifar10_correlations.csv`.",
+        f"severity mean over the 15 corruptions. Scores: `{scores_file}`; all statistics with bootstrap "
+        f"intervals, Kendall tau and top-10% precision: `{stem}.csv`.",
         "",
         correlate.markdown_table(result, TARGETS),
         "",
@@ -86,8 +113,25 @@ def main() -> None:
         *[f"| {p} | {seconds[p]:.3f} | {failed[p]} |" for p in proxies if p in seconds],
         "",
     ]
-    (RESULTS / "nb201_cifar10_correlations.md").write_text("\n".join(lines))
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def import_rows(store: RunStore, path: Path, images: robnas.data.ImageArrays, args: argparse.Namespace) -> None:
+    """Add the rows of a scores CSV written by this script with the same seed, batch and data: the
+    store then treats them as done. Rows already in the store are kept."""
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    missing = {"arch", "proxy", "value", "seconds", "error"} - set(table.columns)
+    if missing:
+        raise SystemExit(f"{path}: not a scores CSV (missing columns {sorted(missing)})")
+    data_tag = f"{images.name}:{len(images)}:random"
+    done = store.done(args.seed, args.batch_size, data_tag)
+    store.add_many(
+        ScoreRow(r.arch, r.proxy, float(r.value), float(r.seconds), args.seed, args.batch_size,
+                 str(r.error) if isinstance(r.error, str) else "", data_tag, robnas.__version__)
+        for r in table.itertuples()
+        if (r.arch, r.proxy) not in done
+    )
 
 
 if __name__ == "__main__":
