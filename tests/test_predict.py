@@ -128,3 +128,21 @@ def test_predict_objective_in_a_tiny_search(tmp_path: Path) -> None:
     best = result.best(1)[0]
     assert best.value == pytest.approx(max(r.value for r in result.history))
     assert best.value == pytest.approx(expected[pool[60:].index(best.arch)])
+
+
+def test_search_cli_knows_what_a_predictor_needs_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    from robnas.cli.search import needs_data
+
+    archs = _archs(30)
+    rng = np.random.default_rng(0)
+    model = predict.fit(SPACE, archs, rng.normal(size=30), rng.normal(size=(30, 2)), ["croze", "params"], "x")
+    path = predict.save(model, tmp_path / "m.json")
+    assert needs_data(f"predict:{path}") == ["croze"]
+    assert needs_data(f"predict:{path}", has_scores=True) == []
+    (tmp_path / "bad.json").write_text("[]")
+    result = CliRunner().invoke(
+        app, ["search", "--objective", f"predict:{tmp_path / 'bad.json'}", "--budget", "2", "--out", str(tmp_path / "s.db")]
+    )
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.output)
+    assert line == f"error: predictor file {tmp_path / 'bad.json'} is not a robnas predictor; expected a predictor written by `robnas predict fit`"
