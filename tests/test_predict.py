@@ -146,3 +146,16 @@ def test_search_cli_knows_what_a_predictor_needs_and_refuses_a_bad_one(tmp_path:
     assert result.exit_code == 2, result.output
     (line,) = _lines(result.output)
     assert line == f"error: predictor file {tmp_path / 'bad.json'} is not a robnas predictor; expected a predictor written by `robnas predict fit`"
+
+
+def test_csv_labels_in_another_space(tmp_path: Path) -> None:
+    darts = spaces.get("darts")
+    rng = np.random.default_rng(0)
+    archs = [darts.format(darts.sample(rng)) for _ in range(24)]
+    signal = rng.uniform(size=24)
+    pd.DataFrame({"arch": archs, "proxy": "signal", "value": signal}).to_csv(tmp_path / "s.csv", index=False)
+    pd.DataFrame({"arch": archs[:16], "value": 2 * signal[:16]}).to_csv(tmp_path / "l.csv", index=False)
+    model = predict.fit_files([tmp_path / "s.csv"], tmp_path / "l.csv", "train:pgd-at", darts)
+    assert (model.space, model.n_train, model.labels) == ("darts", 16, "l.csv:train:pgd-at")
+    ranked = predict.predict_table(model, [tmp_path / "s.csv"], darts)
+    assert len(ranked) == 24 and ranked["prediction"].is_monotonic_decreasing
