@@ -123,9 +123,7 @@ class Predictor:
     def booster(self) -> Any:
         """The LightGBM booster (parsed from :attr:`model` once)."""
         if self._booster is None:
-            import lightgbm
-
-            self._booster = lightgbm.Booster(model_str=self.model)
+            self._booster = _lightgbm().Booster(model_str=self.model)
         return self._booster
 
     def predict(self, space: SearchSpace, archs: Sequence[Any], values: np.ndarray) -> np.ndarray:
@@ -155,8 +153,7 @@ def fit(
     """Fit a predictor of ``labels`` (one per architecture of ``archs``) from proxy ``values``
     ``(len(archs), len(proxies))`` and the architecture encoding; ``params`` override
     :data:`DEFAULT_PARAMS` (LightGBM parameter names, plus ``num_boost_round``)."""
-    import lightgbm
-
+    lightgbm = _lightgbm()
     y = np.asarray(labels, dtype=np.float64)
     if y.ndim != 1 or len(y) != len(archs):
         raise ConfigError(f"need one label per architecture: {len(archs)} archs, labels of shape {y.shape}")
@@ -181,6 +178,18 @@ def fit(
         params={**chosen, "num_boost_round": rounds},
         _booster=booster,
     )
+
+
+def _lightgbm() -> Any:
+    """The LightGBM module; a clear error where it or its OpenMP runtime is missing."""
+    try:
+        import lightgbm
+    except (ImportError, OSError) as exc:  # OSError: libgomp.so.1 missing (Linux: apt install libgomp1)
+        raise ConfigError(
+            f"robnas.predict needs LightGBM and its OpenMP runtime ({_first_line(exc)}); "
+            "pip install lightgbm, and on Linux install libgomp1"
+        ) from None
+    return lightgbm
 
 
 def _safe(name: str) -> str:
@@ -244,6 +253,8 @@ def load(path: str | Path) -> Predictor:
         raise DataError(f"predictor file {path}: its model text does not match its sha256 (damaged); {hint}")
     try:
         booster = predictor.booster()
+    except ConfigError:
+        raise
     except Exception as exc:  # LightGBM raises its own LightGBMError for a damaged model text
         raise DataError(f"predictor file {path}: its model does not load ({_first_line(exc)}); {hint}") from None
     if booster.num_feature() != len(predictor.features):
