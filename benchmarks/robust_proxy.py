@@ -290,10 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     test_rows = np.flatnonzero(split.mask(keys, "test"))
     counts = holdout.string_counts(rob)
     weights = np.array([counts[k] for k in keys], dtype=np.float64)
-    values = table.to_numpy(dtype=np.float64)
+    # the predictor's inputs and the "best zero-cost" candidates: proxies scored on every class
+    complete = [p for p in proxies if table[p].notna().all()]
+    partial = [f"{p} ({int(table[p].notna().sum())} classes)" for p in proxies if p not in complete]
+    values = table[complete].to_numpy(dtype=np.float64)
     y = {t: np.asarray(rob.target(archs, "cifar10", t), dtype=np.float64) for t in TARGETS}
-    x_all, _ = predict.feature_matrix(space, archs, values, proxies)
-    n_proxy = len(proxies)
+    x_all, _ = predict.feature_matrix(space, archs, values, complete)
+    n_proxy = len(complete)
     with np.errstate(invalid="ignore"):
         rank_proxies = (stats.rankdata(np.nan_to_num(values, nan=-np.inf), axis=0) - 0.5) / len(archs)
     features = {"all": x_all, "proxies": x_all[:, :n_proxy], "arch": x_all[:, n_proxy:]}
@@ -302,11 +305,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. design on dev
     variants = design_variants(features, y["fgsm@8"], rank_x)
+    if "robust_zc" in complete:  # the new proxy as an input: does it help the predictor (on dev)?
+        keep = [i for i, p in enumerate(complete) if p != "robust_zc"] + list(range(n_proxy, x_all.shape[1]))
+        without = design_variants({**features, "all": x_all[:, keep]}, y["fgsm@8"], rank_x)
+        variants["LightGBM, proxies + encoding, without robust_zc"] = without[next(iter(without))]
     design_lines = design_section(variants, y["fgsm@8"], dev_rows, 100, args.repeats)
     print(f"design done after {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     def fit_predictor(target: str, tr: np.ndarray, seed: int) -> predict.Predictor:
-        return predict.fit(space, [archs[i] for i in tr], y[target][tr], values[tr], proxies, target, seed=seed)
+        return predict.fit(space, [archs[i] for i in tr], y[target][tr], values[tr], complete, target, seed=seed)
 
     # 2. test-half table (proxies, ensembles, and the predictor fitted on 100 dev labels)
     long = predict_long(table)
@@ -330,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # the best zero-cost proxy per target, chosen on the dev half (classes)
     dev = result[(result.half == "dev") & (result.population == "classes")].set_index(["proxy", "target"])
-    zero_cost = [p for p in proxies if p not in SIZE]
+    zero_cost = [p for p in complete if p not in SIZE]
     best_zc = {t: max(zero_cost, key=lambda p, t=t: dev.loc[(p, t), "spearman"]) for t in TARGETS}
 
     # 3. learning curve
@@ -389,7 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{command}` (score files in `benchmarks/results/`).",
         "",
         f"Data: {len(archs)} NB201 isomorphism classes scored by robnas ({', '.join(Path(s).name for s in args.scores)}: "
-        f"{len(proxies)} proxies, batch of 8 real CIFAR-10 images, see nb201_cifar10_correlations.md), split by "
+        f"{len(proxies)} proxies, batch of 8 real CIFAR-10 images, see nb201_cifar10_correlations.md"
+        + (f"; scored on fewer classes, so shown in the table but not used by the predictor: {', '.join(partial)}" if partial else "")
+        + "), split by "
         f"`{Path(args.split).name}` (seed {split.seed}; of all 6,466 classes {len(split.dev)} dev / {len(split.test)} "
         f"test) into {len(dev_rows)} development and {len(test_rows)} test classes. Targets from the robustness "
         "dataset (Jung et al., ICLR 2023), CIFAR-10. Every choice (predictor variant and settings, best zero-cost "
