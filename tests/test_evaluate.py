@@ -233,48 +233,40 @@ def test_resolve_model(tmp_path):
         ev.resolve_model("no-such-model")
 
 
+def _random_npz(path, seed: int, splits: dict[str, int], **fixed: np.ndarray):
+    """``path``: an .npz with ``x_SPLIT`` (n random 16x16 uint8 images) and ``y_SPLIT`` (n of
+    10 labels) for each ``SPLIT: n``; ``fixed`` arrays replace drawn ones."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in splits.items():
+        arrays[f"x_{split}"] = rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+        arrays[f"y_{split}"] = rng.integers(0, 10, n)
+    np.savez(path, **{**arrays, **fixed})
+    return path
+
+
 @pytest.fixture
 def tiny_files(tmp_path):
-    rng = np.random.default_rng(0)
-    np.savez(
-        tmp_path / "tiny.npz",
-        x_train=rng.integers(0, 256, (16, 16, 16, 3), dtype=np.uint8),
-        y_train=rng.integers(0, 10, 16),
-        x_test=rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8),
-        y_test=np.array([0, 1, 2, 3, 1, 0]),  # fewer labels than classes: the size comes from the weights
-    )
+    # fewer labels than classes: the size comes from the weights
+    _random_npz(tmp_path / "tiny.npz", 0, {"train": 16, "test": 6}, y_test=np.array([0, 1, 2, 3, 1, 0]))
     net = spaces.get("nb201").build(ARCH, C=4, N=1)
     torch.save({"model": net.state_dict()}, tmp_path / "w.pt")
     return tmp_path
 
 
+def _evaluate_args(data, out, *options: str) -> list[str]:
+    """``robnas evaluate`` of the tiny NB201 network (C=4, N=1) on ``data`` into ``out``."""
+    model = ["--model", f"nb201:{ARCH}", "--model-option", "C=4", "--model-option", "N=1"]
+    return ["evaluate", *model, "--data", str(data), "--out", str(out), *options]
+
+
 def test_cli_end_to_end(tiny_files):
     out = tiny_files / "out"
-    args = [
-        "evaluate",
-        "--model",
-        f"nb201:{ARCH}",
-        "--model-option",
-        "C=4",
-        "--model-option",
-        "N=1",
-        "--weights",
-        str(tiny_files / "w.pt"),
-        "--data",
-        str(tiny_files / "tiny.npz"),
-        "--attacks",
-        "fgsm@8,pgd@8:steps=2,alpha=2",
-        "--corruptions",
-        "fog@1,contrast@2",
-        "--limit",
-        "5",
-        "--batch-size",
-        "4",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-    ]
+    args = _evaluate_args(
+        tiny_files / "tiny.npz", out, "--weights", str(tiny_files / "w.pt"),
+        "--attacks", "fgsm@8,pgd@8:steps=2,alpha=2", "--corruptions", "fog@1,contrast@2",
+        "--limit", "5", "--batch-size", "4", "--device", "cpu",
+    )  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "evaluation.json").read_text())
@@ -287,69 +279,19 @@ def test_cli_end_to_end(tiny_files):
 
 
 def test_cli_bad_attack_is_one_clear_line(tiny_files):
-    result = CliRunner().invoke(
-        app,
-        [
-            "evaluate",
-            "--model",
-            f"nb201:{ARCH}",
-            "--model-option",
-            "C=4",
-            "--model-option",
-            "N=1",
-            "--data",
-            str(tiny_files / "tiny.npz"),
-            "--attacks",
-            "pgdd@8",
-            "--no-normalize",
-            "--out",
-            str(tiny_files / "o"),
-        ],
-    )
+    args = _evaluate_args(tiny_files / "tiny.npz", tiny_files / "o", "--attacks", "pgdd@8", "--no-normalize")
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert "unknown attack 'pgdd'" in result.output
-
-
-def _bigger_files(tmp_path):
-    rng = np.random.default_rng(1)
-    np.savez(
-        tmp_path / "more.npz",
-        x_test=rng.integers(0, 256, (32, 16, 16, 3), dtype=np.uint8),
-        y_test=rng.integers(0, 10, 32),
-    )
-    return tmp_path / "more.npz"
 
 
 def test_cli_killed_evaluation_resumes_without_recomputing(tiny_files):
     """A real ``robnas evaluate`` killed with SIGTERM after its first rows, then run again."""
     out = tiny_files / "killed"
     attacks = ",".join(f"pgd@{eps}:steps=25" for eps in (1, 2, 3, 4, 5, 6, 7, 8))
-    command = [
-        sys.executable,
-        "-m",
-        "robnas",
-        "evaluate",
-        "--model",
-        f"nb201:{ARCH}",
-        "--model-option",
-        "C=4",
-        "--model-option",
-        "N=1",
-        "--weights",
-        str(tiny_files / "w.pt"),
-        "--data",
-        str(_bigger_files(tiny_files)),
-        "--attacks",
-        attacks,
-        "--corruptions",
-        "fog@1",
-        "--batch-size",
-        "16",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-    ]
+    options = ["--weights", str(tiny_files / "w.pt"), "--attacks", attacks, "--corruptions", "fog@1"]
+    options += ["--batch-size", "16", "--device", "cpu"]
+    command = [sys.executable, "-m", "robnas", *_evaluate_args(_random_npz(tiny_files / "more.npz", 1, {"test": 32}), out, *options)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     table = out / "evaluation.json"

@@ -31,6 +31,13 @@ def _inputs(b: int = 2, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, to
     return x, sources
 
 
+def _estimate(variant: str, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images and the AN-E's (seeded, untrained) noises for them at :data:`TARGETS`."""
+    torch.manual_seed(0)
+    x, sources = _inputs()
+    return x, noise_estimator(variant, mode)(x, sources, TARGETS)
+
+
 def test_strength_units():
     assert linf_to_l2(0.03) == pytest.approx(1.663, abs=1e-3)  # 55.43 * eps at 3 x 32 x 32
     assert l2_to_linf(linf_to_l2(0.07, (3, 64, 64)), (3, 64, 64)) == pytest.approx(0.07)
@@ -42,10 +49,7 @@ def test_basic_has_the_reference_parameter_count():
 
 @pytest.mark.parametrize("variant", ["basic", "plus"])
 def test_faithful_outputs_have_exactly_the_target_norms(variant):
-    torch.manual_seed(0)
-    est = noise_estimator(variant, "faithful")
-    x, sources = _inputs()
-    out = est(x, sources, TARGETS)
+    x, out = _estimate(variant, "faithful")
     assert out.shape == (2, 3, 3, 32, 32)
     assert torch.allclose(out.flatten(2).norm(dim=-1), TARGETS.expand(2, -1), rtol=1e-5)
     assert (x[:, None] + out).max() > 1 or (x[:, None] + out).min() < 0  # quirk: not clipped to [0, 1]
@@ -53,10 +57,7 @@ def test_faithful_outputs_have_exactly_the_target_norms(variant):
 
 @pytest.mark.parametrize("variant", ["basic", "plus"])
 def test_fixed_outputs_lie_in_the_eps_ball_and_the_image_range(variant):
-    torch.manual_seed(0)
-    est = noise_estimator(variant, "fixed")
-    x, sources = _inputs()
-    out = est(x, sources, TARGETS)
+    x, out = _estimate(variant, "fixed")
     eps = l2_to_linf(TARGETS)
     assert (out.abs().amax(dim=(2, 3, 4)) <= eps[None] + 1e-6).all()
     adv = x[:, None] + out

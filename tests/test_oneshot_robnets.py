@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -86,16 +87,11 @@ def test_oneshot_clean_is_the_recalibrated_subnet_accuracy(checkpoint):
 
 
 def test_robnets_filters_by_fsp_fine_tunes_and_resumes(checkpoint, tmp_path, monkeypatch):
-    out = tmp_path / "runs.db"
-    result = run_search(
-        "robnet",
-        "robnets",
-        "oneshot-finetune:pgd@8",
-        10,
-        out=out,
-        options=OPTIONS,
-        context=_context(checkpoint),
-    )
+    search = functools.partial(
+        run_search, "robnet", "robnets", "oneshot-finetune:pgd@8", 10,
+        out=tmp_path / "runs.db", options=OPTIONS, context=_context(checkpoint),
+    )  # fmt: skip
+    result = search()
     assert result.status == "done"
     assert len(result.history) == 2  # round(0.67 * 3) candidates kept
     for row in result.history:
@@ -112,15 +108,7 @@ def test_robnets_filters_by_fsp_fine_tunes_and_resumes(checkpoint, tmp_path, mon
         raise AssertionError("a resumed run fine-tuned a candidate again")
 
     monkeypatch.setattr(train, "fit", no_training)
-    again = run_search(
-        "robnet",
-        "robnets",
-        "oneshot-finetune:pgd@8",
-        10,
-        out=out,
-        options=OPTIONS,
-        context=_context(checkpoint),
-    )
+    again = search()
     assert again.run == result.run
     assert [(r.arch, r.value, r.step) for r in again.history] == [
         (r.arch, r.value, r.step) for r in result.history

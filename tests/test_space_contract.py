@@ -34,13 +34,17 @@ def _space(name: str) -> SearchSpace:
 NAMES = spaces.names()
 
 
+@pytest.fixture(params=NAMES)
+def space(request: pytest.FixtureRequest) -> SearchSpace:
+    """Each registered space in turn (uncapped, see :func:`_space`)."""
+    return _space(request.param)
+
+
 def test_every_space_is_covered() -> None:
     assert {"nb201", "darts", "darts-croze", "robnet", "robnet-free"} <= set(NAMES)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_text_round_trips_and_canonical_is_idempotent(name: str) -> None:
-    space = _space(name)
+def test_text_round_trips_and_canonical_is_idempotent(space: SearchSpace) -> None:
     for seed in range(3):
         arch = space.sample(seed)
         text = space.format(arch)
@@ -50,16 +54,12 @@ def test_text_round_trips_and_canonical_is_idempotent(name: str) -> None:
         assert space.canonical_string(text) == space.canonical_string(arch) == space.format(canonical)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_sample_is_deterministic_for_a_seed(name: str) -> None:
-    space = _space(name)
+def test_sample_is_deterministic_for_a_seed(space: SearchSpace) -> None:
     assert space.sample(7) == space.sample(7) == space.sample(np.random.default_rng(7))
     assert len({space.format(space.sample(seed)) for seed in range(5)}) > 1
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_mutate_gives_a_valid_different_arch_and_leaves_the_parent_alone(name: str) -> None:
-    space = _space(name)
+def test_mutate_gives_a_valid_different_arch_and_leaves_the_parent_alone(space: SearchSpace) -> None:
     for seed in range(3):
         parent = space.sample(seed)
         before = copy.deepcopy(parent)
@@ -69,9 +69,7 @@ def test_mutate_gives_a_valid_different_arch_and_leaves_the_parent_alone(name: s
         assert space.mutate(parent, seed + 10) == child
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_validate_and_parse_reject_garbage_with_invalid_architecture(name: str) -> None:
-    space = _space(name)
+def test_validate_and_parse_reject_garbage_with_invalid_architecture(space: SearchSpace) -> None:
     for garbage in GARBAGE:
         with pytest.raises(InvalidArchitecture):
             space.validate(garbage)
@@ -80,9 +78,8 @@ def test_validate_and_parse_reject_garbage_with_invalid_architecture(name: str) 
             space.parse(text)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_build_gives_logits_and_rejects_unknown_options(name: str) -> None:
-    space = _space(name)
+def test_build_gives_logits_and_rejects_unknown_options(space: SearchSpace) -> None:
+    name = space.name
     arch = space.sample(0)
     assert set(SMALL[name]) <= set(space.build_options())
     torch.manual_seed(0)
@@ -95,9 +92,7 @@ def test_build_gives_logits_and_rejects_unknown_options(name: str) -> None:
         space.build(arch, bogus=1, **SMALL[name])
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_categorical_choices_encode_the_space(name: str) -> None:
-    space = _space(name)
+def test_categorical_choices_encode_the_space(space: SearchSpace) -> None:
     variables = space.categorical_choices()
     names = [n for n, _ in variables]
     assert len(set(names)) == len(names)

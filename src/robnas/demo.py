@@ -1,8 +1,8 @@
 """The main job: which zero-cost proxy predicts robustness on NAS-Bench-201?
 
-``robnas demo`` scores a sample of NAS-Bench-201 architectures with CRoZe and the main
-baseline proxies on real CIFAR-10 images, correlates the scores with the robustness dataset
-of Jung et al. (ICLR 2023), prints the table and writes figures. Offline, it uses the small
+``robnas demo`` scores a sample of NAS-Bench-201 architectures with ``robust_zc``, CRoZe and
+the main baseline proxies on real CIFAR-10 images, correlates the scores with the robustness
+dataset of Jung et al. (ICLR 2023), prints the table and writes figures. Offline, it uses the small
 excerpts that ship with the package (80 CIFAR-10 training images; the robustness values of
 200 architectures); with ``data`` and ``benchmark`` paths it runs the same at full scale.
 """
@@ -28,6 +28,7 @@ from robnas.store import RunStore
 
 ASSETS = Path(str(files("robnas") / "assets" / "demo"))
 DEFAULT_PROXIES: tuple[str, ...] = (
+    "robust_zc",
     "croze",
     "croze_fixed",
     "synflow",

@@ -10,6 +10,8 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
     options = { init_pool = 20 }  # strategy options
     data = "cifar10.npz"; batch_size = 8; scores = "scores.csv"; benchmark = "robustness"
     model = { C = 16, layers = 8 } # network build options while searching (default: the space's)
+    winner = "best"               # the row of highest value; "final": the strategy's own answer,
+                                  # its row marked info["final"] (one-shot searches: wsr-nas)
     [train]                       # robnas.train.fit
     recipe = "standard"; epochs = 1; data = "cifar10.npz"; batch_size = 128; device = "auto"
     subset = 4000                 # train on N training images drawn with the seed (default: all)
@@ -61,6 +63,7 @@ SECTIONS = {
         "model",
         "max_params_m",
         "nb201",
+        "winner",
     },
     "train": {
         "recipe",
@@ -169,6 +172,9 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
             raise ConfigError("[search] within_scores needs scores = CSV")
         candidates = table.archs
     budget = int(s.get("budget", 100))
+    pick = s.get("winner", "best")
+    if pick not in ("best", "final"):
+        raise ConfigError(f"[search] winner must be 'best' or 'final', got {pick!r}")
     best = -math.inf
 
     def progress(row: Any) -> None:
@@ -190,7 +196,15 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
         progress=progress,
         space_options=_space_options(s),
     )
-    best = result.best(1)[0]
+    if pick == "final":
+        finals = [r for r in result.history if r.info.get("final")]
+        if not finals:
+            raise ConfigError(
+                f"[search] winner = 'final': strategy {s.get('strategy', 'evolution')!r} marked no final answer"
+            )
+        best = finals[-1]
+    else:
+        best = result.best(1)[0]
     summary = {
         "run": result.run,
         "space": result.space,

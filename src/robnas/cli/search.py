@@ -187,6 +187,14 @@ def search_command(
     supernet: Path | None = typer.Option(
         None, help="Trained supernet checkpoint (robnas supernet train) for oneshot: objectives and robnets."
     ),
+    storage: str | None = typer.Option(
+        None,
+        help="optuna: the study's database URL, e.g. postgresql://USER:PASSWORD@HOST:5432/DB for several "
+        "machines on one study (default: the --out SQLite file).",
+    ),
+    study_name: str | None = typer.Option(
+        None, help="optuna: the study's name; processes sharing a --storage study need the same one."
+    ),
     top: int = typer.Option(10, help="Best architectures to print."),
 ) -> None:
     """Search architectures; rerunning the same command resumes (a larger --budget extends the run)."""
@@ -200,6 +208,12 @@ def search_command(
     if strategy in STRATEGIES and STRATEGIES.meta(strategy).get("needs_data"):
         needing.append(f"strategy {strategy}")
     data = proxy_data(data, needing)
+    options = parse_options(option)
+    for flag, key, value in (("--storage", "storage", storage), ("--study-name", "study_name", study_name)):
+        if value is not None:
+            if strategy != "optuna":
+                raise ConfigError(f"{flag} applies to --strategy optuna, not {strategy!r}")
+            options[key] = value
     context = objective_lib.ObjectiveContext(
         data=data,
         batch_size=batch_size,
@@ -240,7 +254,7 @@ def search_command(
             budget,
             seed=seed,
             out=out,
-            options=parse_options(option),
+            options=options,
             context=context,
             candidates=candidates,
             progress=progress,

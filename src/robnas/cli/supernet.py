@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
-
 import typer
 
 from robnas.cli import app, console, friendly
-from robnas.cli.train import _EpochBar
-from robnas.errors import ConfigError
-from robnas.units import UNIT_RULE
+from robnas.cli.options import TrainingRun, training_options
 
 supernet_app = typer.Typer(
     help="Weight-sharing supernets of the nb201, darts and robnet spaces (one-shot robust search).",
@@ -21,67 +16,33 @@ app.add_typer(supernet_app, name="supernet")
 
 @supernet_app.command("train")
 @friendly
+@training_options
 def train(
+    run: TrainingRun,
     space: str = typer.Option(None, help="nb201, darts, robnet or robnet-free"),
-    recipe: str = typer.Option("standard", help="training recipe: standard, pgd-at, trades, fast-at, ..."),
-    data: str = typer.Option(None, help=".npz, cifar10:ROOT, cifar100:ROOT, svhn:ROOT, imagenet16-120:ROOT"),
-    out: Path = typer.Option(None, help="output folder: last.pt, best.pt, meta.json, log.csv"),
-    epochs: int = typer.Option(None, help="total epochs (default: the recipe's); defines the schedule"),
-    batch_size: int = typer.Option(None, help="global batch size (default: the recipe's)"),
-    seed: int = typer.Option(0, help="seed for init, subset, split, data order, paths, attacks"),
-    subset: int = typer.Option(None, help="train on N training images chosen with --seed"),
-    val_fraction: float = typer.Option(0.1, help="held-out share of the training images"),
-    resume: bool = typer.Option(False, help="continue from OUT/last.pt (exactly where it stopped)"),
-    stop_after: int = typer.Option(None, help="stop after this epoch; the schedule still spans --epochs"),
     arch_opt: list[str] = typer.Option(
         None, help="supernet build option KEY=VALUE, e.g. C=16, layers=8, N=1, bn=recalibrate (repeat)"
     ),
-    set_: list[str] = typer.Option(
-        None, "--set", help=f"recipe setting KEY=VALUE, e.g. steps=10 or eps=8 (repeat); {UNIT_RULE}"
-    ),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1"),
-    amp: bool = typer.Option(True, help="mixed precision on CUDA"),
-    progress: bool = typer.Option(True, help="show a progress bar"),
-    download: bool = typer.Option(False, help="download the data set if missing"),
 ) -> None:
     """Train a supernet with a recipe; each step trains (and attacks) one random path. Works under torchrun."""
-    from robnas import data as data_mod
     from robnas import train as api
     from robnas.oneshot import train_supernet
     from robnas.oneshot.supernet import check_build_options
 
-    missing = [flag for flag, v in (("--space", space), ("--data", data), ("--out", out)) if v is None]
-    if missing:
-        raise ConfigError(f"missing {', '.join(missing)}")
+    run.require("--space", space)
     options = api.parse_options(arch_opt)
     check_build_options(space, options)  # space, options and recipe checked before any data is read
-    chosen = api.get(recipe).replace(**api.parse_settings(set_))
-    info = api.setup(device)
-    try:
-        train_data = data_mod.random_subset(data_mod.load(data, "train", download=download), subset, seed)
-        bar = _EpochBar() if progress and info.is_main else None
-        with bar or contextlib.nullcontext():
-            result = train_supernet(
-                space,
-                train_data,
-                chosen,
-                out,
-                epochs=epochs,
-                batch_size=batch_size,
-                seed=seed,
-                val_fraction=val_fraction,
-                resume=resume,
-                stop_after=stop_after,
-                amp=amp,
-                progress=bar,
-                meta={"data": data, "subset": subset},
-                dist_info=info,
-                **options,
-            )
+    chosen = run.chosen_recipe()
+    with run.session() as (info, train_data):
+        meta = {"data": run.data, "subset": run.subset}
+        result = run.fit(
+            info,
+            lambda settings: train_supernet(
+                space, train_data, chosen, run.out, settings, meta=meta, **options
+            ),
+        )
         if info.is_main:
             params = sum(p.numel() for p in result.model.parameters())
             console.print(
-                f"trained the {space} supernet ({params:,} weights) for {result.epochs_done} epoch(s) -> {out}/last.pt"
+                f"trained the {space} supernet ({params:,} weights) for {result.epochs_done} epoch(s) -> {run.out}/last.pt"
             )
-    finally:
-        api.teardown(info)

@@ -56,7 +56,7 @@ from robnas.spaces.darts import Genotype, cell_genes, make_operation
 from robnas.spaces.nb201 import EDGES as NB201_EDGES
 from robnas.spaces.nb201 import OPERATIONS as NB201_OPERATIONS
 from robnas.spaces.nb201 import ResidualReduction, _operation
-from robnas.spaces.network import Cell, CellNetwork
+from robnas.spaces.network import Cell, CellFactory, CellNetwork
 from robnas.spaces.ops import FactorizedReduce, SepConv, StdReLUConvBN, drop_path
 from robnas.spaces.robnet import CODES, NUM_EDGES, STEPS
 
@@ -105,9 +105,10 @@ class Supernet(nn.Module, ABC):
                 m.momentum = 0.0
 
     @property
-    @abstractmethod
     def build_options(self) -> dict[str, Any]:
-        """The options that rebuild this supernet with :func:`supernet` (checkpoint metadata)."""
+        """The options that rebuild this supernet with :func:`supernet` (checkpoint metadata):
+        the constructor's parameters, each stored on the supernet under its own name."""
+        return {name: getattr(self, name) for name in _constructor_options(type(self))}
 
     # -- paths ----------------------------------------------------------------------------
     def path(self, arch: Any) -> Any:
@@ -250,16 +251,6 @@ class NB201Supernet(Supernet):
         self.classifier = nn.Linear(c, num_classes)
         self._finish_init()
 
-    @property
-    def build_options(self) -> dict[str, Any]:
-        return {
-            "num_classes": self.num_classes,
-            "C": self.C,
-            "N": self.N,
-            "affine": self.affine,
-            "bn": self.bn,
-        }
-
     def _forward(self, x: Tensor, arch: tuple[str, ...]) -> Tensor:
         x = self.stem(x)
         for layer in self.cells:
@@ -297,7 +288,25 @@ def darts_mixed_operation(name: str, c: int, stride: int, affine: bool, pool_bn:
     return op
 
 
-class DartsMixedCell(Cell):
+class _DenseCell(Cell):
+    """The inputs of a dense supernet cell, as DARTS preprocesses them: ``s0`` by a
+    FactorizedReduce after a reduction cell (else ReLU-conv1x1-BN), ``s1`` by ReLU-conv1x1-BN,
+    both to ``c`` channels."""
+
+    def __init__(
+        self, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool, affine: bool
+    ) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self.preprocess0 = (
+            FactorizedReduce(c_prev_prev, c, affine)
+            if reduction_prev
+            else StdReLUConvBN(c_prev_prev, c, 1, 1, 0, affine)
+        )
+        self.preprocess1 = StdReLUConvBN(c_prev, c, 1, 1, 0, affine)
+
+
+class DartsMixedCell(_DenseCell):
     """A DARTS search cell: 4 nodes, 14 mixed edges of the 8 DARTS operations; a genotype
     picks, on each node, two input edges and their operations (only those run)."""
 
@@ -313,14 +322,7 @@ class DartsMixedCell(Cell):
         affine: bool,
         pool_bn: bool,
     ) -> None:
-        super().__init__()
-        self.reduction = reduction
-        self.preprocess0 = (
-            FactorizedReduce(c_prev_prev, c, affine)
-            if reduction_prev
-            else StdReLUConvBN(c_prev_prev, c, 1, 1, 0, affine)
-        )
-        self.preprocess1 = StdReLUConvBN(c_prev, c, 1, 1, 0, affine)
+        super().__init__(c_prev_prev, c_prev, c, reduction, reduction_prev, affine)
         self.edges = nn.ModuleList(
             nn.ModuleDict(
                 {
@@ -377,7 +379,46 @@ class DartsMixedCell(Cell):
         return torch.cat(states[2:], dim=1)
 
 
-class DartsSupernet(Supernet, CellNetwork):
+class CellSupernet(Supernet, CellNetwork):
+    """A supernet on the cell network of :mod:`robnas.spaces.network` (DARTS and RobNets
+    macro networks) with the build options they share: ``layers`` mixed cells
+    (:meth:`_cell_factory`) at ``C`` channels, BN ``affine`` or not, the ``bn`` mode of
+    :data:`BN_MODES`, the CIFAR stem or the ImageNet stems (``imagenet``)."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        C: int = 16,
+        layers: int = 8,
+        affine: bool = False,
+        bn: str = "track",
+        imagenet: bool = False,
+    ) -> None:
+        super().__init__(
+            self._cell_factory(bool(affine)), C, num_classes, layers, "imagenet" if imagenet else "cifar"
+        )
+        self._configure(num_classes, affine, bn)
+        self.imagenet = bool(imagenet)
+        self._finish_init()
+
+    @abstractmethod
+    def _cell_factory(self, affine: bool) -> CellFactory:
+        """What builds the mixed cells (with BN ``affine`` parameters or not)."""
+
+    def forward_features(self, x: Tensor, arch: Any) -> tuple[Tensor, list[Tensor]]:  # type: ignore[override]
+        """Logits and CRoZe's features (stem output, every cell's output, pooled) of path ``arch``."""
+        feats: list[Tensor] = []
+        logits, _ = self._run(x, False, feats, arch=self.path(arch))
+        return logits, feats
+
+    def _forward(self, x: Tensor, arch: Any) -> Tensor:
+        return self._run(x, False, None, arch=arch)[0]
+
+    def _build_subnet(self, arch: Any) -> nn.Module:
+        return self.space.build(arch, self.num_classes, C=self.C, layers=self.layers, imagenet=self.imagenet)
+
+
+class DartsSupernet(CellSupernet):
     """Wsr-NAS's DARTS supernet (Cheng et al., AAAI 2023; spec B2): ``layers`` mixed cells in
     the DARTS macro network; C=16, 8 cells, 10 classes hold 1,930,618 weights.
 
@@ -387,47 +428,16 @@ class DartsSupernet(Supernet, CellNetwork):
 
     space_name = "darts"
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        C: int = 16,
-        layers: int = 8,
-        affine: bool = False,
-        pool_bn: bool = True,
-        bn: str = "track",
-        imagenet: bool = False,
-    ) -> None:
-        with_affine, with_pool_bn = bool(affine), bool(pool_bn)
+    def __init__(self, *args: Any, pool_bn: bool = True, **options: Any) -> None:
+        """:class:`CellSupernet`'s options, and ``pool_bn``: pooling edges followed by BN(affine=False)."""
+        self.pool_bn = bool(pool_bn)  # read by the cells, which the network builds
+        super().__init__(*args, **options)
 
-        def make_cell(i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> Cell:
-            return DartsMixedCell(c_pp, c_p, c, reduction, reduction_prev, with_affine, with_pool_bn)
-
-        super().__init__(make_cell, C, num_classes, layers, "imagenet" if imagenet else "cifar")
-        self._configure(num_classes, affine, bn)
-        self.pool_bn = with_pool_bn
-        self.imagenet = bool(imagenet)
-        self._finish_init()
-
-    @property
-    def build_options(self) -> dict[str, Any]:
-        return {
-            "num_classes": self.num_classes,
-            "C": self.C,
-            "layers": self.layers,
-            "affine": self.affine,
-            "pool_bn": self.pool_bn,
-            "bn": self.bn,
-            "imagenet": self.imagenet,
-        }
-
-    def forward_features(self, x: Tensor, arch: Any) -> tuple[Tensor, list[Tensor]]:  # type: ignore[override]
-        """Logits and CRoZe's features (stem output, every cell's output, pooled) of path ``arch``."""
-        feats: list[Tensor] = []
-        logits, _ = self._run(x, False, feats, arch=self.path(arch))
-        return logits, feats
-
-    def _forward(self, x: Tensor, arch: Genotype) -> Tensor:
-        return self._run(x, False, None, arch=arch)[0]
+    def _cell_factory(self, affine: bool) -> CellFactory:
+        pool_bn = self.pool_bn
+        return lambda i, c_pp, c_p, c, red, red_prev: DartsMixedCell(
+            c_pp, c_p, c, red, red_prev, affine, pool_bn
+        )
 
     def forward_argmax(self, x: Tensor, weights: Tensor) -> Tensor:
         """Logits of Wsr-NAS's faithful single path (``model_search.py``'s ``MixedOp``): on all
@@ -442,7 +452,7 @@ class DartsSupernet(Supernet, CellNetwork):
         return self._run(x, False, None, weights=(w[:14], w[14:]))[0]
 
     def _build_subnet(self, arch: Genotype) -> nn.Module:
-        sub = self.space.build(arch, self.num_classes, C=self.C, layers=self.layers, imagenet=self.imagenet)
+        sub = super()._build_subnet(arch)
         if self.pool_bn:  # the sub-network keeps the BN its pooling edges were trained with
             for cell, super_cell in zip(sub.cells, self.cells, strict=True):
                 edges, _ = cell_genes(arch, cell.reduction)
@@ -487,7 +497,7 @@ class RobNetEdge(nn.Module):
         return None
 
 
-class RobNetMixedCell(Cell):
+class RobNetMixedCell(_DenseCell):
     """A RobNets supernet cell: 14 dense edges; the cell's code of a path picks the ops."""
 
     multiplier = STEPS
@@ -495,15 +505,8 @@ class RobNetMixedCell(Cell):
     def __init__(
         self, index: int, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool
     ) -> None:
-        super().__init__()
+        super().__init__(c_prev_prev, c_prev, c, reduction, reduction_prev, False)
         self.index = index
-        self.reduction = reduction
-        self.preprocess0 = (
-            FactorizedReduce(c_prev_prev, c, False)
-            if reduction_prev
-            else StdReLUConvBN(c_prev_prev, c, 1, 1, 0, False)
-        )
-        self.preprocess1 = StdReLUConvBN(c_prev, c, 1, 1, 0, False)
         self.edges = nn.ModuleList(
             RobNetEdge(c, 2 if reduction and source < 2 else 1)
             for node in range(STEPS)
@@ -531,45 +534,19 @@ class RobNetMixedCell(Cell):
         return torch.cat(states[-self.multiplier :], dim=1)
 
 
-class RobNetSupernet(Supernet, CellNetwork):
+class RobNetSupernet(CellSupernet):
     """RobNets' dense supernet (Guo et al., CVPR 2020, Sec. 3.2): all alpha = 1, every edge a
     separable convolution plus an identity; paths are 2-bit codes shared by all cells (one
     cell) or cell-free (one per cell). BN has no affine parameters in the cells."""
 
     space_name = "robnet"
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        C: int = 16,
-        layers: int = 8,
-        affine: bool = False,
-        bn: str = "track",
-        imagenet: bool = False,
-    ) -> None:
+    def _cell_factory(self, affine: bool) -> CellFactory:
         if affine:
             raise ConfigError(
                 "RobNets cells have no BN affine parameters: a robnet supernet takes affine=False only"
             )
-
-        def make_cell(i: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> Cell:
-            return RobNetMixedCell(i, c_pp, c_p, c, reduction, reduction_prev)
-
-        super().__init__(make_cell, C, num_classes, layers, "imagenet" if imagenet else "cifar")
-        self._configure(num_classes, affine, bn)
-        self.imagenet = bool(imagenet)
-        self._finish_init()
-
-    @property
-    def build_options(self) -> dict[str, Any]:
-        return {
-            "num_classes": self.num_classes,
-            "C": self.C,
-            "layers": self.layers,
-            "affine": self.affine,
-            "bn": self.bn,
-            "imagenet": self.imagenet,
-        }
+        return RobNetMixedCell
 
     def _check(self, arch: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
         if len(arch) not in (1, self.layers):
@@ -584,18 +561,6 @@ class RobNetSupernet(Supernet, CellNetwork):
         g = _seed_from(generator)
         cells = 1 if self.space_name == "robnet" else self.layers
         return tuple(tuple(CODES[int(i)] for i in g.integers(0, 4, NUM_EDGES)) for _ in range(cells))
-
-    def forward_features(self, x: Tensor, arch: Any) -> tuple[Tensor, list[Tensor]]:  # type: ignore[override]
-        """Logits and CRoZe's features (stem output, every cell's output, pooled) of path ``arch``."""
-        feats: list[Tensor] = []
-        logits, _ = self._run(x, False, feats, arch=self.path(arch))
-        return logits, feats
-
-    def _forward(self, x: Tensor, arch: tuple[tuple[str, ...], ...]) -> Tensor:
-        return self._run(x, False, None, arch=arch)[0]
-
-    def _build_subnet(self, arch: tuple[tuple[str, ...], ...]) -> nn.Module:
-        return self.space.build(arch, self.num_classes, C=self.C, layers=self.layers, imagenet=self.imagenet)
 
     def _prefixes(self, arch: tuple[tuple[str, ...], ...], sub: nn.Module) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -633,11 +598,25 @@ def supernet(space: str, **build_options: Any) -> Supernet:
     return SUPERNETS.get(space)(**build_options)
 
 
+def _constructor_options(cls: type[Supernet]) -> list[str]:
+    """The build options of a supernet class: its constructor's named parameters, and those of
+    the constructors it passes ``**options`` on to."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        names += [p.name for p in params if p.kind in named and p.name != "self" and p.name not in names]
+        if all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
 def check_build_options(space: str, options: dict[str, Any]) -> None:
     """:class:`ConfigError` naming the options the ``space`` supernet does not take (checked
     before any work starts); an unknown space raises :class:`robnas.errors.UnknownName`."""
-    cls = SUPERNETS.get(space)
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    accepted = _constructor_options(SUPERNETS.get(space))
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ConfigError(
@@ -695,6 +674,7 @@ def recalibrate_bn(
 __all__ = [
     "BN_MODES",
     "SUPERNETS",
+    "CellSupernet",
     "DartsMixedCell",
     "DartsSupernet",
     "NB201MixedCell",

@@ -30,10 +30,9 @@ from robnas.data import ImageArrays
 from robnas.errors import ConfigError
 from robnas.oneshot.supernet import Supernet, recalibrate_bn, supernet
 from robnas.train import checkpoint, losses
-from robnas.train.distributed import DistInfo
 from robnas.train.losses import StepContext, StepFn, StepOutput, seed_int
 from robnas.train.recipes import Recipe
-from robnas.train.trainer import Progress, Trainer, TrainResult
+from robnas.train.trainer import Trainer, TrainResult, TrainSettings
 
 #: tags of the generators the path of a training step and of a validation pass are drawn from
 PATH_TAG = 0x5A7
@@ -72,6 +71,7 @@ class SupernetTrainer(Trainer):
         data: ImageArrays,
         recipe: Recipe | str,
         out: str | Path,
+        settings: TrainSettings | None = None,
         *,
         recalibration_batches: int = 4,
         **options: Any,
@@ -79,7 +79,7 @@ class SupernetTrainer(Trainer):
         self.single = SinglePath(net)
         self.recalibration_batches = int(recalibration_batches)
         options["find_unused_parameters"] = True
-        super().__init__(self.single, data, recipe, out, **options)
+        super().__init__(self.single, data, recipe, out, settings, **options)
 
     @property
     def supernet(self) -> Supernet:
@@ -156,44 +156,34 @@ def train_supernet(
     data: ImageArrays,
     recipe: Recipe | str,
     out: str | Path,
+    settings: TrainSettings | None = None,
     *,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    seed: int = 0,
-    val_fraction: float = 0.1,
-    resume: bool = False,
-    stop_after: int | None = None,
-    device: str = "auto",
-    amp: bool | None = None,
-    channels_last: bool | None = None,
-    progress: Progress | bool | None = None,
     meta: dict[str, Any] | None = None,
-    dist_info: DistInfo | None = None,
-    overrides: dict[str, Any] | None = None,
     recalibration_batches: int = 4,
-    **build_options: Any,
+    **options: Any,
 ) -> TrainResult:
-    """Train the ``space`` supernet (:func:`robnas.oneshot.supernet`, built with
-    ``build_options``; ``num_classes`` defaults to the data's) on ``data`` with ``recipe``,
-    one random single path per step. Writes ``last.pt``, ``best.pt``, ``meta.json`` and
-    ``log.csv`` under ``out`` as :func:`robnas.train.fit` does; ``resume`` continues from
-    ``out/last.pt`` exactly (refusing one of another space or size). The result's ``model``
-    is the trained supernet."""
+    """Train the ``space`` supernet (:func:`robnas.oneshot.supernet`) on ``data`` with ``recipe``,
+    one random single path per step. ``options`` naming a field of
+    :class:`robnas.train.TrainSettings` replace that field of ``settings`` (epochs, seed,
+    resume, ...); the others are the supernet's build options (``num_classes`` defaults to the
+    data's). Writes ``last.pt``, ``best.pt``, ``meta.json`` and ``log.csv`` under ``out`` as
+    :func:`robnas.train.fit` does; ``resume`` continues from ``out/last.pt`` exactly (refusing
+    one of another space or size). The result's ``model`` is the trained supernet."""
+    names = {f.name for f in dataclasses.fields(TrainSettings)}
+    settings = TrainSettings.of(settings, **{k: v for k, v in options.items() if k in names})
+    build_options = {k: v for k, v in options.items() if k not in names}
     build_options.setdefault("num_classes", data.num_classes)
-    torch.manual_seed(seed)
+    torch.manual_seed(settings.seed)
     net = supernet(space, **build_options)
-    options = net.build_options
+    build_options = net.build_options
     last = Path(out) / "last.pt"
-    if resume and last.is_file():
-        _check_same(last, _checkpoint_supernet(checkpoint.load(last), last), space, options)
+    if settings.resume and last.is_file():
+        _check_same(last, _checkpoint_supernet(checkpoint.load(last), last), space, build_options)
     trainer = SupernetTrainer(
-        net, data, recipe, out, recalibration_batches=recalibration_batches, epochs=epochs,
-        batch_size=batch_size, seed=seed, val_fraction=val_fraction, device=device, amp=amp,
-        channels_last=channels_last, progress=progress, dist_info=dist_info, overrides=overrides,
-        meta={**(meta or {}), "supernet": {"space": space, "options": options}},
+        net, data, recipe, out, settings, recalibration_batches=recalibration_batches,
+        meta={**(meta or {}), "supernet": {"space": space, "options": build_options}},
     )  # fmt: skip
-    trainer.start(resume=resume)
-    result = trainer.train(trainer.step_function(), stop_after=stop_after)
+    result = trainer.run(trainer.step_function())
     return dataclasses.replace(result, model=net)
 
 

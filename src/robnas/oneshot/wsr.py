@@ -58,7 +58,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,6 +89,7 @@ from robnas.oneshot.predictor import (
 )
 from robnas.oneshot.supernet import DartsSupernet, supernet
 from robnas.oneshot.training import SinglePath
+from robnas.search.wsr import WsrOptions
 from robnas.spaces.darts import PRIMITIVES, Genotype, make_genotype
 from robnas.train import checkpoint
 from robnas.train.losses import seed_int
@@ -164,15 +165,10 @@ def edge_weights(alphas: Sequence[Tensor], gumbels: Sequence[Tensor] | None, tau
 
 
 @dataclass
-class WsrConfig:
-    """The search's settings; defaults are the reference's (spec B5)."""
+class WsrConfig(WsrOptions):
+    """The search's settings: :class:`robnas.search.wsr.WsrOptions` and these; defaults are
+    the reference's (spec B5)."""
 
-    warmup_epochs: int = 100
-    memory_epochs: int = 100
-    search_epochs: int = 200
-    C: int = 16
-    layers: int = 8
-    batch_size: int = 64
     #: share of the (subset of the) data that is the training half; the rest is validation
     train_fraction: float = 0.5
     #: use only this many images (a seeded random subset); None: all
@@ -189,7 +185,6 @@ class WsrConfig:
     weight_decay: float = 3e-4
     grad_clip: float = 5.0
     train_eps: float = 0.03
-    pgd_steps: int = 7
     #: l_inf strengths of the real validation noises (and the AN-E's sources)
     pgd_eps: tuple[float, ...] = SOURCE_EPS
     #: the AN-E's target L2 norms ("0.045 / 0.075 / 0.105")
@@ -198,24 +193,11 @@ class WsrConfig:
     naive_eps: tuple[float, ...] = STRENGTHS
     random_eps_max: float = 0.15
     valid_random_eps: bool = True
-    estimator: Literal["basic", "plus"] = "basic"
-    estimator_mode: Literal["faithful", "fixed"] = "faithful"
-    #: the plus AN-E's image size (the reference hard-codes 32)
-    estimator_image_size: int = 32
-    noise_memory: int = 600
-    noise_batches: int = 10
     estimator_batch: int = 64
     loss_memory: int = 100
     predictor_batch: int = 64
-    predictor_warmup_passes: int = 500
-    predictor_passes: int = 501
     arch_lr: float = 3e-5
     tau: float = 0.1
-    #: where the search phase measures the clean loss: "train" (the reference, C2) or "valid"
-    search_clean_on: Literal["train", "valid"] = "train"
-    #: the path that runs: "genotype" (the top-2 genotype of the sample) or "argmax" (the
-    #: reference's MixedOp: every edge's arg-max operation, scaled by its weight)
-    path: Literal["genotype", "argmax"] = "genotype"
     naive: bool = False
 
     def check(self, data: ImageArrays | None = None) -> None:

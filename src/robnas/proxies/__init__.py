@@ -7,7 +7,7 @@
 True
 """
 
-from robnas.proxies import base, croze, gradient, jacobian, ntk, size, zen  # noqa: F401  (importing a proxy module registers it)
+from robnas.proxies import base, croze, gradient, jacobian, ntk, robust, size, zen  # noqa: F401  (importing a proxy module registers it)
 from robnas.proxies.base import PROXIES, ProxyResult, ProxySpec, compute, names, register, run
 
 __all__ = ["PROXIES", "ProxyResult", "ProxySpec", "base", "compute", "names", "register", "run"]

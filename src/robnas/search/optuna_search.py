@@ -3,11 +3,24 @@
 TPE: Bergstra et al., NeurIPS 2011 (Optuna's ``TPESampler``, multi-objective MOTPE when
 several objectives are given); NSGA-II: Deb et al., IEEE TEC 2002 (``NSGAIISampler``).
 
-The study lives in Optuna's own storage (an RDB URL such as ``sqlite:///study.db``, opened with
-``load_if_exists=True``), so a run resumes from the study and several machines can search one
-study through a shared database: the budget is the number of distinct architectures among the
-study's completed trials, over all machines. By default the study is stored in the run's
-SQLite file, named after the run.
+The study lives in Optuna's own storage (an RDB URL such as ``sqlite:///study.db`` or
+``postgresql://USER:PASSWORD@HOST/DB``, opened with ``load_if_exists=True``), so a run resumes
+from the study and several processes or machines can search one study through a shared
+database: the budget is the number of distinct architectures among the study's completed
+trials, over all machines. By default the study is stored in the run's SQLite file, named after
+the run; processes sharing a study need the same ``study_name`` (their run names differ with
+their seeds).
+
+Several processes on one study: each trial is asked from the database, so no two processes get
+the same trial, and every sampler sees every process's finished trials. A process claims the
+architecture of its trial (the ``arch`` user attribute) before evaluating it; an architecture
+some trial of the study has already evaluated is answered with that trial's values (user
+attribute ``repeat_of``, no evaluation, nothing recorded), and one that another process is
+evaluating right now is told as a failed trial (``rejected``). Each process records only what it evaluated
+in its own run store, so the histories of all processes together hold each of the study's
+architectures once. A running trial records a heartbeat every ``HEARTBEAT_S`` seconds; the
+claims of a process killed mid-evaluation expire after ``GRACE_S`` seconds (at once when the
+same run resumes).
 
 Encoding: a space's :meth:`~robnas.spaces.base.SearchSpace.categorical_choices`, one Optuna
 categorical parameter per named decision variable, decoded by ``from_choices``: NAS-Bench-201
@@ -31,8 +44,13 @@ budget and no objective evaluation, and the samplers ignore failed trials. After
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import socket
+import threading
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from robnas.errors import ConfigError, InvalidArchitecture
@@ -40,6 +58,11 @@ from robnas.search.base import BudgetExhausted, SearchContext, SearchExhausted, 
 from robnas.spaces.base import SearchSpace
 
 SAMPLERS = ("tpe", "nsga2")
+#: Seconds between a running trial's heartbeats, and after which a silent trial is failed.
+HEARTBEAT_S = 30
+GRACE_S = 120
+#: Seconds to wait for a database server before giving up.
+CONNECT_TIMEOUT_S = 5
 
 
 def categorical_distributions(space: SearchSpace) -> dict[str, Any]:
@@ -68,6 +91,92 @@ def decode_proposal(
         if not within_cap[key]:
             return arch, f"over the {cap:g} M parameter cap of {space.name}"
     return arch, ""
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages)."""
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def open_storage(url: str, connect_timeout: int = CONNECT_TIMEOUT_S) -> Any:
+    """Optuna's ``RDBStorage`` at ``url`` (``sqlite:///FILE``, ``postgresql://USER:PASSWORD@HOST/DB``,
+    ``mysql+pymysql://...``), with heartbeats so that the trials of a killed process expire.
+
+    A database server that does not answer within ``connect_timeout`` seconds, a refused login or
+    a missing driver (``psycopg2`` for PostgreSQL) raises :class:`ConfigError` naming the URL with
+    its password masked.
+    """
+    import optuna
+    import sqlalchemy
+
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise ConfigError(
+            f"optuna storage {url!r} is not a database URL; use sqlite:///FILE or "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+        ) from None
+    shown = mask_url(url)
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    backend = parsed.get_backend_name()
+    if parsed.drivername == "postgresql":  # no driver named: psycopg (3) where installed, else psycopg2
+        driver = next((m for m in ("psycopg", "psycopg2") if importlib.util.find_spec(m)), "psycopg2")
+        url = parsed.set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False)
+    if backend in ("postgresql", "mysql") and "connect_timeout" not in parsed.query:
+        engine_kwargs["connect_args"] = {"connect_timeout": int(connect_timeout)}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            )
+    except ImportError as exc:
+        missing = getattr(exc.__cause__, "name", None) or str(exc.__cause__ or exc)
+        hint = "pip install 'robnas[postgres]'" if missing == "psycopg2" else f"install the package {missing}"
+        raise ConfigError(
+            f"optuna storage {shown}: the {backend} driver ({missing}) is not installed; {hint}"
+        ) from None
+    except sqlalchemy.exc.OperationalError as exc:
+        reason = next((ln.strip() for ln in str(exc.orig or exc).splitlines() if ln.strip()), "")
+        raise ConfigError(
+            f"optuna storage {shown}: cannot connect ({reason}); start the database server or fix "
+            "the URL (host, port, user, password, database)"
+        ) from None
+    except sqlalchemy.exc.DBAPIError as exc:  # e.g. no right to create Optuna's tables
+        reason = next((ln.strip() for ln in str(exc.orig or exc).splitlines() if ln.strip()), "")
+        raise ConfigError(
+            f"optuna storage {shown}: the database refused Optuna's tables ({reason}); give the user "
+            "the right to create tables in it, or use another database"
+        ) from None
+
+
+class _Heartbeat:
+    """Records a running trial's heartbeat every ``HEARTBEAT_S`` seconds in a thread."""
+
+    def __init__(self, storage: Any, trial_id: int) -> None:
+        self.storage, self.trial_id = storage, trial_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(HEARTBEAT_S):  # the first beat was recorded with the claim
+            with contextlib.suppress(Exception):  # a missed beat is made up by the next one
+                self.storage.record_heartbeat(self.trial_id)
+
+    def __enter__(self) -> _Heartbeat:
+        if self.storage is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.storage is not None:
+            self.stop.set()
+            self.thread.join()
 
 
 @register("optuna", paper="Akiba et al., Optuna, KDD 2019; TPE (Bergstra 2011), NSGA-II (Deb 2002)")
@@ -104,25 +213,50 @@ class OptunaSearch(Strategy):
         from optuna.trial import TrialState
 
         distributions = categorical_distributions(ctx.space)
-        storage = self.storage or (None if ctx.out == ":memory:" else f"sqlite:///{ctx.out}")
+        url = self.storage or (None if ctx.out == ":memory:" else f"sqlite:///{ctx.out}")
+        rdb = open_storage(url) if url else None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = optuna.create_study(
-                storage=storage,
+                storage=rdb,
                 study_name=self.study_name or ctx.run,
                 sampler=self._sampler(ctx.seed),
                 directions=["maximize"] * len(ctx.objectives),
                 load_if_exists=True,
             )
+        out = ctx.out if ctx.out == ":memory:" else str(Path(ctx.out).resolve())
+        owner = f"{ctx.run}@{socket.gethostname()}:{out}"
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get("owner") == owner:  # left running by a killed session of this run
+                study.tell(t.number, state=TrialState.FAIL)
         within_cap: dict[str, bool] = {}
-        rejected = 0
+        rejected = repeats = 0
         while True:
+            if rdb is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
             done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if len({t.user_attrs.get("arch") for t in done}) >= ctx.budget:
                 raise BudgetExhausted
-            trial = study.ask(distributions)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                trial = study.ask(distributions)
             arch, reason = decode_proposal(ctx.space, trial.params, within_cap)
+            other = None
+            if not reason:
+                key = ctx.key(arch)
+                trial.set_user_attr("arch", key)
+                trial.set_user_attr("owner", owner)
+                if rdb is not None:
+                    rdb.record_heartbeat(trial._trial_id)
+                other = claimed_by(study, trial.number, key)
+                if other is not None and other.state == TrialState.RUNNING:
+                    if key in ctx.known:  # a stale claim of this run's own: its stored values
+                        other = None
+                    else:
+                        reason = f"being evaluated by trial {other.number}"
             if reason:
                 trial.set_user_attr("rejected", reason)
                 study.tell(trial, state=TrialState.FAIL)
@@ -133,13 +267,51 @@ class OptunaSearch(Strategy):
                     )
                 continue
             rejected = 0
+            if other is not None:  # evaluated before (by any process): its values, no evaluation
+                repeats += 1
+                if repeats > ctx.max_repeats:
+                    raise SearchExhausted(f"{ctx.max_repeats} proposals in a row were already evaluated")
+                trial.set_user_attr("repeat_of", other.number)
+                if other.state == TrialState.COMPLETE:
+                    study.tell(trial, list(other.values))
+                else:
+                    study.tell(trial, state=TrialState.FAIL)
+                continue
+            repeats = 0
             try:
-                values = ctx.evaluate_all(arch)
+                with _Heartbeat(rdb, trial._trial_id):
+                    values = ctx.evaluate_all(arch)
             except BaseException:
                 study.tell(trial, state=TrialState.FAIL)
                 raise
-            trial.set_user_attr("arch", ctx.key(arch))
-            if all(v == v for v in values):
-                study.tell(trial, list(values))
-            else:
-                study.tell(trial, state=TrialState.FAIL)
+            ok = all(v == v for v in values)
+            try:
+                if not ok:
+                    trial.set_user_attr("failed", True)
+                study.tell(trial, list(values) if ok else None, state=None if ok else TrialState.FAIL)
+            except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+                # another process failed the trial as stale meanwhile (heartbeats lost): a new one
+                attrs = {"arch": key, "owner": owner, **({} if ok else {"failed": True})}
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        params=trial.params, distributions=distributions, user_attrs=attrs,
+                        values=list(values) if ok else None,
+                        state=TrialState.COMPLETE if ok else TrialState.FAIL,
+                    )
+                )  # fmt: skip
+
+
+def claimed_by(study: Any, number: int, key: str) -> Any:
+    """Another trial of ``study`` that evaluated architecture ``key`` (finished first) or is
+    evaluating it now; None when there is none."""
+    from optuna.trial import TrialState
+
+    found = None
+    for t in study.get_trials(deepcopy=False):
+        if t.number == number or t.user_attrs.get("arch") != key or "rejected" in t.user_attrs:
+            continue
+        if t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and t.user_attrs.get("failed")):
+            return t
+        if t.state == TrialState.RUNNING:
+            found = t
+    return found

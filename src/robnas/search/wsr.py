@@ -33,7 +33,7 @@ import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from robnas.errors import ConfigError
 from robnas.objectives import Cost
@@ -54,8 +54,9 @@ def parse_strengths(name: str, text: str) -> tuple[float, ...]:
 
 
 @dataclass
-class WsrStrategy(Strategy):
-    """Wsr-NAS's wide-spectrum search (see the module docstring); defaults are the reference's."""
+class WsrOptions:
+    """Wsr-NAS's settings that the strategies take as they are, with the reference's defaults
+    (spec B5); :class:`robnas.oneshot.wsr.WsrConfig` extends them with the rest."""
 
     warmup_epochs: int = 100
     memory_epochs: int = 100
@@ -63,22 +64,35 @@ class WsrStrategy(Strategy):
     C: int = 16
     layers: int = 8
     batch_size: int = 64
+    pgd_steps: int = 7
+    #: where the search phase measures the clean loss: "train" (the reference, C2) or "valid"
+    search_clean_on: Literal["train", "valid"] = "train"
+    #: the path that runs: "genotype" (the top-2 genotype of the sample) or "argmax" (the
+    #: reference's MixedOp: every edge's arg-max operation, scaled by its weight)
+    path: Literal["genotype", "argmax"] = "genotype"
+    # the AN-E
+    estimator: Literal["basic", "plus"] = "basic"
+    estimator_mode: Literal["faithful", "fixed"] = "faithful"
+    #: the plus AN-E's image size (the reference hard-codes 32)
+    estimator_image_size: int = 32
+    noise_memory: int = 600
+    noise_batches: int = 10
+    # the EWSS loss predictor
+    predictor_warmup_passes: int = 500
+    predictor_passes: int = 501
+
+
+@dataclass
+class WsrStrategy(Strategy, WsrOptions):
+    """Wsr-NAS's wide-spectrum search (see the module docstring); defaults are the reference's.
+    Besides :class:`WsrOptions`: counts where 0 means "all", and strengths as text."""
+
     images: int = 0
     train_batches: int = 0
     valid_batches: int = 0
-    noise_batches: int = 10
-    noise_memory: int = 600
-    estimator: str = "basic"
-    estimator_mode: str = "faithful"
-    estimator_image_size: int = 32
     pgd_eps: str = "0.03,0.06,0.09"
     target_norms: str = "2.3,3.9,5.5"
     naive_eps: str = "0.03,0.045,0.06,0.075,0.09,0.105"
-    predictor_warmup_passes: int = 500
-    predictor_passes: int = 501
-    pgd_steps: int = 7
-    search_clean_on: str = "train"
-    path: str = "genotype"
 
     naive = False
 
@@ -86,27 +100,19 @@ class WsrStrategy(Strategy):
         """The :class:`robnas.oneshot.wsr.WsrConfig` of these options (0 counts mean "all")."""
         from robnas.oneshot.wsr import WsrConfig
 
-        for key in ("images", "train_batches", "valid_batches"):
-            value = getattr(self, key)
+        counts = {key: getattr(self, key) for key in ("images", "train_batches", "valid_batches")}
+        for key, value in counts.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(
                     f"strategy {self.name!r}: {key} must be an integer >= 0 (0: all), got {value!r}"
                 )
+        strengths = {
+            key: parse_strengths(key, getattr(self, key)) for key in ("pgd_eps", "target_norms", "naive_eps")
+        }
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(WsrOptions)}
         return WsrConfig(
-            warmup_epochs=self.warmup_epochs, memory_epochs=self.memory_epochs,
-            search_epochs=self.search_epochs, C=self.C, layers=self.layers, batch_size=self.batch_size,
-            images=self.images or None, train_batches=self.train_batches or None,
-            valid_batches=self.valid_batches or None, noise_batches=self.noise_batches,
-            noise_memory=self.noise_memory,
-            estimator=self.estimator, estimator_mode=self.estimator_mode,  # type: ignore[arg-type]
-            estimator_image_size=self.estimator_image_size,
-            pgd_eps=parse_strengths("pgd_eps", self.pgd_eps),
-            target_norms=parse_strengths("target_norms", self.target_norms),
-            naive_eps=parse_strengths("naive_eps", self.naive_eps),
-            predictor_warmup_passes=self.predictor_warmup_passes, predictor_passes=self.predictor_passes,
-            pgd_steps=self.pgd_steps, search_clean_on=self.search_clean_on,  # type: ignore[arg-type]
-            path=self.path, naive=self.naive,  # type: ignore[arg-type]
-        )  # fmt: skip
+            **shared, **{key: value or None for key, value in counts.items()}, **strengths, naive=self.naive
+        )
 
     def check(self) -> None:
         self.config().check()
@@ -161,4 +167,4 @@ class WsrNaive(WsrStrategy):
     naive = True
 
 
-__all__ = ["WsrNaive", "WsrNas", "WsrStrategy", "parse_strengths"]
+__all__ = ["WsrNaive", "WsrNas", "WsrOptions", "WsrStrategy", "parse_strengths"]

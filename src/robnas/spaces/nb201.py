@@ -9,6 +9,7 @@ global average pooling and a linear classifier, so parameter counts equal the be
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Mapping
 from functools import lru_cache
@@ -275,21 +276,17 @@ class NB201Space(SearchSpace[NB201Arch]):
     def to_choices(self, arch: NB201Arch) -> dict[str, Choice]:
         return {f"edge{i}": op for i, op in enumerate(self.validate(arch))}
 
-    def build(
-        self,
-        arch: NB201Arch | str,
-        num_classes: int = 10,
-        C: int = 16,
-        N: int = 5,
-        affine: bool = True,
-        track_running_stats: bool = True,
-        **options: Any,
-    ) -> NB201Network:
-        """The NAS-Bench-201 ``TinyNetwork`` (``C`` channels, ``N`` cells per stage)."""
-        self.reject_build_options(options)
+    def build(self, arch: NB201Arch | str, num_classes: int = 10, **options: Any) -> NB201Network:
+        """The NAS-Bench-201 ``TinyNetwork``; ``options`` are :class:`NB201Network`'s (``C``
+        channels, ``N`` cells per stage, BN ``affine``, ``track_running_stats``)."""
+        self.reject_build_options({k: v for k, v in options.items() if k not in self.build_options()})
         if isinstance(arch, str):
             arch = self.parse(arch)
-        return NB201Network(self.validate(arch), num_classes, C, N, affine, track_running_stats)
+        return NB201Network(self.validate(arch), num_classes, **options)
+
+    def build_options(self) -> tuple[str, ...]:
+        """The options of :class:`NB201Network` after ``arch`` and ``num_classes``."""
+        return tuple(inspect.signature(NB201Network).parameters)[2:]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -17,7 +17,7 @@ from robnas.train.distributed import DistInfo, setup, teardown
 from robnas.train.loop import fit
 from robnas.train.losses import LOSSES, StepContext, StepOutput
 from robnas.train.recipes import RECIPES, Recipe, get, names, parse_settings
-from robnas.train.trainer import Trainer, TrainResult, evaluate_split, split_indices
+from robnas.train.trainer import Trainer, TrainResult, TrainSettings, evaluate_split, split_indices
 
 __all__ = [
     "LOSSES",
@@ -28,6 +28,7 @@ __all__ = [
     "StepContext",
     "StepOutput",
     "TrainResult",
+    "TrainSettings",
     "Trainer",
     "adversary",
     "augment",

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import logging
 import math
 import random
@@ -73,6 +74,42 @@ LOG_FIELDS = (
 #: (main process only).
 Progress = Callable[[dict[str, Any]], None]
 log = logging.getLogger("robnas.train")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a training run goes, apart from its network, data, recipe and folder; one value
+    passed through :func:`robnas.train.fit`, :class:`Trainer` and
+    :func:`robnas.oneshot.train_supernet` (each also takes these fields as keywords).
+
+    ``epochs`` and ``batch_size`` (global) default to the recipe's. ``stop_after`` ends the run
+    after that many epochs without changing the schedule, which stays defined by ``epochs``;
+    ``resume`` continues from ``out/last.pt`` (and may extend a finished run to more epochs).
+    ``val_fraction`` in [0, 1) of the training images is held out for model selection. AMP
+    (bfloat16 where supported, else float16 with a GradScaler) and channels_last are on by
+    default on CUDA. Under ``torchrun`` pass ``dist_info`` from
+    :func:`robnas.train.distributed.setup`. ``progress(event)`` receives the events of
+    :data:`Progress` (``True``: epoch lines on the ``robnas.train`` logger). ``overrides``
+    replace recipe settings (``Recipe.replace``)."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    val_fraction: float = 0.1
+    resume: bool = False
+    stop_after: int | None = None
+    device: str = "auto"
+    amp: bool | None = None
+    channels_last: bool | None = None
+    progress: Progress | bool | None = None
+    tensorboard: bool = False
+    dist_info: DistInfo | None = None
+    overrides: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, settings: TrainSettings | None = None, **changes: Any) -> TrainSettings:
+        """``settings`` (default: the defaults) with the fields named in ``changes`` replaced."""
+        return dataclasses.replace(settings or cls(), **changes)
 
 
 @dataclass
@@ -241,12 +278,10 @@ class Trainer:
     ``model`` is the bare network; it is wrapped (:func:`robnas.models.normalized`) with
     ``data.mean_std`` when ``recipe.normalize``, and the recipe's SGD optimiser and schedule
     are made for it (``optimizer=False`` skips them; :meth:`add_optimizer` adds more, each saved
-    in the checkpoint). ``epochs`` and ``batch_size`` (global) default to the recipe's. AMP
-    (bfloat16 where supported, else float16 with a GradScaler) and channels_last are on by
-    default on CUDA. Under ``torchrun`` pass ``dist_info`` from
-    :func:`robnas.train.distributed.setup`; ``find_unused_parameters=None`` probes the network
-    once, ``True`` is for networks whose used parameters change per step (supernets).
-    ``progress(event)`` receives the events of :data:`Progress` (``True`` logs epochs).
+    in the checkpoint). How the run goes is ``settings`` (:class:`TrainSettings`, whose fields
+    ``options`` replace); :meth:`run` starts (resuming as it says) and trains.
+    ``find_unused_parameters=None`` probes the network once under DDP, ``True`` is for networks
+    whose used parameters change per step (supernets). ``meta`` is added to ``meta.json``.
     """
 
     def __init__(
@@ -255,26 +290,19 @@ class Trainer:
         data: ImageArrays,
         recipe: Recipe | str,
         out: str | Path,
+        settings: TrainSettings | None = None,
         *,
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        device: str = "auto",
-        amp: bool | None = None,
-        channels_last: bool | None = None,
-        progress: Progress | bool | None = None,
-        tensorboard: bool = False,
         meta: dict[str, Any] | None = None,
-        dist_info: DistInfo | None = None,
-        overrides: dict[str, Any] | None = None,
         find_unused_parameters: bool | None = None,
         optimizer: bool = True,
+        **options: Any,
     ) -> None:
-        self.recipe = recipe = get_recipe(recipe).replace(**(overrides or {}))
-        self.total = int(epochs or recipe.epochs)
-        self.global_batch = int(batch_size or recipe.batch_size)
-        self.info = info = dist_info or DistInfo(device=resolve_device(device))
+        self.settings = s = TrainSettings.of(settings, **options)
+        seed, val_fraction = s.seed, s.val_fraction
+        self.recipe = recipe = get_recipe(recipe).replace(**(s.overrides or {}))
+        self.total = int(s.epochs or recipe.epochs)
+        self.global_batch = int(s.batch_size or recipe.batch_size)
+        self.info = info = s.dist_info or DistInfo(device=resolve_device(s.device))
         self.device = dev = info.device
         if self.total < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.total}")
@@ -283,14 +311,14 @@ class Trainer:
                 f"global batch {self.global_batch} must be a multiple of the {info.world_size} processes"
             )
         self.local_batch = self.global_batch // info.world_size
-        self.use_amp = dev.type == "cuda" if amp is None else bool(amp and dev.type == "cuda")
+        self.use_amp = dev.type == "cuda" if s.amp is None else bool(s.amp and dev.type == "cuda")
         self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        self.channels_last = dev.type == "cuda" if channels_last is None else bool(channels_last)
+        self.channels_last = dev.type == "cuda" if s.channels_last is None else bool(s.channels_last)
         self.out = Path(out)
         self.seed = seed
         self.data = data
-        self.progress = progress_callback(progress) if info.is_main else None
-        self.tensorboard = tensorboard
+        self.progress = progress_callback(s.progress) if info.is_main else None
+        self.tensorboard = s.tensorboard
         self.find_unused_parameters = find_unused_parameters
 
         self.train_idx, self.val_idx = split_indices(len(data), val_fraction, seed)
@@ -590,6 +618,12 @@ class Trainer:
         done = self.end_epoch_ if self.end_epoch_ > self.start_epoch else self.start_epoch
         return TrainResult(self.out, done, self.best_epoch, self.best_metric, self.history, self.model)
 
+    def run(self, step_fn: StepFn) -> TrainResult:
+        """:meth:`start` (resuming when ``settings.resume``), then :meth:`train` up to
+        ``settings.stop_after``."""
+        self.start(resume=self.settings.resume)
+        return self.train(step_fn, stop_after=self.settings.stop_after)
+
     def train(self, step_fn: StepFn, stop_after: int | None = None) -> TrainResult:
         """Run the remaining epochs with ``step_fn``; call :meth:`start` first."""
         try:
@@ -605,6 +639,7 @@ __all__ = [
     "EpochStats",
     "Progress",
     "TrainResult",
+    "TrainSettings",
     "Trainer",
     "evaluate_split",
     "param_groups",

@@ -1,0 +1,62 @@
+"""robust_zc: MeCo's smallest eigenvalue of the channel correlation, summed over ReLU inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import robnas
+from robnas.proxies import robust
+
+ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+
+
+class TwoRelus(nn.Module):
+    """Logits from two ReLU calls: on ``x`` and on ``2 x + 1`` (same correlations)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.relu(x) + self.relu(2 * x + 1)).flatten(1)[:, :10]
+
+
+def test_robust_zc_is_the_mean_smallest_eigenvalue_of_channel_correlations_summed_over_relu_calls():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 5, 5, generator=g)
+    per_image = [float(torch.linalg.eigvalsh(torch.corrcoef(img.flatten(1).double()))[0]) for img in x]
+    expected = 2 * sum(per_image) / len(per_image)
+    assert robnas.proxies.compute("robust_zc", TwoRelus(), x, torch.zeros(3, dtype=torch.long)) == pytest.approx(
+        expected, rel=1e-6  # the network runs in float32
+    )
+
+
+def test_collinear_channels_score_zero_and_independent_ones_score_more():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, 6, 6, generator=g)
+    twins = torch.cat([x[:, :2], 3 * x[:, :1] + 1], dim=1)  # channel 2 is a copy of channel 0
+    assert robust.channel_decorrelation(nn.ReLU(), twins) == pytest.approx(0.0, abs=1e-9)
+    assert robust.channel_decorrelation(nn.ReLU(), x) > 0.1
+    wide = torch.randn(2, 4, 2, 2, generator=g)  # 4 channels, 4 positions: singular, skipped
+    assert robust.channel_decorrelation(nn.ReLU(), wide) == 0.0
+
+
+def test_a_network_without_relu_is_a_nan_with_its_reason():
+    result = robnas.proxies.run("robust_zc", nn.Flatten(), torch.randn(2, 3, 4, 4), torch.zeros(2, dtype=torch.long))
+    assert math.isnan(result.value) and "no nn.ReLU" in result.error
+
+
+@pytest.mark.parametrize("space", ["nb201", "darts", "robnet"])
+def test_robust_zc_scores_32_real_cifar10_images(shared_data, space):
+    images = robnas.data.load_npz(shared_data / "cifar10" / "cifar10_exact_subset.npz", name="cifar10")
+    x, y = robnas.data.proxy_batch(images, 32, seed=0)
+    sp = robnas.spaces.get(space)
+    torch.manual_seed(0)
+    small = {"C": 4, "N": 1} if space == "nb201" else {"C": 4, "layers": 3}
+    net = sp.build(ARCH if space == "nb201" else sp.sample(0), num_classes=10, **small)
+    result = robnas.proxies.run("robust_zc", net, x, y)
+    assert result.error == "" and math.isfinite(result.value) and result.value > 0
