@@ -18,8 +18,8 @@ from robnas.errors import RobnasError
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "attacks", "benchmarks", "correlate", "corruptions", "data", "demo", "evaluate", "objectives", "oneshot",
-    "proxies", "report", "scoring", "search", "spaces", "store", "train", "zoo",
+    "attacks", "benchmarks", "correlate", "corruptions", "data", "demo", "evaluate", "holdout", "objectives",
+    "oneshot", "predict", "proxies", "report", "scoring", "search", "spaces", "store", "train", "zoo",
 )
 
 

@@ -386,12 +386,18 @@ class _Cache:
     def resamples(self, n: int) -> np.ndarray:
         """Counts ``(B, n)``: how often each of the n architectures is drawn in each resample."""
         if n not in self._resamples:
-            rng = np.random.default_rng(self.seed)
-            counts = np.empty((self.bootstrap, n), dtype=np.float32)
-            for b in range(self.bootstrap):
-                counts[b] = np.bincount(rng.integers(0, n, size=n), minlength=n)
-            self._resamples[n] = counts
+            self._resamples[n] = resample_counts(n, self.bootstrap, self.seed)
         return self._resamples[n]
+
+
+def resample_counts(n: int, bootstrap: int, seed: int = 0) -> np.ndarray:
+    """Bootstrap resamples of ``n`` items as counts ``(bootstrap, n)`` (float32): how often each
+    item is drawn, with replacement, in each resample (seeded: equal ``n`` gives equal resamples)."""
+    rng = np.random.default_rng(seed)
+    counts = np.empty((bootstrap, n), dtype=np.float32)
+    for b in range(bootstrap):
+        counts[b] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+    return counts
 
 
 def _spearman_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -625,6 +631,7 @@ __all__ = [
     "format_eps",
     "load_scores",
     "markdown_table",
+    "resample_counts",
     "select",
     "target_names",
     "write_csv",

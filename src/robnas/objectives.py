@@ -36,6 +36,9 @@ Objectives are made from a spec string by :func:`make` (kinds live in :data:`OBJ
   weights inherited from the trained supernet ``context.supernet``, BN recalibrated;
   ``oneshot-finetune:TARGET`` after a short PGD-AT fine-tuning (RobNets' score, see
   :mod:`robnas.oneshot.objective`);
+* ``predict:MODEL``: the target predicted by a few-shot predictor file (``robnas predict fit``,
+  :mod:`robnas.predict`) from the candidate's proxy values (computed, or read from the scores
+  table, as proxy objectives) and its architecture encoding;
 * ``-SPEC``: the negation of SPEC, to minimise (``-params``, ``-ntk_condnum``).
 """
 
@@ -861,6 +864,13 @@ def _oneshot_finetune(arg: str, space: SearchSpace, ctx: ObjectiveContext) -> Ob
     return FinetuneObjective(arg, space, ctx)
 
 
+def _predict(arg: str, space: SearchSpace, ctx: ObjectiveContext) -> Objective:
+    from robnas.predict.objective import PredictObjective
+
+    return PredictObjective(arg, space, ctx)
+
+
+OBJECTIVES.register("predict", _predict, paper="few-shot predictor of robnas.predict (LightGBM)")
 OBJECTIVES.register("oneshot", _oneshot, paper="RobNets (Guo et al., CVPR 2020), inherited weights")
 OBJECTIVES.register(
     "oneshot-finetune", _oneshot_finetune, paper="RobNets (Guo et al., CVPR 2020), fine-tuned candidates"

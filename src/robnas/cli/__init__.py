@@ -216,6 +216,7 @@ def _register_commands() -> None:
         demo,  # noqa: F401
         evaluate,  # noqa: F401
         pipeline,  # noqa: F401
+        predict,  # noqa: F401
         score,  # noqa: F401
         search,  # noqa: F401
         supernet,  # noqa: F401

@@ -15,7 +15,7 @@ from rich.table import Table
 from robnas import models
 from robnas import objectives as objective_lib
 from robnas.cli import ADDRESS_HELP, BACKEND_HELP, DATA_HELP, WORKERS_HELP, app, console, friendly, proxy_data
-from robnas.errors import ConfigError
+from robnas.errors import ConfigError, DataError
 from robnas.parallel import connect_backend
 from robnas.search.base import STRATEGIES, SearchResult, run_search
 from robnas.search.history import HistoryRow
@@ -35,7 +35,8 @@ def space_cap(text: str | None) -> dict[str, Any]:
 
 def needs_data(objective: str, has_scores: bool = False) -> list[str]:
     """The parts of an ``--objective`` spec that depend on the images of ``--data``: proxies
-    that look at data (unless read from a ``--scores`` table), ``train:`` and ``oneshot:`` objectives."""
+    that look at data (unless read from a ``--scores`` table; also those a ``predict:`` model
+    needs), ``train:`` and ``oneshot:`` objectives."""
     from robnas import proxies
 
     out: list[str] = []
@@ -44,6 +45,13 @@ def needs_data(objective: str, has_scores: bool = False) -> list[str]:
         kind, sep, arg = spec.partition(":")
         if sep:
             names = [arg] if kind == "proxy" else []
+            if kind == "predict" and arg.strip():  # its proxies (a bad file fails in the objective)
+                from robnas.predict import load
+
+                try:
+                    names = load(arg.strip()).proxies
+                except DataError:
+                    names = []
             if kind in ("train", "oneshot", "oneshot-finetune"):
                 out.append(spec)
         elif not spec or spec in objective_lib.OBJECTIVES:
@@ -144,7 +152,7 @@ def search_command(
     ),
     objective: str | None = typer.Option(
         None,
-        help="Proxy name, a+b+c rank ensemble, bench:TARGET, train:RECIPE, oneshot:TARGET, -SPEC to "
+        help="Proxy name, a+b+c rank ensemble, bench:TARGET, train:RECIPE, oneshot:TARGET, predict:MODEL, -SPEC to "
         "minimise; comma-separated for multi-objective (optuna). Default: the strategy's, else croze.",
     ),
     budget: int = typer.Option(100, help="Distinct architectures the objective may evaluate."),
