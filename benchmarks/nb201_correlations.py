@@ -27,6 +27,7 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import robnas
@@ -58,6 +59,8 @@ def main() -> None:
                         help="a scores CSV of this same protocol (seed, batch, data) whose rows need no recompute")
     parser.add_argument("--backend", default="process", choices=["process", "ray"])
     parser.add_argument("--address", default=None)
+    parser.add_argument("--report-only", action="store_true",
+                        help="compute nothing: write the files from what the store holds (a sweep in progress)")
     args = parser.parse_args()
 
     proxies = [p for p in args.proxies.split(",") if p]
@@ -68,9 +71,11 @@ def main() -> None:
     with RunStore(args.store) as store:
         for path in args.imports:
             import_rows(store, path, images, args)
-        scoring.score("nb201", archs, proxies, images, store, batch_size=args.batch_size, seed=args.seed,
-                      workers=args.workers, backend=args.backend, address=args.address,
-                      progress=lambda n: print(f"\r{n}/{len(archs)}", end="", flush=True))
+        if not args.report_only:  # in a seeded random order, so that a sweep in progress is a random sample
+            order = [archs[i] for i in np.random.default_rng(args.seed).permutation(len(archs))]
+            scoring.score("nb201", order, proxies, images, store, batch_size=args.batch_size, seed=args.seed,
+                          workers=args.workers, backend=args.backend, address=args.address,
+                          progress=lambda n: print(f"\r{n}/{len(archs)}", end="", flush=True))
         rows = [r for r in store.rows() if r.proxy in proxies and r.arch in set(archs)]
     print(f"\nscored in {time.perf_counter() - start:.0f} s")
     RESULTS.mkdir(exist_ok=True)
