@@ -10,6 +10,8 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
     options = { init_pool = 20 }  # strategy options
     data = "cifar10.npz"; batch_size = 8; scores = "scores.csv"; benchmark = "robustness"
     model = { C = 16, layers = 8 } # network build options while searching (default: the space's)
+    supernet = "supernet/last.pt" # a one-shot stage: robnas supernet train's checkpoint, for the
+                                  # robnets strategy and oneshot: objectives
     [train]                       # robnas.train.fit
     recipe = "standard"; epochs = 1; data = "cifar10.npz"; batch_size = 128; device = "auto"
     subset = 4000                 # train on N training images drawn with the seed (default: all)
@@ -61,6 +63,7 @@ SECTIONS = {
         "model",
         "max_params_m",
         "nb201",
+        "supernet",
     },
     "train": {
         "recipe",
@@ -114,6 +117,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
         ("search", "scores"),
         ("search", "benchmark"),
         ("search", "nb201"),
+        ("search", "supernet"),
         ("train", "data"),
         ("evaluate", "data"),
     ):
@@ -160,6 +164,7 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
         reference_size=int(s.get("reference_size", 64)),
         train={"epochs": int(s.get("train_epochs", 1)), "metric": s.get("train_metric", "clean")},
         model=_build_options(s, "search"),
+        supernet=s.get("supernet"),
     )
     space = s.get("space", "nb201")
     candidates = None
