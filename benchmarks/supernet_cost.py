@@ -5,9 +5,9 @@ repeat draws a random path, times one SGD training step (forward, cross-entropy,
 update) of the supernet on that path (``net(x, arch)``) and then one of the standalone
 sub-network of the same path (``net.subnet(arch)``), on the same batch of real CIFAR-10 images,
 in the same process; the medians and the median of the per-repeat ratios are reported. Peak
-memory: the peak resident set size (``resource.getrusage``, ``ru_maxrss``) of a fresh
-subprocess that imports torch, builds the network and runs three training steps of one fixed
-path, beside a subprocess that only imports torch and loads the batch (the baseline).
+memory: in a fresh subprocess per network, the resident set size once it is built and the peak
+during three training steps of one fixed path (Linux ``VmHWM``, reset through
+``/proc/self/clear_refs`` after the build).
 
     OMP_NUM_THREADS=1 python benchmarks/supernet_cost.py --repeats 7 --batch-size 32
 """
@@ -83,37 +83,43 @@ def timing(space: str, options: dict, repeats: int, x, y, seed: int) -> dict:
     }
 
 
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        line = next(x for x in fh if x.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+
 def memory_child(kind: str, space: str, data: Path, size: int, seed: int) -> None:
-    """Print the peak RSS (KiB) after three training steps of ``kind`` (baseline, supernet, subnet)."""
-    import resource
+    """Print the RSS before and the peak RSS during three training steps of ``kind`` (supernet or
+    subnet), in MiB: the peak is reset (``/proc/self/clear_refs``) once the network is built."""
+    import gc
 
     import torch
 
     from robnas.oneshot import supernet
 
     x, y = batch(data, size)
-    if kind != "baseline":
-        torch.manual_seed(seed)
-        options = SPACES[space]
-        net = supernet(space, **options).train()
-        arch = net.sample_path(torch.Generator().manual_seed(seed))
-        if kind == "subnet":  # the path's standalone network; the supernet is freed before the steps
-            import gc
+    torch.manual_seed(seed)
+    net = supernet(space, **SPACES[space]).train()
+    arch = net.sample_path(torch.Generator().manual_seed(seed))
+    if kind == "subnet":  # the path's standalone network; the supernet is freed before the steps
+        sub = net.subnet(arch).train()
+        del net
+        net, arch = sub, None
+    gc.collect()
+    before = _status_mib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # reset the peak (VmHWM) to the current RSS (Linux >= 4.0)
+    for _ in range(3):
+        step(net, x, y, arch)
+    print(json.dumps({"before": before, "peak": _status_mib("VmHWM")}))
 
-            sub = net.subnet(arch).train()
-            del net
-            gc.collect()
-            net, arch = sub, None
-        for _ in range(3):
-            step(net, x, y, arch)
-    print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
-
-def memory(kind: str, space: str, args: argparse.Namespace) -> float:
+def memory(kind: str, space: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--space", space, "--data", str(args.data),
            "--batch-size", str(args.batch_size), "--seed", str(args.seed)]  # fmt: skip
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    return json.loads(out)["maxrss_kib"] / 1024
+    return json.loads(out)
 
 
 def main() -> None:
@@ -140,9 +146,9 @@ def main() -> None:
     rows = []
     for space in args.spaces.split(","):
         row = timing(space, SPACES[space], args.repeats, x, y, args.seed)
-        row["base_mib"] = memory("baseline", space, args)
-        row["supernet_mib"] = memory("supernet", space, args)
-        row["subnet_mib"] = memory("subnet", space, args)
+        for kind in ("supernet", "subnet"):
+            got = memory(kind, space, args)
+            row[f"{kind}_before"], row[f"{kind}_peak"] = got["before"], got["peak"]
         rows.append(row)
         print(row, flush=True)
     lines = [
@@ -151,21 +157,24 @@ def main() -> None:
         f"One SGD step (forward, cross-entropy, backward, update) on the same batch of {args.batch_size} real "
         "CIFAR-10 training images (32x32), one torch thread, CPU; every repeat draws a random path and times the "
         "supernet on it, then the standalone `net.subnet(arch)` of that path (each warmed up first); medians over "
-        f"{args.repeats} repeats, ratio = median of the per-repeat ratios (range in brackets). Peak memory: peak RSS "
-        "of a fresh subprocess after three training steps of one fixed path (the sub-network's subprocess builds "
-        "the supernet to take `net.subnet(arch)` from it, then frees it, so its peak includes the supernet's "
-        "weights once); the baseline subprocess only imports torch and loads the batch.",
+        f"{args.repeats} repeats, ratio = median of the per-repeat ratios (range in brackets). Memory: in a fresh "
+        "subprocess per network, the resident set size once the network is built (imports included; the "
+        "sub-network's subprocess builds the supernet to take `net.subnet(arch)` from it, then frees it) and its "
+        "peak during three training steps of one fixed path (`VmHWM` after resetting it through "
+        "`/proc/self/clear_refs`); step memory = peak - before.",
         "",
         "| space (build) | supernet weights | supernet step (s) | sub-network step (s) | ratio | "
-        "peak RSS supernet (MiB) | peak RSS sub-network (MiB) | baseline (MiB) |",
+        "supernet: RSS before / peak during steps (MiB) | sub-network: RSS before / peak (MiB) | "
+        "step memory, supernet / sub-network (MiB) |",
         "|:--|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
         build = ", ".join(f"{k}={v}" for k, v in SPACES[r["space"]].items())
         lines.append(
             f"| {r['space']} ({build}) | {r['weights']:,} | {r['supernet_s']:.3f} | {r['subnet_s']:.3f} | "
-            f"{r['ratio']:.2f} [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}] | {r['supernet_mib']:.0f} | "
-            f"{r['subnet_mib']:.0f} | {r['base_mib']:.0f} |"
+            f"{r['ratio']:.2f} [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}] | "
+            f"{r['supernet_before']:.0f} / {r['supernet_peak']:.0f} | {r['subnet_before']:.0f} / {r['subnet_peak']:.0f} | "
+            f"{r['supernet_peak'] - r['supernet_before']:.0f} / {r['subnet_peak'] - r['subnet_before']:.0f} |"
         )
     lines += [
         "",
