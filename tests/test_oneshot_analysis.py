@@ -94,12 +94,18 @@ def test_the_cli_measures_and_analyses_a_finished_run(finished, tmp_path):
         assert (tmp_path / name).stat().st_size > 0
 
 
-def test_analyses_refuse_another_runs_data_and_a_missing_store(finished, tmp_path):
-    tmp, checkpoint, npz, _ = finished
+def test_analyses_rescore_and_refuse_another_runs_data_and_a_missing_store(finished, tmp_path):
+    tmp, checkpoint, npz, result = finished
     other = tmp_path / "other.npz"
     other.write_bytes(Path(npz).read_bytes())
     with pytest.raises(ConfigError, match="pass the search's own --data and --supernet"):
         analysis.measure_run(tmp / "r.db", ObjectiveContext(data=str(other), supernet=checkpoint))
+    again = analysis.measure_run(
+        tmp / "r.db", ObjectiveContext(data=npz, supernet=checkpoint), fsp=False, eval_images=3
+    )
+    assert again["score"].between(0, 1).all() and again["clean"].between(0, 1).all()
+    assert sorted(again["search_score"]) == sorted(r.value for r in result.history)
+    assert np.allclose(np.round(again["score"] * 3), again["score"] * 3) and again["fsp"].isna().all()
     with pytest.raises(DataError, match="run store not found"):
         analysis.measure_run(tmp_path / "none.db", ObjectiveContext(data=npz, supernet=checkpoint))
 

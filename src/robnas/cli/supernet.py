@@ -103,6 +103,9 @@ def analyse(
         "chain", help="direct edges: chain (s1->n0->n1->n2->n3) or inputs (from s0, s1)"
     ),
     fsp: bool = typer.Option(True, help="measure each candidate's FSP loss when the run did not record it"),
+    eval_images: int = typer.Option(
+        None, help="score the fine-tuned candidates again on this many held-out images (default: the run's)"
+    ),
     bootstrap: int = typer.Option(1000, help="bootstrap resamples of the Spearman intervals"),
     seed: int = typer.Option(0, help="the search's --seed (FSP batch, bootstrap)"),
     device: str = typer.Option("cpu", help="cpu | cuda | auto"),
@@ -112,7 +115,7 @@ def analyse(
     from robnas.oneshot import analysis
 
     context = ObjectiveContext(data=data, supernet=str(supernet), seed=seed, device=device)
-    frame = analysis.measure_run(store, context, run=run, direct=direct, fsp=fsp)
+    frame = analysis.measure_run(store, context, run=run, direct=direct, fsp=fsp, eval_images=eval_images)
     table = analysis.analyse(frame, out, bootstrap=bootstrap, seed=seed)
     text = analysis.markdown(table)
     (out / "analysis.md").write_text(text + "\n")

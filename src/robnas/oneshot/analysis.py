@@ -42,7 +42,17 @@ DIRECT_EDGES: dict[str, tuple[int, ...]] = {
     "chain": (1, 4, 8, 13),
     "inputs": (0, 1, 2, 3, 5, 6, 9, 10),
 }
-COLUMNS = ("arch", "score", "clean", "gap", "fsp", "density", "convolutions", "direct_convolutions")
+COLUMNS = (
+    "arch",
+    "score",
+    "clean",
+    "gap",
+    "fsp",
+    "density",
+    "convolutions",
+    "direct_convolutions",
+    "search_score",
+)
 
 
 def rank_statistics(
@@ -114,6 +124,7 @@ def measure_run(
     direct: str = "chain",
     clean: bool = True,
     fsp: bool = True,
+    eval_images: int | None = None,
 ) -> pd.DataFrame:
     """One row per scored candidate of a one-shot search run (columns :data:`COLUMNS`).
 
@@ -121,7 +132,10 @@ def measure_run(
     the store's last one-shot run); ``context``: an :class:`robnas.objectives.ObjectiveContext`
     with the run's ``data`` and ``supernet`` (the objective's key must match the run's, so the
     clean accuracies are measured on the same validation images). ``clean``/``fsp``: measure
-    the clean accuracy / FSP loss (NaN otherwise).
+    the clean accuracy / FSP loss (NaN otherwise). ``eval_images``: measure ``score`` and
+    ``clean`` again, on the first ``eval_images`` held-out images (the run's own first), from
+    the same fine-tuned weights, when the run scored on too few images to rank; ``search_score``
+    keeps the run's own value.
     """
     from robnas import objectives, spaces
     from robnas.models import load_trained
@@ -153,12 +167,24 @@ def measure_run(
     archs = [space.parse(r.arch) for r in rows]
     frame = pd.DataFrame(
         {"arch": [r.arch for r in rows], "score": [r.value for r in rows]}
-        | {k: [architecture_features(a, direct)[k] for a in archs] for k in COLUMNS[5:]}
+        | {k: [architecture_features(a, direct)[k] for a in archs] for k in COLUMNS[5:8]}
     )
+    frame["search_score"] = frame["score"]
     frame["clean"] = math.nan
-    if clean:
+    val_x, val_y = src.val_x, src.val_y
+    if eval_images is not None:
+        import dataclasses
+
+        from robnas.oneshot.objective import OneShotSource
+
+        wider = dataclasses.replace(
+            context, oneshot={**context.oneshot, "eval_images": int(eval_images)}, _cache={}
+        )
+        wide = OneShotSource(wider, space)
+        val_x, val_y = wide.val_x, wide.val_y
+    if clean or eval_images is not None:
         target = parse_target("clean")
-        values = []
+        values, scores = [], []
         for arch in archs:
             if isinstance(objective, FinetuneObjective):
                 folder = objective.folder(arch)
@@ -168,8 +194,13 @@ def measure_run(
                 model, _ = load_trained(last, src.net.subnet(arch))  # behind its training normalisation
             else:
                 model = src.candidate(arch)
-            values.append(accuracy(model.to(src.device).eval(), src.val_x, src.val_y, target, src.batch_size))
+            model = model.to(src.device).eval()
+            values.append(accuracy(model, val_x, val_y, target, src.batch_size))
+            if eval_images is not None:
+                scores.append(accuracy(model, val_x, val_y, objective.target, src.batch_size))  # type: ignore[attr-defined]
         frame["clean"] = values
+        if eval_images is not None:
+            frame["score"] = scores
     frame["gap"] = frame["clean"] - frame["score"]
     recorded = [r.info.get("fsp", math.nan) for r in rows]
     if fsp and not all(math.isfinite(v) for v in recorded) and hasattr(strategy, "fsp_scores"):
