@@ -116,7 +116,9 @@ def analyse(
 
     context = ObjectiveContext(data=data, supernet=str(supernet), seed=seed, device=device)
     frame = analysis.measure_run(store, context, run=run, direct=direct, fsp=fsp, eval_images=eval_images)
-    table = analysis.analyse(frame, out, bootstrap=bootstrap, seed=seed)
+    table = analysis.analyse(
+        frame, out, score_name=frame.attrs.get("score", "score"), bootstrap=bootstrap, seed=seed
+    )
     text = analysis.markdown(table)
     (out / "analysis.md").write_text(text + "\n")
     console.print(text)

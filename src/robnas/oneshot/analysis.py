@@ -206,7 +206,9 @@ def measure_run(
     if fsp and not all(math.isfinite(v) for v in recorded) and hasattr(strategy, "fsp_scores"):
         recorded = strategy.fsp_scores(types.SimpleNamespace(objectives=[objective]), archs)
     frame["fsp"] = [float(v) for v in recorded]
-    return frame.loc[:, list(COLUMNS)]
+    frame = frame.loc[:, list(COLUMNS)]
+    frame.attrs["score"] = objective.target.name  # type: ignore[attr-defined]
+    return frame
 
 
 def _figure(frame: pd.DataFrame, x: str, y: str, path: Path, title: str, xlabel: str, ylabel: str,
