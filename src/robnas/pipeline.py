@@ -12,6 +12,8 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
     model = { C = 16, layers = 8 } # network build options while searching (default: the space's)
     winner = "best"               # the row of highest value; "final": the strategy's own answer,
                                   # its row marked info["final"] (one-shot searches: wsr-nas)
+    supernet = "supernet/last.pt" # a one-shot stage: robnas supernet train's checkpoint, for the
+                                  # robnets strategy and oneshot: objectives
     [train]                       # robnas.train.fit
     recipe = "standard"; epochs = 1; data = "cifar10.npz"; batch_size = 128; device = "auto"
     subset = 4000                 # train on N training images drawn with the seed (default: all)
@@ -64,6 +66,7 @@ SECTIONS = {
         "max_params_m",
         "nb201",
         "winner",
+        "supernet",
     },
     "train": {
         "recipe",
@@ -117,6 +120,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
         ("search", "scores"),
         ("search", "benchmark"),
         ("search", "nb201"),
+        ("search", "supernet"),
         ("train", "data"),
         ("evaluate", "data"),
     ):
@@ -163,6 +167,7 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
         reference_size=int(s.get("reference_size", 64)),
         train={"epochs": int(s.get("train_epochs", 1)), "metric": s.get("train_metric", "clean")},
         model=_build_options(s, "search"),
+        supernet=s.get("supernet"),
     )
     space = s.get("space", "nb201")
     candidates = None

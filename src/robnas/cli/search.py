@@ -148,12 +148,20 @@ def search_command(
     space: str = typer.Option("nb201", help="Search space name."),
     strategy: str = typer.Option(
         "evolution",
-        help="random | topk | evolution | regularized-evolution | hnas | optuna | robnets | wsr-nas | wsr-naive.",
+        help="random | topk | evolution | regularized-evolution | hnas | optuna | robnets | wsr-nas | wsr-naive. "
+        "robnets: RobNets' one-shot search on a trained supernet (--supernet): sample K candidates, optionally "
+        "keep the lowest-FSP fraction, fine-tune each with PGD-AT, score on held-out images; options candidates, "
+        "finetune_epochs, finetune_images, eval_images, cell_free, fsp_keep, fsp_cells, fsp_input, fsp_deepest, "
+        "fsp_steps (-o KEY=VALUE).",
     ),
     objective: str | None = typer.Option(
         None,
         help="Proxy name, a+b+c rank ensemble, bench:TARGET, train:RECIPE, oneshot:TARGET, predict:MODEL, -SPEC to "
-        "minimise; comma-separated for multi-objective (optuna). Default: the strategy's, else croze.",
+        "minimise; comma-separated for multi-objective (optuna). Default: the strategy's, else croze. "
+        "oneshot:TARGET (any strategy, needs --supernet): accuracy of the candidate's inherited supernet weights "
+        "after BN recalibration, on the supernet's held-out validation images; TARGET clean, fgsm@EPS or pgd@EPS "
+        "(EPS in 1/255; PGD-20, step 2/255). oneshot-finetune:TARGET: the same after PGD-AT fine-tuning "
+        "(robnets' default: oneshot-finetune:pgd@8).",
     ),
     budget: int = typer.Option(100, help="Distinct architectures the objective may evaluate."),
     seed: int = typer.Option(0, help="Seed of the strategy, the proxy batch and the initialisations."),
@@ -186,7 +194,9 @@ def search_command(
         "architectures; 'none' lifts it. Default: the space's (6 for darts-croze, as CRoZe; none otherwise).",
     ),
     supernet: Path | None = typer.Option(
-        None, help="Trained supernet checkpoint (robnas supernet train) for oneshot: objectives and robnets."
+        None,
+        help="Trained supernet checkpoint (DIR/last.pt of robnas supernet train, of the searched space) for "
+        "oneshot: objectives and the robnets strategy.",
     ),
     storage: str | None = typer.Option(
         None,

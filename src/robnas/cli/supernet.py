@@ -1,6 +1,9 @@
-"""``robnas supernet train``: train a weight-sharing supernet, one random path per step."""
+"""``robnas supernet train``: train a weight-sharing supernet, one random path per step;
+``robnas supernet analyse``: RobNets' analyses of a finished one-shot search."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
@@ -46,3 +49,43 @@ def train(
             console.print(
                 f"trained the {space} supernet ({params:,} weights) for {result.epochs_done} epoch(s) -> {run.out}/last.pt"
             )
+
+
+@supernet_app.command("analyse")
+@friendly
+def analyse(
+    store: Path = typer.Option(
+        ..., help="run store of a finished one-shot search (the --out of robnas search)"
+    ),
+    supernet: Path = typer.Option(..., help="the search's --supernet checkpoint"),
+    data: str = typer.Option(..., help="the search's --data"),
+    out: Path = typer.Option(
+        ..., help="folder for candidates.csv, analysis.csv, analysis.md and the figures"
+    ),
+    run: str = typer.Option(None, help="run id (default: the store's last one-shot run)"),
+    direct: str = typer.Option(
+        "chain", help="direct edges: chain (s1->n0->n1->n2->n3) or inputs (from s0, s1)"
+    ),
+    fsp: bool = typer.Option(True, help="measure each candidate's FSP loss when the run did not record it"),
+    eval_images: int = typer.Option(
+        None, help="score the fine-tuned candidates again on this many held-out images (default: the run's)"
+    ),
+    bootstrap: int = typer.Option(1000, help="bootstrap resamples of the Spearman intervals"),
+    seed: int = typer.Option(0, help="the search's --seed (FSP batch, bootstrap)"),
+    device: str = typer.Option("cpu", help="cpu | cuda | auto"),
+) -> None:
+    """RobNets' analyses of a search run: score against density and convolutions, gap against FSP loss."""
+    from robnas.objectives import ObjectiveContext
+    from robnas.oneshot import analysis
+
+    context = ObjectiveContext(data=data, supernet=str(supernet), seed=seed, device=device)
+    frame = analysis.measure_run(store, context, run=run, direct=direct, fsp=fsp, eval_images=eval_images)
+    table = analysis.analyse(
+        frame, out, score_name=frame.attrs.get("score", "score"), bootstrap=bootstrap, seed=seed
+    )
+    text = analysis.markdown(table)
+    (out / "analysis.md").write_text(text + "\n")
+    console.print(text)
+    console.print(
+        f"{len(frame)} candidates -> {out}/candidates.csv, analysis.csv, density.png, convolutions.png, fsp_gap.png"
+    )
