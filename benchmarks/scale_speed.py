@@ -49,13 +49,7 @@ FULL_SWEEP_ARCHS = 6466
 
 
 def _archs(n: int) -> list[str]:
-    space = spaces.get("nb201")
-    rng = np.random.default_rng(0)
-    found: dict[str, str] = {}
-    while len(found) < n:
-        arch = space.sample(rng)
-        found.setdefault(space.canonical_string(arch), space.format(arch))
-    return list(found.values())
+    return spaces.get("nb201").sample_distinct(n, rng=0)
 
 
 def _nothing(item: object) -> object:

@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from robnas import data, scoring, spaces
@@ -36,13 +35,7 @@ START_SECONDS = 120
 
 
 def _archs() -> list[str]:
-    space = spaces.get("nb201")
-    rng = np.random.default_rng(7)
-    found: dict[str, str] = {}
-    while len(found) < ARCHS:
-        arch = space.sample(rng)
-        found.setdefault(space.canonical_string(arch), space.format(arch))
-    return list(found.values())
+    return spaces.get("nb201").sample_distinct(ARCHS, rng=7)
 
 
 def _env() -> dict[str, str]:
@@ -192,19 +185,15 @@ def _count(path: Path) -> int:
         return 0
 
 
+def _score_on_ray(store: RunStore, cluster, progress=None) -> int:
+    """The test architectures scored with PROXIES on the cluster, 2 tasks in flight."""
+    return scoring.score("nb201", _archs(), PROXIES, data.load(DATA, "train"), store, batch_size=8,
+                         workers=2, backend="ray", address=cluster.address, progress=progress)
+
+
 def test_ray_values_equal_the_process_pool(cluster, reference):
     with RunStore(":memory:") as store:
-        added = scoring.score(
-            "nb201",
-            _archs(),
-            PROXIES,
-            data.load(DATA, "train"),
-            store,
-            batch_size=8,
-            workers=2,
-            backend="ray",
-            address=cluster.address,
-        )
+        added = _score_on_ray(store, cluster)
         assert added == ARCHS * len(PROXIES)
         assert _table(store) == reference
 
@@ -223,18 +212,7 @@ def test_a_killed_worker_still_gives_every_result_once(cluster, reference):
             time.sleep(0.05)
 
     with RunStore(":memory:") as store:
-        scoring.score(
-            "nb201",
-            _archs(),
-            PROXIES,
-            data.load(DATA, "train"),
-            store,
-            batch_size=8,
-            workers=2,
-            backend="ray",
-            address=cluster.address,
-            progress=kill_once,
-        )
+        _score_on_ray(store, cluster, progress=kill_once)
         assert killed, "no busy Ray worker was found to kill"
         assert _table(store) == reference  # every (arch, proxy) once, the same values
 

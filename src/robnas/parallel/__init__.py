@@ -275,11 +275,18 @@ class Executor(ABC):
         workers: int,
         initializer: Callable[..., None] | None = None,
         initargs: tuple[Any, ...] = (),
+        address: str | None = None,
     ) -> None:
         self.fn = fn
         self.workers = workers
         self.initializer = initializer
         self.initargs = initargs
+        self.address = address
+        self.start()
+
+    @abstractmethod
+    def start(self) -> None:
+        """Set up the backend's state (called once by the constructor)."""
 
     @abstractmethod
     def map_unordered(self, items: Iterable[Any]) -> Iterator[Any]:
@@ -354,15 +361,7 @@ class ProcessExecutor(Executor):
     (killed at once when a consumer stops a map early).
     """
 
-    def __init__(
-        self,
-        fn: Callable[[Any], Any],
-        workers: int,
-        initializer: Callable[..., None] | None = None,
-        initargs: tuple[Any, ...] = (),
-        address: str | None = None,
-    ) -> None:
-        super().__init__(fn, workers, initializer, initargs)
+    def start(self) -> None:
         self._pool: _Pool | None = None
         self._initialized = False
 

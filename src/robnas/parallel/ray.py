@@ -23,7 +23,7 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from robnas.errors import ConfigError
@@ -156,20 +156,12 @@ def _run(shared: list[Any], item: Any) -> Any:
 class RayExecutor(Executor):
     """``fn`` over items as Ray tasks (one CPU each), at most ``workers`` in flight."""
 
-    def __init__(
-        self,
-        fn: Callable[[Any], Any],
-        workers: int,
-        initializer: Callable[..., None] | None = None,
-        initargs: tuple[Any, ...] = (),
-        address: str | None = None,
-    ) -> None:
-        super().__init__(fn, workers, initializer, initargs)
-        self.ray = connect(address, workers)
+    def start(self) -> None:
+        self.ray = connect(self.address, self.workers)
         self._task = self.ray.remote(_run).options(
             num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False
         )
-        self._shared: list[Any] | None = [self.ray.put((fn, initializer, initargs))]
+        self._shared: list[Any] | None = [self.ray.put((self.fn, self.initializer, self.initargs))]
 
     def map_unordered(self, items: Iterable[Any]) -> Iterator[Any]:
         if self._shared is None:

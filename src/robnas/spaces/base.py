@@ -68,6 +68,16 @@ class SearchSpace(ABC, Generic[A]):
     def sample(self, rng: RandomLike = None) -> A:
         """A uniformly random architecture."""
 
+    def sample_distinct(self, n: int, rng: RandomLike = None) -> list[str]:
+        """Texts of ``n`` random architectures from ``n`` different isomorphism classes (each the
+        first sample of its class), in the order drawn."""
+        rng = as_rng(rng)
+        found: dict[str, str] = {}
+        while len(found) < n:
+            arch = self.sample(rng)
+            found.setdefault(self.canonical_string(arch), self.format(arch))
+        return list(found.values())
+
     @abstractmethod
     def mutate(self, arch: A, rng: RandomLike = None) -> A:
         """A new architecture one documented edit away from ``arch`` (``arch`` is not changed)."""
