@@ -19,6 +19,7 @@ results are appended to ``--csv`` and a rerun scores only what is missing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -75,10 +76,9 @@ def score(args: argparse.Namespace, archs: list[str]) -> pd.DataFrame:
         print(f"{len(src.val_y)} validation images, {len(src.recalibration)} recalibration batches")
         targets = [parse_target(t) for t in ONESHOT]
         args.csv.parent.mkdir(parents=True, exist_ok=True)
-        new_file = not args.csv.is_file()
+        with contextlib.suppress(FileExistsError), args.csv.open("x") as fh:  # one header, whichever shard is first
+            fh.write("arch,target,value,seconds\n")
         with args.csv.open("a") as fh:
-            if new_file:
-                fh.write("arch,target,value,seconds\n")
             for n, arch in enumerate(todo, 1):
                 start = time.perf_counter()
                 model = src.candidate(space.parse(arch))
