@@ -205,7 +205,7 @@ def search_section(
 ) -> list[str]:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from search_nb201 import TARGETS as SEARCH_TARGETS
-    from search_nb201 import ground_truth, percentile
+    from search_nb201 import ground_truth, percentile, result_row
 
     started = time.perf_counter()
     ctx = objectives.ObjectiveContext(scores=str(merged), benchmark=str(args.robustness))
@@ -259,13 +259,8 @@ def search_section(
         for (b, strategy, objective), rows in results.items():
             if b != budget:
                 continue
-            pct = np.array([r["pct"] for r in rows])
             shown = "predict:MODEL (fgsm@8, 100 dev labels)" if objective.startswith("predict:") else objective
-            lines.append(
-                f"| {strategy} | {shown} | {pct.mean():.1f} ± {pct.std():.1f} | {np.mean(pct >= 95):.0%} | "
-                + " | ".join(f"{100 * np.mean([r[t] for r in rows]):.1f}" for t in SEARCH_TARGETS)
-                + " |"
-            )
+            lines.append(result_row(strategy, shown, rows))
         lines.append("")
     return lines
 
