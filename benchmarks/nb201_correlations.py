@@ -129,7 +129,7 @@ def import_rows(store: RunStore, path: Path, images: robnas.data.ImageArrays, ar
     missing = {"arch", "proxy", "value", "seconds", "error"} - set(table.columns)
     if missing:
         raise SystemExit(f"{path}: not a scores CSV (missing columns {sorted(missing)})")
-    data_tag = f"{images.name}:{len(images)}:random"
+    data_tag = scoring.data_tag_of(images)
     done = store.done(args.seed, args.batch_size, data_tag)
     store.add_many(
         ScoreRow(r.arch, r.proxy, float(r.value), float(r.seconds), args.seed, args.batch_size,

@@ -130,7 +130,7 @@ def score(
         proxy_lib.PROXIES.get(name)  # unknown names fail before any work
     check_backend(backend, workers, address)
     sp = get_space(space)
-    data_tag = f"{data.name}:{len(data)}:{batch_mode}"
+    data_tag = data_tag_of(data, batch_mode)
     job = ScoreJob(
         space,
         tuple(proxies),
@@ -171,6 +171,11 @@ def score(
             if progress:
                 progress(finished)
     return added
+
+
+def data_tag_of(data: ImageArrays, batch_mode: str = "random") -> str:
+    """The tag a run store keys results by, for proxy batches drawn from ``data`` with ``batch_mode``."""
+    return f"{data.name}:{len(data)}:{batch_mode}"
 
 
 def data_dependent(proxies: Iterable[str]) -> list[str]:
