@@ -15,10 +15,12 @@ be imported instead of computed again), on a Ray cluster, resumable across days:
     python benchmarks/nb201_correlations.py --archs all --name nb201_cifar10_full \
         --import benchmarks/results/nb201_cifar10_scores.csv \
         --import benchmarks/results/nb201_cifar10_robust_zc_scores.csv \
-        --store runs/nb201_cifar10_full.sqlite --backend ray --address auto --workers 64
+        --backend ray --address auto --workers 64
 
 ``--name`` sets the output files: ``NAME.md`` (``nb201_cifar10_correlations.md`` by default),
-``NAME_scores.csv.gz`` and ``NAME.csv`` (correlations with intervals).
+``NAME_scores.csv.gz`` and ``NAME.csv`` (correlations with intervals), and the run store
+``runs/NAME.sqlite``. On a fresh machine, ``--import benchmarks/results/NAME_scores.csv.gz``
+continues a sweep from its committed scores.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data", type=Path, default=SHARED / "cifar10" / "cifar10_exact_subset.npz")
     parser.add_argument("--robustness", type=Path, default=SHARED / "robustness")
-    parser.add_argument("--store", type=Path, default=Path("runs/nb201_cifar10.sqlite"))
+    parser.add_argument("--store", type=Path, default=None, help="run store (default: runs/NAME.sqlite)")
     parser.add_argument("--ensemble", action="append", default=["croze+synflow+nwot", "croze+params"])
     parser.add_argument("--name", default=None, help="output stem in benchmarks/results (default: the 1,000 table)")
     parser.add_argument("--import", dest="imports", action="append", type=Path, default=[],
@@ -67,8 +69,10 @@ def main() -> None:
     rob = RobustnessDataset(args.robustness)
     archs = demo.pick_architectures(rob, None if args.archs == "all" else int(args.archs), args.seed)
     images = robnas.data.load_npz(args.data, name="cifar10")
+    stem = args.name or "nb201_cifar10_correlations"
+    store_path = args.store or Path(f"runs/{args.name or 'nb201_cifar10'}.sqlite")
     start = time.perf_counter()
-    with RunStore(args.store) as store:
+    with RunStore(store_path) as store:
         for path in args.imports:
             import_rows(store, path, images, args)
         if not args.report_only:  # in a seeded random order, so that a sweep in progress is a random sample
@@ -79,7 +83,6 @@ def main() -> None:
         rows = [r for r in store.rows() if r.proxy in proxies and r.arch in set(archs)]
     print(f"\nscored in {time.perf_counter() - start:.0f} s")
     RESULTS.mkdir(exist_ok=True)
-    stem = args.name or "nb201_cifar10_correlations"
     scores = pd.DataFrame([(r.arch, r.proxy, r.value, r.seconds, r.error) for r in rows],
                           columns=["arch", "proxy", "value", "seconds", "error"])
     scores_file = f"{args.name}_scores.csv.gz" if args.name else "nb201_cifar10_scores.csv"
@@ -88,6 +91,8 @@ def main() -> None:
     result = correlate.correlate(scores, rob, "cifar10", targets=TARGETS, unique=True, ensembles=ensembles)
     correlate.write_csv(result, RESULTS / f"{stem}.csv")
     seconds = scores.groupby("proxy")["seconds"].median()
+    per_arch = scores.groupby("arch")["seconds"].sum()
+    complete = {a for a, n in scores.groupby("arch")["proxy"].nunique().items() if n == len(proxies)}
     failed = scores.groupby("proxy")["error"].apply(lambda e: int((e.fillna("") != "").sum()))
     lines = [
         "# NAS-Bench-201, CIFAR-10: robnas proxies against the robustness dataset",
@@ -98,8 +103,11 @@ def main() -> None:
         + "".join(f" --import {p}" for p in args.imports)
         + (f" --backend {args.backend}" if args.backend != "process" else "") + "`",
         "",
-        f"Architectures: {len({r.arch for r in rows})} of the {len(archs)} asked; wall time of this "
-        f"invocation {time.perf_counter() - start:.0f} s.",
+        f"Architectures: {len(complete)} of the {len(archs)} asked, every proxy scored"
+        + ("." if len(complete) == len(archs) else " (**sweep in progress**: rerun the command to continue)."),
+        f"Scoring time: {scores['seconds'].sum() / 3600:.2f} core-hours in all (the sum of the per-proxy "
+        f"seconds in the store, over every invocation), {per_arch.median():.2f} s per architecture (median); "
+        f"wall time of this invocation {time.perf_counter() - start:.0f} s.",
         "",
         f"{len({r.arch for r in rows})} NB201 architectures, one per isomorphism class (drawn with seed {args.seed}); every proxy "
         f"on the same batch of {args.batch_size} real CIFAR-10 training images (`cifar10_exact_subset.npz`, "
