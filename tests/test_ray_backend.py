@@ -1,6 +1,7 @@
 """The Ray backend on a real two-node Ray cluster on this machine (``ray start --head`` plus
-``ray start --address``, one CPU each), shared by the module: values equal the process pool's,
-a killed worker or driver loses no result and duplicates none, bad addresses fail fast."""
+``ray start --address``, one CPU each, the second declaring one GPU), shared by the module:
+values equal the process pool's, a killed worker or driver loses no result and duplicates none,
+a GPU device reserves a GPU per task, bad addresses fail fast."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ class Cluster:
         except Exception as exc:  # no usable `ray` command here: one local instance with 2 CPUs
             self.close_nodes()
             self.mode = f"ray.init(num_cpus=2), `ray start` failed: {exc}"
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
             self.address = ray.get_runtime_context().gcs_address
         self.groups = {p.pid for p in self.procs} or {os.getpgid(0)}
 
@@ -108,7 +109,7 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise RuntimeError("the head did not open its port")
             time.sleep(0.5)
-        self._node(f"--address={address}")
+        self._node(f"--address={address}", "--num-gpus=1")  # a declared GPU: Ray schedules on it
         ray.init(address=address, log_to_driver=False)
         while len([n for n in ray.nodes() if n["Alive"]]) < 2:
             if time.monotonic() > deadline:
@@ -255,6 +256,31 @@ def test_search_batches_on_ray_give_the_serial_history(cluster):
     assert [(r.arch, r.value, r.info) for r in on_ray.history] == [
         (r.arch, r.value, r.info) for r in serial.history
     ]
+
+
+@pytest.mark.parametrize("device, gpus", [("cuda", ["0"]), ("auto", ["0"]), ("cpu", [])])
+def test_a_gpu_device_reserves_one_gpu_per_task(cluster, device, gpus):
+    def visible(_item):  # nested, so that Ray ships it by value
+        import ray
+
+        return os.environ.get("CUDA_VISIBLE_DEVICES"), [str(g) for g in ray.get_gpu_ids()]
+
+    with open_executor("ray", visible, workers=2, address=cluster.address, device=device) as executor:
+        seen = list(executor.map_unordered(range(3)))
+    assert [ids for _, ids in seen] == [gpus] * 3
+    # Ray shows a task its own GPU only; a task without one sees none, even on the GPU's node
+    assert {env for env, _ in seen} <= ({"0"} if gpus else {None, ""})
+
+
+def test_gpus_per_task_follows_the_device():
+    from robnas.parallel.ray import gpus_per_task
+
+    assert [gpus_per_task(d, 2) for d in ("cuda", "cuda:0", "auto", "cpu")] == [1, 1, 1, 0]
+    assert gpus_per_task("auto", 0) == 0
+    with pytest.raises(ConfigError, match="no GPU"):
+        gpus_per_task("cuda", 0)
+    with pytest.raises(ConfigError, match="use --device cuda"):
+        gpus_per_task("cuda:1", 2)
 
 
 def test_an_unreachable_address_fails_fast_with_one_line(tmp_path):

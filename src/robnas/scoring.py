@@ -161,7 +161,7 @@ def score(
     finished = len(seen) - len(work)
     if not work:
         return 0
-    executor = open_executor(backend, _work, workers, _set_batch, (x, y), address=address)
+    executor = open_executor(backend, _work, workers, _set_batch, (x, y), address=address, device=device)
     # closing: an interruption (Ctrl-C, SIGTERM) stops the workers at once, whatever it hits
     with executor, contextlib.closing(executor.map_unordered(work)) as results:
         for rows in results:

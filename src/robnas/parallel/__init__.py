@@ -276,12 +276,14 @@ class Executor(ABC):
         initializer: Callable[..., None] | None = None,
         initargs: tuple[Any, ...] = (),
         address: str | None = None,
+        device: str = "cpu",
     ) -> None:
         self.fn = fn
         self.workers = workers
         self.initializer = initializer
         self.initargs = initargs
         self.address = address
+        self.device = device
         self.start()
 
     @abstractmethod
@@ -317,15 +319,18 @@ def open_executor(
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
     address: str | None = None,
+    device: str = "cpu",
 ) -> Executor:
     """The executor of ``backend`` (``process`` or ``ray``) running ``fn`` on ``workers`` workers.
 
     ``address`` is the Ray cluster to join (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``);
-    without it the ``ray`` backend starts a local Ray with ``workers`` CPUs. Values never depend
-    on the backend: the same item gives the same result anywhere.
+    without it the ``ray`` backend starts a local Ray with ``workers`` CPUs. ``device`` is where
+    ``fn`` computes (``cpu``, ``cuda``, ``cuda:N``, ``auto``): a Ray task for a GPU device reserves
+    one GPU (see :mod:`robnas.parallel.ray`); worker processes share this machine's GPUs. Values
+    never depend on the backend: the same item gives the same result anywhere.
     """
     check_backend(backend, workers, address)
-    return BACKENDS.get(backend)(fn, workers, initializer, initargs, address=address)
+    return BACKENDS.get(backend)(fn, workers, initializer, initargs, address=address, device=device)
 
 
 def connect_backend(backend: str, workers: int, address: str | None = None) -> None:
@@ -414,10 +419,11 @@ def _ray_executor(
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
     address: str | None = None,
+    device: str = "cpu",
 ) -> Executor:
     from robnas.parallel.ray import RayExecutor  # Ray is an optional extra, imported on use
 
-    return RayExecutor(fn, workers, initializer, initargs, address=address)
+    return RayExecutor(fn, workers, initializer, initargs, address=address, device=device)
 
 
 def map_unordered(

@@ -5,6 +5,9 @@
   process fetches and initialises it once, on its first task, and keeps it for the next ones.
 * Every task asks for one CPU (``num_cpus=1``); at most ``workers`` tasks are in flight, and
   their results come back as each finishes (``ray.wait``), so the caller commits each at once.
+* A task for a GPU device also asks for one GPU (:func:`gpus_per_task`): Ray then places it on
+  a node with a free GPU and sets its ``CUDA_VISIBLE_DEVICES`` to that GPU (a task that asks
+  for none sees no GPU at all, whatever its node holds). More tasks than GPUs queue.
 * A task whose worker or node dies is run again by Ray (``max_retries``, :data:`MAX_RETRIES`);
   its result still arrives once, so the caller never sees a duplicate. Exceptions raised by
   ``fn`` are not retried: they are raised again in the driver, as with worker processes.
@@ -133,6 +136,26 @@ def connect(address: str | None, workers: int) -> Any:
     return ray
 
 
+def gpus_per_task(device: str, cluster_gpus: float) -> int:
+    """GPUs one task reserves to compute on ``device``: 1 for ``cuda`` / ``cuda:N`` (``N``
+    names a GPU of the task's own visible set, so only ``cuda:0`` exists there), 1 for ``auto``
+    where the cluster has a GPU, else 0."""
+    if device.startswith("cuda"):
+        if device not in ("cuda", "cuda:0"):
+            raise ConfigError(
+                f"--device {device}: a Ray task sees only the GPU Ray gives it; use --device cuda"
+            )
+        if cluster_gpus < 1:
+            raise ConfigError(
+                f"--device {device}: the Ray cluster has no GPU (start its nodes with `ray start --num-gpus N` "
+                "on machines with GPUs, or use --device cpu)"
+            )
+        return 1
+    if device == "auto":
+        return 1 if cluster_gpus >= 1 else 0
+    return 0
+
+
 def _run(shared: list[Any], item: Any) -> Any:
     """A Ray task: initialise this worker from ``shared[0]`` (once per shared state), then ``fn(item)``."""
     import ray
@@ -158,8 +181,9 @@ class RayExecutor(Executor):
 
     def start(self) -> None:
         self.ray = connect(self.address, self.workers)
+        self.gpus = gpus_per_task(self.device, float(self.ray.cluster_resources().get("GPU", 0)))
         self._task = self.ray.remote(_run).options(
-            num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False
+            num_cpus=1, num_gpus=self.gpus, max_retries=MAX_RETRIES, retry_exceptions=False
         )
         self._shared: list[Any] | None = [self.ray.put((self.fn, self.initializer, self.initargs))]
 

@@ -327,7 +327,13 @@ class SearchContext:
             o.prepare()
         shipped = [None if o.local else o for o in objectives]
         executor = open_executor(
-            self.backend, _measure_remote, self.workers, _hold_objectives, (shipped,), address=self.address
+            self.backend,
+            _measure_remote,
+            self.workers,
+            _hold_objectives,
+            (shipped,),
+            address=self.address,
+            device=self.proxy_context.device,
         )
         self._executor = (list(objectives), executor)
         return executor
