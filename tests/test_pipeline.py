@@ -160,3 +160,18 @@ def test_pipeline_build_options_and_training_subset(tmp_path):
     config.write_text(SMALL.replace('out = "small"', 'out = "bad2"').replace("N = 1 }\n[train]", "depth = 2 }\n[train]"))
     with pytest.raises(ConfigError, match="network build options .*depth"):
         run_pipeline(config)
+
+
+def test_pipeline_search_on_workers_gives_the_serial_history(tmp_path):
+    from robnas.pipeline import stage_search
+
+    histories = []
+    for name, extra in (("serial", ""), ("pool", "workers = 2\nbackend = \"process\"\n")):
+        config = tmp_path / f"{name}.toml"
+        config.write_text(SMALL.replace("budget = 2\n", "budget = 4\n" + extra))
+        histories.append(stage_search(load_config(config), tmp_path / name)["history"])
+    assert histories[0] == histories[1] and len(histories[0]) == 4
+    config = tmp_path / "bad.toml"
+    config.write_text(SMALL.replace("budget = 2\n", "budget = 2\nworkers = 0\n"))
+    with pytest.raises(ConfigError, match="workers must be an integer >= 1"):
+        stage_search(load_config(config), tmp_path / "bad")

@@ -14,6 +14,8 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
                                   # its row marked info["final"] (one-shot searches: wsr-nas)
     supernet = "supernet/last.pt" # a one-shot stage: robnas supernet train's checkpoint, for the
                                   # robnets strategy and oneshot: objectives
+    workers = 4; backend = "ray"; address = "auto"  # where batches of candidates are evaluated
+                                  # (robnas search --workers/--backend/--address; default: serially)
     [train]                       # robnas.train.fit
     recipe = "standard"; epochs = 1; data = "cifar10.npz"; batch_size = 128; device = "auto"
     subset = 4000                 # train on N training images drawn with the seed (default: all)
@@ -67,6 +69,9 @@ SECTIONS = {
         "nb201",
         "winner",
         "supernet",
+        "workers",
+        "backend",
+        "address",
     },
     "train": {
         "recipe",
@@ -200,6 +205,9 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
         candidates=candidates,
         progress=progress,
         space_options=_space_options(s),
+        backend=s.get("backend", "process"),
+        workers=int(s.get("workers", 1)),
+        address=s.get("address"),
     )
     if pick == "final":
         finals = [r for r in result.history if r.info.get("final")]
