@@ -1,8 +1,9 @@
 """One short run of every GPU path of robnas, one line per path with its figures.
 
-Paths: proxy scoring (``robnas.scoring.score``), ``pgd-at`` training with AMP and channels_last
-(``robnas.train.fit``), ``robnas.evaluate.run`` with attacks and corruptions, and ``robnas
-train`` under ``torchrun`` (NCCL) when the machine has two GPUs or more. Run through
+Paths: proxy scoring (``robnas.scoring.score``), the same scoring as Ray tasks that each
+reserve a GPU (a local Ray; skipped without the ``ray`` extra), ``pgd-at`` training with AMP and
+channels_last (``robnas.train.fit``), ``robnas.evaluate.run`` with attacks and corruptions, and
+``robnas train`` under ``torchrun`` (NCCL) when the machine has two GPUs or more. Run through
 ``scripts/gpu_check.sh``; ``--device cpu`` is a smoke mode at tiny scale (the test suite runs
 it so that this script keeps working). Without a CUDA device, ``--device cuda`` (the default)
 stops at once with one line saying so.
@@ -91,15 +92,25 @@ class Meter:
         self.peak = f"{torch.cuda.max_memory_allocated(self.device) / 2**20:.0f} MiB" if self.cuda else "n/a (cpu)"
 
 
-def path_score(args: argparse.Namespace, scale: dict, work: Path, data) -> str:
+class Skip(Exception):
+    """A path that cannot run here (its line says why)."""
+
+
+def _archs(scale: dict) -> list[str]:
     import numpy as np
 
-    from robnas import scoring, spaces
-    from robnas.store import RunStore
+    from robnas import spaces
 
     space = spaces.get("nb201")
     rng = np.random.default_rng(0)
-    archs = list(dict.fromkeys(space.format(space.sample(rng)) for _ in range(scale["archs"])))
+    return list(dict.fromkeys(space.format(space.sample(rng)) for _ in range(scale["archs"])))
+
+
+def path_score(args: argparse.Namespace, scale: dict, work: Path, data) -> str:
+    from robnas import scoring
+    from robnas.store import RunStore
+
+    archs = _archs(scale)
     with Meter(args.device) as m, RunStore(work / "score.sqlite") as store:
         scoring.score(
             "nb201", archs, scale["proxies"], data, store, batch_size=scale["proxy_batch"],
@@ -110,6 +121,38 @@ def path_score(args: argparse.Namespace, scale: dict, work: Path, data) -> str:
     return (
         f"{len(archs)} nb201 archs x {len(scale['proxies'])} proxies, batch {scale['proxy_batch']}: "
         f"{m.seconds:.1f} s ({len(archs) / m.seconds:.2f} arch/s), {nan} NaN, peak {m.peak}"
+    )
+
+
+def path_ray(args: argparse.Namespace, scale: dict, work: Path, data) -> str:
+    """The scoring path again as Ray tasks on a local Ray (one GPU per task on cuda), compared
+    with the process path's values."""
+    try:
+        import ray
+    except ImportError:
+        raise Skip("ray is not installed (pip install 'robnas[ray]')") from None
+    from robnas import scoring
+    from robnas.store import RunStore
+
+    archs = _archs(scale)
+    device = "cuda" if args.device.startswith("cuda") else "cpu"  # a task sees only its own GPU
+    try:
+        with Meter(args.device) as m, RunStore(work / "ray.sqlite") as store:
+            scoring.score(
+                "nb201", archs, scale["proxies"], data, store, batch_size=scale["proxy_batch"],
+                device=device, build_options=scale["arch_opts"], backend="ray", workers=2,
+            )  # fmt: skip
+            got = {(r.arch, r.proxy): r.value for r in store.rows()}
+        gpus = ray.cluster_resources().get("GPU", 0)
+    finally:
+        ray.shutdown()
+    with RunStore(work / "score.sqlite") as store:
+        reference = {(r.arch, r.proxy): r.value for r in store.rows()}
+    diffs = [abs(v - reference[k]) / max(abs(reference[k]), 1e-12) for k, v in got.items() if k in reference and v == v]
+    return (
+        f"{len(archs)} nb201 archs as Ray tasks (2 in flight, {gpus:g} GPU in the local Ray, device {device}): "
+        f"{m.seconds:.1f} s with Ray's start, max relative difference to the process path "
+        f"{max(diffs, default=float('nan')):.1e} over {len(diffs)} values"
     )
 
 
@@ -213,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         steps: list[tuple[str, Callable[[], str]]] = [
             ("score", lambda: path_score(args, scale, work, data)),
+            ("score on ray", lambda: path_ray(args, scale, work, data)),
             ("train pgd-at", lambda: path_train(args, scale, work, data)),
             ("evaluate", lambda: path_evaluate(args, scale, work, data)),
         ]
@@ -221,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, step in steps:
             try:
                 line = f"{label:<13} ok    {step()}"
+            except Skip as exc:
+                line = f"{label:<13} skip  {exc}"
             except Exception as exc:  # one line per path, the others still run
                 failed += 1
                 line = f"{label:<13} FAIL  {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -27,9 +27,10 @@ def test_cpu_smoke_mode_runs_every_path(tmp_path):
     proc = _run("--device", "cpu", "--work", str(tmp_path / "work"), "--out", str(out))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
-    for label in ("score", "train pgd-at", "evaluate"):
-        (line,) = [ln for ln in lines if ln.startswith(f"{label} ")]
+    for label in ("score", "score on ray", "train pgd-at", "evaluate"):
+        (line,) = [ln for ln in lines if ln.startswith(f"{label:<13} ")]
         assert " ok " in line and " s" in line, line
+    assert "max relative difference to the process path 0.0e+00" in next(ln for ln in lines if "on ray" in ln)
     assert any(ln.startswith("torchrun") and "skip" in ln for ln in lines)
     assert "clean" in next(ln for ln in lines if ln.startswith("evaluate"))
     assert (tmp_path / "work" / "train" / "last.pt").is_file()
