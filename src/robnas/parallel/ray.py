@@ -147,8 +147,8 @@ def gpus_per_task(device: str, cluster_gpus: float) -> int:
             )
         if cluster_gpus < 1:
             raise ConfigError(
-                f"--device {device}: the Ray cluster has no GPU (start its nodes with `ray start --num-gpus N` "
-                "on machines with GPUs, or use --device cpu)"
+                f"--device {device}: the Ray cluster has no GPU (a local Ray has this machine's; a cluster "
+                "the GPUs its nodes declare: `ray start ... --num-gpus N`); use --device cpu or auto"
             )
         return 1
     if device == "auto":
