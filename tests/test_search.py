@@ -213,6 +213,9 @@ def test_resume_continues_history_without_reevaluating(tmp_path):
     _check_run(second, 15)
     straight = run_search("nb201", "evolution", "fake", 15, seed=5, options=opts)
     assert [r.arch for r in straight.history] == [r.arch for r in second.history]  # replay is exact
+    CALLS.clear()  # options spelled as text (the command line's -o) are the same run
+    texts = run_search("nb201", "evolution", "fake", 15, seed=5, out=out, options={k: str(v) for k, v in opts.items()})
+    assert texts.run == second.run and CALLS.get("fake:fake", 0) == 0
 
 
 def test_interrupted_run_keeps_finished_rows_and_resumes(tmp_path):

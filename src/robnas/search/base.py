@@ -466,6 +466,8 @@ def run_search(
     check_backend(backend, workers, address)
     options = dict(options or {})
     strat = make_strategy(strategy, options)
+    # typed as the strategy holds them: `-o candidates=50` and a config's 50 are one run
+    typed_options = {key: getattr(strat, key) for key in options}
     if space_options and not isinstance(space, str):
         raise ConfigError("space_options apply to a space given by name")
     base_space = spaces.get(space, **(space_options or {})) if isinstance(space, str) else space
@@ -485,7 +487,7 @@ def run_search(
         strategy,
         [o.key for o in objs],
         seed,
-        options,
+        typed_options,
         list(search_space.members) if candidates is not None else None,
         base_space.options(),
     )
