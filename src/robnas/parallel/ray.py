@@ -137,9 +137,9 @@ def connect(address: str | None, workers: int) -> Any:
 
 
 def gpus_per_task(device: str, cluster_gpus: float) -> int:
-    """GPUs one task reserves to compute on ``device``: 1 for ``cuda`` / ``cuda:N`` (``N``
-    names a GPU of the task's own visible set, so only ``cuda:0`` exists there), 1 for ``auto``
-    where the cluster has a GPU, else 0."""
+    """GPUs one task reserves to compute on ``device``: 1 for ``cuda`` (``cuda:0`` too: a task
+    sees only its own GPU, as device 0, so other indices are refused), 1 for ``auto`` where the
+    cluster has a GPU, else 0. ``cuda`` on a cluster without GPUs is refused."""
     if device.startswith("cuda"):
         if device not in ("cuda", "cuda:0"):
             raise ConfigError(
