@@ -96,26 +96,28 @@ class Skip(Exception):
     """A path that cannot run here (its line says why)."""
 
 
-def _archs(scale: dict) -> list[str]:
+def _score(scale: dict, data, store, device: str, **parallel) -> list[str]:
+    """Score the scale's NB201 architectures (drawn with seed 0) into ``store``; returns them.
+    ``parallel``: ``backend`` and ``workers`` of :func:`robnas.scoring.score`."""
     import numpy as np
 
-    from robnas import spaces
+    from robnas import scoring, spaces
 
     space = spaces.get("nb201")
     rng = np.random.default_rng(0)
-    return list(dict.fromkeys(space.format(space.sample(rng)) for _ in range(scale["archs"])))
+    archs = list(dict.fromkeys(space.format(space.sample(rng)) for _ in range(scale["archs"])))
+    scoring.score(
+        "nb201", archs, scale["proxies"], data, store, batch_size=scale["proxy_batch"],
+        device=device, build_options=scale["arch_opts"], **parallel,
+    )  # fmt: skip
+    return archs
 
 
 def path_score(args: argparse.Namespace, scale: dict, work: Path, data) -> str:
-    from robnas import scoring
     from robnas.store import RunStore
 
-    archs = _archs(scale)
     with Meter(args.device) as m, RunStore(work / "score.sqlite") as store:
-        scoring.score(
-            "nb201", archs, scale["proxies"], data, store, batch_size=scale["proxy_batch"],
-            device=args.device, build_options=scale["arch_opts"],
-        )  # fmt: skip
+        archs = _score(scale, data, store, args.device)
         rows = store.rows()
     nan = sum(1 for r in rows if r.value != r.value)
     return (
@@ -131,17 +133,12 @@ def path_ray(args: argparse.Namespace, scale: dict, work: Path, data) -> str:
         import ray
     except ImportError:
         raise Skip("ray is not installed (pip install 'robnas[ray]')") from None
-    from robnas import scoring
     from robnas.store import RunStore
 
-    archs = _archs(scale)
     device = "cuda" if args.device.startswith("cuda") else "cpu"  # a task sees only its own GPU
     try:
         with Meter(args.device) as m, RunStore(work / "ray.sqlite") as store:
-            scoring.score(
-                "nb201", archs, scale["proxies"], data, store, batch_size=scale["proxy_batch"],
-                device=device, build_options=scale["arch_opts"], backend="ray", workers=2,
-            )  # fmt: skip
+            archs = _score(scale, data, store, device, backend="ray", workers=2)
             got = {(r.arch, r.proxy): r.value for r in store.rows()}
         gpus = ray.cluster_resources().get("GPU", 0)
     finally:

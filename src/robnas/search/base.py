@@ -497,7 +497,7 @@ def run_search(
         for o in objs:
             o.attach(store)
         store.open_run(
-            run, base_space.name, strategy, ",".join(o.key for o in objs), seed, options, int(budget)
+            run, base_space.name, strategy, ",".join(o.key for o in objs), seed, typed_options, int(budget)
         )
         ctx = SearchContext(
             search_space,
