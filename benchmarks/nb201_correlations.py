@@ -109,7 +109,7 @@ def main() -> None:
         f"seconds in the store, over every invocation), {per_arch.median():.2f} s per architecture (median); "
         f"wall time of this invocation {time.perf_counter() - start:.0f} s.",
         "",
-        f"{len({r.arch for r in rows})} NB201 architectures, one per isomorphism class (drawn with seed {args.seed}); every proxy "
+        f"NB201 architectures, one per isomorphism class (drawn with seed {args.seed}); every proxy "
         f"on the same batch of {args.batch_size} real CIFAR-10 training images (`cifar10_exact_subset.npz`, "
         "seed 0), networks initialised from `stable_seed(seed, arch)`; Spearman rho against the robustness "
         "dataset of Jung et al. (CIFAR-10). `croze_<group>` are CRoZe's averaged statistics (per corruption "

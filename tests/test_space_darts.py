@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +27,7 @@ from robnas.spaces.darts import (
     format_genotype,
     parse_genotype,
 )
+from robnas.spaces.ops import FactorizedReduce
 
 DARTS_V2 = (
     "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
@@ -279,3 +284,36 @@ def test_every_registered_proxy_scores_a_tiny_network(name: str) -> None:
     for proxy in names:
         result = robnas.proxies.run(proxy, net, x, y)
         assert result.error == "" and math.isfinite(result.value), (proxy, result.error)
+
+
+@pytest.mark.parametrize("size", [16, 6])
+def test_factorized_reduce_is_the_two_stride_2_convs(size: int) -> None:
+    """The subsampled stride-1 form computes the DARTS operation: stride-2 1x1 convs of the
+    input and of the input shifted by one pixel, concatenated."""
+    fr = FactorizedReduce(4, 6).eval()
+    x = torch.randn(2, 4, size, size)
+    a = torch.nn.functional.conv2d(x.relu(), fr.conv_1.weight, stride=2)
+    b = torch.nn.functional.conv2d(x.relu()[:, :, 1:, 1:], fr.conv_2.weight, stride=2)
+    torch.testing.assert_close(fr(x), fr.bn(torch.cat([a, b], dim=1)))
+
+
+MALLOC_DEBUG = Path("/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0")
+
+
+@pytest.mark.skipif(not MALLOC_DEBUG.is_file(), reason="glibc's malloc debug library is not installed")
+def test_factorized_reduce_backward_keeps_the_heap_intact_on_few_channels() -> None:
+    """torch's oneDNN backward of a stride-2 1x1 conv on a channels_last input with under 8
+    channels writes past its buffers (a DARTS supernet at C=2 crashed); glibc's checking
+    allocator turns any such write into an abort."""
+    code = (
+        "import torch\n"
+        "from robnas.spaces.ops import FactorizedReduce\n"
+        "for c_in in (2, 4, 5):\n"
+        "    fr = FactorizedReduce(c_in, 2)\n"
+        "    for _ in range(20):\n"
+        "        x = torch.randn(8, c_in, 16, 16).contiguous(memory_format=torch.channels_last)\n"
+        "        fr(x.requires_grad_()).square().sum().backward()\n"
+    )
+    env = {**os.environ, "LD_PRELOAD": str(MALLOC_DEBUG), "MALLOC_CHECK_": "3", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -121,20 +121,26 @@ class Conv7x1x1x7(nn.Sequential):
 
 class FactorizedReduce(nn.Module):
     """Halve the resolution with two stride-2 1x1 convs, the second on the input shifted by one
-    pixel; their outputs are concatenated (``c_out`` must be even) and batch-normalised."""
+    pixel; their outputs are concatenated (``c_out`` must be even) and batch-normalised.
+
+    Each stride-2 1x1 conv is computed as a stride-1 1x1 conv of the subsampled input (the
+    same function, weights and output shape): torch's oneDNN backward of a stride-2 1x1 conv
+    on a channels_last input with fewer than 8 channels corrupts the heap (torch 2.13 CPU),
+    which crashed small DARTS supernets (``C=2``).
+    """
 
     def __init__(self, c_in: int, c_out: int, affine: bool = True) -> None:
         super().__init__()
         if c_out % 2:
             raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
         self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, bias=False)
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.relu(x)
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+        return self.bn(torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(x[:, :, 1::2, 1::2])], dim=1))
 
 
 def drop_path(x: Tensor, drop_prob: float) -> Tensor:
