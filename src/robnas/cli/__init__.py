@@ -1,7 +1,8 @@
 """The ``robnas`` command line: one Typer app, one thin module per verb.
 
-Every verb parses its options and calls the public Python API. A failure ends in one line
-on stderr and an exit status:
+Every verb parses its options and calls the public Python API, which it imports inside the
+command: importing this package loads no torch, pandas or scipy, so ``robnas --help`` is quick.
+A failure ends in one line on stderr and an exit status:
 
 * 2: a :class:`RobnasError` (bad input, a missing file, an unknown name) or a usage error;
 * 1: an internal error (any other exception), printed as ``internal error: TYPE: message``

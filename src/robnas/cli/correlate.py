@@ -6,9 +6,6 @@ from pathlib import Path
 
 import typer
 
-from robnas import correlate as corr
-from robnas import report
-from robnas.benchmarks import RobustnessDataset
 from robnas.cli import app, console, friendly
 from robnas.errors import ConfigError
 
@@ -66,6 +63,10 @@ def correlate_command(
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the heatmap and scatter PNGs."),
 ) -> None:
     """Spearman, Kendall, top-10% precision and bootstrap intervals of every proxy against every target."""
+    from robnas import correlate as corr
+    from robnas import report
+    from robnas.benchmarks import RobustnessDataset
+
     rob = RobustnessDataset(robustness)
     wanted = _split(targets) or None
     table = corr.as_scores(scores)

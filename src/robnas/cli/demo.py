@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robnas import demo
 from robnas.cli import app, console, friendly
 
 
@@ -24,7 +23,9 @@ def demo_command(
     archs: int | None = typer.Option(
         None, help="Number of NB201 architectures (default: all in the benchmark excerpt)."
     ),
-    proxies: str = typer.Option(",".join(demo.DEFAULT_PROXIES), help="Comma-separated proxies."),
+    proxies: str | None = typer.Option(
+        None, help="Comma-separated proxies (default: robust_zc, croze, croze_fixed and six baselines)."
+    ),
     batch_size: int = typer.Option(8, help="Proxy batch size (CRoZe's reference uses 8)."),
     seed: int = typer.Option(0, help="Seed of the sample, the batch and the initialisations."),
     workers: int = typer.Option(2, help="Worker processes."),
@@ -35,7 +36,9 @@ def demo_command(
     Prints the Spearman table, then one line: the proxy that ranks fgsm@8 robustness best, its
     margin over the runner-up and over the parameter count, the population, the files written.
     """
-    names = [p.strip() for p in proxies.split(",") if p.strip()]
+    from robnas import demo
+
+    names = [p.strip() for p in proxies.split(",") if p.strip()] if proxies else list(demo.DEFAULT_PROXIES)
     with Progress(
         TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as bar:

@@ -6,16 +6,10 @@ import json
 import warnings
 from pathlib import Path
 
-import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robnas import data as data_lib
-from robnas import evaluate as ev
-from robnas import models
 from robnas.cli import app, console, friendly
-from robnas.models import parse_options
-from robnas.runtime import resolve_device
 
 
 @app.command("evaluate")
@@ -82,13 +76,20 @@ def evaluate_command(
     same --out with the same model and settings keeps the finished rows and computes the rest,
     one with other settings (model, weights, data, limit, seed, ...) is refused.
     """
+    import torch
+
+    from robnas import data as data_lib
+    from robnas import evaluate as ev
+    from robnas import models
+    from robnas.runtime import resolve_device
+
     arrays = data_lib.load(data, split=split) if data.endswith(".npz") else data_lib.load(data, split="test")
     name = dataset or arrays.name
     attack_specs = ev.split_specs(attacks)
     corruption_specs = ev.split_specs(corruptions)
     for spec in attack_specs:  # a bad spec is reported before a network is built
         ev.parse_attack(spec)
-    options = parse_options(model_option)
+    options = models.parse_options(model_option)
     torch.manual_seed(seed)  # random weights (--random-weights) are the same in a rerun
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from robnas.cli import app, console, friendly
-from robnas.pipeline import run_pipeline
 
 
 @app.command("pipeline")
@@ -16,5 +15,7 @@ def pipeline_command(
     config: Path = typer.Argument(..., help="TOML config with [search], [train] and [evaluate] sections."),
 ) -> None:
     """Search, train the winner with a recipe, evaluate it; each finished stage is skipped on rerun."""
+    from robnas.pipeline import run_pipeline
+
     report = run_pipeline(config, log=lambda line: console.print(line, highlight=False))
     console.print(f"report: {report}")

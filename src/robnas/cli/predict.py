@@ -6,10 +6,8 @@ from pathlib import Path
 
 import typer
 
-from robnas import predict as predict_lib
 from robnas.cli import app, console, friendly
 from robnas.errors import ConfigError
-from robnas.spaces import get as get_space
 
 predict_app = typer.Typer(
     help="Few-shot robustness predictors: fit on labelled architectures, rank the rest.",
@@ -63,6 +61,9 @@ def fit_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the draw and of LightGBM."),
 ) -> None:
     """Fit a predictor of TARGET from proxy values and the architecture encoding."""
+    from robnas import predict as predict_lib
+    from robnas.spaces import get as get_space
+
     search_space = get_space(space)
     chosen = _label_archs(archs, split, half, labels)
     names = [p.strip() for p in proxies.split(",") if p.strip()] or None
@@ -89,6 +90,9 @@ def apply_command(
     top: int = typer.Option(10, "--top", help="Print the best N."),
 ) -> None:
     """Rank the scored candidates by the predicted target."""
+    from robnas import predict as predict_lib
+    from robnas.spaces import get as get_space
+
     predictor = predict_lib.load(model)
     table = predict_lib.predict_table(predictor, scores, get_space(space))
     out.parent.mkdir(parents=True, exist_ok=True)

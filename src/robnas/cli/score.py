@@ -7,13 +7,9 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from robnas import data as data_lib
-from robnas import scoring
 from robnas.cli import ADDRESS_HELP, BACKEND_HELP, DATA_HELP, WORKERS_HELP, app, console, friendly, proxy_data
 from robnas.errors import ConfigError
 from robnas.parallel import connect_backend
-from robnas.spaces import as_rng
-from robnas.spaces import get as get_space
 from robnas.store import RunStore
 
 
@@ -66,6 +62,11 @@ def score_command(
     finished (arch, proxy) pairs. The `arch` column holds each architecture's official
     string as given (not canonicalised; `robnas correlate` handles isomorphism).
     """
+    from robnas import data as data_lib
+    from robnas import scoring
+    from robnas.spaces import as_rng
+    from robnas.spaces import get as get_space
+
     connect_backend(backend, workers, address)
     sp = get_space(space)
     names = [p.strip() for p in proxies.split(",") if p.strip()]

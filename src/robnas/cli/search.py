@@ -5,26 +5,27 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from robnas import models
-from robnas import objectives as objective_lib
 from robnas.cli import ADDRESS_HELP, BACKEND_HELP, DATA_HELP, WORKERS_HELP, app, console, friendly, proxy_data
 from robnas.errors import ConfigError, DataError
 from robnas.parallel import connect_backend
-from robnas.search.base import STRATEGIES, SearchResult, run_search
-from robnas.search.history import HistoryRow
-from robnas.spaces import get as get_space
 from robnas.store import RunStore
+
+if TYPE_CHECKING:
+    from robnas.search.base import SearchResult
+    from robnas.search.history import HistoryRow
 
 
 def space_cap(text: str | None) -> dict[str, Any]:
     """``--max-params-m`` as space options: nothing (the space's default), a number or none."""
+    from robnas import models
+
     if text is None:
         return {}
     value = models.parse_value(text)
@@ -37,6 +38,7 @@ def needs_data(objective: str, has_scores: bool = False) -> list[str]:
     """The parts of an ``--objective`` spec that depend on the images of ``--data``: proxies
     that look at data (unless read from a ``--scores`` table; also those a ``predict:`` model
     needs), ``train:`` and ``oneshot:`` objectives."""
+    from robnas import objectives as objective_lib
     from robnas import proxies
 
     out: list[str] = []
@@ -212,6 +214,11 @@ def search_command(
     address: str | None = typer.Option(None, help=ADDRESS_HELP),
 ) -> None:
     """Search architectures; rerunning the same command resumes (a larger --budget extends the run)."""
+    from robnas import models
+    from robnas import objectives as objective_lib
+    from robnas.search.base import STRATEGIES, run_search
+    from robnas.spaces import get as get_space
+
     connect_backend(backend, workers, address)
     if benchmark is not None and not benchmark.is_dir():
         raise ConfigError(

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import typer
 
-from robnas import models
 from robnas.cli import app, console, friendly
 from robnas.cli.options import TrainingRun, training_options
+
+if TYPE_CHECKING:
+    import torch
 
 
 def final_evaluation(
@@ -43,6 +44,9 @@ def train(
     list_recipes: bool = typer.Option(False, "--list-recipes", help="list the recipes and exit"),
 ) -> None:
     """Train a network with a recipe (standard, pgd-at, trades, fast-at, ...); works under torchrun."""
+    import torch
+
+    from robnas import models
     from robnas import train as api
 
     if list_recipes:

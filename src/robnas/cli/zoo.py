@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from robnas import zoo
 from robnas.cli import app, friendly
 from robnas.errors import UnknownName
-from robnas.spaces.darts import count_parameters
 
 zoo_app = typer.Typer(help="Published robust architectures (RobNets, WsrNets, CRoZe, DARTS baselines).")
 app.add_typer(zoo_app, name="zoo")
@@ -24,6 +21,11 @@ def zoo_list(
     params: bool = typer.Option(True, "--params/--no-params", help="Count parameters (builds each network)."),
 ) -> None:
     """List zoo models matching PATTERN."""
+    import torch
+
+    from robnas import zoo
+    from robnas.spaces.darts import count_parameters
+
     names = zoo.list_models(pattern)
     if not names:
         raise UnknownName(f"no zoo model matches {pattern!r} (known: {', '.join(zoo.list_models())})")
@@ -51,6 +53,8 @@ def zoo_list(
 @friendly
 def zoo_show(name: str = typer.Argument(..., help="Zoo model name (see 'robnas zoo list').")) -> None:
     """Space, architecture, size and FLOPs of one zoo model."""
+    from robnas import zoo
+
     info = zoo.model_info(name)
     table = Table(title=name, show_header=False)
     table.add_column("field", style="bold")

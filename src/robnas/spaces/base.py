@@ -12,12 +12,14 @@ import inspect
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
-from torch import Tensor, nn
 
 from robnas.errors import ConfigError, InvalidArchitecture
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 A = TypeVar("A")
 
