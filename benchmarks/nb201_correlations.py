@@ -83,7 +83,8 @@ def main() -> None:
         rows = [r for r in store.rows() if r.proxy in proxies and r.arch in set(archs)]
     print(f"\nscored in {time.perf_counter() - start:.0f} s")
     RESULTS.mkdir(exist_ok=True)
-    scores = pd.DataFrame([(r.arch, r.proxy, r.value, r.seconds, r.error) for r in rows],
+    # in (arch, proxy) order: the files and the bootstrap intervals do not depend on the order of scoring
+    scores = pd.DataFrame(sorted((r.arch, r.proxy, r.value, r.seconds, r.error) for r in rows),
                           columns=["arch", "proxy", "value", "seconds", "error"])
     scores_file = f"{args.name}_scores.csv.gz" if args.name else "nb201_cifar10_scores.csv"
     scores.to_csv(RESULTS / scores_file, index=False, float_format="%.9g")
