@@ -392,13 +392,16 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/robust_proxy.py " + " ".join(f"--scores {Path(s).name}" for s in args.scores)
     command += f" --bootstrap {args.bootstrap} --repeats {args.repeats} --search-budgets {args.search_budgets} "
     command += f"--search-seeds {args.search_seeds} --search-strategies {args.search_strategies}"
+    if Path(args.out) != RESULTS / "robust_proxy.md":
+        command += f" --out {Path(args.out).name}"
     header = [
         "# Robustness predictors on held-out NAS-Bench-201 architectures (CIFAR-10)",
         "",
         f"Command: `{command}` (score files in `benchmarks/results/`).",
         "",
         f"Data: {len(archs)} NB201 isomorphism classes scored by robnas ({', '.join(Path(s).name for s in args.scores)}: "
-        f"{len(proxies)} proxies, batch of 8 real CIFAR-10 images, see nb201_cifar10_correlations.md"
+        f"{len(proxies)} proxies, batch of 8 real CIFAR-10 images, see nb201_cifar10_correlations.md and "
+        "nb201_cifar10_full.md"
         + (f"; scored on fewer classes, so shown in the table but not used by the predictor: {', '.join(partial)}" if partial else "")
         + "), split by "
         f"`{Path(args.split).name}` (seed {split.seed}; of all 6,466 classes {len(split.dev)} dev / {len(split.test)} "
@@ -408,10 +411,13 @@ def main(argv: list[str] | None = None) -> int:
         f"Bootstrap: {args.bootstrap} resamples. Machine: {platform.machine()}, one thread; wall time "
         f"{time.perf_counter() - started:.0f} s.",
         "",
-        "Paper scale: the same command on the full sweep of all 6,466 classes (when its scores exist, "
-        "`--scores nb201_cifar10_full_scores.csv`) doubles as many test classes; nothing else changes.",
-        "",
     ]
+    if len(archs) < len(split.dev) + len(split.test):
+        header += [
+            "Paper scale: the same command on the full sweep of all 6,466 classes (`--scores "
+            "nb201_cifar10_full_scores.csv.gz`, `robust_proxy_full.md`) has more test classes; nothing else changes.",
+            "",
+        ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join([*header, *goal_lines, *design_lines, *table_section(result, shown), *curve_lines, *search_lines]))
