@@ -3,8 +3,14 @@
 ``robnas.benchmarks.open("robustness", path)`` returns a reader by name:
 
 * ``robustness``: :class:`RobustnessDataset` (Jung et al., ICLR 2023; ``meta.json`` + JSON files);
+* ``nas-robbench-201``: :class:`NASRobBench201` (Wu et al., ICLR 2024; NB201 after adversarial
+  training: ``NAS-RobBench-201_html.json`` + ``ops.json``);
 * ``nb201``: :func:`open_nb201` (a CSV, a NATS-Bench ``pickle.pbz2`` folder or a ``.pth``);
 * ``nb201-csv``, ``nats-tss``, ``nb201-pth``: one format each.
+
+The target benchmarks (``robustness``, ``nas-robbench-201``) answer one query interface,
+:class:`~robnas.benchmarks.base.TargetBenchmark`, which ``robnas correlate`` and ``bench:``
+objectives use.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from robnas.benchmarks.base import TargetBenchmark
+from robnas.benchmarks.nas_robbench import NASRobBench201
 from robnas.benchmarks.nb201 import NATSTopology, NB201Benchmark, NB201Csv, NB201Pth, open_nb201
 from robnas.benchmarks.robustness import (
     ATTACKS,
@@ -26,6 +34,9 @@ from robnas.registry import Registry
 
 BENCHMARKS: Registry[Any] = Registry("benchmark")
 BENCHMARKS.register("robustness", RobustnessDataset, paper="Jung, Lukasik and Keuper, ICLR 2023")
+BENCHMARKS.register(
+    "nas-robbench-201", NASRobBench201, paper="Wu, Liu, Simon-Gabriel, Chrysos and Cevher, ICLR 2024"
+)
 BENCHMARKS.register("nb201", open_nb201, paper="Dong and Yang, ICLR 2020")
 BENCHMARKS.register("nb201-csv", NB201Csv, paper="Dong and Yang, ICLR 2020")
 BENCHMARKS.register("nats-tss", NATSTopology, paper="Dong et al., TPAMI 2021")
@@ -47,12 +58,14 @@ __all__ = [
     "CC_GROUPS",
     "CORRUPTIONS",
     "SEVERITIES",
+    "NASRobBench201",
     "NATSTopology",
     "NB201Benchmark",
     "NB201Csv",
     "NB201Pth",
     "RobustnessDataset",
     "Target",
+    "TargetBenchmark",
     "names",
     "open",
     "open_nb201",
