@@ -4,7 +4,9 @@
 
 * ``robustness``: :class:`RobustnessDataset` (Jung et al., ICLR 2023; ``meta.json`` + JSON files);
 * ``nb201``: :func:`open_nb201` (a CSV, a NATS-Bench ``pickle.pbz2`` folder or a ``.pth``);
-* ``nb201-csv``, ``nats-tss``, ``nb201-pth``: one format each.
+* ``nb201-csv``, ``nats-tss``, ``nb201-pth``: one format each;
+* ``tiny-robustbench``: :class:`TinyRobustBench` (Feng et al., ICLR 2025; DARTS-space networks
+  after adversarial training, a folder of JSON lists).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from robnas.benchmarks.robustness import (
     Target,
     parse_target,
 )
+from robnas.benchmarks.tiny_robustbench import TinyRobustBench
 from robnas.registry import Registry
 
 BENCHMARKS: Registry[Any] = Registry("benchmark")
@@ -30,6 +33,7 @@ BENCHMARKS.register("nb201", open_nb201, paper="Dong and Yang, ICLR 2020")
 BENCHMARKS.register("nb201-csv", NB201Csv, paper="Dong and Yang, ICLR 2020")
 BENCHMARKS.register("nats-tss", NATSTopology, paper="Dong et al., TPAMI 2021")
 BENCHMARKS.register("nb201-pth", NB201Pth, paper="Dong and Yang, ICLR 2020")
+BENCHMARKS.register("tiny-robustbench", TinyRobustBench, paper="Feng et al., ICLR 2025")
 
 
 def open(name: str, path: str | Path) -> Any:
@@ -53,6 +57,7 @@ __all__ = [
     "NB201Pth",
     "RobustnessDataset",
     "Target",
+    "TinyRobustBench",
     "names",
     "open",
     "open_nb201",
