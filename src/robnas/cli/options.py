@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from robnas.cli import console
+from robnas.cli import console, refuse_overwriting_inputs
 from robnas.errors import ConfigError
 from robnas.units import UNIT_RULE
 
@@ -73,6 +73,7 @@ class TrainingRun:
         missing = [f for f, v in ((flag, value), ("--data", self.data), ("--out", self.out)) if v is None]
         if missing:
             raise ConfigError(f"missing {', '.join(missing)}")
+        refuse_overwriting_inputs({"--out": self.out}, {"--data": self.data})
 
     def chosen_recipe(self, **overrides: Any) -> Any:
         """The recipe with the ``--set`` settings (then ``overrides``), checked before any data is read."""

@@ -7,7 +7,17 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from robnas.cli import ADDRESS_HELP, BACKEND_HELP, DATA_HELP, WORKERS_HELP, app, console, friendly, proxy_data
+from robnas.cli import (
+    ADDRESS_HELP,
+    BACKEND_HELP,
+    DATA_HELP,
+    WORKERS_HELP,
+    app,
+    console,
+    friendly,
+    proxy_data,
+    refuse_overwriting_inputs,
+)
 from robnas.errors import ConfigError
 from robnas.parallel import connect_backend
 from robnas.store import RunStore
@@ -67,6 +77,9 @@ def score_command(
     from robnas.spaces import as_rng
     from robnas.spaces import get as get_space
 
+    refuse_overwriting_inputs(
+        {"--out": out, "--csv": csv}, {"--archs": archs, "--data": data, "--robustness": robustness}
+    )
     connect_backend(backend, workers, address)
     sp = get_space(space)
     names = [p.strip() for p in proxies.split(",") if p.strip()]
