@@ -174,8 +174,9 @@ def score(
 
 
 def data_tag_of(data: ImageArrays, batch_mode: str = "random") -> str:
-    """The tag a run store keys results by, for proxy batches drawn from ``data`` with ``batch_mode``."""
-    return f"{data.name}:{len(data)}:{batch_mode}"
+    """The tag a run store keys results by, for proxy batches drawn from ``data`` with ``batch_mode``:
+    the data's name, size and content fingerprint (:meth:`ImageArrays.digest`)."""
+    return f"{data.name}:{len(data)}:{batch_mode}:{data.digest()}"
 
 
 def data_dependent(proxies: Iterable[str]) -> list[str]:

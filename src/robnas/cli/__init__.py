@@ -59,7 +59,10 @@ _TRUE = {"1", "true", "yes", "on"}
 #: A signal this long after the first ends the process without waiting for the shutdown.
 FORCE_AFTER_SECONDS = 5.0
 
-_state: dict[str, Any] = {"debug": False, "stopping": None}
+#: What the stop line says to do to continue, unless the verb says otherwise (:func:`resume_hint`).
+RESUME_HINT = "rerun the same command to resume"
+
+_state: dict[str, Any] = {"debug": False, "stopping": None, "resume": RESUME_HINT}
 
 # click's exception for usage errors (typer vendors click in recent versions)
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -87,6 +90,7 @@ def _root(
     """Robust neural architecture search: proxies, spaces, benchmarks, attacks, training, search."""
     from robnas.runtime import keep_freed_memory
 
+    _state["resume"] = RESUME_HINT
     _state["debug"] = debug or os.environ.get("ROBNAS_DEBUG", "").strip().lower() in _TRUE
     keep_freed_memory()
 
@@ -129,9 +133,14 @@ def _one_line(text: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def resume_hint(text: str) -> None:
+    """What the stop line tells the user to do to continue (default: rerun the same command)."""
+    _state["resume"] = text
+
+
 def _stopped_line(name: str) -> None:
     console.print(
-        f"[yellow]stopped[/yellow] ({name}); finished results are saved, rerun the same command to resume",
+        f"[yellow]stopped[/yellow] ({name}); finished results are saved, {_state['resume']}",
         highlight=False,
         soft_wrap=True,
     )
