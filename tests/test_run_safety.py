@@ -164,7 +164,9 @@ def test_a_oneshot_objective_tells_supernets_of_one_file_name_apart(tmp_path):
     from robnas.oneshot import train_supernet
     from robnas.oneshot.objective import source
 
-    train_supernet("nb201", data.load("synthetic:24"), "standard", tmp_path / "a", epochs=1, batch_size=8, C=2, N=1)
+    train_supernet(
+        "nb201", data.load("synthetic:24"), "standard", tmp_path / "a", epochs=1, batch_size=8, C=2, N=1
+    )
     (tmp_path / "b").mkdir()
     state = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
     name = next(k for k, v in state["model"].items() if v.is_floating_point())
