@@ -177,3 +177,24 @@ def test_a_oneshot_objective_tells_supernets_of_one_file_name_apart(tmp_path):
         for f in ("a/last.pt", "b/last.pt")
     ]
     assert keys[0] != keys[1]
+
+
+# ---- one search per store
+
+
+def test_a_second_search_on_a_store_in_use_is_refused_at_start(tmp_path):
+    from robnas.store import ExclusiveUse
+
+    out = tmp_path / "s.sqlite"
+    args = ["search", "--strategy", "random", "--objective", "params", "--budget", "2", "--out", out]
+    held = ExclusiveUse(out)  # what a running search holds
+    try:
+        result = _invoke(args)
+        assert result.exit_code == 2, result.output
+        assert _lines(result.output) == [
+            f"error: {out}: search store in use by another process; wait for it to finish, or give another --out"
+        ]
+    finally:
+        held.close()
+    assert _invoke(args).exit_code == 0
+    assert _invoke(args).exit_code == 0  # released at the end: the same command resumes

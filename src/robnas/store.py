@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from robnas.errors import DataError
+from robnas.errors import ConfigError, DataError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -70,6 +71,36 @@ def connect(path: str | Path, schema: str) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise DataError(f"{path}: not a robnas run store (SQLite said: {exc})") from exc
     return db
+
+
+class ExclusiveUse:
+    """An exclusive ``flock`` on the file ``path`` while open: a second process that asks for
+    it is refused at once (ConfigError naming ``what``). A no-op for ``":memory:"`` and where
+    ``fcntl`` is missing. Close it only after the SQLite connections to ``path`` of this
+    process are closed (closing a descriptor drops the process's POSIX locks on the file)."""
+
+    def __init__(self, path: str | Path, what: str = "run store") -> None:
+        self.fd: int | None = None
+        if str(path) == ":memory:":
+            return
+        try:
+            import fcntl
+        except ImportError:  # not POSIX
+            return
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise ConfigError(
+                f"{path}: {what} in use by another process; wait for it to finish, or give another --out"
+            ) from None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class RunStore:
