@@ -198,3 +198,40 @@ def test_a_second_search_on_a_store_in_use_is_refused_at_start(tmp_path):
         held.close()
     assert _invoke(args).exit_code == 0
     assert _invoke(args).exit_code == 0  # released at the end: the same command resumes
+
+
+# ---- failures that depend on the machine are computed again
+
+
+def test_a_failure_of_the_machine_is_retried_and_one_of_the_arch_only_when_asked(tmp_path, monkeypatch):
+    import torch
+
+    import robnas.proxies.base as proxy_base
+
+    real = proxy_base.prepare
+    store, arch_file = tmp_path / "s.sqlite", tmp_path / "a.txt"
+    arch_file.write_text(_archs(1)[0] + "\n")
+    args = ["score", "--archs", arch_file, "--proxies", "params", "--out", store]
+
+    def failing(error):
+        def prepare(*a, **k):
+            raise error
+
+        return prepare
+
+    monkeypatch.setattr(proxy_base, "prepare", failing(torch.OutOfMemoryError("CUDA out of memory")))
+    assert "1 failed" in _invoke(args).output
+    monkeypatch.setattr(proxy_base, "prepare", real)
+    again = _invoke(args)
+    assert "1 new results, 1 in" in again.output and "failed" not in again.output, again.output
+
+    store2 = tmp_path / "t.sqlite"
+    args[-1] = store2
+    monkeypatch.setattr(
+        proxy_base, "prepare", failing(robnas.errors.ProxyError("params gave a non-finite value (nan)"))
+    )
+    assert "1 failed" in _invoke(args).output
+    monkeypatch.setattr(proxy_base, "prepare", real)
+    assert "0 new results, 1 in" in _invoke(args).output  # an architecture's own failure stays
+    retried = _invoke(args + ["--retry-failed"])
+    assert "1 new results, 1 in" in retried.output and "failed" not in retried.output, retried.output

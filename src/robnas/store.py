@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from robnas.errors import ConfigError, DataError
+from robnas.errors import ConfigError, DataError, is_transient
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -152,13 +152,17 @@ class RunStore:
                 ],
             )
 
-    def done(self, seed: int, batch_size: int, data: str = "") -> set[tuple[str, str]]:
-        """The (arch, proxy) pairs already stored for this seed, batch size and data."""
+    def done(
+        self, seed: int, batch_size: int, data: str = "", retry_failed: bool = False
+    ) -> set[tuple[str, str]]:
+        """The (arch, proxy) pairs already stored for this seed, batch size and data: values, and
+        failures that depend on the architecture (all failures count as not done with
+        ``retry_failed``; those that depend on the machine, :func:`robnas.errors.is_transient`, never do)."""
         cur = self._db.execute(
-            "SELECT arch, proxy FROM results WHERE seed = ? AND batch_size = ? AND data = ?",
+            "SELECT arch, proxy, error FROM results WHERE seed = ? AND batch_size = ? AND data = ?",
             (seed, batch_size, data),
         )
-        return {(a, p) for a, p in cur}
+        return {(a, p) for a, p, e in cur if not e or not (retry_failed or is_transient(e))}
 
     def rows(self) -> list[ScoreRow]:
         cur = self._db.execute(

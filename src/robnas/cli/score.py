@@ -65,6 +65,11 @@ def score_command(
     backend: str = typer.Option("process", help=BACKEND_HELP),
     address: str | None = typer.Option(None, help=ADDRESS_HELP),
     csv: Path | None = typer.Option(None, "--csv", help="Also export all results of the store as CSV."),
+    retry_failed: bool = typer.Option(
+        False,
+        "--retry-failed",
+        help="Compute stored failures again (those that depend on the machine, e.g. out of memory, always are).",
+    ),
 ) -> None:
     """Score architectures with zero-cost proxies.
 
@@ -120,6 +125,7 @@ def score_command(
             progress=lambda n: bar.update(task, completed=n),
             backend=backend,
             address=address,
+            retry_failed=retry_failed,
         )
         rows = store.rows()
         if csv is not None:
