@@ -309,7 +309,7 @@ def stage_train(
         batch_size=t.get("batch_size"),
         seed=seed,
         val_fraction=float(t.get("val_fraction", 0.1)),
-        resume=(folder / "last.pt").is_file(),
+        resume=True,
         device=t.get("device", "auto"),
         overrides=dict(t.get("options", {})) or None,
         progress=_epoch_line(log),

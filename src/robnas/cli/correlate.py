@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from robnas.cli import app, console, friendly
+from robnas.cli import app, console, friendly, refuse_overwriting_inputs
 from robnas.errors import ConfigError
 
 
@@ -67,6 +67,7 @@ def correlate_command(
     from robnas import report
     from robnas.benchmarks import RobustnessDataset
 
+    refuse_overwriting_inputs({"--out": out}, {"--scores": scores, "--robustness": robustness})
     rob = RobustnessDataset(robustness)
     wanted = _split(targets) or None
     table = corr.as_scores(scores)

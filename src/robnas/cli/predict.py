@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from robnas.cli import app, console, friendly
+from robnas.cli import app, console, friendly, refuse_overwriting_inputs
 from robnas.errors import ConfigError
 
 predict_app = typer.Typer(
@@ -64,6 +64,9 @@ def fit_command(
     from robnas import predict as predict_lib
     from robnas.spaces import get as get_space
 
+    refuse_overwriting_inputs(
+        {"--out": out}, {"--scores": scores, "--labels": labels, "--archs": archs, "--split": split}
+    )
     search_space = get_space(space)
     chosen = _label_archs(archs, split, half, labels)
     names = [p.strip() for p in proxies.split(",") if p.strip()] or None
@@ -93,6 +96,7 @@ def apply_command(
     from robnas import predict as predict_lib
     from robnas.spaces import get as get_space
 
+    refuse_overwriting_inputs({"--out": out}, {"--model": model, "--scores": scores})
     predictor = predict_lib.load(model)
     table = predict_lib.predict_table(predictor, scores, get_space(space))
     out.parent.mkdir(parents=True, exist_ok=True)

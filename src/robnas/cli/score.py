@@ -7,7 +7,17 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from robnas.cli import ADDRESS_HELP, BACKEND_HELP, DATA_HELP, WORKERS_HELP, app, console, friendly, proxy_data
+from robnas.cli import (
+    ADDRESS_HELP,
+    BACKEND_HELP,
+    DATA_HELP,
+    WORKERS_HELP,
+    app,
+    console,
+    friendly,
+    proxy_data,
+    refuse_overwriting_inputs,
+)
 from robnas.errors import ConfigError
 from robnas.parallel import connect_backend
 from robnas.store import RunStore
@@ -55,6 +65,11 @@ def score_command(
     backend: str = typer.Option("process", help=BACKEND_HELP),
     address: str | None = typer.Option(None, help=ADDRESS_HELP),
     csv: Path | None = typer.Option(None, "--csv", help="Also export all results of the store as CSV."),
+    retry_failed: bool = typer.Option(
+        False,
+        "--retry-failed",
+        help="Compute stored failures again (those that depend on the machine, e.g. out of memory, always are).",
+    ),
 ) -> None:
     """Score architectures with zero-cost proxies.
 
@@ -67,6 +82,9 @@ def score_command(
     from robnas.spaces import as_rng
     from robnas.spaces import get as get_space
 
+    refuse_overwriting_inputs(
+        {"--out": out, "--csv": csv}, {"--archs": archs, "--data": data, "--robustness": robustness}
+    )
     connect_backend(backend, workers, address)
     sp = get_space(space)
     names = [p.strip() for p in proxies.split(",") if p.strip()]
@@ -107,6 +125,7 @@ def score_command(
             progress=lambda n: bar.update(task, completed=n),
             backend=backend,
             address=address,
+            retry_failed=retry_failed,
         )
         rows = store.rows()
         if csv is not None:

@@ -12,7 +12,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from robnas.cli import ADDRESS_HELP, BACKEND_HELP, DATA_HELP, WORKERS_HELP, app, console, friendly, proxy_data
+from robnas.cli import (
+    ADDRESS_HELP,
+    BACKEND_HELP,
+    DATA_HELP,
+    WORKERS_HELP,
+    app,
+    console,
+    friendly,
+    proxy_data,
+    refuse_overwriting_inputs,
+)
 from robnas.errors import ConfigError, DataError
 from robnas.parallel import connect_backend
 from robnas.store import RunStore
@@ -219,6 +229,10 @@ def search_command(
     from robnas.search.base import STRATEGIES, run_search
     from robnas.spaces import get as get_space
 
+    refuse_overwriting_inputs(
+        {"--out": out},
+        {"--scores": scores, "--benchmark": benchmark, "--nb201": nb201, "--supernet": supernet, "--data": data},
+    )
     connect_backend(backend, workers, address)
     if benchmark is not None and not benchmark.is_dir():
         raise ConfigError(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from robnas.cli import app, console, friendly
+from robnas.cli import app, console, friendly, refuse_overwriting_inputs
 from robnas.cli.options import TrainingRun, training_options
 
 supernet_app = typer.Typer(
@@ -78,6 +78,7 @@ def analyse(
     from robnas.objectives import ObjectiveContext
     from robnas.oneshot import analysis
 
+    refuse_overwriting_inputs({"--out": out}, {"--store": store, "--supernet": supernet, "--data": data})
     context = ObjectiveContext(data=data, supernet=str(supernet), seed=seed, device=device)
     frame = analysis.measure_run(store, context, run=run, direct=direct, fsp=fsp, eval_images=eval_images)
     table = analysis.analyse(
