@@ -183,9 +183,12 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 DATA_HELP = (
     "Proxy data: PATH.npz (x_train uint8 NHWC, y_train), cifar10:ROOT, cifar100:ROOT, svhn:ROOT, "
-    "imagenet16-120:ROOT, or synthetic[:N] (random images, for tests). Required by proxies that "
+    "imagenet16-120:ROOT, imagefolder:DIR (DIR/train/<class>/*.png|jpg), or synthetic[:N] (random images, for tests). Required by proxies that "
     "look at the images (croze, snip, grasp, nwot, ...); data-free ones (params, flops, synflow, zen) "
     "need none."
+)
+IMAGE_SIZE_HELP = (
+    "Resize the images of --data imagefolder:DIR to N x N pixels (default: their own size, when all agree)."
 )
 WORKERS_HELP = "Worker processes (--backend process) or Ray tasks in flight (--backend ray)."
 BACKEND_HELP = "process (worker processes of this machine) | ray (Ray tasks, one CPU each; robnas[ray])."
@@ -206,7 +209,7 @@ def proxy_data(data: str | None, needing: list[str]) -> str:
             raise ConfigError(
                 f"{', '.join(needing)} depend{'s' if len(needing) == 1 else ''} on the images "
                 f"{'it sees' if len(needing) == 1 else 'they see'}: pass --data PATH.npz, cifar10:ROOT, "
-                "cifar100:ROOT, svhn:ROOT or imagenet16-120:ROOT (or --data synthetic, random images, "
+                "cifar100:ROOT, svhn:ROOT, imagenet16-120:ROOT or imagefolder:DIR (or --data synthetic, random images, "
                 "only to test)"
             )
         return "synthetic"
@@ -262,6 +265,16 @@ def refuse_overwriting_inputs(outputs: dict[str, Any], inputs: dict[str, Any]) -
                     f"{flag} {path} is also {other}: writing it would destroy "
                     f"{'the input' if (other, source) in ins else 'the other output'}; choose another path"
                 )
+def sized_data(data: str | None, image_size: int | None) -> str | None:
+    """``--data`` with ``--image-size`` folded in (``imagefolder@N:DIR``, see
+    :func:`robnas.data.imagefolder_spec`); a size with other data is a ConfigError."""
+    if image_size is None or data is None:
+        if image_size is not None:
+            raise ConfigError("--image-size needs --data imagefolder:DIR")
+        return data
+    from robnas.data import imagefolder_spec
+
+    return imagefolder_spec(data, image_size)
 
 
 def _register_commands() -> None:
