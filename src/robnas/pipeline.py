@@ -9,6 +9,7 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
     space = "nb201"; strategy = "evolution"; objective = "croze"; budget = 100; seed = 0
     options = { init_pool = 20 }  # strategy options
     data = "cifar10.npz"; batch_size = 8; scores = "scores.csv"; benchmark = "robustness"
+                                  # (or NAME:PATH, e.g. "nas-robbench-201:nas_robbench201")
     model = { C = 16, layers = 8 } # network build options while searching (default: the space's)
     winner = "best"               # the row of highest value; "final": the strategy's own answer,
                                   # its row marked info["final"] (one-shot searches: wsr-nas)
@@ -89,6 +90,12 @@ SECTIONS = {
 }
 
 
+def _target_benchmarks() -> list[str]:
+    from robnas.benchmarks import target_benchmarks
+
+    return target_benchmarks()
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """The parsed and checked config; relative paths are resolved against the config's folder."""
     try:
@@ -130,7 +137,11 @@ def load_config(path: str | Path) -> dict[str, Any]:
         ("evaluate", "data"),
     ):
         value = config[section].get(key)
-        if isinstance(value, str) and not value.startswith("synthetic") and ":" not in value:
+        if key == "benchmark" and isinstance(value, str) and ":" in value:  # NAME:PATH, the PATH relative
+            name, _, rest = value.partition(":")
+            if name in _target_benchmarks():
+                config[section][key] = f"{name}:{resolved(rest)}"
+        elif isinstance(value, str) and not value.startswith("synthetic") and ":" not in value:
             config[section][key] = resolved(value)
     return config
 

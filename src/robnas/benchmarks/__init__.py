@@ -33,12 +33,15 @@ from robnas.benchmarks.robustness import (
     parse_target,
 )
 from robnas.benchmarks.tiny_robustbench import TinyRobustBench
+from robnas.errors import ConfigError, UnknownName
 from robnas.registry import Registry
 
 BENCHMARKS: Registry[Any] = Registry("benchmark")
-BENCHMARKS.register("robustness", RobustnessDataset, paper="Jung, Lukasik and Keuper, ICLR 2023")
 BENCHMARKS.register(
-    "nas-robbench-201", NASRobBench201, paper="Wu, Liu, Simon-Gabriel, Chrysos and Cevher, ICLR 2024"
+    "robustness", RobustnessDataset, paper="Jung, Lukasik and Keuper, ICLR 2023", targets=True
+)
+BENCHMARKS.register(
+    "nas-robbench-201", NASRobBench201, paper="Wu, Liu, Simon-Gabriel, Chrysos and Cevher, ICLR 2024", targets=True
 )
 BENCHMARKS.register("nb201", open_nb201, paper="Dong and Yang, ICLR 2020")
 BENCHMARKS.register("nb201-csv", NB201Csv, paper="Dong and Yang, ICLR 2020")
@@ -56,6 +59,31 @@ def names(pattern: str = "*") -> list[str]:
     return BENCHMARKS.names(pattern)
 
 
+def target_benchmarks() -> list[str]:
+    """The names of the readers that answer :class:`TargetBenchmark` (registered with ``targets=True``)."""
+    return [n for n in BENCHMARKS.names() if BENCHMARKS.meta(n).get("targets")]
+
+
+def from_spec(spec: str | Path | TargetBenchmark) -> TargetBenchmark:
+    """A target benchmark from ``NAME:PATH`` (``nas-robbench-201:data/nas_robbench201``) or a bare
+    ``PATH``, read as the robustness dataset folder (``robustness:PATH``); a reader is returned as is."""
+    if isinstance(spec, TargetBenchmark):
+        return spec
+    text = str(spec)
+    name, sep, path = text.partition(":")
+    if not sep or name not in BENCHMARKS:
+        if sep and len(name) > 1 and "/" not in name and "\\" not in name:
+            known = ", ".join(target_benchmarks())
+            raise UnknownName(f"unknown benchmark {name!r} in {text!r}; write NAME:PATH with NAME one of {known}")
+        name, path = "robustness", text
+    if name not in target_benchmarks():
+        raise ConfigError(
+            f"{name!r} is not a benchmark of per-architecture targets; give NAME:PATH with NAME one of "
+            f"{', '.join(target_benchmarks())}"
+        )
+    return open(name, path)
+
+
 __all__ = [
     "ATTACKS",
     "BENCHMARKS",
@@ -71,8 +99,10 @@ __all__ = [
     "Target",
     "TargetBenchmark",
     "TinyRobustBench",
+    "from_spec",
     "names",
     "open",
     "open_nb201",
     "parse_target",
+    "target_benchmarks",
 ]

@@ -20,6 +20,11 @@ def demo_command(
     benchmark: Path | None = typer.Option(
         None, help="Robustness dataset folder (default: packaged excerpt)."
     ),
+    adversarial: Path | None = typer.Option(
+        None,
+        help="NAS-RobBench-201 folder (robustness after adversarial training; default: the packaged excerpt "
+        "when --benchmark is not given).",
+    ),
     archs: int | None = typer.Option(
         None, help="Number of NB201 architectures (default: all in the benchmark excerpt)."
     ),
@@ -33,8 +38,9 @@ def demo_command(
 ) -> None:
     """Score NB201 architectures with CRoZe and baselines, and correlate with robust accuracy.
 
-    Prints the Spearman table, then one line: the proxy that ranks fgsm@8 robustness best, its
-    margin over the runner-up and over the parameter count, the population, the files written.
+    Prints the Spearman tables, then one line: the proxy that ranks fgsm@8 robustness best, its
+    margin over the runner-up and over the parameter count, the population, the same for pgd@8
+    after adversarial training (NAS-RobBench-201), the files written.
     """
     from robnas import demo
 
@@ -48,6 +54,7 @@ def demo_command(
             out,
             data=data,
             benchmark=benchmark,
+            adversarial=adversarial,
             num_archs=archs,
             proxies=names,
             batch_size=batch_size,
