@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +236,58 @@ def test_a_failure_of_the_machine_is_retried_and_one_of_the_arch_only_when_asked
     assert "0 new results, 1 in" in _invoke(args).output  # an architecture's own failure stays
     retried = _invoke(args + ["--retry-failed"])
     assert "1 new results, 1 in" in retried.output and "failed" not in retried.output, retried.output
+
+
+# ---- the pipeline checks every stage first and keeps finished stages through a later fix
+
+PIPELINE = """
+out = "run"
+[search]
+strategy = "random"
+objective = "bench:pgd@8"
+budget = 3
+benchmark = "{bench}"
+[train]
+recipe = "standard"
+epochs = 1
+data = "synthetic:24"
+batch_size = 12
+device = "cpu"
+model = {{ C = 2, N = 1 }}
+[evaluate]
+data = "synthetic:24"
+attacks = ["fgsm@8"]
+limit = 8
+batch_size = 8
+device = "cpu"
+"""
+
+
+def test_a_bad_later_stage_is_refused_before_the_search_and_its_fix_continues(tmp_path):
+    from robnas.errors import ConfigError
+    from robnas.pipeline import run_pipeline
+
+    good = PIPELINE.format(bench=Path(robnas.__file__).parent / "assets" / "demo" / "robustness")
+    config, out = tmp_path / "p.toml", tmp_path / "run"
+    for bad, section in (('attacks = ["fgsm@8"]', "[evaluate]"), ('recipe = "standard"', "[train]")):
+        config.write_text(good.replace(bad, bad.replace("fgsm@8", "fgsn@8").replace("standard", "standrd")))
+        with pytest.raises(ConfigError, match=rf"^\{section[:-1]}\] "):
+            run_pipeline(config)
+        assert not (out / "search.sqlite").exists() and not (out / "config.json").exists()
+    config.write_text(good)
+    run_pipeline(config)
+    (out / "train.json").unlink()  # as if stopped while training
+    (out / "evaluate.json").unlink()
+    config.write_text(good.replace("epochs = 1", "epochs = 2"))
+    lines: list[str] = []
+    run_pipeline(config, log=lines.append)
+    assert lines[:2] == [
+        "train: its config changed before it finished; starting it again",
+        "search: already done, kept",
+    ]
+    assert json.loads((out / "train.json").read_text())["epochs"] == 2
+    config.write_text(good.replace("epochs = 1", "epochs = 3"))
+    with pytest.raises(
+        ConfigError, match=r"finished stage\(s\) train had a different config \(changed: \[train\] epochs\)"
+    ):
+        run_pipeline(config)
