@@ -363,6 +363,9 @@ def resolve_model(
             info["normalize"] = meta["normalize"]
         if meta.get("dataset"):
             info["dataset"] = meta["dataset"]
+        for key in ("classes", "image_size"):
+            if meta.get(key):
+                info[key] = meta[key]
         return model, info
     _check_spec(spec)
     if weights is None:

@@ -283,6 +283,7 @@ def _register_commands() -> None:
         correlate,  # noqa: F401
         demo,  # noqa: F401
         evaluate,  # noqa: F401
+        export,  # noqa: F401
         pipeline,  # noqa: F401
         predict,  # noqa: F401
         score,  # noqa: F401

@@ -397,6 +397,7 @@ class Trainer:
             "data_digest": data.digest(),
             "normalize": {"mean": list(mean), "std": list(std)} if mean is not None else None,
             **({"classes": data.class_counts()} if data.classes is not None else {}),
+            "image_size": [int(data.x.shape[1]), int(data.x.shape[2])],
             "world_size": info.world_size,
             "device": str(dev),
             "amp": str(self.amp_dtype).replace("torch.", "") if self.use_amp else "off",
