@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from robnas.cli import console
+from robnas.cli.app import console
 from robnas.errors import ConfigError
 from robnas.units import UNIT_RULE
 

@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from robnas.cli import ADDRESS_HELP, BACKEND_HELP, DATA_HELP, WORKERS_HELP, app, console, friendly, proxy_data
+from robnas.cli.app import (
+    ADDRESS_HELP,
+    BACKEND_HELP,
+    DATA_HELP,
+    WORKERS_HELP,
+    app,
+    console,
+    friendly,
+    proxy_data,
+)
 from robnas.errors import ConfigError
 from robnas.parallel import connect_backend
 from robnas.store import RunStore

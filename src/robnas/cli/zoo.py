@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from robnas.cli import app, friendly
+from robnas.cli.app import app, friendly
 from robnas.errors import UnknownName
 
 zoo_app = typer.Typer(help="Published robust architectures (RobNets, WsrNets, CRoZe, DARTS baselines).")
@@ -24,6 +24,7 @@ def zoo_list(
     import torch
 
     from robnas import zoo
+    from robnas.models import build_model
     from robnas.spaces.darts import count_parameters
 
     names = zoo.list_models(pattern)
@@ -43,7 +44,7 @@ def zoo_list(
         row.append("x".join(str(s) for s in entry.input_size[1:]))
         if params:
             with torch.device("meta"):
-                row.append(f"{count_parameters(zoo.create_model(name)) / 1e6:.3f}")
+                row.append(f"{count_parameters(build_model(name)) / 1e6:.3f}")
         row.append("-" if entry.reported_params_m is None else f"{entry.reported_params_m}")
         table.add_row(*row)
     out.print(table)
