@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robnas.cli import app, console, friendly, refuse_overwriting_inputs, sized_data
+from robnas.cli.app import app, console, friendly, refuse_overwriting_inputs, sized_data
 
 
 @app.command("evaluate")
@@ -83,7 +83,7 @@ def evaluate_command(
 
     from robnas import data as data_lib
     from robnas import evaluate as ev
-    from robnas import models
+    from robnas import models, targets
     from robnas.runtime import resolve_device
 
     refuse_overwriting_inputs(
@@ -100,8 +100,8 @@ def evaluate_command(
     train_data = sized_data(train_data, image_size) if train_data else None
     arrays = data_lib.load(data, split=split) if data.endswith(".npz") else data_lib.load(data, split="test")
     name = dataset or arrays.name
-    attack_specs = ev.split_specs(attacks)
-    corruption_specs = ev.split_specs(corruptions)
+    attack_specs = targets.split_specs(attacks)
+    corruption_specs = targets.split_specs(corruptions)
     for spec in attack_specs:  # a bad spec is reported before a network is built
         ev.parse_attack(spec)
     options = models.parse_options(model_option)
