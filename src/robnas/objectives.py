@@ -59,6 +59,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from robnas.errors import ConfigError, DataError, InvalidArchitecture, ProxyError, UnknownName
+from robnas.fingerprint import file_digest
 from robnas.registry import Registry
 from robnas.spaces.base import SearchSpace
 
@@ -391,6 +392,10 @@ class ObjectiveContext:
             return ""
         return "|model=" + ",".join(f"{k}={v}" for k, v in sorted(self.model.items()))
 
+    def data_id(self) -> str:
+        """``--data`` as part of an objective's key: the spec and its images' fingerprint."""
+        return f"{self.data}#{self.images().digest()}"
+
     def table(self, space: SearchSpace) -> ScoreTable | None:
         if self.scores is None:
             return None
@@ -412,7 +417,7 @@ class ObjectiveContext:
 
             images = self.images()
             x, y = proxy_batch(images, self.batch_size, seed=self.seed, mode=self.batch_mode)
-            tag = f"{images.name}:{len(images)}:{self.batch_mode}:bs{self.batch_size}:seed{self.seed}"
+            tag = f"{images.name}:{len(images)}:{images.digest()}:{self.batch_mode}:bs{self.batch_size}:seed{self.seed}"
             self._cache["batch"] = (x, y, tag, images.num_classes)
         x, y, tag, _ = self._cache["batch"]
         return x, y, tag
@@ -538,11 +543,11 @@ class ProxyObjective(Objective):
                     f"proxy {name!r} is not in the scores table {self.table.path} "
                     f"(it has: {', '.join(self.table.proxies)})"
                 )
-            key = f"proxy:{name}|table={self.table.path.name}"
+            key = f"proxy:{name}|table={self.table.path.name}#{file_digest(self.table.path)[:16]}"
         else:
             proxies.PROXIES.get(name)  # UnknownName with suggestions
             key = (
-                f"proxy:{name}|data={context.data}|bs={context.batch_size}|seed={context.seed}"
+                f"proxy:{name}|data={context.data_id()}|bs={context.batch_size}|seed={context.seed}"
                 f"|mode={context.batch_mode}{context.model_tag()}"
             )
         super().__init__(space, key)
@@ -814,7 +819,7 @@ class TrainingObjective(Objective):
             )
         super().__init__(
             space,
-            f"train:{self.recipe.name}|epochs={self.epochs}|{self.metric}|data={context.data}|seed={context.seed}"
+            f"train:{self.recipe.name}|epochs={self.epochs}|{self.metric}|data={context.data_id()}|seed={context.seed}"
             f"|bs={self.batch_size}|val={self.val_fraction}{context.model_tag()}",
         )
 

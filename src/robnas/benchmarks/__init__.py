@@ -6,7 +6,9 @@
 * ``nas-robbench-201``: :class:`NASRobBench201` (Wu et al., ICLR 2024; NB201 after adversarial
   training: ``NAS-RobBench-201_html.json`` + ``ops.json``);
 * ``nb201``: :func:`open_nb201` (a CSV, a NATS-Bench ``pickle.pbz2`` folder or a ``.pth``);
-* ``nb201-csv``, ``nats-tss``, ``nb201-pth``: one format each.
+* ``nb201-csv``, ``nats-tss``, ``nb201-pth``: one format each;
+* ``tiny-robustbench``: :class:`TinyRobustBench` (Feng et al., ICLR 2025; DARTS-space networks
+  after adversarial training, a folder of JSON lists).
 
 The target benchmarks (``robustness``, ``nas-robbench-201``) answer one query interface,
 :class:`~robnas.benchmarks.base.TargetBenchmark`, which ``robnas correlate`` and ``bench:``
@@ -30,6 +32,7 @@ from robnas.benchmarks.robustness import (
     Target,
     parse_target,
 )
+from robnas.benchmarks.tiny_robustbench import TinyRobustBench
 from robnas.errors import ConfigError, UnknownName
 from robnas.registry import Registry
 
@@ -44,6 +47,7 @@ BENCHMARKS.register("nb201", open_nb201, paper="Dong and Yang, ICLR 2020")
 BENCHMARKS.register("nb201-csv", NB201Csv, paper="Dong and Yang, ICLR 2020")
 BENCHMARKS.register("nats-tss", NATSTopology, paper="Dong et al., TPAMI 2021")
 BENCHMARKS.register("nb201-pth", NB201Pth, paper="Dong and Yang, ICLR 2020")
+BENCHMARKS.register("tiny-robustbench", TinyRobustBench, paper="Feng et al., ICLR 2025")
 
 
 def open(name: str, path: str | Path) -> Any:
@@ -104,6 +108,7 @@ __all__ = [
     "RobustnessDataset",
     "Target",
     "TargetBenchmark",
+    "TinyRobustBench",
     "from_spec",
     "names",
     "open",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from robnas.cli import app, console, friendly
+from robnas.cli import app, console, friendly, refuse_overwriting_inputs
 from robnas.errors import ConfigError
 
 
@@ -87,6 +87,9 @@ def correlate_command(
     from robnas import benchmarks, report
     from robnas import correlate as corr
 
+    refuse_overwriting_inputs(
+        {"--out": out}, {"--scores": scores, "--robustness": robustness, "--benchmark": benchmark}
+    )
     if (benchmark is None) == (robustness is None):
         raise ConfigError("give the benchmark once: --benchmark NAME:PATH (or --robustness DIR)")
     if not unique and population:

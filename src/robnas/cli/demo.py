@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robnas.cli import app, console, friendly
+from robnas.cli import app, console, friendly, refuse_overwriting_inputs
 
 
 @app.command("demo")
@@ -44,6 +44,7 @@ def demo_command(
     """
     from robnas import demo
 
+    refuse_overwriting_inputs({"--out": out}, {"--data": data, "--benchmark": benchmark})
     names = [p.strip() for p in proxies.split(",") if p.strip()] if proxies else list(demo.DEFAULT_PROXIES)
     with Progress(
         TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console

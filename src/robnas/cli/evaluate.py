@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robnas.cli import app, console, friendly
+from robnas.cli import app, console, friendly, refuse_overwriting_inputs, sized_data
 
 
 @app.command("evaluate")
@@ -39,6 +39,9 @@ def evaluate_command(
         "(8 = 8/255); a value below 0.1 looks like a fraction of [0, 1] and is refused.",
     ),
     corruptions: list[str] = typer.Option([], "--corruptions", help="all | fog,snow | fog@3 (severity 1-5)."),
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="Resize the images of --data imagefolder:DIR to N x N (as in training)."
+    ),
     split: str = typer.Option("test", "--split", help="Split of a .npz to evaluate (x_<split>, y_<split>)."),
     limit: int | None = typer.Option(None, "--limit", help="Evaluate the first N images only."),
     batch_size: int = typer.Option(128, "--batch-size"),
@@ -83,6 +86,18 @@ def evaluate_command(
     from robnas import models
     from robnas.runtime import resolve_device
 
+    refuse_overwriting_inputs(
+        {"--out": out},
+        {
+            "--model": model if Path(model).is_file() else None,
+            "--data": data,
+            "--weights": weights,
+            "--train-data": train_data,
+            "--corruption-root": corruption_root,
+        },
+    )
+    data = sized_data(data, image_size)
+    train_data = sized_data(train_data, image_size) if train_data else None
     arrays = data_lib.load(data, split=split) if data.endswith(".npz") else data_lib.load(data, split="test")
     name = dataset or arrays.name
     attack_specs = ev.split_specs(attacks)
@@ -99,6 +114,7 @@ def evaluate_command(
             num_classes=num_classes,
             normalize=normalize,
             dataset=name,
+            stats=None if dataset else arrays.stats,
             allow_random=random_weights,
             **options,
         )
@@ -140,6 +156,7 @@ def evaluate_command(
         "device": str(dev),
         "normalize": settings["normalize"],
         "seed": seed,
+        **({"classes": arrays.class_counts()} if arrays.classes is not None else {}),
         **{k: v for k, v in info.items() if k not in ("spec", "normalize")},
     }
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -12,7 +12,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from robnas.cli import ADDRESS_HELP, BACKEND_HELP, DATA_HELP, WORKERS_HELP, app, console, friendly, proxy_data
+from robnas.cli import (
+    ADDRESS_HELP,
+    BACKEND_HELP,
+    DATA_HELP,
+    IMAGE_SIZE_HELP,
+    WORKERS_HELP,
+    app,
+    console,
+    friendly,
+    proxy_data,
+    refuse_overwriting_inputs,
+    sized_data,
+)
 from robnas.errors import ConfigError, DataError
 from robnas.parallel import connect_backend
 from robnas.store import RunStore
@@ -180,6 +192,7 @@ def search_command(
         None, help="NAS-Bench-201 accuracy table (CSV, NATS-Bench folder or .pth) for nb201: objectives."
     ),
     data: str | None = typer.Option(None, help=DATA_HELP + " Also the training data of train: objectives."),
+    image_size: int | None = typer.Option(None, "--image-size", help=IMAGE_SIZE_HELP),
     batch_size: int = typer.Option(64, help="Images in the proxy batch (the reference CRoZe uses 8)."),
     batch_mode: str = typer.Option("random", help="random | balanced (per class)."),
     device: str = typer.Option("cpu", help="cpu | cuda | auto."),
@@ -225,6 +238,10 @@ def search_command(
     from robnas.search.base import STRATEGIES, run_search
     from robnas.spaces import get as get_space
 
+    refuse_overwriting_inputs(
+        {"--out": out},
+        {"--scores": scores, "--benchmark": benchmark, "--nb201": nb201, "--supernet": supernet, "--data": data},
+    )
     connect_backend(backend, workers, address)
     if benchmark is not None:
         from robnas.benchmarks import from_spec
@@ -235,7 +252,7 @@ def search_command(
     needing = needs_data(objective, has_scores=scores is not None)
     if strategy in STRATEGIES and STRATEGIES.meta(strategy).get("needs_data"):
         needing.append(f"strategy {strategy}")
-    data = proxy_data(data, needing)
+    data = proxy_data(sized_data(data, image_size), needing)
     options = parse_options(option)
     for flag, key, value in (("--storage", "storage", storage), ("--study-name", "study_name", study_name)):
         if value is not None:
