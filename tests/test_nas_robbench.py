@@ -178,3 +178,16 @@ def test_real_classes_are_the_robustness_datasets() -> None:
     assert bench.arch_strings == rob.arch_strings
     assert bench.isomorphs == rob.isomorphs and bench.keys == rob.keys
     np.testing.assert_array_equal(bench.weights(), rob.weights())
+
+
+def test_from_spec_names_a_target_benchmark(bench_dir: Path, tmp_path: Path) -> None:
+    from robnas.errors import ConfigError
+
+    bench = benchmarks.from_spec(f"nas-robbench-201:{bench_dir}")
+    assert isinstance(bench, NASRobBench201) and benchmarks.from_spec(bench) is bench
+    assert {"robustness", "nas-robbench-201"} <= set(benchmarks.target_benchmarks())
+    assert isinstance(benchmarks.from_spec(tmp_path), benchmarks.RobustnessDataset)  # a bare folder
+    with pytest.raises(ConfigError, match="not a benchmark of per-architecture targets"):
+        benchmarks.from_spec(f"nb201:{tmp_path}")
+    with pytest.raises(UnknownName, match="nas-robbench-201"):
+        benchmarks.from_spec(f"nasrobbench:{bench_dir}")

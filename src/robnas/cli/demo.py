@@ -44,7 +44,7 @@ def demo_command(
     """
     from robnas import demo
 
-    refuse_overwriting_inputs({"--out": out}, {"--data": data, "--benchmark": benchmark})
+    refuse_overwriting_inputs({"--out": out}, {"--data": data, "--benchmark": benchmark, "--adversarial": adversarial})
     names = [p.strip() for p in proxies.split(",") if p.strip()] if proxies else list(demo.DEFAULT_PROXIES)
     with Progress(
         TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
