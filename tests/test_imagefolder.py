@@ -179,3 +179,9 @@ def test_cli_score_train_evaluate_on_an_image_folder(folder: Path, tmp_path: Pat
                               f"imagefolder:{folder}", "--image-size", "24", "--corruptions", "fog@1",
                               "--out", str(tmp_path / "eval24"), "--device", "cpu"])  # fmt: skip
     assert bad.exit_code == 2 and "--corruption-preset" in bad.output
+    # an evaluation folder knows the image folder by its files: a changed folder is not mixed in
+    _write(folder / "val" / "fox" / "late.png", 20, 7)
+    again = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "run" / "last.pt"), "--data",
+                                f"imagefolder:{folder}", "--image-size", "32", "--corruptions", "gaussian_noise@1",
+                                "--out", str(tmp_path / "eval"), "--device", "cpu"])  # fmt: skip
+    assert again.exit_code == 2 and "changed: data" in again.output

@@ -473,6 +473,20 @@ def _build_cache(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def imagefolder_fingerprint(spec: str) -> str:
+    """A hash of every file of the image folder of ``spec`` (names, sizes, time stamps) and the
+    size asked: the same as long as what the folder decodes to is the same (a run's identity)."""
+    root, size = _parse_imagefolder(spec)
+    splits = {}
+    for split in ("train", "test"):
+        folder = _split_dir(root, split) if root.is_dir() else None
+        if folder is not None:
+            splits[split] = _class_files(folder)
+    if not splits:
+        raise DataError(f"{root}: image folder not found (expected {root}/train/<class>/<image>.png)")
+    return _manifest_key(splits, size, root)
+
+
 def load_imagefolder(
     root: str | Path,
     split: str = "train",
