@@ -72,6 +72,14 @@ class ImageArrays:
     def __len__(self) -> int:
         return len(self.x)
 
+    def digest(self) -> str:
+        """A fingerprint of the images and labels (:func:`robnas.fingerprint.array_digest`), computed once."""
+        if "_digest" not in self.__dict__:
+            from robnas.fingerprint import array_digest
+
+            self.__dict__["_digest"] = array_digest(self.x, self.y)
+        return self.__dict__["_digest"]
+
     def subset(self, indices: np.ndarray | list[int]) -> ImageArrays:
         idx = np.asarray(indices)
         return ImageArrays(self.x[idx], self.y[idx], self.name, self.num_classes, self.classes, self.stats)

@@ -17,12 +17,15 @@ Objectives are made from a spec string by :func:`make` (kinds live in :data:`OBJ
   (scored once; their cost is the objective's ``setup_cost``). A fixed pool keeps an
   architecture's value the same whenever it is evaluated, which ranks within a growing search
   history would not;
-* ``bench:fgsm@8``: a lookup in the NAS-Bench-201 robustness dataset (Jung et al., ICLR 2023),
-  for simulated search, by the target names of :mod:`robnas.benchmarks.robustness` (the same
-  names, with the same values, as ``robnas correlate``): ``clean``, ``ATTACK@EPS`` (eps in
-  1/255), ``hrs_ATTACK@EPS``, ``CORRUPTION@SEVERITY``, ``CORRUPTION`` (mean over severities),
+* ``bench:fgsm@8``: a lookup in the benchmark ``context.benchmark`` (``NAME:PATH`` or the
+  robustness dataset folder), for simulated search, by the benchmark's target names (the same
+  names, with the same values, as ``robnas correlate``). The NAS-Bench-201 robustness dataset
+  (Jung et al., ICLR 2023, standard training): ``clean``, ``ATTACK@EPS`` (eps in 1/255),
+  ``hrs_ATTACK@EPS``, ``CORRUPTION@SEVERITY``, ``CORRUPTION`` (mean over severities),
   ``cc_GROUP`` (mean accuracy over a corruption group) or ``cc_mean`` (mean accuracy over the
-  15 corruptions x 5 severities);
+  15 corruptions x 5 severities). NAS-RobBench-201 (``nas-robbench-201:DIR``, Wu et al., ICLR
+  2024, after PGD adversarial training): ``clean``, ``fgsm@3``, ``pgd@3``, ``fgsm@8``, ``pgd@8``,
+  ``aa@8``;
 * ``nb201:SPLIT@EPOCHS`` or ``nb201:DATASET/SPLIT@EPOCHS``: a NAS-Bench-201 accuracy (percent)
   looked up in the table of ``context.nb201`` (a CSV, a NATS-Bench folder or a ``.pth``, see
   :mod:`robnas.benchmarks.nb201`): SPLIT ``valid`` or ``test``, EPOCHS ``12`` or ``200`` (the
@@ -56,6 +59,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from robnas.errors import ConfigError, DataError, InvalidArchitecture, ProxyError, UnknownName
+from robnas.fingerprint import file_digest
 from robnas.registry import Registry
 from robnas.spaces.base import SearchSpace
 
@@ -344,7 +348,8 @@ class ObjectiveContext:
 
     ``data`` is a :func:`robnas.data.load` spec (``PATH.npz``, ``cifar10:ROOT``,
     ``synthetic[:N]``) loaded on first use; ``scores`` a precomputed table (CSV path) that
-    proxy objectives read instead of computing; ``benchmark`` the robustness dataset folder;
+    proxy objectives read instead of computing; ``benchmark`` the benchmark of ``bench:``
+    objectives, ``NAME:PATH`` (``nas-robbench-201:DIR``) or the robustness dataset folder;
     ``nb201`` a NAS-Bench-201 table for ``nb201:`` objectives; ``model`` the network build
     options of the space (e.g. ``{"C": 16, "layers": 8}`` for a
     DARTS network smaller than the default ``C=36``, 20 cells), used by proxy and training
@@ -387,6 +392,10 @@ class ObjectiveContext:
             return ""
         return "|model=" + ",".join(f"{k}={v}" for k, v in sorted(self.model.items()))
 
+    def data_id(self) -> str:
+        """``--data`` as part of an objective's key: the spec and its images' fingerprint."""
+        return f"{self.data}#{self.images().digest()}"
+
     def table(self, space: SearchSpace) -> ScoreTable | None:
         if self.scores is None:
             return None
@@ -408,24 +417,29 @@ class ObjectiveContext:
 
             images = self.images()
             x, y = proxy_batch(images, self.batch_size, seed=self.seed, mode=self.batch_mode)
-            tag = f"{images.name}:{len(images)}:{self.batch_mode}:bs{self.batch_size}:seed{self.seed}"
+            tag = f"{images.name}:{len(images)}:{images.digest()}:{self.batch_mode}:bs{self.batch_size}:seed{self.seed}"
             self._cache["batch"] = (x, y, tag, images.num_classes)
         x, y, tag, _ = self._cache["batch"]
         return x, y, tag
 
     def robustness(self) -> Any:
+        """The target benchmark of ``benchmark`` (opened once): ``NAME:PATH`` or a robustness dataset folder."""
         if "robustness" not in self._cache:
             if self.benchmark is None:
-                raise ConfigError("benchmark objectives need the robustness dataset folder (--benchmark DIR)")
+                raise ConfigError(
+                    "benchmark objectives need a benchmark: --benchmark NAME:PATH (nas-robbench-201:DIR) "
+                    "or the robustness dataset folder"
+                )
             from robnas import benchmarks
 
-            path = Path(self.benchmark)
-            if not (path / "meta.json").is_file():
+            bench = benchmarks.from_spec(self.benchmark)
+            if isinstance(bench, benchmarks.RobustnessDataset) and not (bench.root / "meta.json").is_file():
                 raise DataError(
-                    f"{path}: no meta.json; --benchmark must be the robustness dataset folder "
-                    "(https://github.com/steffen-jung/robustness-dataset)"
+                    f"{bench.root}: no meta.json; --benchmark must be the robustness dataset folder "
+                    "(https://github.com/steffen-jung/robustness-dataset) or NAME:PATH with NAME one of "
+                    f"{', '.join(benchmarks.target_benchmarks())}"
                 )
-            self._cache["robustness"] = benchmarks.open("robustness", path)
+            self._cache["robustness"] = bench
         return self._cache["robustness"]
 
     def nb201_table(self) -> Any:
@@ -529,11 +543,11 @@ class ProxyObjective(Objective):
                     f"proxy {name!r} is not in the scores table {self.table.path} "
                     f"(it has: {', '.join(self.table.proxies)})"
                 )
-            key = f"proxy:{name}|table={self.table.path.name}"
+            key = f"proxy:{name}|table={self.table.path.name}#{file_digest(self.table.path)[:16]}"
         else:
             proxies.PROXIES.get(name)  # UnknownName with suggestions
             key = (
-                f"proxy:{name}|data={context.data}|bs={context.batch_size}|seed={context.seed}"
+                f"proxy:{name}|data={context.data_id()}|bs={context.batch_size}|seed={context.seed}"
                 f"|mode={context.batch_mode}{context.model_tag()}"
             )
         super().__init__(space, key)
@@ -666,24 +680,26 @@ def robustness_target(rob: Any, arch: str | int, dataset: str, target: str) -> f
 
 
 class BenchmarkObjective(Objective):
-    """A target of the NAS-Bench-201 robustness dataset, looked up (no training, no proxy)."""
+    """A target of a benchmark, looked up (no training, no proxy): the robustness dataset (standard
+    training), NAS-RobBench-201 (adversarial training) or any :class:`~robnas.benchmarks.base.TargetBenchmark`."""
 
     def __init__(self, target: str, space: SearchSpace, context: ObjectiveContext) -> None:
-        if space.name != "nb201":
-            raise ConfigError(f"benchmark objectives need the nb201 space, not {space.name!r}")
-        self.target = target.strip()
+        from robnas.benchmarks import RobustnessDataset
+
         self.dataset = context.dataset
         self.rob = context.robustness()
-        if self.dataset not in self.rob.datasets():
+        if space.name != self.rob.space:
+            raise ConfigError(f"this benchmark's objectives need the {self.rob.space} space, not {space.name!r}")
+        robustness = isinstance(self.rob, RobustnessDataset)
+        if robustness and self.dataset not in self.rob.datasets():
             raise DataError(
                 f"{self.rob.root}: no {self.dataset!r} folder (has: {', '.join(self.rob.datasets())})"
             )
-        from robnas.benchmarks.robustness import parse_target
-
-        parsed = parse_target(self.target)  # fail now, not mid-search, on an unknown target
-        self.target = parsed.name
-        self.values = self.rob.target_values(self.dataset, parsed)  # and on a missing epsilon or file
-        super().__init__(space, f"bench:{self.target}|{self.dataset}")
+        self.target = self.rob.canonical_target(target.strip())  # fail now, not mid-search, on an unknown target
+        self.values = self.rob.target_values(self.dataset, self.target)  # and on a missing epsilon or file
+        # values of different benchmarks never share a key
+        source = "" if robustness else f"|{type(self.rob).__name__}"
+        super().__init__(space, f"bench:{self.target}|{self.dataset}{source}")
         self._by_canonical: dict[str, str] | None = None
 
     @property
@@ -694,14 +710,15 @@ class BenchmarkObjective(Objective):
         self.memo = None  # a lookup is cheaper than a persistent cache
 
     def _listed(self, text: str) -> str:
-        """A string of the dataset isomorphic to ``text`` (excerpts may not list the canonical form)."""
+        """An architecture of the benchmark isomorphic to ``text`` (excerpts may not list the canonical form)."""
+        listed_archs = getattr(self.rob, "arch_strings", None)
         if self._by_canonical is None:
             self._by_canonical = {}
-            for listed in self.rob.arch_strings:
+            for listed in listed_archs or []:
                 self._by_canonical.setdefault(self.space.canonical_string(listed), listed)
         found = self._by_canonical.get(self.space.canonical_string(text))
         if found is None:
-            raise DataError(f"{text} (or an isomorphic cell) is not in {self.rob.root / 'meta.json'}")
+            raise DataError(f"{text} (or an isomorphic cell) is not in {self.rob!r}")
         return found
 
     def _compute(self, arch: Any) -> tuple[float, float]:
@@ -802,7 +819,7 @@ class TrainingObjective(Objective):
             )
         super().__init__(
             space,
-            f"train:{self.recipe.name}|epochs={self.epochs}|{self.metric}|data={context.data}|seed={context.seed}"
+            f"train:{self.recipe.name}|epochs={self.epochs}|{self.metric}|data={context.data_id()}|seed={context.seed}"
             f"|bs={self.batch_size}|val={self.val_fraction}{context.model_tag()}",
         )
 

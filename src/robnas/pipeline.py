@@ -9,6 +9,7 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
     space = "nb201"; strategy = "evolution"; objective = "croze"; budget = 100; seed = 0
     options = { init_pool = 20 }  # strategy options
     data = "cifar10.npz"; batch_size = 8; scores = "scores.csv"; benchmark = "robustness"
+                                  # (or NAME:PATH, e.g. "nas-robbench-201:nas_robbench201")
     model = { C = 16, layers = 8 } # network build options while searching (default: the space's)
     winner = "best"               # the row of highest value; "final": the strategy's own answer,
                                   # its row marked info["final"] (one-shot searches: wsr-nas)
@@ -50,7 +51,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from robnas.errors import ConfigError, DataError
+from robnas.errors import ConfigError, DataError, RobnasError
 
 SECTIONS = {
     "search": {
@@ -97,6 +98,12 @@ SECTIONS = {
 }
 
 
+def _target_benchmarks() -> list[str]:
+    from robnas.benchmarks import target_benchmarks
+
+    return target_benchmarks()
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """The parsed and checked config; relative paths are resolved against the config's folder."""
     try:
@@ -139,7 +146,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
     ):
         value = config[section].get(key)
         kind, sep, rest = value.partition(":") if isinstance(value, str) else ("", "", "")
-        if sep and kind.partition("@")[0] == "imagefolder":
+        spec_kind = kind in _target_benchmarks() if key == "benchmark" else kind.partition("@")[0] == "imagefolder"
+        if sep and spec_kind:  # NAME:PATH or imagefolder:DIR, the PATH relative to the config
             config[section][key] = f"{kind}:{resolved(rest)}"
         elif isinstance(value, str) and not value.startswith("synthetic") and ":" not in value:
             config[section][key] = resolved(value)
@@ -334,7 +342,7 @@ def _train_network(
         batch_size=t.get("batch_size"),
         seed=int(t.get("seed", 0)),
         val_fraction=float(t.get("val_fraction", 0.1)),
-        resume=(folder / "last.pt").is_file(),
+        resume=True,
         device=t.get("device", "auto"),
         overrides=dict(t.get("options", {})) or None,
         progress=_epoch_line(log),
@@ -602,21 +610,85 @@ def write_report(
     return path
 
 
-def _check_same_config(out: Path, config: dict[str, Any]) -> None:
-    """Resume only the run this config started: a changed config never reuses stale stages."""
+def check_config(config: dict[str, Any]) -> None:
+    """Check every stage's settings before any work: names (space, strategy, recipe, attacks,
+    corruptions), recipe settings and counts; a bad one raises ConfigError naming its section."""
+    from robnas import evaluate, spaces, train
+    from robnas.search.base import STRATEGIES
+
+    s, t, e = config["search"], config["train"], config["evaluate"]
+    spaces.get(s.get("space", "nb201"))
+    STRATEGIES.get(s.get("strategy", "evolution"))
+    if s.get("winner", "best") not in ("best", "final"):
+        raise ConfigError(f"[search] winner must be 'best' or 'final', got {s.get('winner')!r}")
+    for section, name, key in (
+        (s, "search", "budget"), (s, "search", "batch_size"), (s, "search", "train_epochs"),
+        (t, "train", "epochs"), (t, "train", "batch_size"), (t, "train", "subset"),
+        (e, "evaluate", "limit"), (e, "evaluate", "batch_size"),
+    ):  # fmt: skip
+        value = section.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"[{name}] {key} must be a whole number >= 1, got {value!r}")
+    for section, name in ((s, "search"), (t, "train")):
+        _build_options(section, name)
+    options = t.get("options", {})
+    if not isinstance(options, dict):
+        raise ConfigError("[train] options must be a table of recipe settings, e.g. { steps = 10 }")
+    checks = (
+        ("train", lambda: train.get(t.get("recipe", "standard")).replace(**options)),
+        ("evaluate", lambda: [evaluate.parse_attack(a) for a in evaluate.split_specs(e.get("attacks", []))]),
+        ("evaluate", lambda: [evaluate.parse_corruption(c) for c in e.get("corruptions", [])]),
+    )
+    for section, check in checks:
+        try:
+            check()
+        except RobnasError as exc:
+            raise ConfigError(f"[{section}] {exc}") from None
+
+
+#: Each stage's section, the file that marks it finished and the folder of its partial work.
+STAGE_FILES = {
+    "search": ("search.json", None),
+    "train": ("train.json", "train"),
+    "evaluate": ("evaluate.json", "evaluate"),
+}
+
+
+def _check_same_config(out: Path, config: dict[str, Any]) -> list[str]:
+    """Resume only what this config made: a changed section of a finished stage is refused; a
+    changed section of an unfinished one restarts that stage (its and later stages' partial work
+    is removed) and keeps the finished stages. Returns the restarted stages."""
+    import shutil
+
     recorded = out / "config.json"
     current = json.loads(json.dumps(config, default=str))
     current["train"].pop("baselines", None)  # baselines are trained beside the run, never change it
     if not recorded.is_file():
         _write_json(recorded, current)
-        return
+        return []
     previous = json.loads(recorded.read_text())
-    changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
-    if changed:
-        raise ConfigError(
-            f"{out} holds a pipeline run with a different config (changed: {', '.join(changed)}); "
-            "choose another 'out' or delete that folder to start afresh"
+    changed = [k for k in SECTIONS if previous.get(k) != current.get(k)]
+    finished = [k for k in changed if (out / STAGE_FILES[k][0]).is_file()]
+    if finished:
+        keys = sorted(
+            f"[{k}] {key}"
+            for k in finished
+            for key in set(previous.get(k, {})) | set(current.get(k, {}))
+            if previous.get(k, {}).get(key) != current.get(k, {}).get(key)
         )
+        marks = ", ".join(STAGE_FILES[k][0] for k in finished)
+        raise ConfigError(
+            f"{out} holds a pipeline run whose finished stage(s) {', '.join(finished)} had a different config "
+            f"(changed: {', '.join(keys)}); choose another 'out', or delete {marks} to run them again"
+        )
+    stages = list(STAGE_FILES)
+    for stage in stages[min((stages.index(k) for k in changed), default=len(stages)) :]:
+        folder = STAGE_FILES[stage][1]  # this stage's and every later stage's partial work is stale
+        if folder is not None and (out / folder).is_dir():
+            shutil.rmtree(out / folder)
+    if changed:
+        _write_json(recorded, current)
+    return changed
 
 
 def run_pipeline(config_path: str | Path, log: Log = _quiet) -> Path:
@@ -624,8 +696,10 @@ def run_pipeline(config_path: str | Path, log: Log = _quiet) -> Path:
     (and turns on the training progress bar)."""
     config = load_config(config_path)
     out = Path(config["out"])
+    check_config(config)
     out.mkdir(parents=True, exist_ok=True)
-    _check_same_config(out, config)
+    for stage in _check_same_config(out, config):
+        log(f"{stage}: its config changed before it finished; starting it again")
     stages: list[Any] = []
     for name, stage in (("search", stage_search), ("train", stage_train), ("evaluate", stage_evaluate)):
         done = (out / f"{name}.json").is_file()

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robnas.cli import app, console, friendly, sized_data
+from robnas.cli import app, console, friendly, refuse_overwriting_inputs, sized_data
 
 
 @app.command("evaluate")
@@ -86,6 +86,16 @@ def evaluate_command(
     from robnas import models
     from robnas.runtime import resolve_device
 
+    refuse_overwriting_inputs(
+        {"--out": out},
+        {
+            "--model": model if Path(model).is_file() else None,
+            "--data": data,
+            "--weights": weights,
+            "--train-data": train_data,
+            "--corruption-root": corruption_root,
+        },
+    )
     data = sized_data(data, image_size)
     train_data = sized_data(train_data, image_size) if train_data else None
     arrays = data_lib.load(data, split=split) if data.endswith(".npz") else data_lib.load(data, split="test")

@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from robnas.cli import console
+from robnas.cli import console, refuse_overwriting_inputs, resume_hint
 from robnas.errors import ConfigError
 from robnas.units import UNIT_RULE
 
@@ -59,6 +59,10 @@ class TrainingRun:
         float, typer.Option(help="held-out share of the training images for model selection")
     ] = 0.1
     resume: Annotated[bool, typer.Option(help="continue from OUT/last.pt (exactly where it stopped)")] = False
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="start again over a run already in --out (its checkpoints and log are removed)"),
+    ] = False
     stop_after: Annotated[
         int | None, typer.Option(help="stop after this epoch; the schedule still spans --epochs")
     ] = None
@@ -84,6 +88,8 @@ class TrainingRun:
         missing = [f for f, v in ((flag, value), ("--data", self.data), ("--out", self.out)) if v is None]
         if missing:
             raise ConfigError(f"missing {', '.join(missing)}")
+        refuse_overwriting_inputs({"--out": self.out}, {"--data": self.data})
+        resume_hint("rerun with --resume to continue")
 
     def chosen_recipe(self, **overrides: Any) -> Any:
         """The recipe with the ``--set`` settings (then ``overrides``), checked before any data is read."""
@@ -113,7 +119,7 @@ class TrainingRun:
         bar = EpochBar() if self.progress and info.is_main else None
         settings = TrainSettings(
             epochs=self.epochs, batch_size=self.batch_size, seed=self.seed, val_fraction=self.val_fraction,
-            resume=self.resume, stop_after=self.stop_after, amp=self.amp, progress=bar,
+            resume=self.resume, overwrite=self.overwrite, stop_after=self.stop_after, amp=self.amp, progress=bar,
             tensorboard=self.tensorboard, dist_info=info,
         )  # fmt: skip
         with bar or contextlib.nullcontext():

@@ -17,6 +17,7 @@ from robnas.cli import (
     console,
     friendly,
     proxy_data,
+    refuse_overwriting_inputs,
     sized_data,
 )
 from robnas.errors import ConfigError
@@ -67,6 +68,11 @@ def score_command(
     backend: str = typer.Option("process", help=BACKEND_HELP),
     address: str | None = typer.Option(None, help=ADDRESS_HELP),
     csv: Path | None = typer.Option(None, "--csv", help="Also export all results of the store as CSV."),
+    retry_failed: bool = typer.Option(
+        False,
+        "--retry-failed",
+        help="Compute stored failures again (those that depend on the machine, e.g. out of memory, always are).",
+    ),
 ) -> None:
     """Score architectures with zero-cost proxies.
 
@@ -79,6 +85,9 @@ def score_command(
     from robnas.spaces import as_rng
     from robnas.spaces import get as get_space
 
+    refuse_overwriting_inputs(
+        {"--out": out, "--csv": csv}, {"--archs": archs, "--data": data, "--robustness": robustness}
+    )
     connect_backend(backend, workers, address)
     sp = get_space(space)
     names = [p.strip() for p in proxies.split(",") if p.strip()]
@@ -119,6 +128,7 @@ def score_command(
             progress=lambda n: bar.update(task, completed=n),
             backend=backend,
             address=address,
+            retry_failed=retry_failed,
         )
         rows = store.rows()
         if csv is not None:

@@ -22,6 +22,7 @@ from robnas.cli import (
     console,
     friendly,
     proxy_data,
+    refuse_overwriting_inputs,
     sized_data,
 )
 from robnas.errors import ConfigError, DataError
@@ -179,8 +180,14 @@ def search_command(
     budget: int = typer.Option(100, help="Distinct architectures the objective may evaluate."),
     seed: int = typer.Option(0, help="Seed of the strategy, the proxy batch and the initialisations."),
     option: list[str] = typer.Option(None, "--option", "-o", help="Strategy option KEY=VALUE (repeatable)."),
-    benchmark: Path | None = typer.Option(None, help="Robustness dataset folder (for bench: objectives)."),
-    dataset: str = typer.Option("cifar10", help="Benchmark dataset: cifar10 | cifar100 | ImageNet16-120."),
+    benchmark: str | None = typer.Option(
+        None,
+        help="Benchmark of bench: objectives: NAME:PATH (nas-robbench-201:DIR for NB201 after adversarial "
+        "training, robustness:DIR) or the robustness dataset folder.",
+    ),
+    dataset: str = typer.Option(
+        "cifar10", help="Benchmark dataset: cifar10 | cifar100 | ImageNet16-120 (nas-robbench-201: imagenet16-120)."
+    ),
     nb201: Path | None = typer.Option(
         None, help="NAS-Bench-201 accuracy table (CSV, NATS-Bench folder or .pth) for nb201: objectives."
     ),
@@ -231,11 +238,15 @@ def search_command(
     from robnas.search.base import STRATEGIES, run_search
     from robnas.spaces import get as get_space
 
+    refuse_overwriting_inputs(
+        {"--out": out},
+        {"--scores": scores, "--benchmark": benchmark, "--nb201": nb201, "--supernet": supernet, "--data": data},
+    )
     connect_backend(backend, workers, address)
-    if benchmark is not None and not benchmark.is_dir():
-        raise ConfigError(
-            f"--benchmark {benchmark}: folder not found (the robustness dataset folder with meta.json)"
-        )
+    if benchmark is not None:
+        from robnas.benchmarks import from_spec
+
+        from_spec(benchmark)  # a missing folder or an unknown NAME is one line now, not mid-search
     if objective is None:
         objective = str(STRATEGIES.meta(strategy).get("default_objective", "croze"))
     needing = needs_data(objective, has_scores=scores is not None)
@@ -255,7 +266,7 @@ def search_command(
         device=device,
         batch_mode=batch_mode,
         scores=str(scores) if scores else None,
-        benchmark=str(benchmark) if benchmark else None,
+        benchmark=benchmark,
         nb201=str(nb201) if nb201 else None,
         dataset=dataset,
         reference_size=reference_size,

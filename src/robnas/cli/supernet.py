@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from robnas.cli import app, console, friendly, sized_data
+from robnas.cli import app, console, friendly, refuse_overwriting_inputs, sized_data
 from robnas.cli.options import TrainingRun, training_options
 
 supernet_app = typer.Typer(
@@ -79,6 +79,7 @@ def analyse(
     from robnas.objectives import ObjectiveContext
     from robnas.oneshot import analysis
 
+    refuse_overwriting_inputs({"--out": out}, {"--store": store, "--supernet": supernet, "--data": data})
     context = ObjectiveContext(data=sized_data(data, image_size), supernet=str(supernet), seed=seed, device=device)
     frame = analysis.measure_run(store, context, run=run, direct=direct, fsp=fsp, eval_images=eval_images)
     table = analysis.analyse(

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from robnas.errors import ConfigError, UnknownName
+from robnas.fingerprint import file_digest
 from robnas.objectives import Objective, ObjectiveContext
 from robnas.spaces.base import SearchSpace
 
@@ -144,7 +145,10 @@ class OneShotSource:
         n_recal = int(opts.get("recalibration_batches", 4)) * self.batch_size
         x, _ = self.images.tensors(self.train_idx[:n_recal])
         self.recalibration = [x[i : i + self.batch_size] for i in range(0, len(x), self.batch_size)]
-        self.key = f"supernet={path.name}|data={context.data}|val={len(val_idx)}|recal={n_recal}"
+        self.key = (
+            f"supernet={path.name}#{file_digest(path)[:16]}|data={context.data_id()}"
+            f"|val={len(val_idx)}|recal={n_recal}"
+        )
 
     def normalize(self, x: Tensor) -> Tensor:
         """``x`` ([0, 1] images) as the supernet takes them."""
