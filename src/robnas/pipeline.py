@@ -290,6 +290,7 @@ def _train_network(
         "history": result.history,
         "num_classes": images.num_classes,
         "images": len(images),
+        "classes": images.class_counts(),
         "model": options,
         "parameters": sum(p.numel() for p in model.parameters()),
         "seconds": sum(float(row.get("seconds", 0.0)) for row in result.history),

@@ -156,8 +156,8 @@ def evaluate_command(
         "device": str(dev),
         "normalize": settings["normalize"],
         "seed": seed,
-        **({"classes": arrays.class_counts()} if arrays.classes is not None else {}),
         **{k: v for k, v in info.items() if k not in ("spec", "normalize")},
+        **({"classes": arrays.class_counts()} if arrays.classes is not None else {}),  # the evaluated images
     }
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
@@ -202,4 +202,9 @@ def _identify(spec: str) -> str:
     path = Path(spec)
     if path.is_file():
         return f"{path.resolve()} ({path.stat().st_size} bytes)"
+    kind, sep, rest = spec.partition(":")
+    if sep and kind.partition("@")[0] == "imagefolder":  # the folder by its files, wherever it is
+        from robnas.data import imagefolder_fingerprint
+
+        return f"{kind}:{Path(rest).resolve()} (files {imagefolder_fingerprint(spec)})"
     return spec
