@@ -4,6 +4,7 @@ checked against the PyTorch model for a zoo model, an NB201 network and a DARTS 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 
 import pytest
@@ -78,7 +79,7 @@ def test_round_trip(which: str, fmt: str, nb201_run, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "largest difference from PyTorch on 8 images" in result.output
     # the contract: the file alone, on images in [0, 1], gives the logits of the robnas model
-    options = models.parse_options([b for a, b in zip(argv, argv[1:], strict=False) if a == "--model-option"])
+    options = models.parse_options([b for a, b in itertools.pairwise(argv) if a == "--model-option"])
     torch.manual_seed(0)  # the seed of --random-weights
     model, info = models.load_model(argv[1], allow_random="--random-weights" in argv, **options)
     x = torch.rand(5, 3, 32, 32)

@@ -49,17 +49,22 @@ def test_reads_resizes_and_caches(folder: Path, monkeypatch: pytest.MonkeyPatch)
     train = data.load(f"imagefolder@16:{folder}")
     assert train.x.shape == (12, 16, 16, 3) and train.x.dtype == np.uint8
     assert train.classes == CLASSES and train.num_classes == 3
-    assert train.y.tolist() == [0] * 4 + [1] * 4 + [2] * 4
     assert train.class_counts() == {"cat": 4, "dog": 4, "fox": 4}
-    # the PNG of the first image, resized by Pillow, is what the cache holds
-    expected = np.asarray(Image.open(folder / "train/cat/img0.png").convert("RGB").resize((16, 16), Image.BILINEAR))
-    assert np.array_equal(train.x[0], expected)
+    (cache,) = (folder / ".robnas-cache").iterdir()
+    files = json.loads((cache / "meta.json").read_text())["files"]
+    assert sorted(files["train"]) == sorted(str(p.relative_to(folder)) for p in folder.glob("train/*/img*"))
+    assert files["train"][:6] != sorted(files["train"])[:6]  # a fixed random order: a prefix samples all classes
+    assert train.y.tolist() == [CLASSES.index(Path(f).parent.name) for f in files["train"]]
+    # each row is its PNG or JPEG, resized by Pillow
+    for row, name in enumerate(files["train"]):
+        image = Image.open(folder / name).convert("RGB").resize((16, 16), Image.BILINEAR)
+        assert np.array_equal(train.x[row], np.asarray(image))
     # normalisation statistics of the training images, used by every consumer
     pixels = train.x.reshape(-1, 3).astype(np.float64) / 255
     assert np.allclose(train.mean_std[0], pixels.mean(0), atol=1e-5)
     assert np.allclose(train.mean_std[1], pixels.std(0), atol=1e-5)
     test = data.load(f"imagefolder@16:{folder}", "test")
-    assert test.x.shape == (6, 16, 16, 3) and test.y.tolist() == [0, 0, 1, 1, 2, 2]
+    assert test.x.shape == (6, 16, 16, 3) and sorted(test.y.tolist()) == [0, 0, 1, 1, 2, 2]
     assert test.stats == train.stats  # the test split is normalised with the training statistics
     cached = list((folder / ".robnas-cache").iterdir())
     assert len(cached) == 1 and isinstance(train.x, np.memmap)
@@ -179,3 +184,9 @@ def test_cli_score_train_evaluate_on_an_image_folder(folder: Path, tmp_path: Pat
                               f"imagefolder:{folder}", "--image-size", "24", "--corruptions", "fog@1",
                               "--out", str(tmp_path / "eval24"), "--device", "cpu"])  # fmt: skip
     assert bad.exit_code == 2 and "--corruption-preset" in bad.output
+    # an evaluation folder knows the image folder by its files: a changed folder is not mixed in
+    _write(folder / "val" / "fox" / "late.png", 20, 7)
+    again = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "run" / "last.pt"), "--data",
+                                f"imagefolder:{folder}", "--image-size", "32", "--corruptions", "gaussian_noise@1",
+                                "--out", str(tmp_path / "eval"), "--device", "cpu"])  # fmt: skip
+    assert again.exit_code == 2 and "changed: data" in again.output

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from robnas import objectives
+import robnas
 from robnas.errors import ConfigError
 from robnas.pipeline import load_config, run_pipeline
 
-DEMO_ROBUSTNESS = Path(objectives.__file__).parent / "assets" / "demo" / "robustness"
+DEMO_ROBUSTNESS = Path(robnas.__file__).parent / "assets" / "demo" / "robustness"
 
 CONFIG = """
 out = "run"

@@ -162,8 +162,8 @@ def test_a_oneshot_objective_tells_supernets_of_one_file_name_apart(tmp_path):
 
     from robnas import data
     from robnas.objectives import ObjectiveContext
+    from robnas.objectives.oneshot import source
     from robnas.oneshot import train_supernet
-    from robnas.oneshot.objective import source
 
     train_supernet(
         "nb201", data.load("synthetic:24"), "standard", tmp_path / "a", epochs=1, batch_size=8, C=2, N=1

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+import robnas
 from robnas import objectives, search, spaces
 from robnas.errors import ConfigError, DataError, InvalidArchitecture, UnknownName
 from robnas.objectives import OBJECTIVES, Objective, ObjectiveContext
 from robnas.search import run_search
 from robnas.spaces.nb201 import OPERATIONS
 
-DEMO_ROBUSTNESS = Path(objectives.__file__).parent / "assets" / "demo" / "robustness"
+DEMO_ROBUSTNESS = Path(robnas.__file__).parent / "assets" / "demo" / "robustness"
 CALLS: dict[str, int] = {}
 
 

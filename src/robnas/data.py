@@ -270,7 +270,7 @@ def load_imagenet16(root: str | Path, train: bool = True, num_classes: int = 120
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 #: Environment variable naming a folder for the decoded caches of every image folder.
 CACHE_ENV = "ROBNAS_CACHE_DIR"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 _GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "F")
 
 
@@ -451,12 +451,15 @@ def _build_cache(
         "mode": first_mode,
         "folders": folders,
         "counts": {},
+        "files": {},
     }
     done, total = 0, len(everything)
     try:
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             for split, by_class in splits.items():
                 files = [(classes.index(name), f) for name, fs in by_class.items() for f in fs]
+                # a fixed random order, so that the first N images (evaluate's limit) sample every class
+                files = [files[i] for i in np.random.default_rng(0).permutation(len(files))]
                 x = np.lib.format.open_memmap(tmp / f"{split}_x.npy", "w+", np.uint8, (len(files), wh[1], wh[0], 3))
                 y = np.asarray([label for label, _ in files], dtype=np.int64)
                 for i, (array, _) in enumerate(pool.map(lambda item: _decode(item[1], wh), files)):
@@ -467,6 +470,7 @@ def _build_cache(
                 x.flush()
                 np.save(tmp / f"{split}_y.npy", y)
                 meta["counts"][split] = {name: len(fs) for name, fs in by_class.items()}
+                meta["files"][split] = [str(f.relative_to(root)) for _, f in files]
                 if split == "train":
                     mean, std = _channel_stats(x)
                     meta["mean"], meta["std"] = list(mean), list(std)
@@ -481,6 +485,20 @@ def _build_cache(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def imagefolder_fingerprint(spec: str) -> str:
+    """A hash of every file of the image folder of ``spec`` (names, sizes, time stamps) and the
+    size asked: the same as long as what the folder decodes to is the same (a run's identity)."""
+    root, size = _parse_imagefolder(spec)
+    splits = {}
+    for split in ("train", "test"):
+        folder = _split_dir(root, split) if root.is_dir() else None
+        if folder is not None:
+            splits[split] = _class_files(folder)
+    if not splits:
+        raise DataError(f"{root}: image folder not found (expected {root}/train/<class>/<image>.png)")
+    return _manifest_key(splits, size, root)
+
+
 def load_imagefolder(
     root: str | Path,
     split: str = "train",
@@ -492,7 +510,9 @@ def load_imagefolder(
     PNG and JPEG files (any of :data:`IMAGE_SUFFIXES`) are decoded with Pillow, grey images
     repeated over three channels, resized to ``image_size`` x ``image_size`` (bilinear; default:
     the size every image has, else a DataError naming two that differ). Labels follow the sorted
-    class folder names of ``train``. Both splits are decoded once into a cache
+    class folder names of ``train``; the images of each split are in one fixed random order
+    (seed 0; the cache's ``meta.json`` lists the files in it), so that the first N of them
+    sample every class. Both splits are decoded once into a cache
     (:func:`_cache_root`: ``root/.robnas-cache`` where the folder is writable, or
     ``$ROBNAS_CACHE_DIR``), keyed by every file's name, size and time stamp, and read back
     memory-mapped, so later runs start as fast as from an ``.npz``. The returned arrays carry the

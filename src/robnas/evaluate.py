@@ -14,8 +14,8 @@ strength), with the columns of :data:`COLUMNS`:
 * ``seconds``.
 
 The model receives images in [0, 1]. A network trained on normalised inputs must be wrapped
-(:func:`robnas.attacks.with_normalization`, or ``resolve_model`` + ``prepare_model`` which
-follow the checkpoint's record or the dataset's ``MEAN_STD``).
+(:func:`robnas.attacks.with_normalization`, or :func:`robnas.models.load_model`, which follows
+the checkpoint's record or the dataset's ``MEAN_STD``).
 
 ``summary(table, baseline=None)`` condenses the table: clean accuracy, robust accuracy per
 attack, the Wsr-NAS average robust accuracy over an eps range, the harmonic robustness score
@@ -51,12 +51,12 @@ from torch.utils.data import DataLoader
 
 from robnas import attacks as attacks_mod
 from robnas import corruptions as corruptions_mod
+from robnas import targets
 from robnas.data import ImageArrays
-from robnas.errors import ConfigError, DataError
+from robnas.errors import ConfigError, DataError, RobnasError
 from robnas.fingerprint import file_digest
-from robnas.models import load_model, load_weights, parse_value, prepare_model, resolve_model
 from robnas.runtime import resolve_device
-from robnas.units import from_255
+from robnas.units import PIXEL_KEYS
 
 COLUMNS = (
     "kind",
@@ -73,7 +73,7 @@ COLUMNS = (
     "l2_mean",
     "seconds",
 )
-EPS_KEYS = ("eps", "alpha", "delta")
+EPS_KEYS = PIXEL_KEYS
 Row = dict[str, Any]
 AttackSpec = tuple[str, dict[str, Any]]
 
@@ -85,50 +85,19 @@ AttackSpec = tuple[str, dict[str, Any]]
 def parse_attack(spec: str) -> list[AttackSpec]:
     """``pgd@8:steps=20,alpha=2`` -> ``[("pgd", {"eps": 8/255, "steps": 20, "alpha": 2/255})]``.
 
-    eps, alpha and delta are given in 1/255 and converted; ``preset:NAME`` expands a preset of
-    :mod:`robnas.attacks` (already in Python units).
+    The grammar of :mod:`robnas.targets` (eps, alpha and step sizes in 1/255, converted);
+    ``preset:NAME`` expands a preset of :mod:`robnas.attacks` (already in Python units).
     """
     text = spec.strip()
     if text.startswith("preset:"):
         value = attacks_mod.preset(text.partition(":")[2])
         return value if isinstance(value, list) else [value]
-    head, _, tail = text.partition(":")
-    name, at, eps_text = head.partition("@")
-    name = name.strip()
+    target = targets.parse(text, "attack spec")
+    name = target.name
     attacks_mod.ATTACKS.get(name)  # UnknownName with suggestions
-    params: dict[str, Any] = {}
-    if at:
-        try:
-            eps_255 = float(eps_text)
-        except ValueError:
-            raise ConfigError(f"attack spec {spec!r}: eps after '@' must be a number in 1/255") from None
-        params["eps"] = from_255("eps", eps_255)
-    for pair in filter(None, (p.strip() for p in tail.split(","))):
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ConfigError(f"attack spec {spec!r}: parameter {pair!r} should read KEY=VALUE")
-        parsed = parse_value(value.strip())
-        if key.strip() in EPS_KEYS and isinstance(parsed, int | float):
-            parsed = from_255(key.strip(), parsed)
-        params[key.strip()] = parsed
+    params = target.attack_params()
     attacks_mod.validate_params(name, params)
     return [(name, params)]
-
-
-def split_specs(text: str | Iterable[str]) -> list[str]:
-    """Split a comma-separated list of specs; ``KEY=VALUE`` pieces belong to the spec before them
-    (so ``fgsm@8,pgd@8:steps=20,alpha=2`` is two specs)."""
-    parts = [text] if isinstance(text, str) else list(text)
-    out: list[str] = []
-    for part in parts:
-        for token in (t.strip() for t in part.split(",")):
-            if not token:
-                continue
-            if "=" in token and "@" not in token and ":" not in token and out:
-                out[-1] += "," + token
-            else:
-                out.append(token)
-    return out
 
 
 def parse_corruption(spec: str) -> list[tuple[str, int]]:
@@ -141,9 +110,9 @@ def parse_corruption(spec: str) -> list[tuple[str, int]]:
         corruptions_mod.CORRUPTIONS.get(name)
         chosen = [name]
     if at:
-        try:
-            levels = [int(s) for s in sev.split("+")]
-        except ValueError:
+        try:  # fog@2+5: the targets fog@2 and fog@5
+            levels = [targets.parse(f"{name}@{level}", "corruption spec").severity for level in sev.split("+")]
+        except RobnasError:
             raise ConfigError(f"corruption spec {spec!r}: severity after '@' must be 1-5") from None
         for s in levels:
             if not 1 <= s <= 5:
@@ -682,18 +651,13 @@ __all__ = [
     "default_preset",
     "file_digest",
     "finished_rows",
-    "load_model",
-    "load_weights",
     "parse_attack",
     "parse_corruption",
     "planned_keys",
     "plot",
-    "prepare_model",
-    "resolve_model",
     "row_key",
     "run",
     "run_in_folder",
-    "split_specs",
     "summary",
     "to_dataframe",
     "write_csv",

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from robnas.data import MEAN_STD, Normalize
 from robnas.errors import ConfigError, DataError
+from robnas.options import parse_options, parse_value
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 #: What :func:`final_checkpoint` looks for in a run folder, in order of preference.
@@ -46,36 +47,6 @@ FINAL_CHECKPOINTS = ("best.pt", "last.pt")
 MeanStd = tuple[tuple[float, ...], tuple[float, ...]]
 
 
-# ----------------------------------------------------------------------------------------------
-# options
-
-
-def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``["C=8", "N=1", "affine=false"]`` -> ``{"C": 8, "N": 1, "affine": False}``."""
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"option {pair!r} should read KEY=VALUE")
-        out[key.strip()] = parse_value(text.strip())
-    return out
-
-
-def parse_value(text: str) -> Any:
-    """``"true"`` -> True, ``"none"`` -> None, ``"8"`` -> 8, ``"0.1"`` -> 0.1, other text stays text."""
-    low = text.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 # ----------------------------------------------------------------------------------------------

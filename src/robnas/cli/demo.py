@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robnas.cli import app, console, friendly, refuse_overwriting_inputs
+from robnas.cli.app import app, console, friendly, refuse_overwriting_inputs
 
 
 @app.command("demo")

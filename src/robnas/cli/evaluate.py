@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robnas.cli import app, console, friendly, refuse_overwriting_inputs, sized_data
+from robnas.cli.app import app, console, friendly, refuse_overwriting_inputs, sized_data
 
 
 @app.command("evaluate")
@@ -83,7 +83,7 @@ def evaluate_command(
 
     from robnas import data as data_lib
     from robnas import evaluate as ev
-    from robnas import models
+    from robnas import models, targets
     from robnas.runtime import resolve_device
 
     refuse_overwriting_inputs(
@@ -100,8 +100,8 @@ def evaluate_command(
     train_data = sized_data(train_data, image_size) if train_data else None
     arrays = data_lib.load(data, split=split) if data.endswith(".npz") else data_lib.load(data, split="test")
     name = dataset or arrays.name
-    attack_specs = ev.split_specs(attacks)
-    corruption_specs = ev.split_specs(corruptions)
+    attack_specs = targets.split_specs(attacks)
+    corruption_specs = targets.split_specs(corruptions)
     for spec in attack_specs:  # a bad spec is reported before a network is built
         ev.parse_attack(spec)
     options = models.parse_options(model_option)
@@ -156,8 +156,8 @@ def evaluate_command(
         "device": str(dev),
         "normalize": settings["normalize"],
         "seed": seed,
-        **({"classes": arrays.class_counts()} if arrays.classes is not None else {}),
         **{k: v for k, v in info.items() if k not in ("spec", "normalize")},
+        **({"classes": arrays.class_counts()} if arrays.classes is not None else {}),  # the evaluated images
     }
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
@@ -202,4 +202,9 @@ def _identify(spec: str) -> str:
     path = Path(spec)
     if path.is_file():
         return f"{path.resolve()} ({path.stat().st_size} bytes)"
+    kind, sep, rest = spec.partition(":")
+    if sep and kind.partition("@")[0] == "imagefolder":  # the folder by its files, wherever it is
+        from robnas.data import imagefolder_fingerprint
+
+        return f"{kind}:{Path(rest).resolve()} (files {imagefolder_fingerprint(spec)})"
     return spec

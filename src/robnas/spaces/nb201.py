@@ -132,6 +132,15 @@ class NB201Network(nn.Module):
         feats.append(pooled)
         return self.classifier(pooled), feats
 
+    def rescale_blocks(self) -> list[nn.Module]:
+        """The cells, reduction blocks and classifier, in the order the input meets them.
+
+        Between them run only positively homogeneous operations (``lastact``'s ReLU, pooling;
+        its BN too once removed), so CRoZe's float32 path may rescale activations where they
+        enter each (:class:`robnas.proxies.croze.BlockScaling`).
+        """
+        return [*self.cells, self.classifier]
+
     def layer_feature_indices(self) -> list[tuple[nn.Module, int]]:
         """CRoZe's layer -> feature map: ``cells_met // N``, plus one for the classifier.
 
