@@ -18,6 +18,7 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
                                   # (robnas search --workers/--backend/--address; default: serially)
     [train]                       # robnas.train.fit
     recipe = "standard"; epochs = 1; data = "cifar10.npz"; batch_size = 128; device = "auto"
+    options = { eps = 8, step_size = 2 } # recipe settings, eps and step sizes in 1/255 (as --set)
     subset = 4000                 # train on N training images drawn with the seed (default: all)
     model = { C = 16, layers = 8 } # build options of the trained and evaluated network
     [evaluate]                    # robnas.evaluate.run on the test split
@@ -232,6 +233,8 @@ def stage_train(
     images = data_lib.random_subset(
         data_lib.load(t.get("data", "synthetic"), "train"), None if subset is None else int(subset), seed
     )
+    from robnas.train.recipes import settings_from_255
+
     options = _build_options(t, "train")
     model = _model(searched["space"], searched["winner"], images.num_classes, seed, options)
     folder = out / "train"
@@ -246,7 +249,7 @@ def stage_train(
         val_fraction=float(t.get("val_fraction", 0.1)),
         resume=(folder / "last.pt").is_file(),
         device=t.get("device", "auto"),
-        overrides=dict(t.get("options", {})) or None,
+        overrides=settings_from_255(dict(t.get("options", {}))) or None,  # eps, step sizes in 1/255
         progress=_epoch_line(log),
         meta={"arch": f"{searched['space']}:{searched['winner']}", "arch_options": options, "subset": subset},
     )

@@ -117,12 +117,12 @@ class RobNetsSearch(Strategy):
         return specs[0]
 
     def _sample(self, ctx: SearchContext, layers: int) -> Any:
-        from robnas.spaces.robnet import CODES, NUM_EDGES
+        from robnas.spaces.robnet import sample_codes
 
         if ctx.space.name not in ("robnet", "robnet-free"):
             return ctx.space.sample(ctx.rng)  # the method on another space's supernet
         cells = layers if self.cell_free or ctx.space.name == "robnet-free" else 1
-        return tuple(tuple(CODES[int(i)] for i in ctx.rng.integers(0, 4, NUM_EDGES)) for _ in range(cells))
+        return sample_codes(ctx.rng, cells)
 
     def fsp_scores(self, source: Any, archs: list[Any]) -> list[float]:
         """Each architecture's FSP loss with this strategy's FSP options (RobNets Eq. 4), on the
