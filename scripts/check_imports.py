@@ -43,6 +43,7 @@ LAYERS: dict[str, float] = {
     "robnas.seeding": 0,
     "robnas.runtime": 0,
     "robnas.assets": 0,
+    "robnas.fingerprint": 0,
     # building blocks
     "robnas.targets": 1,
     "robnas.spaces": 1,
@@ -51,6 +52,7 @@ LAYERS: dict[str, float] = {
     # networks, proxies, benchmark readers
     "robnas.proxies": 2,
     "robnas.benchmarks": 2,
+    "robnas.baselines": 1.5,  # hand-designed networks, entries of the zoo
     "robnas.zoo": 2,
     "robnas.models": 2.5,  # a model by name or checkpoint: the zoo, a space's arch or a checkpoint
     # what uses networks
@@ -61,6 +63,7 @@ LAYERS: dict[str, float] = {
     "robnas.report": 3,
     "robnas.evaluate": 3.5,  # clean + attacks + corruptions of a (trained) model
     "robnas.holdout": 3.5,  # held-out correlation statistics over correlate
+    "robnas.export": 3.5,  # a trained model as TorchScript / ONNX
     # weight sharing: shared parts, then each paper's room
     "robnas.oneshot": 4,
     "robnas.oneshot.robnets": 4.5,

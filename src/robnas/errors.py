@@ -33,3 +33,14 @@ class ConfigError(RobnasError, ValueError):
 
 class ProxyError(RobnasError):
     """A proxy could not produce a finite score for a network."""
+
+
+#: Parts of a failure's text that say it depends on the machine (memory, a lost worker), not
+#: on the input: such a failure is recorded but computed again on rerun.
+TRANSIENT_MARKS = ("MemoryError", "out of memory", "can't allocate memory", "WorkerDied")
+
+
+def is_transient(error: str) -> bool:
+    """Whether the recorded failure ``error`` (``"TYPE: message"``) depends on the machine
+    (out of memory, a killed worker) rather than on the architecture (a NaN proxy)."""
+    return any(mark in error for mark in TRANSIENT_MARKS)

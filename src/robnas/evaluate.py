@@ -37,7 +37,6 @@ sizes need an explicit ``corruption_preset``.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import time
@@ -55,6 +54,7 @@ from robnas import corruptions as corruptions_mod
 from robnas import targets
 from robnas.data import ImageArrays
 from robnas.errors import ConfigError, DataError, RobnasError
+from robnas.fingerprint import file_digest
 from robnas.runtime import resolve_device
 from robnas.units import PIXEL_KEYS
 
@@ -546,15 +546,6 @@ def write_json(
 
 CSV_NAME = "evaluation.csv"
 JSON_NAME = "evaluation.json"
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (hex): identifies a checkpoint whatever its path or time stamp."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _canonical(settings: dict[str, Any]) -> dict[str, Any]:

@@ -128,11 +128,14 @@ def score(
     progress: Callable[[int], None] | None = None,
     backend: str = "process",
     address: str | None = None,
+    retry_failed: bool = False,
 ) -> int:
     """Score ``archs`` (text forms) with ``proxies`` into ``store``; returns the number of new rows.
 
     Pairs already in the store (same seed, batch size and data) are skipped, so an
-    interrupted run continues where it stopped. ``progress(n)`` is called after each
+    interrupted run continues where it stopped; a failure that depends on the machine (out of
+    memory, a killed worker) is computed again, one that depends on the architecture (a NaN
+    proxy) only with ``retry_failed``. ``progress(n)`` is called after each
     architecture with the number of architectures finished so far.
 
     ``backend`` ``process`` (``workers`` processes of this machine) or ``ray`` (one Ray task
@@ -157,7 +160,7 @@ def score(
         tuple(sorted((build_options or {}).items())),
     )
     x, y = proxy_batch(data, batch_size, seed=seed, mode=batch_mode)
-    done = store.done(seed, batch_size, data_tag)
+    done = store.done(seed, batch_size, data_tag, retry_failed=retry_failed)
     work = []
     seen: set[str] = set()
     for text in archs:
@@ -189,8 +192,9 @@ def score(
 
 
 def data_tag_of(data: ImageArrays, batch_mode: str = "random") -> str:
-    """The tag a run store keys results by, for proxy batches drawn from ``data`` with ``batch_mode``."""
-    return f"{data.name}:{len(data)}:{batch_mode}"
+    """The tag a run store keys results by, for proxy batches drawn from ``data`` with ``batch_mode``:
+    the data's name, size and content fingerprint (:meth:`ImageArrays.digest`)."""
+    return f"{data.name}:{len(data)}:{batch_mode}:{data.digest()}"
 
 
 def data_dependent(proxies: Iterable[str]) -> list[str]:

@@ -250,6 +250,9 @@ class RobustnessDataset:
         self._raw: dict[tuple[str, str], dict[str, Any]] = {}
         self._tables: dict[tuple[str, str], np.ndarray] = {}
 
+    #: The search space of its architectures (see :class:`robnas.benchmarks.base.TargetBenchmark`).
+    space = "nb201"
+
     def __repr__(self) -> str:
         return f"RobustnessDataset({str(self.root)!r})"
 
@@ -331,6 +334,12 @@ class RobustnessDataset:
         """Row of :meth:`table` for each architecture (index or string), as an int array."""
         key_row = self._key_row
         return np.fromiter((key_row[self.isomorph(a)] for a in archs), dtype=np.int64, count=len(archs))
+
+    def weights(self) -> np.ndarray:
+        """The number of NAS-Bench-201 strings in each evaluated network's class (rows of :attr:`keys`)."""
+        counts = np.zeros(len(self.keys))
+        np.add.at(counts, self.rows(list(range(len(self.arch_strings)))), 1.0)
+        return counts
 
     def epsilons(self, attack: str) -> list[float]:
         """The epsilons (units of 1/255) of an attack, by short (``fgsm``) or official name."""
@@ -459,6 +468,10 @@ class RobustnessDataset:
         if len(present) == len(CORRUPTIONS):
             names.append("cc_mean")
         return names
+
+    def canonical_target(self, name: str) -> str:
+        """The canonical spelling of target ``name`` (:func:`parse_target`)."""
+        return parse_target(name).name
 
     def target_values(self, dataset: str, target: str | Target) -> np.ndarray:
         """The value of ``target`` for every network of :attr:`keys` (fractions, float64)."""

@@ -10,6 +10,7 @@ from robnas.cli import (  # each module adds its verb(s) to ``app`` on import
     correlate,  # noqa: F401
     demo,  # noqa: F401
     evaluate,  # noqa: F401
+    export,  # noqa: F401
     pipeline,  # noqa: F401
     predict,  # noqa: F401
     score,  # noqa: F401

@@ -29,6 +29,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -58,7 +59,10 @@ _TRUE = {"1", "true", "yes", "on"}
 #: A signal this long after the first ends the process without waiting for the shutdown.
 FORCE_AFTER_SECONDS = 5.0
 
-_state: dict[str, Any] = {"debug": False, "stopping": None}
+#: What the stop line says to do to continue, unless the verb says otherwise (:func:`resume_hint`).
+RESUME_HINT = "rerun the same command to resume"
+
+_state: dict[str, Any] = {"debug": False, "stopping": None, "resume": RESUME_HINT}
 
 # click's exception for usage errors (typer vendors click in recent versions)
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -86,6 +90,7 @@ def _root(
     """Robust neural architecture search: proxies, spaces, benchmarks, attacks, training, search."""
     from robnas.runtime import keep_freed_memory
 
+    _state["resume"] = RESUME_HINT
     _state["debug"] = debug or os.environ.get("ROBNAS_DEBUG", "").strip().lower() in _TRUE
     keep_freed_memory()
 
@@ -128,9 +133,14 @@ def _one_line(text: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def resume_hint(text: str) -> None:
+    """What the stop line tells the user to do to continue (default: rerun the same command)."""
+    _state["resume"] = text
+
+
 def _stopped_line(name: str) -> None:
     console.print(
-        f"[yellow]stopped[/yellow] ({name}); finished results are saved, rerun the same command to resume",
+        f"[yellow]stopped[/yellow] ({name}); finished results are saved, {_state['resume']}",
         highlight=False,
         soft_wrap=True,
     )
@@ -173,9 +183,12 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 DATA_HELP = (
     "Proxy data: PATH.npz (x_train uint8 NHWC, y_train), cifar10:ROOT, cifar100:ROOT, svhn:ROOT, "
-    "imagenet16-120:ROOT, or synthetic[:N] (random images, for tests). Required by proxies that "
+    "imagenet16-120:ROOT, imagefolder:DIR (DIR/train/<class>/*.png|jpg), or synthetic[:N] (random images, for tests). Required by proxies that "
     "look at the images (croze, snip, grasp, nwot, ...); data-free ones (params, flops, synflow, zen) "
     "need none."
+)
+IMAGE_SIZE_HELP = (
+    "Resize the images of --data imagefolder:DIR to N x N pixels (default: their own size, when all agree)."
 )
 WORKERS_HELP = "Worker processes (--backend process) or Ray tasks in flight (--backend ray)."
 BACKEND_HELP = "process (worker processes of this machine) | ray (Ray tasks, one CPU each; robnas[ray])."
@@ -196,7 +209,7 @@ def proxy_data(data: str | None, needing: list[str]) -> str:
             raise ConfigError(
                 f"{', '.join(needing)} depend{'s' if len(needing) == 1 else ''} on the images "
                 f"{'it sees' if len(needing) == 1 else 'they see'}: pass --data PATH.npz, cifar10:ROOT, "
-                "cifar100:ROOT, svhn:ROOT or imagenet16-120:ROOT (or --data synthetic, random images, "
+                "cifar100:ROOT, svhn:ROOT, imagenet16-120:ROOT or imagefolder:DIR (or --data synthetic, random images, "
                 "only to test)"
             )
         return "synthetic"
@@ -208,3 +221,57 @@ def proxy_data(data: str | None, needing: list[str]) -> str:
             soft_wrap=True,
         )
     return data
+
+
+def _input_path(value: object) -> Path | None:
+    """The file or folder an input option names: a path, or the ROOT of a ``kind:ROOT`` data spec."""
+    text = str(value)
+    if Path(text).exists():
+        return Path(text)
+    kind, sep, rest = text.partition(":")
+    if kind == "synthetic":
+        return None
+    return Path(rest) if sep and rest and "/" not in kind else Path(text)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return a.samefile(b)
+    except OSError:
+        pass
+    return a.expanduser().resolve() == b.expanduser().resolve()
+
+
+def refuse_overwriting_inputs(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
+    """Refuse (ConfigError) an output option that names an input's file or folder, or another output.
+
+    ``outputs`` / ``inputs``: option name -> path, data spec, list of them, or None."""
+
+    def flat(options: dict[str, Any]) -> list[tuple[str, Path]]:
+        out = []
+        for flag, value in options.items():
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                path = _input_path(v) if v is not None and str(v).strip() and str(v) != ":memory:" else None
+                if path is not None:
+                    out.append((flag, path))
+        return out
+
+    outs, ins = flat(outputs), flat(inputs)
+    for i, (flag, path) in enumerate(outs):
+        for other, source in ins + outs[:i]:
+            if _same(path, source):
+                raise ConfigError(
+                    f"{flag} {path} is also {other}: writing it would destroy "
+                    f"{'the input' if (other, source) in ins else 'the other output'}; choose another path"
+                )
+def sized_data(data: str | None, image_size: int | None) -> str | None:
+    """``--data`` with ``--image-size`` folded in (``imagefolder@N:DIR``, see
+    :func:`robnas.data.imagefolder_spec`); a size with other data is a ConfigError."""
+    if image_size is None or data is None:
+        if image_size is not None:
+            raise ConfigError("--image-size needs --data imagefolder:DIR")
+        return data
+    from robnas.data import imagefolder_spec
+
+    return imagefolder_spec(data, image_size)

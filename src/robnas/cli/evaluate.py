@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robnas.cli.app import app, console, friendly
+from robnas.cli.app import app, console, friendly, refuse_overwriting_inputs, sized_data
 
 
 @app.command("evaluate")
@@ -40,6 +40,9 @@ def evaluate_command(
         "(8 = 8/255); a value below 0.1 looks like a fraction of [0, 1] and is refused.",
     ),
     corruptions: list[str] = typer.Option([], "--corruptions", help="all | fog,snow | fog@3 (severity 1-5)."),
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="Resize the images of --data imagefolder:DIR to N x N (as in training)."
+    ),
     split: str = typer.Option("test", "--split", help="Split of a .npz to evaluate (x_<split>, y_<split>)."),
     limit: int | None = typer.Option(None, "--limit", help="Evaluate the first N images only."),
     batch_size: int = typer.Option(128, "--batch-size"),
@@ -83,6 +86,18 @@ def evaluate_command(
     from robnas import models, targets
     from robnas.runtime import resolve_device
 
+    refuse_overwriting_inputs(
+        {"--out": out},
+        {
+            "--model": model if Path(model).is_file() else None,
+            "--data": data,
+            "--weights": weights,
+            "--train-data": train_data,
+            "--corruption-root": corruption_root,
+        },
+    )
+    data = sized_data(data, image_size)
+    train_data = sized_data(train_data, image_size) if train_data else None
     arrays = data_lib.load(data, split=split) if data.endswith(".npz") else data_lib.load(data, split="test")
     name = dataset or arrays.name
     attack_specs = targets.split_specs(attacks)
@@ -90,7 +105,9 @@ def evaluate_command(
     for spec in attack_specs:  # a bad spec is reported before a network is built
         ev.parse_attack(spec)
     options = models.parse_options(model_option)
-    wrapped, info = _network(model, weights, num_classes, normalize, name, random_weights, seed, options)
+    wrapped, info = _network(
+        model, weights, num_classes, normalize, name, None if dataset else arrays.stats, random_weights, seed, options
+    )
     train = None
     if train_data:
         tr = data_lib.load(train_data, split="train")
@@ -108,6 +125,7 @@ def evaluate_command(
         "device": str(dev),
         "normalize": settings["normalize"],
         "seed": seed,
+        **({"classes": arrays.class_counts()} if arrays.classes is not None else {}),
         **{k: v for k, v in info.items() if k not in ("spec", "normalize")},
     }
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -150,7 +168,7 @@ def evaluate_command(
 
 def _network(
     model: str, weights: Path | None, num_classes: int | None, normalize: bool | None, dataset: str,
-    random_weights: bool, seed: int, options: dict[str, Any],
+    stats: Any, random_weights: bool, seed: int, options: dict[str, Any],
 ) -> tuple[Any, dict[str, Any]]:  # fmt: skip
     """The network to evaluate (:func:`robnas.models.load_model`), warning loudly when its
     weights are random."""
@@ -162,7 +180,7 @@ def _network(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         wrapped, info = models.load_model(
-            model, weights, num_classes=num_classes, normalize=normalize, dataset=dataset,
+            model, weights, num_classes=num_classes, normalize=normalize, dataset=dataset, stats=stats,
             allow_random=random_weights, **options,
         )  # fmt: skip
     if info.get("random_weights"):

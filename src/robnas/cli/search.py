@@ -16,11 +16,14 @@ from robnas.cli.app import (
     ADDRESS_HELP,
     BACKEND_HELP,
     DATA_HELP,
+    IMAGE_SIZE_HELP,
     WORKERS_HELP,
     app,
     console,
     friendly,
     proxy_data,
+    refuse_overwriting_inputs,
+    sized_data,
 )
 from robnas.errors import ConfigError
 from robnas.options import parse_options, parse_value
@@ -143,12 +146,19 @@ def search_command(
     budget: int = typer.Option(100, help="Distinct architectures the objective may evaluate."),
     seed: int = typer.Option(0, help="Seed of the strategy, the proxy batch and the initialisations."),
     option: list[str] = typer.Option(None, "--option", "-o", help="Strategy option KEY=VALUE (repeatable)."),
-    benchmark: Path | None = typer.Option(None, help="Robustness dataset folder (for bench: objectives)."),
-    dataset: str = typer.Option("cifar10", help="Benchmark dataset: cifar10 | cifar100 | ImageNet16-120."),
+    benchmark: str | None = typer.Option(
+        None,
+        help="Benchmark of bench: objectives: NAME:PATH (nas-robbench-201:DIR for NB201 after adversarial "
+        "training, robustness:DIR) or the robustness dataset folder.",
+    ),
+    dataset: str = typer.Option(
+        "cifar10", help="Benchmark dataset: cifar10 | cifar100 | ImageNet16-120 (nas-robbench-201: imagenet16-120)."
+    ),
     nb201: Path | None = typer.Option(
         None, help="NAS-Bench-201 accuracy table (CSV, NATS-Bench folder or .pth) for nb201: objectives."
     ),
     data: str | None = typer.Option(None, help=DATA_HELP + " Also the training data of train: objectives."),
+    image_size: int | None = typer.Option(None, "--image-size", help=IMAGE_SIZE_HELP),
     batch_size: int = typer.Option(64, help="Images in the proxy batch (the reference CRoZe uses 8)."),
     batch_mode: str = typer.Option("random", help="random | balanced (per class)."),
     device: str = typer.Option("cpu", help="cpu | cuda | auto."),
@@ -192,17 +202,21 @@ def search_command(
     from robnas.search.base import STRATEGIES
     from robnas.search.config import SearchConfig
 
+    refuse_overwriting_inputs(
+        {"--out": out},
+        {"--scores": scores, "--benchmark": benchmark, "--nb201": nb201, "--supernet": supernet, "--data": data},
+    )
     connect_backend(backend, workers, address)
-    if benchmark is not None and not benchmark.is_dir():
-        raise ConfigError(
-            f"--benchmark {benchmark}: folder not found (the robustness dataset folder with meta.json)"
-        )
+    if benchmark is not None:
+        from robnas.benchmarks import from_spec
+
+        from_spec(benchmark)  # a missing folder or an unknown NAME is one line now, not mid-search
     if objective is None:
         objective = str(STRATEGIES.meta(strategy).get("default_objective", "croze"))
     needing = needs_data(objective, has_scores=scores is not None)
     if strategy in STRATEGIES and STRATEGIES.meta(strategy).get("needs_data"):
         needing.append(f"strategy {strategy}")
-    data = proxy_data(data, needing)
+    data = proxy_data(sized_data(data, image_size), needing)
     options = parse_options(option, convert=False, example="init_pool=50")
     for flag, key, value in (("--storage", "storage", storage), ("--study-name", "study_name", study_name)):
         if value is not None:
@@ -213,7 +227,7 @@ def search_command(
         space=space, strategy=strategy, objective=objective, budget=budget, seed=seed, options=options,
         data=data, batch_size=batch_size, batch_mode=batch_mode, device=device,
         scores=str(scores) if scores else None, within_scores=within_scores,
-        benchmark=str(benchmark) if benchmark else None, dataset=dataset, nb201=str(nb201) if nb201 else None,
+        benchmark=benchmark, dataset=dataset, nb201=str(nb201) if nb201 else None,
         reference_size=reference_size, train_epochs=train_epochs, train_metric=train_metric,
         model=parse_options(arch_opt), supernet=str(supernet) if supernet else None,
         workers=workers, backend=backend, address=address, **space_cap(max_params_m),

@@ -17,12 +17,15 @@ Objectives are made from a spec string by :func:`make` (kinds live in :data:`OBJ
   (scored once; their cost is the objective's ``setup_cost``). A fixed pool keeps an
   architecture's value the same whenever it is evaluated, which ranks within a growing search
   history would not;
-* ``bench:fgsm@8``: a lookup in the NAS-Bench-201 robustness dataset (Jung et al., ICLR 2023),
-  for simulated search, by the target names of :mod:`robnas.benchmarks.robustness` (the same
-  names, with the same values, as ``robnas correlate``): ``clean``, ``ATTACK@EPS`` (eps in
-  1/255), ``hrs_ATTACK@EPS``, ``CORRUPTION@SEVERITY``, ``CORRUPTION`` (mean over severities),
+* ``bench:fgsm@8``: a lookup in the benchmark ``context.benchmark`` (``NAME:PATH`` or the
+  robustness dataset folder), for simulated search, by the benchmark's target names (the same
+  names, with the same values, as ``robnas correlate``). The NAS-Bench-201 robustness dataset
+  (Jung et al., ICLR 2023, standard training): ``clean``, ``ATTACK@EPS`` (eps in 1/255),
+  ``hrs_ATTACK@EPS``, ``CORRUPTION@SEVERITY``, ``CORRUPTION`` (mean over severities),
   ``cc_GROUP`` (mean accuracy over a corruption group) or ``cc_mean`` (mean accuracy over the
-  15 corruptions x 5 severities);
+  15 corruptions x 5 severities). NAS-RobBench-201 (``nas-robbench-201:DIR``, Wu et al., ICLR
+  2024, after PGD adversarial training): ``clean``, ``fgsm@3``, ``pgd@3``, ``fgsm@8``, ``pgd@8``,
+  ``aa@8``;
 * ``nb201:SPLIT@EPOCHS`` or ``nb201:DATASET/SPLIT@EPOCHS``: a NAS-Bench-201 accuracy (percent)
   looked up in the table of ``context.nb201`` (a CSV, a NATS-Bench folder or a ``.pth``, see
   :mod:`robnas.benchmarks.nb201`): SPLIT ``valid`` or ``test``, EPOCHS ``12`` or ``200`` (the
@@ -309,7 +312,8 @@ class ObjectiveContext:
 
     ``data`` is a :func:`robnas.data.load` spec (``PATH.npz``, ``cifar10:ROOT``,
     ``synthetic[:N]``) loaded on first use; ``scores`` a precomputed table (CSV path) that
-    proxy objectives read instead of computing; ``benchmark`` the robustness dataset folder;
+    proxy objectives read instead of computing; ``benchmark`` the benchmark of ``bench:``
+    objectives, ``NAME:PATH`` (``nas-robbench-201:DIR``) or the robustness dataset folder;
     ``nb201`` a NAS-Bench-201 table for ``nb201:`` objectives; ``model`` the network build
     options of the space (e.g. ``{"C": 16, "layers": 8}`` for a
     DARTS network smaller than the default ``C=36``, 20 cells), used by proxy and training
@@ -364,6 +368,10 @@ class ObjectiveContext:
             return ""
         return "|model=" + ",".join(f"{k}={v}" for k, v in sorted(self.model.items()))
 
+    def data_id(self) -> str:
+        """``--data`` as part of an objective's key: the spec and its images' fingerprint."""
+        return f"{self.data}#{self.images().digest()}"
+
     def table(self, space: SearchSpace) -> ScoreTable | None:
         if self.scores is None:
             return None
@@ -385,24 +393,29 @@ class ObjectiveContext:
 
             images = self.images()
             x, y = proxy_batch(images, self.batch_size, seed=self.seed, mode=self.batch_mode)
-            tag = f"{images.name}:{len(images)}:{self.batch_mode}:bs{self.batch_size}:seed{self.seed}"
+            tag = f"{images.name}:{len(images)}:{images.digest()}:{self.batch_mode}:bs{self.batch_size}:seed{self.seed}"
             self._cache["batch"] = (x, y, tag, images.num_classes)
         x, y, tag, _ = self._cache["batch"]
         return x, y, tag
 
     def robustness(self) -> Any:
+        """The target benchmark of ``benchmark`` (opened once): ``NAME:PATH`` or a robustness dataset folder."""
         if "robustness" not in self._cache:
             if self.benchmark is None:
-                raise ConfigError("benchmark objectives need the robustness dataset folder (--benchmark DIR)")
+                raise ConfigError(
+                    "benchmark objectives need a benchmark: --benchmark NAME:PATH (nas-robbench-201:DIR) "
+                    "or the robustness dataset folder"
+                )
             from robnas import benchmarks
 
-            path = Path(self.benchmark)
-            if not (path / "meta.json").is_file():
+            bench = benchmarks.from_spec(self.benchmark)
+            if isinstance(bench, benchmarks.RobustnessDataset) and not (bench.root / "meta.json").is_file():
                 raise DataError(
-                    f"{path}: no meta.json; --benchmark must be the robustness dataset folder "
-                    "(https://github.com/steffen-jung/robustness-dataset)"
+                    f"{bench.root}: no meta.json; --benchmark must be the robustness dataset folder "
+                    "(https://github.com/steffen-jung/robustness-dataset) or NAME:PATH with NAME one of "
+                    f"{', '.join(benchmarks.target_benchmarks())}"
                 )
-            self._cache["robustness"] = benchmarks.open("robustness", path)
+            self._cache["robustness"] = bench
         return self._cache["robustness"]
 
     def nb201_table(self) -> Any:

@@ -23,24 +23,26 @@ def robustness_target(rob: Any, arch: str | int, dataset: str, target: str) -> f
 
 
 class BenchmarkObjective(Objective):
-    """A target of the NAS-Bench-201 robustness dataset, looked up (no training, no proxy)."""
+    """A target of a benchmark, looked up (no training, no proxy): the robustness dataset (standard
+    training), NAS-RobBench-201 (adversarial training) or any :class:`~robnas.benchmarks.base.TargetBenchmark`."""
 
     def __init__(self, target: str, space: SearchSpace, context: ObjectiveContext) -> None:
-        if space.name != "nb201":
-            raise ConfigError(f"benchmark objectives need the nb201 space, not {space.name!r}")
-        self.target = target.strip()
+        from robnas.benchmarks import RobustnessDataset
+
         self.dataset = context.dataset
         self.rob = context.robustness()
-        if self.dataset not in self.rob.datasets():
+        if space.name != self.rob.space:
+            raise ConfigError(f"this benchmark's objectives need the {self.rob.space} space, not {space.name!r}")
+        robustness = isinstance(self.rob, RobustnessDataset)
+        if robustness and self.dataset not in self.rob.datasets():
             raise DataError(
                 f"{self.rob.root}: no {self.dataset!r} folder (has: {', '.join(self.rob.datasets())})"
             )
-        from robnas.benchmarks.robustness import parse_target
-
-        parsed = parse_target(self.target)  # fail now, not mid-search, on an unknown target
-        self.target = parsed.name
-        self.values = self.rob.target_values(self.dataset, parsed)  # and on a missing epsilon or file
-        super().__init__(space, f"bench:{self.target}|{self.dataset}")
+        self.target = self.rob.canonical_target(target.strip())  # fail now, not mid-search, on an unknown target
+        self.values = self.rob.target_values(self.dataset, self.target)  # and on a missing epsilon or file
+        # values of different benchmarks never share a key
+        source = "" if robustness else f"|{type(self.rob).__name__}"
+        super().__init__(space, f"bench:{self.target}|{self.dataset}{source}")
         self._by_canonical: dict[str, str] | None = None
 
     @property
@@ -51,14 +53,15 @@ class BenchmarkObjective(Objective):
         self.memo = None  # a lookup is cheaper than a persistent cache
 
     def _listed(self, text: str) -> str:
-        """A string of the dataset isomorphic to ``text`` (excerpts may not list the canonical form)."""
+        """An architecture of the benchmark isomorphic to ``text`` (excerpts may not list the canonical form)."""
+        listed_archs = getattr(self.rob, "arch_strings", None)
         if self._by_canonical is None:
             self._by_canonical = {}
-            for listed in self.rob.arch_strings:
+            for listed in listed_archs or []:
                 self._by_canonical.setdefault(self.space.canonical_string(listed), listed)
         found = self._by_canonical.get(self.space.canonical_string(text))
         if found is None:
-            raise DataError(f"{text} (or an isomorphic cell) is not in {self.rob.root / 'meta.json'}")
+            raise DataError(f"{text} (or an isomorphic cell) is not in {self.rob!r}")
         return found
 
     def _compute(self, arch: Any) -> tuple[float, float]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from robnas.cost import Timer
 from robnas.errors import ConfigError, ProxyError
+from robnas.fingerprint import file_digest
 from robnas.objectives.base import OBJECTIVES, Evaluation, Memo, Objective, ObjectiveContext
 from robnas.spaces.base import SearchSpace
 
@@ -37,11 +38,11 @@ class ProxyObjective(Objective):
                     f"proxy {name!r} is not in the scores table {self.table.path} "
                     f"(it has: {', '.join(self.table.proxies)})"
                 )
-            key = f"proxy:{name}|table={self.table.path.name}"
+            key = f"proxy:{name}|table={self.table.path.name}#{file_digest(self.table.path)[:16]}"
         else:
             proxies.PROXIES.get(name)  # UnknownName with suggestions
             key = (
-                f"proxy:{name}|data={context.data}|bs={context.batch_size}|seed={context.seed}"
+                f"proxy:{name}|data={context.data_id()}|bs={context.batch_size}|seed={context.seed}"
                 f"|mode={context.batch_mode}{context.model_tag()}"
             )
         super().__init__(space, key)

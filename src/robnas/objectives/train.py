@@ -40,7 +40,7 @@ class TrainingObjective(Objective):
             )
         super().__init__(
             space,
-            f"train:{self.recipe.name}|epochs={self.epochs}|{self.metric}|data={context.data}|seed={context.seed}"
+            f"train:{self.recipe.name}|epochs={self.epochs}|{self.metric}|data={context.data_id()}|seed={context.seed}"
             f"|bs={self.batch_size}|val={self.val_fraction}{context.model_tag()}",
         )
 

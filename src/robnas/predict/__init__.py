@@ -5,7 +5,15 @@
 objective, registered in :data:`robnas.objectives.OBJECTIVES`).
 """
 
-from robnas.predict.data import benchmark_labels, csv_labels, fit_files, predict_table, proxy_table
+from robnas.predict.data import (
+    benchmark_labels,
+    csv_labels,
+    fit_files,
+    open_benchmark,
+    predict_table,
+    proxy_table,
+    score_settings,
+)
 from robnas.predict.model import DEFAULT_PARAMS, Predictor, encode, feature_matrix, fit, load, save
 
 __all__ = [
@@ -18,7 +26,9 @@ __all__ = [
     "fit",
     "fit_files",
     "load",
+    "open_benchmark",
     "predict_table",
     "proxy_table",
     "save",
+    "score_settings",
 ]

@@ -43,6 +43,7 @@ from robnas.parallel import Executor, check_backend, open_executor
 from robnas.registry import Registry
 from robnas.search.history import HistoryRow, HistoryStore
 from robnas.spaces.base import SearchSpace
+from robnas.store import ExclusiveUse
 
 
 class BudgetExhausted(Exception):
@@ -493,7 +494,14 @@ def run_search(
         list(search_space.members) if candidates is not None else None,
         base_space.options(),
     )
-    store = HistoryStore(out)
+    if str(out) != ":memory:":
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    lock = ExclusiveUse(out, "search store")  # a second search on this store is refused at once
+    try:
+        store = HistoryStore(out)
+    except BaseException:
+        lock.close()
+        raise
     closed = False
     try:
         for o in objs:
@@ -562,3 +570,4 @@ def run_search(
         raise
     finally:
         store.close()
+        lock.close()

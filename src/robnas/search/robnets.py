@@ -232,7 +232,7 @@ def measure_run(
     if eval_images is not None:
         wide = OneShotSource(
             context.supernet, space.name, context.images(), context.data, context.device, context.seed,
-            {**context.oneshot, "eval_images": int(eval_images)},
+            {**context.oneshot, "eval_images": int(eval_images)}, data_id=context.data_id(),
         )  # fmt: skip
         val_x, val_y = wide.val_x, wide.val_y
     if clean or eval_images is not None:

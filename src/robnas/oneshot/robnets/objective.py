@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from robnas import targets
 from robnas.data import ImageArrays
 from robnas.errors import ConfigError, UnknownName
+from robnas.fingerprint import file_digest
 from robnas.targets import Target
 
 #: the fine-tuning recipe (RobNets fine-tunes candidates with PGD-AT)
@@ -102,6 +103,7 @@ class OneShotSource:
         device: str = "cpu",
         seed: int = 0,
         options: dict[str, Any] | None = None,
+        data_id: str | None = None,
     ) -> None:
         from robnas.models import NormalizedNet
         from robnas.oneshot.training import load_supernet
@@ -139,7 +141,10 @@ class OneShotSource:
         n_recal = int(opts.get("recalibration_batches", 4)) * self.batch_size
         x, _ = self.images.tensors(self.train_idx[:n_recal])
         self.recalibration = [x[i : i + self.batch_size] for i in range(0, len(x), self.batch_size)]
-        self.key = f"supernet={path.name}|data={data}|val={len(val_idx)}|recal={n_recal}"
+        self.key = (
+            f"supernet={path.name}#{file_digest(path)[:16]}|data={data_id or data}"
+            f"|val={len(val_idx)}|recal={n_recal}"
+        )
 
     def normalize(self, x: Tensor) -> Tensor:
         """``x`` ([0, 1] images) as the supernet takes them."""
