@@ -15,6 +15,12 @@ def stable_seed(*parts: object) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
+def seed_int(*parts: int) -> int:
+    """A 63-bit seed from integer parts (``numpy.random.SeedSequence``): the seeds of training
+    steps and epochs (``seed, epoch, step``), where :func:`stable_seed` seeds from texts."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) generators."""
     random.seed(seed)

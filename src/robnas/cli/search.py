@@ -227,7 +227,7 @@ def search_command(
         space=space, strategy=strategy, objective=objective, budget=budget, seed=seed, options=options,
         data=data, batch_size=batch_size, batch_mode=batch_mode, device=device,
         scores=str(scores) if scores else None, within_scores=within_scores,
-        benchmark=str(benchmark) if benchmark else None, dataset=dataset, nb201=str(nb201) if nb201 else None,
+        benchmark=benchmark, dataset=dataset, nb201=str(nb201) if nb201 else None,
         reference_size=reference_size, train_epochs=train_epochs, train_metric=train_metric,
         model=parse_options(arch_opt), supernet=str(supernet) if supernet else None,
         workers=workers, backend=backend, address=address, **space_cap(max_params_m),

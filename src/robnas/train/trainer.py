@@ -53,9 +53,10 @@ from robnas.data import ImageArrays
 from robnas.errors import ConfigError
 from robnas.models import NormalizedNet, normalized
 from robnas.runtime import resolve_device
+from robnas.seeding import seed_int
 from robnas.train import adversary, augment, checkpoint
 from robnas.train.distributed import DistInfo, reduce_sum
-from robnas.train.losses import StepContext, StepFn, StepOutput, seed_int
+from robnas.train.losses import StepContext, StepFn, StepOutput
 from robnas.train.recipes import Recipe
 from robnas.train.recipes import get as get_recipe
 
