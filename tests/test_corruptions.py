@@ -235,3 +235,15 @@ def test_parameter_tables_match_the_published_code(name):
     for preset, table in expected.items():
         assert _same([C._param(name, preset, s) for s in range(1, 6)], table), preset
     assert set(C.PARAMS[name]) <= set(C.PRESETS)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_apply_never_changes_its_input(layout):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=layout)
+    saved = x.clone()
+    for name in C.names("all"):
+        out = C.apply(x, name, 3, preset="imagenet")
+        assert (
+            out.shape == x.shape and out.dtype == x.dtype and float(out.min()) >= 0 and float(out.max()) <= 1
+        )
+        assert torch.equal(x, saved), name
