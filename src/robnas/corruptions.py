@@ -72,6 +72,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from robnas.corruption_params import FROST_MEAN, FROST_STD, param
 from robnas.data import ImageArrays
 from robnas.errors import ConfigError, DataError
 from robnas.registry import Registry
@@ -101,118 +102,6 @@ CIFAR_C_SOURCE = (
 
 CorruptionFn = Callable[[Tensor, int, torch.Generator, str], Tensor]
 CORRUPTIONS: Registry[CorruptionFn] = Registry("corruption")
-
-# ----------------------------------------------------------------------------------------------
-# parameters: PARAMS[name][preset] = five severities (imagenet16 falls back to imagenet)
-
-_IMAGENET_ELASTIC_244 = [
-    (244 * 2, 244 * 0.7, 244 * 0.1),
-    (244 * 2, 244 * 0.08, 244 * 0.2),
-    (244 * 0.05, 244 * 0.01, 244 * 0.02),
-    (244 * 0.07, 244 * 0.01, 244 * 0.02),
-    (244 * 0.12, 244 * 0.01, 244 * 0.02),
-]
-
-PARAMS: dict[str, dict[str, list]] = {
-    "gaussian_noise": {"cifar": [0.04, 0.06, 0.08, 0.09, 0.10], "imagenet": [0.08, 0.12, 0.18, 0.26, 0.38]},
-    "shot_noise": {"cifar": [500, 250, 100, 75, 50], "imagenet": [60, 25, 12, 5, 3]},
-    "impulse_noise": {"cifar": [0.01, 0.02, 0.03, 0.05, 0.07], "imagenet": [0.03, 0.06, 0.09, 0.17, 0.27]},
-    "speckle_noise": {"cifar": [0.06, 0.1, 0.12, 0.16, 0.2], "imagenet": [0.15, 0.2, 0.35, 0.45, 0.6]},
-    "gaussian_blur": {"cifar": [0.4, 0.6, 0.7, 0.8, 1.0], "imagenet": [1, 2, 3, 4, 6]},
-    "glass_blur": {
-        "cifar": [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)],
-        "imagenet": [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)],
-    },
-    "defocus_blur": {
-        "cifar": [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)],
-        "imagenet": [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)],
-    },
-    "motion_blur": {
-        "cifar": [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
-        "imagenet": [(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)],
-    },
-    "zoom_blur": {
-        "cifar": [
-            (1.0, 1.06, 0.01),
-            (1.0, 1.11, 0.01),
-            (1.0, 1.16, 0.01),
-            (1.0, 1.21, 0.01),
-            (1.0, 1.26, 0.01),
-        ],
-        "imagenet": [
-            (1.0, 1.11, 0.01),
-            (1.0, 1.16, 0.01),
-            (1.0, 1.21, 0.02),
-            (1.0, 1.26, 0.02),
-            (1.0, 1.31, 0.03),
-        ],
-    },
-    "fog": {
-        "cifar": [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],
-        "imagenet": [(1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)],
-    },
-    "frost": {
-        "cifar": [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)],
-        "imagenet": [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)],
-    },
-    "snow": {
-        "cifar": [
-            (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
-            (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
-            (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
-            (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
-            (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
-        ],
-        "imagenet": [
-            (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
-            (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
-            (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
-            (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
-            (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
-        ],
-    },
-    "spatter": {
-        "cifar": [
-            (0.62, 0.1, 0.7, 0.7, 0.5, 0),
-            (0.65, 0.1, 0.8, 0.7, 0.5, 0),
-            (0.65, 0.3, 1, 0.69, 0.5, 0),
-            (0.65, 0.1, 0.7, 0.69, 0.6, 1),
-            (0.65, 0.1, 0.5, 0.68, 0.6, 1),
-        ],
-        "imagenet": [
-            (0.65, 0.3, 4, 0.69, 0.6, 0),
-            (0.65, 0.3, 3, 0.68, 0.6, 0),
-            (0.65, 0.3, 2, 0.68, 0.5, 0),
-            (0.65, 0.3, 1, 0.65, 1.5, 1),
-            (0.67, 0.4, 1, 0.65, 1.5, 1),
-        ],
-    },
-    "contrast": {"cifar": [0.75, 0.5, 0.4, 0.3, 0.15], "imagenet": [0.4, 0.3, 0.2, 0.1, 0.05]},
-    "brightness": {"cifar": [0.05, 0.1, 0.15, 0.2, 0.3], "imagenet": [0.1, 0.2, 0.3, 0.4, 0.5]},
-    "saturate": {
-        "cifar": [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],
-        "imagenet": [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)],
-    },
-    "jpeg_compression": {"cifar": [80, 65, 58, 50, 40], "imagenet": [25, 18, 15, 10, 7]},
-    "pixelate": {"cifar": [0.95, 0.9, 0.85, 0.75, 0.65], "imagenet": [0.6, 0.5, 0.4, 0.3, 0.25]},
-    "elastic_transform": {
-        # cifar: multiples of the image size (IMSIZE); imagenet: alpha (sigma = 0.01 size)
-        "cifar": [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)],
-        "imagenet": [250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1, 250 * 0.12],
-        "imagenet16": _IMAGENET_ELASTIC_244,
-    },
-}
-
-#: per-channel mean and std of the ImageNet-C frost photographs (frost1-5), used to scale the texture
-FROST_MEAN = (0.57, 0.66, 0.70)
-FROST_STD = 0.11
-
-
-def _param(name: str, preset: str, severity: int):
-    table = PARAMS[name]
-    values = table.get(preset) or table["imagenet"]
-    return values[severity - 1]
-
 
 # ----------------------------------------------------------------------------------------------
 # public API
@@ -646,13 +535,13 @@ def _angles(n: int, lo: float, hi: float, gen: torch.Generator) -> np.ndarray:
 
 @CORRUPTIONS.register("gaussian_noise", family="noise")
 def gaussian_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    c = _param("gaussian_noise", preset, severity)
+    c = param("gaussian_noise", preset, severity)
     return (x + c * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)).clamp(0, 1)
 
 
 @CORRUPTIONS.register("shot_noise", family="noise")
 def shot_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    c = float(_param("shot_noise", preset, severity))
+    c = float(param("shot_noise", preset, severity))
     if x.device.type == "cpu":  # numpy's sampler is several times faster than torch.poisson on the CPU
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen).item())
         counts = np.random.default_rng(seed).poisson(x.numpy().astype(np.float64) * c)
@@ -665,7 +554,7 @@ def impulse_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -
     """skimage ``random_noise(mode='s&p')``: each value flips with probability ``amount``, half to 1.
 
     One uniform draw per value decides both whether and which way it flips."""
-    amount = _param("impulse_noise", preset, severity)
+    amount = param("impulse_noise", preset, severity)
     # one uniform draw u per value: u <= amount/2 salt, amount/2 < u <= amount pepper
     u = torch.rand(x.shape, generator=gen, device=x.device)
     out = x.masked_fill(u <= amount, 0.0)
@@ -674,7 +563,7 @@ def impulse_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -
 
 @CORRUPTIONS.register("speckle_noise", family="noise")
 def speckle_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    c = _param("speckle_noise", preset, severity)
+    c = param("speckle_noise", preset, severity)
     return (x + x * c * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)).clamp(0, 1)
 
 
@@ -684,18 +573,18 @@ def speckle_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -
 
 @CORRUPTIONS.register("gaussian_blur", family="blur")
 def gaussian_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    return _gaussian(x, float(_param("gaussian_blur", preset, severity))).clamp(0, 1)
+    return _gaussian(x, float(param("gaussian_blur", preset, severity))).clamp(0, 1)
 
 
 @CORRUPTIONS.register("defocus_blur", family="blur")
 def defocus_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    radius, alias = _param("defocus_blur", preset, severity)
+    radius, alias = param("defocus_blur", preset, severity)
     return _filter2d(x, _disk(radius, alias), "reflect101").clamp(0, 1)
 
 
 @CORRUPTIONS.register("glass_blur", family="blur")
 def glass_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    sigma, delta, iterations = _param("glass_blur", preset, severity)
+    sigma, delta, iterations = param("glass_blur", preset, severity)
     n, c, h, w = x.shape
     x8 = torch.floor(_gaussian(x, sigma) * 255).clamp(0, 255)
     dev = x.device
@@ -732,14 +621,14 @@ def glass_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> T
 
 @CORRUPTIONS.register("motion_blur", family="blur")
 def motion_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    radius, sigma = _param("motion_blur", preset, severity)
+    radius, sigma = param("motion_blur", preset, severity)
     angles = _angles(len(x), -45, 45, gen)
     return _motion_blur(x, radius, sigma, angles).clamp(0, 1)
 
 
 @CORRUPTIONS.register("zoom_blur", family="blur")
 def zoom_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    start, stop, step = _param("zoom_blur", preset, severity)
+    start, stop, step = param("zoom_blur", preset, severity)
     zooms = np.arange(start, stop, step)
     trim = "topleft" if preset == "imagenet" else "center"
     h, w = x.shape[-2:]
@@ -755,7 +644,7 @@ def zoom_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Te
 
 @CORRUPTIONS.register("fog", family="weather")
 def fog(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    strength, decay = _param("fog", preset, severity)
+    strength, decay = param("fog", preset, severity)
     n, _, h, w = x.shape
     # the next power of two of the image size (32 for CIFAR); CRoZe's 16x16 code keeps 256
     size = 256 if preset == "imagenet16" else 1 << (max(h, w) - 1).bit_length()
@@ -790,7 +679,7 @@ def frost_texture(n: int, h: int, w: int, scale: float, gen: torch.Generator, de
 
 @CORRUPTIONS.register("frost", family="weather")
 def frost(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    a, b = _param("frost", preset, severity)
+    a, b = param("frost", preset, severity)
     scale = {"cifar": 0.2, "imagenet16": 1.0, "imagenet": 1.1}[preset]
     layer = frost_texture(len(x), x.shape[-2], x.shape[-1], scale, gen, x.device).to(x.dtype)
     return (a * x + b * layer).clamp(0, 1)
@@ -798,7 +687,7 @@ def frost(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor
 
 @CORRUPTIONS.register("snow", family="weather")
 def snow(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    loc, scale, zoom, thresh, radius, sigma, keep = _param("snow", preset, severity)
+    loc, scale, zoom, thresh, radius, sigma, keep = param("snow", preset, severity)
     n, _, h, w = x.shape
     layer = loc + scale * torch.randn((n, 1, h, w), generator=gen, device=x.device, dtype=torch.float64)
     trim = "topleft" if preset == "imagenet" else "center"
@@ -884,7 +773,7 @@ def _box3(x: Tensor) -> Tensor:
 
 @CORRUPTIONS.register("spatter", family="weather")
 def spatter(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    loc, scale, sigma, thresh, intensity, mud = _param("spatter", preset, severity)
+    loc, scale, sigma, thresh, intensity, mud = param("spatter", preset, severity)
     n, _, h, w = x.shape
     liquid = loc + scale * torch.randn((n, 1, h, w), generator=gen, device=x.device)
     liquid = _gaussian(liquid, sigma)
@@ -920,7 +809,7 @@ def spatter(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tens
 
 @CORRUPTIONS.register("brightness", family="weather")
 def brightness(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    c = _param("brightness", preset, severity)
+    c = param("brightness", preset, severity)
     hsv = _rgb_to_hsv(x)
     hsv[:, 2] = (hsv[:, 2] + c).clamp(0, 1)
     return _hsv_to_rgb(hsv).to(x.dtype).clamp(0, 1)
@@ -928,7 +817,7 @@ def brightness(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> T
 
 @CORRUPTIONS.register("saturate", family="digital")
 def saturate(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    mult, add = _param("saturate", preset, severity)
+    mult, add = param("saturate", preset, severity)
     hsv = _rgb_to_hsv(x)
     hsv[:, 1] = (hsv[:, 1] * mult + add).clamp(0, 1)
     return _hsv_to_rgb(hsv).to(x.dtype).clamp(0, 1)
@@ -936,7 +825,7 @@ def saturate(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Ten
 
 @CORRUPTIONS.register("contrast", family="digital")
 def contrast(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    c = _param("contrast", preset, severity)
+    c = param("contrast", preset, severity)
     means = x.mean((2, 3), keepdim=True)
     return ((x - means) * c + means).clamp(0, 1)
 
@@ -946,11 +835,11 @@ def elastic_transform(x: Tensor, severity: int, gen: torch.Generator, preset: st
     n, _, h, w = x.shape
     dev = x.device
     if preset == "imagenet":
-        alpha = _param("elastic_transform", preset, severity)
+        alpha = param("elastic_transform", preset, severity)
         sigma: float | tuple[float, float] = (h * 0.01, w * 0.01)
         low, high, affine = -h * 0.005, h * 0.005, 0.0
     else:
-        params = _param("elastic_transform", preset, severity)
+        params = param("elastic_transform", preset, severity)
         if preset == "cifar":
             params = [p * h for p in params]
         alpha, sigma, affine = params
@@ -995,7 +884,7 @@ def elastic_transform(x: Tensor, severity: int, gen: torch.Generator, preset: st
 
 @CORRUPTIONS.register("pixelate", family="digital")
 def pixelate(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    c = _param("pixelate", preset, severity)
+    c = param("pixelate", preset, severity)
     h, w = x.shape[-2:]
     small_size, nearest = (int(h * c), int(w * c)), preset == "imagenet"
     if x.device.type == "cpu":  # Pillow itself, as the reference (8-bit, much faster than float)
@@ -1013,7 +902,7 @@ def jpeg_compression(x: Tensor, severity: int, gen: torch.Generator, preset: str
     """Pillow JPEG at the reference quality, one image at a time on the CPU."""
     from PIL import Image
 
-    quality = int(_param("jpeg_compression", preset, severity))
+    quality = int(param("jpeg_compression", preset, severity))
 
     def compress(image: Image.Image) -> Image.Image:
         buf = io.BytesIO()
