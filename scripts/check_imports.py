@@ -48,6 +48,7 @@ LAYERS: dict[str, float] = {
     "robnas.targets": 1,
     "robnas.spaces": 1,
     "robnas.corruptions": 1,
+    "robnas.corruption_params": 1,  # the corruptions' parameter table
     "robnas.parallel": 1,
     # networks, proxies, benchmark readers
     "robnas.proxies": 2,
