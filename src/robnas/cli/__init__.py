@@ -15,8 +15,10 @@ search records its ``interrupted`` status), so rerunning the same command resume
 signals never interrupt that shutdown; they kill any worker process at once. A process
 group signalled twice (``kill -- -PGID`` under ``timeout``, a batch scheduler, a double
 Ctrl-C) therefore exits within seconds. A signal that comes more than
-:data:`FORCE_AFTER_SECONDS` after the first (a shutdown that seems stuck) ends the process
-at once; every result committed to a store so far is kept.
+:data:`robnas.stopping.FORCE_AFTER_SECONDS` after the first (a shutdown that seems stuck) ends
+the process at once; every result committed to a store so far is kept. A signal at any other
+moment (during the imports, before the verb starts, during worker start-up) stops the command
+too (:mod:`robnas.stopping`).
 """
 
 from __future__ import annotations
@@ -24,19 +26,22 @@ from __future__ import annotations
 import functools
 import os
 import signal
-import sys
-import threading
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from robnas import stopping
+
+if stopping.launched_as_command():
+    stopping.install()  # before the imports below: a signal during them stops the command too
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from robnas.errors import ConfigError, RobnasError
+from robnas.stopping import Stopped
 
 app = typer.Typer(
     name="robnas",
@@ -56,13 +61,10 @@ USER_ERROR_STATUS = 2
 #: Values of ``ROBNAS_DEBUG`` that turn tracebacks on.
 _TRUE = {"1", "true", "yes", "on"}
 
-#: A signal this long after the first ends the process without waiting for the shutdown.
-FORCE_AFTER_SECONDS = 5.0
-
 #: What the stop line says to do to continue, unless the verb says otherwise (:func:`resume_hint`).
 RESUME_HINT = "rerun the same command to resume"
 
-_state: dict[str, Any] = {"debug": False, "stopping": None, "resume": RESUME_HINT}
+_state: dict[str, Any] = {"debug": False, "resume": RESUME_HINT}
 
 # click's exception for usage errors (typer vendors click in recent versions)
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -95,39 +97,6 @@ def _root(
     keep_freed_memory()
 
 
-class Stopped(SystemExit):
-    """The command was stopped by a signal (exit status 128 + the signal number)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(128 + signum)
-        self.signum = signum
-
-
-def _on_stop_signal(signum: int, _frame: object) -> None:
-    """SIGINT / SIGTERM: the first starts the shutdown, later ones kill workers (or the process)."""
-    if _state["stopping"] is not None:
-        parallel = sys.modules.get("robnas.parallel")
-        if parallel is not None:
-            parallel.kill_workers()
-        if time.monotonic() - _state["stopping"] > FORCE_AFTER_SECONDS:
-            os.write(2, b"robnas: stopping now\n")
-            os._exit(128 + signum)
-        return
-    _state["stopping"] = time.monotonic()
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise Stopped(signum)
-
-
-def install_signal_handlers() -> None:
-    """Make SIGINT and SIGTERM stop the command once (see the module docstring); main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    _state["stopping"] = None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _on_stop_signal)
-
-
 def _one_line(text: str, limit: int = 500) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
@@ -152,23 +121,22 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with stopping.verb():
+                return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, _ClickException):
             raise
-        except RobnasError as exc:
-            if _state["debug"]:
-                traceback.print_exc()
-            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(USER_ERROR_STATUS) from None
-        except KeyboardInterrupt:
-            _stopped_line("SIGINT")
-            raise typer.Exit(128 + signal.SIGINT) from None
-        except Stopped as exc:
-            _stopped_line(signal.Signals(exc.signum).name)
-            raise
+        except (KeyboardInterrupt, Stopped) as exc:
+            _stopped(signal.SIGINT if isinstance(exc, KeyboardInterrupt) else exc.signum)
         except Exception as exc:
+            if (
+                stopping.state["signum"] is not None
+            ):  # an error the stop caused on its way out is not the news
+                _stopped(stopping.state["signum"])
             if _state["debug"]:
                 traceback.print_exc()
+            if isinstance(exc, RobnasError):
+                console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+                raise typer.Exit(USER_ERROR_STATUS) from None
             what = type(exc).__name__ + (f": {_one_line(str(exc))}" if str(exc).strip() else "")
             console.print(
                 f"[red]internal error:[/red] {escape(what)}; "
@@ -179,6 +147,13 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(INTERNAL_ERROR_STATUS) from None
 
     return wrapper
+
+
+def _stopped(signum: int) -> NoReturn:
+    """The stop reached the verb: say so once and exit with 128 + the signal number."""
+    stopping.state["acknowledged"] = True
+    _stopped_line(signal.Signals(signum).name)
+    raise typer.Exit(128 + signum) from None
 
 
 DATA_HELP = (
@@ -285,5 +260,13 @@ _register_commands()
 
 def main() -> None:
     """The ``robnas`` console script: the app, with the signal handling of a command-line process."""
-    install_signal_handlers()
-    app()
+    stopping.install()
+    try:
+        app()
+    except SystemExit:
+        signum = stopping.state["signum"]
+        if signum is None or stopping.state["acknowledged"]:
+            raise
+        stopping.state["acknowledged"] = True  # stopped outside a verb (while parsing, by --help, ...)
+        _stopped_line(signal.Signals(signum).name)
+        raise SystemExit(128 + signum) from None
