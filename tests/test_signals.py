@@ -167,11 +167,7 @@ def test_pool_results_errors_and_group_signals():
     assert isinstance(info.value.__cause__, parallel.RemoteTraceback)
     assert "_fail_on_three" in str(info.value.__cause__)
     with pytest.raises(ConfigError, match="no batch"):
-        list(
-            parallel.map_unordered(
-                _slow_square, range(4), workers=2, initializer=_refuse, initargs=("no batch",)
-            )
-        )
+        list(parallel.map_unordered(_slow_square, range(4), workers=2, initializer=_refuse, initargs=("no batch",)))
     # workers ignore the SIGINT / SIGTERM a process group gets; the parent decides
     results = parallel.map_unordered(_pid_after, [1.0, 1.0], workers=2)
     time.sleep(0.5)
