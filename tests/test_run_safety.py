@@ -291,3 +291,48 @@ def test_a_bad_later_stage_is_refused_before_the_search_and_its_fix_continues(tm
         ConfigError, match=r"finished stage\(s\) train had a different config \(changed: \[train\] epochs\)"
     ):
         run_pipeline(config)
+
+
+# ---- values that used to turn into something else
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--epochs", "0"], "error: --epochs must be at least 1, got 0"),
+        (["--batch-size", "0"], "error: --batch-size must be at least 1, got 0"),
+        (["--recipe", "pgd-at", "--set", "steps=0"], "error: recipe 'pgd-at': setting steps=0 must be >= 1"),
+        (
+            ["--recipe", "pgd-at", "--set", "steps=-1"],
+            "error: recipe 'pgd-at': setting steps=-1 must be >= 1",
+        ),
+        (["--subset", "100"], "error: a subset of 100 images asked of synthetic, which has 48"),
+    ],
+)
+def test_training_values_out_of_range_are_refused(tmp_path, extra, message):
+    args = _train_args(tmp_path / "run")
+    for flag in extra[::2]:
+        if flag in args:
+            i = args.index(flag)
+            del args[i : i + 2]
+    result = _invoke(args + extra)
+    assert result.exit_code == 2, result.output
+    assert _lines(result.output) == [message]
+
+
+def test_a_oneshot_target_takes_eps_in_1_255():
+    from robnas.errors import ConfigError
+    from robnas.oneshot.objective import parse_target
+
+    assert parse_target("pgd@8").eps == 8 / 255
+    with pytest.raises(ConfigError, match="looks like a fraction"):
+        parse_target("pgd@0.03")
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--bootstrap", "-5"), ("--eval-images", "-3")])
+def test_supernet_analyse_refuses_negative_counts(tmp_path, flag, value):
+    args = ["supernet", "analyse", "--store", tmp_path / "s.sqlite", "--supernet", tmp_path / "last.pt"]
+    result = _invoke(args + ["--data", "synthetic:8", "--out", tmp_path / "an", flag, value])
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.output)
+    assert line.startswith("error: ") and f"got {value}" in line

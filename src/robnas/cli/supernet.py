@@ -9,6 +9,7 @@ import typer
 
 from robnas.cli import app, console, friendly, refuse_overwriting_inputs
 from robnas.cli.options import TrainingRun, training_options
+from robnas.errors import ConfigError
 
 supernet_app = typer.Typer(
     help="Weight-sharing supernets of the nb201, darts and robnet spaces (one-shot robust search).",
@@ -79,6 +80,8 @@ def analyse(
     from robnas.oneshot import analysis
 
     refuse_overwriting_inputs({"--out": out}, {"--store": store, "--supernet": supernet, "--data": data})
+    if bootstrap < 0:  # checked before the candidates are measured
+        raise ConfigError(f"--bootstrap must be >= 0 resamples, got {bootstrap}")
     context = ObjectiveContext(data=data, supernet=str(supernet), seed=seed, device=device)
     frame = analysis.measure_run(store, context, run=run, direct=direct, fsp=fsp, eval_images=eval_images)
     table = analysis.analyse(

@@ -137,6 +137,8 @@ def measure_run(
     the same fine-tuned weights, when the run scored on too few images to rank; ``search_score``
     keeps the run's own value.
     """
+    if eval_images is not None and eval_images < 1:
+        raise ConfigError(f"eval_images must be >= 1 held-out images, got {eval_images}")
     from robnas import objectives, spaces
     from robnas.models import load_trained
     from robnas.oneshot.objective import FinetuneObjective, accuracy, parse_target
@@ -235,6 +237,8 @@ def analyse(
     """The three analyses of ``frame`` (:func:`measure_run`): statistics (returned, and written to
     ``out/analysis.csv``), ``out/candidates.csv`` and the figures ``density.png``,
     ``convolutions.png`` and ``fsp_gap.png`` under ``out``."""
+    if bootstrap < 0:
+        raise ConfigError(f"bootstrap must be >= 0 resamples, got {bootstrap}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "candidates.csv", index=False, float_format="%.6g")

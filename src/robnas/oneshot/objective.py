@@ -43,6 +43,7 @@ from robnas.errors import ConfigError, UnknownName
 from robnas.fingerprint import file_digest
 from robnas.objectives import Objective, ObjectiveContext
 from robnas.spaces.base import SearchSpace
+from robnas.units import from_255
 
 #: RobNets' PGD evaluation: 20 steps of 2/255 (Guo et al., CVPR 2020, Sec. 4.1)
 PGD_STEPS = 20
@@ -73,7 +74,7 @@ def parse_target(text: str) -> Target:
         value = math.nan
     if not sep or attack not in ("fgsm", "pgd") or not (value > 0 and math.isfinite(value)):
         raise UnknownName(f"one-shot target {name!r}: expected {TARGET_FORMS}")
-    return Target(f"{attack}@{eps}", attack, value / 255)
+    return Target(f"{attack}@{eps}", attack, from_255("eps", value))
 
 
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, target: Target, batch_size: int = 64) -> float:
