@@ -336,3 +336,130 @@ def test_supernet_analyse_refuses_negative_counts(tmp_path, flag, value):
     assert result.exit_code == 2, result.output
     (line,) = _lines(result.output)
     assert line.startswith("error: ") and f"got {value}" in line
+
+
+# ---- bad input is a one-line error (exit 2), not an internal error
+
+
+def _sample_args(tmp_path: Path, *extra: object) -> list[object]:
+    return ["score", "--sample", "1", "--proxies", "params", "--out", tmp_path / "s.sqlite", *extra]
+
+
+@pytest.mark.parametrize(
+    ("args", "start"),
+    [
+        (
+            lambda t: _sample_args(t, "--seed", "-1"),
+            "error: --seed must be a whole number in [0, 2^63 - 1], got -1",
+        ),
+        (lambda t: _sample_args(t, "--seed", str(2**64)), "error: --seed must be a whole number"),
+        (lambda t: _train_args(t / "r", "--seed", "-1"), "error: --seed must be a whole number"),
+        (
+            lambda t: _train_args(t / "r", "--arch-opt", "C=abc"),
+            "error: build options {'C': 'abc'",
+        ),
+        (
+            lambda t: _train_args(t / "r", "--set", "lr=-1"),
+            "error: recipe 'standard': setting lr=-1.0 must be >= 0",
+        ),
+        (
+            lambda t: [
+                "predict",
+                "fit",
+                "--scores",
+                t / "s.csv",
+                "--labels",
+                t / "l.csv",
+                "--target",
+                "x",
+                "--out",
+                t / "p.json",
+                "--n",
+                "-3",
+            ],
+            "error: n must be >= 1",
+        ),
+        (
+            lambda t: ["demo", "--archs", "-5", "--out", t / "d"],
+            "error: the number of architectures must be >= 1",
+        ),
+        (
+            lambda t: [
+                "search",
+                "--strategy",
+                "optuna",
+                "--objective",
+                "params",
+                "--budget",
+                "1",
+                "--out",
+                t / "s.sqlite",
+                "--storage",
+                "bogus://x",
+            ],
+            "error: optuna storage bogus://x: not a database SQLAlchemy knows",
+        ),
+        (lambda t: _sample_args(t)[:-1] + [t / "file" / "s.sqlite"], "error: "),
+        (lambda t: _train_args(t / "file"), "error: "),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, start):
+    (tmp_path / "file").write_text("a file where a folder is needed")
+    result = _invoke(args(tmp_path))
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.output)
+    assert line.startswith(start), line
+
+
+def test_resume_with_another_arch_names_the_arch(tmp_path):
+    out = tmp_path / "run"
+    assert _invoke(_train_args(out)).exit_code == 0
+    args = _train_args(out, "--resume")
+    args[args.index("--arch") + 1] = ARCH.replace("avg_pool_3x3~1", "nor_conv_1x1~1")
+    result = _invoke(args)
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.output)
+    assert line.startswith(f"error: {out / 'last.pt'} is a run with arch ") and len(line) < 400
+
+
+def test_errors_of_the_machine_files_are_one_line():
+    import errno
+    import sqlite3
+
+    from robnas.cli import _environment_error
+
+    assert _environment_error(OSError(errno.ENOSPC, "No space left on device", "/x/last.pt")) == (
+        "cannot write /x/last.pt: No space left on device"
+    )
+    assert "Read-only" in _environment_error(OSError(errno.EROFS, "Read-only file system", "/ro/s.sqlite"))
+    assert _environment_error(sqlite3.OperationalError("database or disk is full")).startswith("cannot write")
+    assert _environment_error(ValueError("x")) == ""
+
+
+# ---- secrets of a database URL are never printed
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@127.0.0.1:1/db?password=topsecret",
+        "postgresql://u:topsecret@127.0.0.1:1/db",
+        "postgresql://u:top@secret1@127.0.0.1:1/db",
+    ],
+)
+def test_a_storage_password_is_never_printed(tmp_path, url):
+    args = [
+        "search",
+        "--strategy",
+        "optuna",
+        "--objective",
+        "params",
+        "--budget",
+        "1",
+        "--out",
+        tmp_path / "s.sqlite",
+    ]
+    result = _invoke(args + ["--storage", url])
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.output)
+    assert "secret" not in line and "***" in line, line

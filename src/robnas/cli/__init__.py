@@ -23,6 +23,7 @@ too (:mod:`robnas.stopping`).
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import signal
@@ -40,7 +41,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from robnas.errors import ConfigError, RobnasError
+from robnas.errors import ConfigError, RobnasError, mask_secrets
 from robnas.stopping import Stopped
 
 app = typer.Typer(
@@ -64,7 +65,7 @@ _TRUE = {"1", "true", "yes", "on"}
 #: What the stop line says to do to continue, unless the verb says otherwise (:func:`resume_hint`).
 RESUME_HINT = "rerun the same command to resume"
 
-_state: dict[str, Any] = {"debug": False, "resume": RESUME_HINT}
+_state: dict[str, Any] = {"debug": False, "resume": RESUME_HINT, "secret_urls": []}
 
 # click's exception for usage errors (typer vendors click in recent versions)
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -93,6 +94,7 @@ def _root(
     from robnas.runtime import keep_freed_memory
 
     _state["resume"] = RESUME_HINT
+    _state["secret_urls"] = []
     _state["debug"] = debug or os.environ.get("ROBNAS_DEBUG", "").strip().lower() in _TRUE
     keep_freed_memory()
 
@@ -100,6 +102,16 @@ def _root(
 def _one_line(text: str, limit: int = 500) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def hide_secrets(url: str | None) -> None:
+    """Never print the password or secret query values of ``url`` (a database URL option)."""
+    if url:
+        _state["secret_urls"].append(url)
+
+
+def _shown(text: str) -> str:
+    return mask_secrets(text, *_state["secret_urls"])
 
 
 def resume_hint(text: str) -> None:
@@ -122,6 +134,10 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             with stopping.verb():
+                if "seed" in kwargs:  # every verb's --seed: one rule, before any work
+                    from robnas.seeding import check_seed
+
+                    check_seed(kwargs["seed"], "--seed")
                 return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, _ClickException):
             raise
@@ -134,10 +150,11 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
                 _stopped(stopping.state["signum"])
             if _state["debug"]:
                 traceback.print_exc()
-            if isinstance(exc, RobnasError):
-                console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            if isinstance(exc, RobnasError) or _environment_error(exc):
+                text = str(exc) if isinstance(exc, RobnasError) else _environment_error(exc)
+                console.print(f"[red]error:[/red] {escape(_shown(text))}", highlight=False, soft_wrap=True)
                 raise typer.Exit(USER_ERROR_STATUS) from None
-            what = type(exc).__name__ + (f": {_one_line(str(exc))}" if str(exc).strip() else "")
+            what = type(exc).__name__ + (f": {_one_line(_shown(str(exc)))}" if str(exc).strip() else "")
             console.print(
                 f"[red]internal error:[/red] {escape(what)}; "
                 "rerun with --debug or ROBNAS_DEBUG=1 for the traceback",
@@ -147,6 +164,27 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(INTERNAL_ERROR_STATUS) from None
 
     return wrapper
+
+
+#: Errors of the machine's files that the user can fix: permissions, a full disk, a path that
+#: is a file where a folder is needed (or the reverse), a read-only file system.
+_ENVIRONMENT_ERRNOS = {
+    errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EEXIST, errno.ENOTDIR,
+    errno.EISDIR, errno.ENAMETOOLONG,
+}  # fmt: skip
+_SQLITE_ENVIRONMENT = ("disk is full", "readonly database", "unable to open database file", "disk I/O error")
+
+
+def _environment_error(exc: BaseException) -> str:
+    """One line for an error of the machine's files (exit 2), else the empty string."""
+    if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+        where = exc.filename if exc.filename is not None else "a file"
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+            return f"{where}: a file is in the way where a folder is needed; choose another path"
+        return f"cannot write {where}: {exc.strerror or exc}"
+    if type(exc).__name__ == "OperationalError" and any(s in str(exc) for s in _SQLITE_ENVIRONMENT):
+        return f"cannot write the SQLite store: {exc}"
+    return ""
 
 
 def _stopped(signum: int) -> NoReturn:

@@ -20,6 +20,7 @@ from robnas.cli import (
     app,
     console,
     friendly,
+    hide_secrets,
     proxy_data,
     refuse_overwriting_inputs,
 )
@@ -229,6 +230,7 @@ def search_command(
     from robnas.search.base import STRATEGIES, run_search
     from robnas.spaces import get as get_space
 
+    hide_secrets(storage)
     refuse_overwriting_inputs(
         {"--out": out},
         {"--scores": scores, "--benchmark": benchmark, "--nb201": nb201, "--supernet": supernet, "--data": data},

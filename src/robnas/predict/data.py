@@ -94,6 +94,8 @@ def fit_files(
     them, e.g. to the development half); with a CSV, they are the CSV's, each of which must
     have scores. ``n`` draws that many of them at random (seeded) instead of using all.
     """
+    if n is not None and n < 1:
+        raise ConfigError(f"n must be >= 1 labelled architectures, got {n}")
     table = proxy_table(scores, space)
     names = list(table.columns) if not proxies else list(proxies)
     missing = [p for p in names if p not in table.columns]

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from robnas import objectives as objective_lib
-from robnas.errors import ConfigError
+from robnas.errors import ConfigError, mask_secrets
 from robnas.objectives import Cost, Evaluation, Objective, ObjectiveContext
 from robnas.parallel import Executor, check_backend, open_executor
 from robnas.registry import Registry
@@ -504,9 +504,8 @@ def run_search(
     try:
         for o in objs:
             o.attach(store)
-        store.open_run(
-            run, base_space.name, strategy, ",".join(o.key for o in objs), seed, typed_options, int(budget)
-        )
+        recorded = {k: mask_secrets(v, v) if k == "storage" else v for k, v in typed_options.items()}
+        store.open_run(run, base_space.name, strategy, ",".join(o.key for o in objs), seed, recorded, int(budget))
         ctx = SearchContext(
             search_space,
             objs,
