@@ -463,3 +463,16 @@ def test_a_storage_password_is_never_printed(tmp_path, url):
     assert result.exit_code == 2, result.output
     (line,) = _lines(result.output)
     assert "secret" not in line and "***" in line, line
+
+
+# ---- a search with no value at all is a failure
+
+
+def test_a_search_in_which_every_evaluation_fails_exits_2_and_says_why(tmp_path):
+    table = tmp_path / "nan.csv"
+    table.write_text("arch,proxy,value\n" + "".join(f"{a},params,nan\n" for a in _archs(3)))
+    args = ["search", "--scores", table, "--within-scores", "--objective", "params", "--strategy", "random"]
+    result = _invoke(args + ["--budget", "2", "--out", tmp_path / "s.sqlite"])
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.output)
+    assert "every one of its 2 evaluations failed" in line and "non-finite value" in line, line

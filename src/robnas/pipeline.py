@@ -209,6 +209,7 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
         workers=int(s.get("workers", 1)),
         address=s.get("address"),
     )
+    result.require_values()
     if pick == "final":
         finals = [r for r in result.history if r.info.get("final")]
         if not finals:

@@ -302,6 +302,7 @@ def search_command(
             address=address,
         )
     store_summary(out, result, top)
+    result.require_values()
     stdout = Console()
     for table_ in result_tables(result, top):
         stdout.print(table_)

@@ -29,6 +29,7 @@ import json
 import math
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from robnas import objectives as objective_lib
-from robnas.errors import ConfigError, mask_secrets
+from robnas.errors import ConfigError, RobnasError, mask_secrets
 from robnas.objectives import Cost, Evaluation, Objective, ObjectiveContext
 from robnas.parallel import Executor, check_backend, open_executor
 from robnas.registry import Registry
@@ -382,6 +383,18 @@ class SearchResult:
         for row in self.history:
             cost = cost + row.cost
         return cost
+
+    def require_values(self) -> None:
+        """Raise RobnasError (naming the most frequent reason) when no evaluation gave a value:
+        there is nothing to rank, and a NaN winner must not go on to training."""
+        if not self.history or any(math.isfinite(r.value) for r in self.history):
+            return
+        reasons = Counter(r.error or "a non-finite value" for r in self.history)
+        reason, count = reasons.most_common(1)[0]
+        raise RobnasError(
+            f"run {self.run}: every one of its {len(self.history)} evaluations failed, nothing to rank "
+            f"({count} x {reason})"
+        )
 
     def best(self, k: int = 1) -> list[HistoryRow]:
         """The ``k`` rows with the highest (first) objective value; ties go to the earlier step."""
