@@ -476,3 +476,22 @@ def test_a_search_in_which_every_evaluation_fails_exits_2_and_says_why(tmp_path)
     assert result.exit_code == 2, result.output
     (line,) = _lines(result.output)
     assert "every one of its 2 evaluations failed" in line and "non-finite value" in line, line
+
+
+# ---- a predictor file's digest covers its meaning
+
+
+def test_an_edited_predictor_target_or_proxy_order_is_refused(tmp_path):
+    from robnas import predict
+
+    rng = np.random.default_rng(0)
+    archs = _archs(30)
+    values = rng.normal(size=(30, 2))
+    model = predict.fit(SPACE, archs, values[:, 0] + rng.normal(size=30) * 0.1, values, ["a", "b"], "fgsm@8")
+    path = predict.save(model, tmp_path / "m.json")
+    assert predict.load(path).target == "fgsm@8"
+    body = json.loads(path.read_text())
+    for field, value in (("target", "clean"), ("proxies", ["b", "a"])):
+        (tmp_path / "edited.json").write_text(json.dumps({**body, field: value}))
+        with pytest.raises(robnas.errors.DataError, match="do not match its sha256"):
+            predict.load(tmp_path / "edited.json")
