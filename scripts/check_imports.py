@@ -43,6 +43,7 @@ LAYERS: dict[str, float] = {
     "robnas.data": 0,
     "robnas.seeding": 0,
     "robnas.runtime": 0,
+    "robnas.stopping": 0,  # SIGINT / SIGTERM: stop at safe points, never inside an import
     "robnas.assets": 0,
     # building blocks
     "robnas.targets": 1,

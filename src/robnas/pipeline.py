@@ -187,6 +187,7 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
         log(f"search {row.step}/{budget}: {row.value:.4g} in {row.cost.wall:.1f} s (best this session {best:.4g})")
 
     result = search.run(out / "search.sqlite", progress)
+    result.require_values()
     if pick == "final":
         finals = [r for r in result.history if r.info.get("final")]
         if not finals:

@@ -8,6 +8,18 @@ import random
 import numpy as np
 import torch
 
+from robnas.errors import ConfigError
+
+#: Seeds are stored as SQLite integers and given to every generator: 0 <= seed <= MAX_SEED.
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """``seed`` if it is a whole number in [0, :data:`MAX_SEED`], else ConfigError naming ``name``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
+        raise ConfigError(f"{name} must be a whole number in [0, 2^63 - 1], got {seed!r}")
+    return int(seed)
+
 
 def stable_seed(*parts: object) -> int:
     """A 63-bit seed derived from ``parts`` (stable across processes and Python versions)."""

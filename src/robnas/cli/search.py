@@ -21,6 +21,7 @@ from robnas.cli.app import (
     app,
     console,
     friendly,
+    hide_secrets,
     proxy_data,
     refuse_overwriting_inputs,
     sized_data,
@@ -202,6 +203,7 @@ def search_command(
     from robnas.search.base import STRATEGIES
     from robnas.search.config import SearchConfig
 
+    hide_secrets(storage)
     refuse_overwriting_inputs(
         {"--out": out},
         {"--scores": scores, "--benchmark": benchmark, "--nb201": nb201, "--supernet": supernet, "--data": data},
@@ -247,6 +249,7 @@ def search_command(
 
         result = config.run(out, progress)
     store_summary(out, result, top)
+    result.require_values()
     stdout = Console()
     for table_ in result_tables(result, top):
         stdout.print(table_)

@@ -190,6 +190,8 @@ def measure_run(
     the same fine-tuned weights, when the run scored on too few images to rank; ``search_score``
     keeps the run's own value.
     """
+    if eval_images is not None and eval_images < 1:
+        raise ConfigError(f"eval_images must be >= 1 held-out images, got {eval_images}")
     import pandas as pd
 
     from robnas import objectives, spaces

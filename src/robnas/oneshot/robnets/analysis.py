@@ -126,6 +126,8 @@ def analyse(
     """The three analyses of ``frame`` (:func:`measure_run`): statistics (returned, and written to
     ``out/analysis.csv``), ``out/candidates.csv`` and the figures ``density.png``,
     ``convolutions.png`` and ``fsp_gap.png`` under ``out``."""
+    if bootstrap < 0:
+        raise ConfigError(f"bootstrap must be >= 0 resamples, got {bootstrap}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "candidates.csv", index=False, float_format="%.6g")
