@@ -14,8 +14,11 @@ from robnas.errors import ConfigError
 MAX_SEED = 2**63 - 1
 
 
-def check_seed(seed: object, name: str = "seed") -> int:
-    """``seed`` if it is a whole number in [0, :data:`MAX_SEED`], else ConfigError naming ``name``."""
+def check_seed(seed: object, name: str = "seed") -> int | None:
+    """``seed`` if it is a whole number in [0, :data:`MAX_SEED`] (or None: not given), else
+    ConfigError naming ``name``."""
+    if seed is None:
+        return None
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
         raise ConfigError(f"{name} must be a whole number in [0, 2^63 - 1], got {seed!r}")
     return int(seed)
