@@ -331,9 +331,8 @@ def test_training_values_out_of_range_are_refused(tmp_path, extra, message):
 
 
 def test_a_oneshot_target_takes_eps_in_1_255():
-    from robnas.oneshot.robnets.objective import parse_target
-
     from robnas.errors import ConfigError
+    from robnas.oneshot.robnets.objective import parse_target
 
     assert parse_target("pgd@8").eps == 8 / 255
     with pytest.raises(ConfigError, match="looks like a fraction"):
