@@ -80,49 +80,41 @@ def score(store: Path, bench_dir: Path, names: Sequence[str], images: Path, work
     print(f"wrote {SCORES}")
 
 
-def _interval(boot: np.ndarray) -> tuple[float, float]:
-    finite = boot[np.isfinite(boot)]
+def kendall_interval(x: np.ndarray, y: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
+    """Percentile-bootstrap 95% interval of Kendall tau-b (each resample re-ranked; ``counts`` from
+    :func:`robnas.correlate.resample_counts`); ``robnas correlate`` gives Kendall without one."""
+    boot = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a resample may repeat one network: no correlation there
+        for c in counts:
+            i = np.repeat(np.arange(len(x)), c.astype(np.int64))
+            boot.append(stats.kendalltau(x[i], y[i]).statistic)
+    finite = np.asarray(boot)[np.isfinite(boot)]
     if finite.size == 0:
         return float("nan"), float("nan")
     lo, hi = np.percentile(finite, [2.5, 97.5])
     return float(lo), float(hi)
 
 
-def rank_stats(x: np.ndarray, y: np.ndarray, counts: np.ndarray) -> dict[str, float]:
-    """Kendall tau-b and Spearman rho of ``x`` with ``y`` and their bootstrap 95% intervals
-    (each resample re-ranked; ``counts`` from :func:`robnas.correlate.resample_counts`)."""
-    nan = float("nan")
-    if len(x) < 3:
-        return dict.fromkeys(("kendall", "spearman", "kendall_lo", "kendall_hi", "spearman_lo", "spearman_hi"), nan)
-    out = {"kendall": stats.kendalltau(x, y).statistic, "spearman": stats.spearmanr(x, y).statistic}
-    boot_k, boot_s = [], []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a resample may repeat one network: no correlation there
-        for c in counts:
-            i = np.repeat(np.arange(len(x)), c.astype(np.int64))
-            boot_k.append(stats.kendalltau(x[i], y[i]).statistic)
-            boot_s.append(stats.spearmanr(x[i], y[i]).statistic)
-    out["kendall_lo"], out["kendall_hi"] = _interval(np.asarray(boot_k))
-    out["spearman_lo"], out["spearman_hi"] = _interval(np.asarray(boot_s))
-    return out
-
-
 def correlations(scores: pd.DataFrame, bench: benchmarks.TinyRobustBench, bootstrap: int = BOOTSTRAP) -> pd.DataFrame:
-    """One row per (proxy, target): n, Kendall and Spearman with intervals."""
-    space = spaces.get("darts")
-    wide = predict.proxy_table(scores, space)
-    listed = [a for a in wide.index if a in set(bench.keys)]
-    wide = wide.loc[listed]
-    records = []
-    for target in TARGETS:
-        truth = bench.target_values("cifar10", target)[bench.rows(listed)]
-        for proxy in wide.columns:
-            values = wide[proxy].to_numpy(dtype=np.float64)
-            keep = np.isfinite(values)
-            counts = correlate.resample_counts(int(keep.sum()), bootstrap, seed=0)
-            result = rank_stats(values[keep], truth[keep], counts)
-            records.append({"proxy": proxy, "target": target, "n": int(keep.sum()), **result})
-    return pd.DataFrame.from_records(records)
+    """One row per (proxy, target): ``robnas.correlate.correlate`` (n, Spearman with its bootstrap
+    interval, Kendall, top-10% precision) plus a bootstrap interval of Kendall."""
+    result = correlate.correlate(scores, bench, targets=list(TARGETS), bootstrap=bootstrap, seed=0)
+    wide = predict.proxy_table(scores, spaces.get("darts"))
+    wide = wide.loc[[a for a in wide.index if a in set(bench.keys)]]
+    lo, hi = [], []
+    for row in result.itertuples():
+        values = wide[row.proxy].to_numpy(dtype=np.float64)
+        keep = np.isfinite(values)
+        truth = bench.target_values("cifar10", row.target)[bench.rows(list(wide.index[keep]))]
+        if keep.sum() < 3:
+            lo.append(float("nan"))
+            hi.append(float("nan"))
+            continue
+        a, b = kendall_interval(values[keep], truth, correlate.resample_counts(int(keep.sum()), bootstrap, seed=0))
+        lo.append(a)
+        hi.append(b)
+    return result.assign(kendall_lo=lo, kendall_hi=hi)
 
 
 def table(scores_path: Path, bench_dir: Path) -> None:
@@ -153,7 +145,9 @@ def table(scores_path: Path, bench_dir: Path) -> None:
         f"(`cifar10_exact_subset.npz`, seed {SEED}). Targets (fractions): `pgd@8`, best test accuracy under "
         "PGD-7 at eps 8/255 after PGD-7 adversarial training (105 epochs), spanning "
         f"{adv.min():.4f}-{adv.max():.4f}; `clean`, best clean test accuracy. Kendall tau-b and Spearman rho "
-        f"with percentile-bootstrap 95% intervals ({BOOTSTRAP} resamples of the networks, each re-ranked). "
+        f"with percentile-bootstrap 95% intervals ({BOOTSTRAP} resamples of the networks; Spearman, n and top-10% "
+        "precision from `robnas.correlate.correlate` (its fixed-ranks bootstrap), Kendall's interval re-ranks "
+        "each resample). "
         f"`n`: networks with a finite value (of {len(bench)}); proxies registered: {len(proxies.names())}, "
         f"scored: {wide.shape[1]}.",
         "",

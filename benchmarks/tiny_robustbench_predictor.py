@@ -4,7 +4,7 @@ Fits :func:`robnas.predict.fit` (LightGBM on proxy values and the architecture e
 Tiny-RobustBench ``pgd@8`` labels and measures it by repeated 5-fold cross-validation on the 110
 networks: fit on four folds (88 networks), Kendall tau against ``pgd@8`` on the held-out fifth
 (22 networks), beside the parameter count on the same held-out networks. Candidate configurations
-(feature sets, LightGBM settings) are compared by nested cross-validation: inside each outer
+(feature sets; LightGBM at robnas's defaults, as ``robnas predict fit`` fits) are compared by nested cross-validation: inside each outer
 training part, an inner 5-fold cross-validation picks the configuration, which is then fitted on
 the whole training part and measured on the outer held-out fold; that held-out figure is the one
 to quote. Proxy values: ``benchmarks/results/darts_tiny_robustbench_scores.csv`` (32 real CIFAR-10
@@ -45,13 +45,10 @@ MODEL = "benchmarks/results/predictors/tiny_robustbench_pgd8.json"
 
 #: proxies that take about a second or less per DARTS network (C=16, 8 cells, 32 images)
 CHEAP = ("params", "flops", "l2_norm", "robust_zc", "nwot", "zen", "synflow", "snip", "grad_norm", "jacov")
-#: a smaller, slower-learning tree ensemble for about 90 labels
-SMALL = {"num_leaves": 4, "min_data_in_leaf": 5, "num_boost_round": 300}
 CONFIGS: dict[str, tuple[tuple[str, ...], dict]] = {
     "params + encoding": (("params",), {}),
     "params, robust_zc + encoding": (("params", "robust_zc"), {}),
     "cheap proxies + encoding": (CHEAP, {}),
-    "cheap proxies + encoding, small trees": (CHEAP, SMALL),
 }
 
 

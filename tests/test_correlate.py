@@ -533,3 +533,24 @@ def test_cli_benchmark_spec_and_robustness_spelling(rob: RobustnessDataset, tmp_
     assert bad.exit_code == 2 and "nas-robbench-201" in bad.output
     none = runner.invoke(app, ["correlate", "--scores", str(rob_scores), "--out", str(tmp_path / "d")])
     assert none.exit_code == 2 and "--benchmark" in none.output
+
+
+def test_cli_contract_on_tiny_robustbench(shared_data: Path, tmp_path: Path) -> None:
+    from robnas import benchmarks
+
+    folder = shared_data / "tiny_robustbench"
+    if not folder.is_dir():
+        pytest.skip(f"Tiny-RobustBench files absent ({folder})")
+    bench = benchmarks.open("tiny-robustbench", folder)
+    y = bench.target_values("cifar10", "pgd@8")
+    noise = np.random.default_rng(0).normal(size=len(y))
+    scores = tmp_path / "s.csv"
+    pd.DataFrame({"arch": bench.keys * 2, "proxy": ["truthy"] * len(y) + ["noise"] * len(y),
+                  "value": np.r_[y, noise]}).to_csv(scores, index=False)
+    res = CliRunner().invoke(app, ["correlate", "--scores", str(scores), "--benchmark", f"tiny-robustbench:{folder}",
+                                   "--targets", "clean,pgd@8", "--out", str(tmp_path / "o"), "--no-figures"])
+    assert res.exit_code == 0, res.output
+    csv = pd.read_csv(tmp_path / "o" / "correlations.csv").set_index(["proxy", "target"])
+    assert (csv["n"] == len(y)).all() and set(csv["population"]) == {"classes"}
+    assert csv.loc[("truthy", "pgd@8"), "kendall"] == pytest.approx(1.0)
+    assert csv.loc[("noise", "pgd@8"), "kendall"] == pytest.approx(stats.kendalltau(noise, y).statistic)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from robnas import objectives
+import robnas
 from robnas.errors import ConfigError
 from robnas.pipeline import load_config, run_pipeline
 
-DEMO_ROBUSTNESS = Path(objectives.__file__).parent / "assets" / "demo" / "robustness"
+DEMO_ROBUSTNESS = Path(robnas.__file__).parent / "assets" / "demo" / "robustness"
 
 CONFIG = """
 out = "run"
@@ -22,6 +22,8 @@ strategy = "random"
 objective = "bench:pgd@8"
 budget = 4
 benchmark = "{bench}"
+scores = "{bench}/../nb201_cifar10.csv"  # the excerpt's architectures: every lookup finds its row
+within_scores = true
 [train]
 recipe = "standard"
 epochs = 1

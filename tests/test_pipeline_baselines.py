@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from robnas import objectives
+from robnas import demo
 from robnas.errors import UnknownName
 from robnas.pipeline import load_config, run_pipeline
 
-DEMO_ROBUSTNESS = Path(objectives.__file__).parent / "assets" / "demo" / "robustness"
+DEMO_ROBUSTNESS = demo.ASSETS / "robustness"
 
 CONFIG = """
 out = "run"
@@ -22,6 +22,8 @@ strategy = "random"
 objective = "bench:pgd@8"
 budget = 3
 benchmark = "{bench}"
+scores = "{bench}/../nb201_cifar10.csv"  # the excerpt's architectures: every lookup finds its row
+within_scores = true
 [train]
 recipe = "standard"
 epochs = 1

@@ -610,11 +610,13 @@ def load(spec: str | Path, split: str = "train", download: bool = False) -> Imag
 
 def random_subset(data: ImageArrays, n: int | None, seed: int = 0) -> ImageArrays:
     """``n`` images of ``data`` drawn without replacement with ``seed`` (in their original
-    order); all of them when ``n`` is None or at least ``len(data)``."""
-    if n is None or n >= len(data):
-        return data
-    if n < 1:
+    order); all of them when ``n`` is None or ``len(data)``; more than there are raises ConfigError."""
+    if n is not None and n < 1:
         raise ConfigError(f"a subset needs at least one image, got {n}")
+    if n is not None and n > len(data):
+        raise ConfigError(f"a subset of {n} images asked of {data.name}, which has {len(data)}")
+    if n is None or n == len(data):
+        return data
     idx = np.sort(np.random.default_rng([seed, 0x5B5]).choice(len(data), n, replace=False))
     return data.subset(idx)
 

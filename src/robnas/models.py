@@ -38,7 +38,8 @@ import torch
 from torch import Tensor, nn
 
 from robnas.data import MEAN_STD, Normalize
-from robnas.errors import ConfigError, DataError
+from robnas.errors import ConfigError, DataError, RobnasError
+from robnas.options import parse_options, parse_value
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 #: What :func:`final_checkpoint` looks for in a run folder, in order of preference.
@@ -46,36 +47,6 @@ FINAL_CHECKPOINTS = ("best.pt", "last.pt")
 MeanStd = tuple[tuple[float, ...], tuple[float, ...]]
 
 
-# ----------------------------------------------------------------------------------------------
-# options
-
-
-def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``["C=8", "N=1", "affine=false"]`` -> ``{"C": 8, "N": 1, "affine": False}``."""
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"option {pair!r} should read KEY=VALUE")
-        out[key.strip()] = parse_value(text.strip())
-    return out
-
-
-def parse_value(text: str) -> Any:
-    """``"true"`` -> True, ``"none"`` -> None, ``"8"`` -> 8, ``"0.1"`` -> 0.1, other text stays text."""
-    low = text.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 # ----------------------------------------------------------------------------------------------
@@ -87,15 +58,24 @@ def build_model(spec: str, num_classes: int | None = 10, **options: Any) -> nn.M
 
     ``SPACE:ARCH_TEXT`` builds ``robnas.spaces.get(SPACE).build(ARCH_TEXT, num_classes, **options)``;
     a bare name is a zoo entry, ``robnas.zoo.create_model(NAME, num_classes, **options)``
-    (``num_classes=None`` keeps the entry's own). An unknown space or name raises ``UnknownName``.
+    (``num_classes=None`` keeps the entry's own). An unknown space or name raises ``UnknownName``;
+    build options of the wrong kind (``C="abc"``, an option the builder does not take) ConfigError.
     """
     from robnas import spaces, zoo
 
     prefix, sep, text = spec.partition(":")
-    if sep:
-        space = spaces.get(prefix)
-        return space.build(space.parse(text), num_classes=10 if num_classes is None else num_classes, **options)
-    return zoo.create_model(spec, num_classes=num_classes, **options)
+    try:
+        if sep:
+            space = spaces.get(prefix)
+            arch = space.parse(text)
+            return space.build(arch, num_classes=10 if num_classes is None else num_classes, **options)
+        return zoo.create_model(spec, num_classes=num_classes, **options)
+    except (TypeError, ValueError) as exc:
+        if not options or isinstance(exc, RobnasError):
+            raise
+        raise ConfigError(
+            f"build options {options} do not fit {prefix if sep else spec} ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _check_spec(spec: str) -> None:

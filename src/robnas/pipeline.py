@@ -5,7 +5,7 @@ interrupted pipeline resumes at the stage it was in (the search resumes from its
 training from ``train/last.pt``). Config (all paths relative to the config file)::
 
     out = "runs/demo"
-    [search]                      # robnas.search.run_search + robnas.objectives.ObjectiveContext
+    [search]                      # robnas.search.config.SearchConfig (as robnas search)
     space = "nb201"; strategy = "evolution"; objective = "croze"; budget = 100; seed = 0
     options = { init_pool = 20 }  # strategy options
     data = "cifar10.npz"; batch_size = 8; scores = "scores.csv"; benchmark = "robustness"
@@ -19,6 +19,7 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
                                   # (robnas search --workers/--backend/--address; default: serially)
     [train]                       # robnas.train.fit
     recipe = "standard"; epochs = 1; data = "cifar10.npz"; batch_size = 128; device = "auto"
+    options = { eps = 8, step_size = 2 } # recipe settings, eps and step sizes in 1/255 (as --set)
     subset = 4000                 # train on N training images drawn with the seed (default: all)
     model = { C = 16, layers = 8 } # build options of the trained and evaluated network
     baselines = ["preact_resnet18"] # zoo models trained and evaluated beside the winner, same recipe
@@ -54,33 +55,7 @@ from typing import Any
 from robnas.errors import ConfigError, DataError, RobnasError
 
 SECTIONS = {
-    "search": {
-        "space",
-        "strategy",
-        "objective",
-        "budget",
-        "seed",
-        "options",
-        "data",
-        "batch_size",
-        "batch_mode",
-        "device",
-        "scores",
-        "within_scores",
-        "benchmark",
-        "dataset",
-        "reference_size",
-        "train_epochs",
-        "train_metric",
-        "model",
-        "max_params_m",
-        "nb201",
-        "winner",
-        "supernet",
-        "workers",
-        "backend",
-        "address",
-    },
+    "search": {"winner"},  # and the fields of robnas.search.config.SearchConfig
     "train": {
         "recipe",
         "epochs",
@@ -104,6 +79,15 @@ def _target_benchmarks() -> list[str]:
     return target_benchmarks()
 
 
+def _section_keys(section: str) -> set[str]:
+    """The keys a config section may hold; ``[search]``: those of :class:`SearchConfig` and ``winner``."""
+    if section == "search":
+        from robnas.search.config import SearchConfig
+
+        return SearchConfig.keys() | SECTIONS["search"]
+    return SECTIONS[section]
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """The parsed and checked config; relative paths are resolved against the config's folder."""
     try:
@@ -123,7 +107,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
     unknown = set(config) - {"out", *SECTIONS}
     if unknown:
         raise ConfigError(f"{path}: unknown keys {sorted(unknown)} (expected out, search, train, evaluate)")
-    for section, keys in SECTIONS.items():
+    for section in SECTIONS:
+        keys = _section_keys(section)
         if section not in config:
             raise ConfigError(f"{path}: missing [{section}] section")
         bad = set(config[section]) - keys
@@ -182,38 +167,14 @@ def _quiet(_: str) -> None:
 
 def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[str, Any]:
     """Run (or resume) the search; ``search.json`` holds the winner."""
-    from robnas import objectives
-    from robnas.search.base import run_search
-    from robnas.spaces import get as get_space
+    from robnas.search.config import SearchConfig
 
     done = out / "search.json"
     if done.is_file():
         return json.loads(done.read_text())
     s = config["search"]
-    seed = int(s.get("seed", 0))
-    context = objectives.ObjectiveContext(
-        data=s.get("data", "synthetic"),
-        batch_size=int(s.get("batch_size", 64)),
-        batch_mode=s.get("batch_mode", "random"),
-        seed=seed,
-        device=s.get("device", "cpu"),
-        scores=s.get("scores"),
-        benchmark=s.get("benchmark"),
-        nb201=s.get("nb201"),
-        dataset=s.get("dataset", "cifar10"),
-        reference_size=int(s.get("reference_size", 64)),
-        train={"epochs": int(s.get("train_epochs", 1)), "metric": s.get("train_metric", "clean")},
-        model=_build_options(s, "search"),
-        supernet=s.get("supernet"),
-    )
-    space = s.get("space", "nb201")
-    candidates = None
-    if s.get("within_scores"):
-        table = context.table(get_space(space))
-        if table is None:
-            raise ConfigError("[search] within_scores needs scores = CSV")
-        candidates = table.archs
-    budget = int(s.get("budget", 100))
+    search = SearchConfig.from_mapping({k: v for k, v in s.items() if k != "winner"})
+    budget = search.budget
     pick = s.get("winner", "best")
     if pick not in ("best", "final"):
         raise ConfigError(f"[search] winner must be 'best' or 'final', got {pick!r}")
@@ -225,27 +186,13 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
             best = max(best, row.value)
         log(f"search {row.step}/{budget}: {row.value:.4g} in {row.cost.wall:.1f} s (best this session {best:.4g})")
 
-    result = run_search(
-        space,
-        s.get("strategy", "evolution"),
-        s.get("objective", "croze"),
-        budget,
-        seed=seed,
-        out=out / "search.sqlite",
-        options=dict(s.get("options", {})),
-        context=context,
-        candidates=candidates,
-        progress=progress,
-        space_options=_space_options(s),
-        backend=s.get("backend", "process"),
-        workers=int(s.get("workers", 1)),
-        address=s.get("address"),
-    )
+    result = search.run(out / "search.sqlite", progress)
+    result.require_values()
     if pick == "final":
         finals = [r for r in result.history if r.info.get("final")]
         if not finals:
             raise ConfigError(
-                f"[search] winner = 'final': strategy {s.get('strategy', 'evolution')!r} marked no final answer"
+                f"[search] winner = 'final': strategy {search.strategy!r} marked no final answer"
             )
         best = finals[-1]
     else:
@@ -267,16 +214,6 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
     }
     _write_json(done, summary)
     return summary
-
-
-def _space_options(section: dict[str, Any]) -> dict[str, Any]:
-    """``max_params_m = 6`` (or ``"none"``) in ``[search]``; absent: the space's default cap."""
-    if "max_params_m" not in section:
-        return {}
-    value = section["max_params_m"]
-    if isinstance(value, str) and value.lower() == "none":
-        value = None
-    return {"max_params_m": value}
 
 
 def _build_options(section: dict[str, Any], name: str) -> dict[str, Any]:
@@ -331,6 +268,7 @@ def _train_network(
     """Train ``model`` (named ``arch``) with the ``[train]`` recipe into ``folder`` (resuming from
     its ``last.pt``); the summary a ``train.json`` holds."""
     from robnas import train
+    from robnas.train.recipes import settings_from_255
 
     t = config["train"]
     result = train.fit(
@@ -344,7 +282,7 @@ def _train_network(
         val_fraction=float(t.get("val_fraction", 0.1)),
         resume=True,
         device=t.get("device", "auto"),
-        overrides=dict(t.get("options", {})) or None,
+        overrides=settings_from_255(dict(t.get("options", {}))) or None,  # eps, step sizes in 1/255
         progress=_epoch_line(log),
         meta={"arch": arch, "arch_options": options, "subset": t.get("subset")},
     )
@@ -382,7 +320,6 @@ def stage_evaluate(
     config: dict[str, Any], out: Path, searched: dict[str, Any], trained: dict[str, Any], log: Log = _quiet
 ) -> dict[str, Any]:
     """Clean, attack and corruption accuracy of the trained winner; ``evaluate.json``."""
-
     done = out / "evaluate.json"
     if done.is_file():
         return json.loads(done.read_text())
@@ -404,7 +341,7 @@ def _evaluate_network(
     """The ``[evaluate]`` table of ``model`` with the weights of ``checkpoint``, kept row by row in
     ``folder``; the summary an ``evaluate.json`` holds."""
     from robnas import data as data_lib
-    from robnas import evaluate
+    from robnas import evaluate, targets
     from robnas.models import load_trained
 
     e = config["evaluate"]
@@ -416,7 +353,7 @@ def _evaluate_network(
         settings,
         wrapped,
         test,
-        evaluate.split_specs(e.get("attacks", [])),
+        targets.split_specs(e.get("attacks", [])),
         list(e.get("corruptions", [])),
         log=log,
         batch_size=int(e.get("batch_size", 128)),
@@ -613,10 +550,13 @@ def write_report(
 def check_config(config: dict[str, Any]) -> None:
     """Check every stage's settings before any work: names (space, strategy, recipe, attacks,
     corruptions), recipe settings and counts; a bad one raises ConfigError naming its section."""
-    from robnas import evaluate, spaces, train
+    from robnas import evaluate, spaces, targets, train
     from robnas.search.base import STRATEGIES
+    from robnas.search.config import SearchConfig
+    from robnas.train.recipes import settings_from_255
 
     s, t, e = config["search"], config["train"], config["evaluate"]
+    SearchConfig.from_mapping({k: v for k, v in s.items() if k != "winner"})  # its keys and types
     spaces.get(s.get("space", "nb201"))
     STRATEGIES.get(s.get("strategy", "evolution"))
     if s.get("winner", "best") not in ("best", "final"):
@@ -635,8 +575,8 @@ def check_config(config: dict[str, Any]) -> None:
     if not isinstance(options, dict):
         raise ConfigError("[train] options must be a table of recipe settings, e.g. { steps = 10 }")
     checks = (
-        ("train", lambda: train.get(t.get("recipe", "standard")).replace(**options)),
-        ("evaluate", lambda: [evaluate.parse_attack(a) for a in evaluate.split_specs(e.get("attacks", []))]),
+        ("train", lambda: train.get(t.get("recipe", "standard")).replace(**settings_from_255(options))),
+        ("evaluate", lambda: [evaluate.parse_attack(a) for a in targets.split_specs(e.get("attacks", []))]),
         ("evaluate", lambda: [evaluate.parse_corruption(c) for c in e.get("corruptions", [])]),
     )
     for section, check in checks:

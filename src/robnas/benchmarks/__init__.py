@@ -59,9 +59,19 @@ def names(pattern: str = "*") -> list[str]:
     return BENCHMARKS.names(pattern)
 
 
+#: What a reader class has when it answers :class:`TargetBenchmark`.
+_QUERY_METHODS = ("datasets", "target_names", "canonical_target", "target_values", "rows", "weights")
+
+
 def target_benchmarks() -> list[str]:
-    """The names of the readers that answer :class:`TargetBenchmark` (registered with ``targets=True``)."""
-    return [n for n in BENCHMARKS.names() if BENCHMARKS.meta(n).get("targets")]
+    """The names of the readers that answer :class:`TargetBenchmark` (registered with ``targets=True``,
+    or classes with its methods and ``space``)."""
+    return [
+        n
+        for n in BENCHMARKS.names()
+        if BENCHMARKS.meta(n).get("targets")
+        or (isinstance(BENCHMARKS.get(n), type) and all(hasattr(BENCHMARKS.get(n), m) for m in (*_QUERY_METHODS, "space")))
+    ]
 
 
 def from_spec(spec: str | Path | TargetBenchmark) -> TargetBenchmark:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from robnas.cli import app, console, friendly, refuse_overwriting_inputs
+from robnas.cli.app import app, console, friendly, refuse_overwriting_inputs
 from robnas.errors import ConfigError
 
 

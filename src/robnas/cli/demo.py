@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robnas.cli import app, console, friendly, refuse_overwriting_inputs
+from robnas.cli.app import app, console, friendly, refuse_overwriting_inputs
 
 
 @app.command("demo")
@@ -44,10 +44,10 @@ def demo_command(
     """
     from robnas import demo
 
-    refuse_overwriting_inputs({"--out": out}, {"--data": data, "--benchmark": benchmark})
+    refuse_overwriting_inputs({"--out": out}, {"--data": data, "--benchmark": benchmark, "--adversarial": adversarial})
     names = [p.strip() for p in proxies.split(",") if p.strip()] if proxies else list(demo.DEFAULT_PROXIES)
     with Progress(
-        TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
     ) as bar:
         task = bar.add_task("demo", total=None)
         result = demo.run(

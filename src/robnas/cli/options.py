@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from robnas.cli import console, refuse_overwriting_inputs, resume_hint
+from robnas.cli.app import console, refuse_overwriting_inputs, resume_hint
 from robnas.errors import ConfigError
 from robnas.units import UNIT_RULE
 
@@ -79,7 +79,7 @@ class TrainingRun:
     @property
     def data_spec(self) -> str | None:
         """``--data`` with ``--image-size`` folded in (what is loaded and recorded)."""
-        from robnas.cli import sized_data
+        from robnas.cli.app import sized_data
 
         return sized_data(self.data, self.image_size)
 

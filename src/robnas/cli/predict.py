@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from robnas.cli import DATA_HELP, app, console, friendly, proxy_data, refuse_overwriting_inputs
+from robnas.cli.app import DATA_HELP, app, console, friendly, proxy_data, refuse_overwriting_inputs
 from robnas.errors import ConfigError
 
 predict_app = typer.Typer(

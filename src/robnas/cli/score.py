@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from robnas.cli import (
+from robnas.cli.app import (
     ADDRESS_HELP,
     BACKEND_HELP,
     DATA_HELP,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from robnas.cli import app, console, friendly
+from robnas.cli.app import app, console, friendly
 from robnas.cli.options import TrainingRun, training_options
 
 if TYPE_CHECKING:

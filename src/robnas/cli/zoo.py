@@ -7,7 +7,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from robnas.cli import app, friendly
+from robnas.cli.app import app, friendly
 from robnas.errors import UnknownName
 
 zoo_app = typer.Typer(help="Published robust architectures (RobNets, WsrNets, CRoZe, DARTS) and hand-designed baselines.")
@@ -25,6 +25,7 @@ def zoo_list(
     import torch
 
     from robnas import zoo
+    from robnas.models import build_model
     from robnas.spaces.darts import count_parameters
 
     names = zoo.list_models(pattern)
@@ -53,7 +54,7 @@ def zoo_list(
                    "x".join(str(s) for s in entry.input_size[1:]))  # fmt: skip
         if params:
             with torch.device("meta"):
-                row.append(f"{count_parameters(zoo.create_model(name)) / 1e6:.3f}")
+                row.append(f"{count_parameters(build_model(name)) / 1e6:.3f}")
         row.append("-" if entry.reported_params_m is None else f"{entry.reported_params_m}")
         table.add_row(*row)
     out.print(table)

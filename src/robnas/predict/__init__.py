@@ -1,7 +1,7 @@
 """Few-shot robustness predictors: fit on n labelled architectures, rank the rest.
 
 :mod:`robnas.predict.model` (features, LightGBM fit, save/load), :mod:`robnas.predict.data`
-(score files and labels), :mod:`robnas.predict.objective` (the ``predict:MODEL`` search
+(score files and labels), :mod:`robnas.objectives.predict` (the ``predict:MODEL`` search
 objective, registered in :data:`robnas.objectives.OBJECTIVES`).
 """
 

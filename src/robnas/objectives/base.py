@@ -38,7 +38,7 @@ Objectives are made from a spec string by :func:`make` (kinds live in :data:`OBJ
 * ``oneshot:TARGET``: accuracy (``clean``, ``fgsm@8``, ``pgd@8``) of the architecture with
   weights inherited from the trained supernet ``context.supernet``, BN recalibrated;
   ``oneshot-finetune:TARGET`` after a short PGD-AT fine-tuning (RobNets' score, see
-  :mod:`robnas.oneshot.objective`);
+  :mod:`robnas.oneshot.robnets.objective`);
 * ``predict:MODEL``: the target predicted by a few-shot predictor file (``robnas predict fit``,
   :mod:`robnas.predict`) from the candidate's proxy values (computed, or read from the scores
   table, as proxy objectives) and its architecture encoding;
@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import csv
 import math
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,29 +57,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from robnas.errors import ConfigError, DataError, InvalidArchitecture, ProxyError, UnknownName
-from robnas.fingerprint import file_digest
+from robnas.cost import Cost, Timer
+from robnas.errors import ConfigError, DataError, InvalidArchitecture, ProxyError
 from robnas.registry import Registry
 from robnas.spaces.base import SearchSpace
-
-
-@dataclass
-class Cost:
-    """Seconds spent: wall, CPU (this process), GPU (CUDA wall), and reported by a table."""
-
-    wall: float = 0.0
-    cpu: float = 0.0
-    gpu: float = 0.0
-    reported: float = math.nan
-
-    def __add__(self, other: Cost) -> Cost:
-        if math.isnan(self.reported):
-            reported = other.reported
-        elif math.isnan(other.reported):
-            reported = self.reported
-        else:
-            reported = self.reported + other.reported
-        return Cost(self.wall + other.wall, self.cpu + other.cpu, self.gpu + other.gpu, reported)
+from robnas.targets import split_specs
 
 
 @dataclass
@@ -98,29 +79,6 @@ class Memo(Protocol):
     def get(self, key: str, arch: str) -> Evaluation | None: ...
 
     def put(self, key: str, arch: str, evaluation: Evaluation) -> None: ...
-
-
-class _Timer:
-    """Wall, CPU and (on CUDA) GPU seconds of a block."""
-
-    def __init__(self, cuda: bool) -> None:
-        self.cuda = cuda
-
-    def _sync(self) -> None:
-        if self.cuda:
-            import torch
-
-            torch.cuda.synchronize()
-
-    def __enter__(self) -> _Timer:
-        self._sync()
-        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._sync()
-        wall = time.perf_counter() - self.wall0
-        self.cost = Cost(wall, time.process_time() - self.cpu0, wall if self.cuda else 0.0)
 
 
 class Objective(ABC):
@@ -169,9 +127,14 @@ class Objective(ABC):
         """The value of ``arch`` (an architecture or its text); higher is better, NaN on failure."""
         return self.measure(arch).value
 
-    def cached(self, arch: Any) -> Evaluation | None:
+    def canonical(self, arch: Any, canonical: bool = False) -> str:
+        """The canonical text of ``arch`` (an architecture or its text); ``canonical=True``:
+        ``arch`` already is one (a search's key), taken as it is."""
+        return arch if canonical and isinstance(arch, str) else self.space.canonical_string(arch)
+
+    def cached(self, arch: Any, canonical: bool = False) -> Evaluation | None:
         """The known evaluation of ``arch`` (this process's cache, then the memo), else None."""
-        text = self.space.canonical_string(arch)
+        text = self.canonical(arch, canonical)
         hit = self._cache.get(text)
         if hit is None and self.memo is not None:
             hit = self.memo.get(self.key, text)
@@ -179,21 +142,22 @@ class Objective(ABC):
                 self._cache[text] = hit
         return hit
 
-    def remember(self, arch: Any, evaluation: Evaluation) -> None:
+    def remember(self, arch: Any, evaluation: Evaluation, canonical: bool = False) -> None:
         """Keep ``evaluation`` of ``arch`` (computed elsewhere, e.g. by a worker) in the cache and memo."""
-        text = self.space.canonical_string(arch)
+        text = self.canonical(arch, canonical)
         self._cache[text] = evaluation
         if self.memo is not None:
             self.memo.put(self.key, text, evaluation)
 
-    def measure(self, arch: Any) -> Evaluation:
-        """The value of ``arch`` with its cost; a cached value keeps the cost of its first evaluation."""
-        text = self.space.canonical_string(arch)
-        hit = self.cached(text)
+    def measure(self, arch: Any, canonical: bool = False) -> Evaluation:
+        """The value of ``arch`` with its cost; a cached value keeps the cost of its first evaluation.
+        The architecture is made canonical here, once (``canonical=True``: it already is)."""
+        text = self.canonical(arch, canonical)
+        hit = self.cached(text, canonical=True)
         if hit is not None:
             return hit
         error, reported = "", math.nan
-        with _Timer(self.uses_cuda) as timer:
+        with Timer(self.uses_cuda) as timer:
             try:
                 value, reported = self._compute(self.space.parse(text))
                 value = float(value)
@@ -206,7 +170,7 @@ class Objective(ABC):
         cost = timer.cost
         cost.reported = reported
         evaluation = Evaluation(value, cost, error)
-        self.remember(text, evaluation)
+        self.remember(text, evaluation, canonical=True)
         return evaluation
 
     @abstractmethod
@@ -354,7 +318,7 @@ class ObjectiveContext:
     options of the space (e.g. ``{"C": 16, "layers": 8}`` for a
     DARTS network smaller than the default ``C=36``, 20 cells), used by proxy and training
     objectives alike. ``supernet`` is a trained supernet checkpoint for ``oneshot:`` objectives,
-    ``oneshot`` their options (see :mod:`robnas.oneshot.objective`).
+    ``oneshot`` their options (see :mod:`robnas.oneshot.robnets.objective`).
     """
 
     data: str = "synthetic"
@@ -371,7 +335,19 @@ class ObjectiveContext:
     model: dict[str, Any] = field(default_factory=dict)
     supernet: str | None = None
     oneshot: dict[str, Any] = field(default_factory=dict)
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def shared(self, key: str, make: Callable[[], Any]) -> Any:
+        """What ``make()`` returns, made once per context and kept under ``key`` (a supernet, a
+        table): what every objective of this context shares. A copy sent to a worker keeps it,
+        except the benchmark tables (only local lookups read them)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def forget(self, key: str) -> None:
+        """Drop what :meth:`shared` keeps under ``key`` (the next call makes it again)."""
+        self._cache.pop(key, None)
 
     def build(self, space: SearchSpace, arch: Any, num_classes: int) -> Any:
         """The untrained network of ``arch`` with this context's build options."""
@@ -460,6 +436,17 @@ ObjectiveFactory = Callable[[str, SearchSpace, ObjectiveContext], Objective]
 OBJECTIVES: Registry[ObjectiveFactory] = Registry("objective")
 
 
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``(kind, argument)`` of one objective spec without its ``-``: ``bench:fgsm@8`` ->
+    ``("bench", "fgsm@8")``, ``croze`` -> ``("proxy", "croze")``, ``a+b`` -> ``("ensemble", "a+b")``."""
+    kind, sep, arg = spec.strip().partition(":")
+    if sep:
+        return kind, arg
+    if kind in OBJECTIVES:
+        return kind, ""
+    return ("ensemble" if "+" in kind else "proxy"), kind
+
+
 def make(spec: str, space: SearchSpace, context: ObjectiveContext | None = None) -> Objective:
     """The objective written as ``spec`` (see the module docstring for the forms)."""
     context = context or ObjectiveContext()
@@ -468,22 +455,38 @@ def make(spec: str, space: SearchSpace, context: ObjectiveContext | None = None)
         raise ConfigError("empty objective; give a proxy name, a+b+c, bench:TARGET or train:RECIPE")
     if spec.startswith("-"):
         return Negated(make(spec[1:], space, context))
-    kind, sep, arg = spec.partition(":")
-    if sep:
-        return OBJECTIVES.get(kind)(arg, space, context)
-    if spec in OBJECTIVES:
-        return OBJECTIVES.get(spec)("", space, context)
-    if "+" in spec:
-        return OBJECTIVES.get("ensemble")(spec, space, context)
-    return OBJECTIVES.get("proxy")(spec, space, context)
+    kind, arg = parse_spec(spec)
+    return OBJECTIVES.get(kind)(arg, space, context)
+
+
+def split(specs: str | Sequence[str]) -> list[str]:
+    """The specs of a comma-separated list (``croze,-params``, ``oneshot:pgd@8:steps=20,params``)."""
+    if isinstance(specs, str):
+        return split_specs(specs)
+    return [s.strip() for s in specs if s.strip()]
+
+
+def needs_data(specs: str | Sequence[str], has_scores: bool = False) -> list[str]:
+    """The parts of ``specs`` whose values depend on the images of the context's ``data``
+    (each kind says which, through its ``needs_data(argument, has_scores)`` registration;
+    ``has_scores``: proxy values are read from a scores table). Unknown names are left to
+    :func:`make`, whose error has suggestions."""
+    out: list[str] = []
+    for spec in split(specs):
+        kind, arg = parse_spec(spec.lstrip("-"))
+        if kind not in OBJECTIVES:
+            continue
+        rule = OBJECTIVES.meta(kind).get("needs_data")
+        if rule is not None:
+            out += rule(arg, has_scores)
+    return list(dict.fromkeys(out))
 
 
 def make_many(
     specs: str | Sequence[str], space: SearchSpace, context: ObjectiveContext | None = None
 ) -> list[Objective]:
     """Objectives from a comma-separated list (``croze,-params``) or a sequence of specs."""
-    if isinstance(specs, str):
-        specs = [s for s in specs.split(",") if s.strip()]
+    specs = split(specs)
     if not specs:
         raise ConfigError("no objective given")
     return [make(s, space, context) for s in specs]
@@ -519,395 +522,19 @@ class Negated(Objective):
         return -ev.value, ev.cost.reported
 
 
-# ---------------------------------------------------------------------------------------
-# proxies
-
-
-class ProxyObjective(Objective):
-    """A zero-cost proxy of the untrained network, or its value in a precomputed table.
-
-    Computed values use the seeding of :func:`robnas.scoring.score_one` (the network is
-    initialised from ``stable_seed(seed, arch)``, the proxy from ``stable_seed(seed, arch,
-    proxy)``), so they equal what ``robnas score`` stores for the same seed, batch and data.
-    """
-
-    def __init__(self, name: str, space: SearchSpace, context: ObjectiveContext) -> None:
-        from robnas import proxies
-
-        self.name = name
-        self.context = context
-        self.table = context.table(space)
-        if self.table is not None:
-            if name not in self.table:
-                raise ConfigError(
-                    f"proxy {name!r} is not in the scores table {self.table.path} "
-                    f"(it has: {', '.join(self.table.proxies)})"
-                )
-            key = f"proxy:{name}|table={self.table.path.name}#{file_digest(self.table.path)[:16]}"
-        else:
-            proxies.PROXIES.get(name)  # UnknownName with suggestions
-            key = (
-                f"proxy:{name}|data={context.data_id()}|bs={context.batch_size}|seed={context.seed}"
-                f"|mode={context.batch_mode}{context.model_tag()}"
-            )
-        super().__init__(space, key)
-
-    @property
-    def uses_cuda(self) -> bool:
-        return self.table is None and self.context.device.startswith("cuda")
-
-    @property
-    def local(self) -> bool:
-        return self.table is not None
-
-    def attach(self, memo: Memo | None) -> None:
-        # table lookups are cheaper than a persistent cache
-        self.memo = memo if self.table is None else None
-
-    def prepare(self) -> None:
-        if self.table is None:
-            self.context.batch()
-
-    def _compute(self, arch: Any) -> tuple[float, float]:
-        text = self.space.format(arch)
-        if self.table is not None:
-            return self.table.lookup(text, self.name)
-        import torch
-
-        from robnas import proxies
-        from robnas.runtime import resolve_device
-        from robnas.seeding import stable_seed
-
-        x, y, _ = self.context.batch()
-        device = resolve_device(self.context.device)
-        num_classes = self.context._cache["batch"][3]
-        torch.manual_seed(stable_seed(self.context.seed, text))
-        model = self.context.build(self.space, arch, num_classes).to(device)
-        torch.manual_seed(stable_seed(self.context.seed, text, self.name))
-        result = proxies.run(self.name, model, x.to(device), y.to(device))
-        if result.error:
-            raise ProxyError(f"{self.name}: {result.error}")
-        return result.value, math.nan
-
-
-class EnsembleObjective(Objective):
-    """Mean percentile rank (0..1) of the member proxies within a fixed reference pool."""
-
-    def __init__(self, names: Sequence[str], space: SearchSpace, context: ObjectiveContext) -> None:
-        if len(names) < 2:
-            raise ConfigError(f"a rank ensemble needs at least two proxies, got {list(names)}")
-        self.members = [ProxyObjective(n, space, context) for n in names]
-        table = context.table(space)
-        if table is not None:
-            reference = list(table.archs)
-            ref_tag = f"table={table.path.name}"
-        else:
-            if context.reference_size < 2:
-                raise ConfigError(f"reference_size must be >= 2, got {context.reference_size}")
-            rng = np.random.default_rng([context.seed, 0x5EED])
-            reference = sorted(
-                {space.canonical_string(space.sample(rng)) for _ in range(context.reference_size)}
-            )
-            ref_tag = f"ref={context.reference_size}|{self.members[0].key.split('|', 1)[1]}"
-        super().__init__(space, f"ensemble:{'+'.join(names)}|{ref_tag}")
-        self.reference = reference
-        self._sorted: list[np.ndarray] | None = None
-
-    def attach(self, memo: Memo | None) -> None:
-        self.memo = memo
-        for m in self.members:
-            m.attach(memo)
-
-    @property
-    def local(self) -> bool:
-        return all(m.local for m in self.members)
-
-    def prepare(self) -> None:
-        for m in self.members:
-            m.prepare()
-        self._reference_values()
-
-    def _reference_values(self) -> list[np.ndarray]:
-        """Sorted member values over the reference pool, computed once (timed as ``setup_cost``)."""
-        if self._sorted is None:
-            with _Timer(self.uses_cuda) as timer:
-                arrays = []
-                for member in self.members:
-                    values = np.array([member.measure(a).value for a in self.reference], dtype=float)
-                    arr = np.sort(values[np.isfinite(values)])
-                    if arr.size == 0:
-                        raise ConfigError(f"{member.name} failed on the whole reference pool")
-                    arrays.append(arr)
-            self._sorted = arrays
-            self.setup_cost = timer.cost
-        return self._sorted
-
-    def measure(self, arch: Any) -> Evaluation:
-        self._reference_values()
-        return super().measure(arch)
-
-    @property
-    def uses_cuda(self) -> bool:
-        return any(m.uses_cuda for m in self.members)
-
-    def _compute(self, arch: Any) -> tuple[float, float]:
-        reference = self._reference_values()
-        ranks, seconds = [], []
-        for member, ref in zip(self.members, reference, strict=True):
-            ev = member.measure(arch)
-            if ev.error or not math.isfinite(ev.value):
-                raise ProxyError(f"member {member.name}: {ev.error or 'NaN'}")
-            below = np.searchsorted(ref, ev.value, side="left")
-            upto = np.searchsorted(ref, ev.value, side="right")
-            ranks.append((below + 0.5 * (upto - below)) / ref.size)
-            seconds.append(ev.cost.reported)
-        reported = float(np.sum(seconds)) if all(math.isfinite(s) for s in seconds) else math.nan
-        return float(np.mean(ranks)), reported
-
-
-# ---------------------------------------------------------------------------------------
-# benchmark lookups (simulated search on NAS-Bench-201)
-
-
-def robustness_target(rob: Any, arch: str | int, dataset: str, target: str) -> float:
-    """The value (a fraction) of target ``target`` for ``arch`` in the robustness dataset ``rob``.
-
-    ``target`` follows :func:`robnas.benchmarks.robustness.parse_target` (``clean``, ``fgsm@8``,
-    ``hrs_fgsm@8``, ``fog@3``, ``fog``, ``cc_weather``, ``cc_mean``, ...), the names ``robnas
-    correlate`` uses for the same values.
-    """
-    return float(rob.target(arch, dataset, target))
-
-
-class BenchmarkObjective(Objective):
-    """A target of a benchmark, looked up (no training, no proxy): the robustness dataset (standard
-    training), NAS-RobBench-201 (adversarial training) or any :class:`~robnas.benchmarks.base.TargetBenchmark`."""
-
-    def __init__(self, target: str, space: SearchSpace, context: ObjectiveContext) -> None:
-        from robnas.benchmarks import RobustnessDataset
-
-        self.dataset = context.dataset
-        self.rob = context.robustness()
-        if space.name != self.rob.space:
-            raise ConfigError(f"this benchmark's objectives need the {self.rob.space} space, not {space.name!r}")
-        robustness = isinstance(self.rob, RobustnessDataset)
-        if robustness and self.dataset not in self.rob.datasets():
-            raise DataError(
-                f"{self.rob.root}: no {self.dataset!r} folder (has: {', '.join(self.rob.datasets())})"
-            )
-        self.target = self.rob.canonical_target(target.strip())  # fail now, not mid-search, on an unknown target
-        self.values = self.rob.target_values(self.dataset, self.target)  # and on a missing epsilon or file
-        # values of different benchmarks never share a key
-        source = "" if robustness else f"|{type(self.rob).__name__}"
-        super().__init__(space, f"bench:{self.target}|{self.dataset}{source}")
-        self._by_canonical: dict[str, str] | None = None
-
-    @property
-    def local(self) -> bool:
-        return True
-
-    def attach(self, memo: Memo | None) -> None:
-        self.memo = None  # a lookup is cheaper than a persistent cache
-
-    def _listed(self, text: str) -> str:
-        """An architecture of the benchmark isomorphic to ``text`` (excerpts may not list the canonical form)."""
-        listed_archs = getattr(self.rob, "arch_strings", None)
-        if self._by_canonical is None:
-            self._by_canonical = {}
-            for listed in listed_archs or []:
-                self._by_canonical.setdefault(self.space.canonical_string(listed), listed)
-        found = self._by_canonical.get(self.space.canonical_string(text))
-        if found is None:
-            raise DataError(f"{text} (or an isomorphic cell) is not in {self.rob!r}")
-        return found
-
-    def _compute(self, arch: Any) -> tuple[float, float]:
-        text = self.space.format(arch)
-        try:
-            row = self.rob.rows([text])[0]
-        except DataError:
-            row = self.rob.rows([self._listed(text)])[0]
-        return float(self.values[row]), math.nan
-
-
-#: The training schedules of NAS-Bench-201 (epochs), as its ``hp`` argument.
-NB201_EPOCHS: tuple[str, ...] = ("12", "200")
-NB201_FORMS = (
-    "nb201:SPLIT@EPOCHS or nb201:DATASET/SPLIT@EPOCHS with SPLIT valid or test, EPOCHS 12 or 200, "
-    "DATASET cifar10-valid, cifar10, cifar100 or ImageNet16-120 (e.g. nb201:valid@12, nb201:test@200)"
-)
-
-
-def parse_nb201(spec: str, dataset: str = "cifar10") -> tuple[str, str, str]:
-    """``(dataset, split, epochs)`` of an ``nb201:`` objective argument (see the module docstring)."""
-    from robnas.benchmarks.nb201 import NB201_DATASETS, SPLIT_SET
-
-    text = spec.strip()
-    head, sep, epochs = text.rpartition("@")
-    if not sep or epochs not in NB201_EPOCHS:
-        raise UnknownName(f"nb201 objective {text!r}: expected {NB201_FORMS}")
-    data, slash, split = head.rpartition("/")
-    if not slash:
-        data = dataset
-        if split == "valid" and data == "cifar10":
-            data = "cifar10-valid"
-    if data not in NB201_DATASETS or split not in ("valid", "test"):
-        raise UnknownName(f"nb201 objective {text!r}: expected {NB201_FORMS}")
-    if (data, split) not in SPLIT_SET:
-        known = ", ".join(f"{d}/{s}" for d, s in SPLIT_SET)
-        raise UnknownName(f"nb201 objective {text!r}: NAS-Bench-201 has no {data}/{split} (it has: {known})")
-    return data, split, epochs
-
-
-class NB201Objective(Objective):
-    """A NAS-Bench-201 accuracy (percent, mean over the benchmark's seeds), looked up by architecture.
-
-    Every NAS-Bench-201 string was trained on its own, so the value is that of the canonical
-    string of the architecture (isomorphic cells share it, as every objective caches per
-    canonical form).
-    """
-
-    def __init__(self, spec: str, space: SearchSpace, context: ObjectiveContext) -> None:
-        if space.name != "nb201":
-            raise ConfigError(f"nb201 objectives need the nb201 space, not {space.name!r}")
-        self.dataset, self.split, self.epochs = parse_nb201(spec, context.dataset)
-        self.table = context.nb201_table()
-        # fail now, not mid-search, when the table lacks this (dataset, split, epochs)
-        self.table.accuracy(self.dataset, self.split, self.epochs, indices=[0])
-        source = Path(str(self.table.source)).name
-        super().__init__(space, f"nb201:{self.dataset}/{self.split}@{self.epochs}|{source}")
-
-    @property
-    def local(self) -> bool:
-        return True
-
-    def attach(self, memo: Memo | None) -> None:
-        self.memo = None  # a lookup is cheaper than a persistent cache
-
-    def _compute(self, arch: Any) -> tuple[float, float]:
-        index = self.table.index_of(self.space.format(arch))
-        values = self.table.accuracy(self.dataset, self.split, self.epochs, indices=[index])
-        return float(values[0]), math.nan
-
-
-class TrainingObjective(Objective):
-    """Validation accuracy after a short training with a :mod:`robnas.train` recipe.
-
-    ``context.train`` options: ``epochs`` (default 1), ``metric`` (``clean``, or ``robust``:
-    the recipe's PGD validation accuracy, adversarial recipes only), ``batch_size``,
-    ``val_fraction`` (default 0.1). The network is initialised from ``stable_seed(seed, arch)``;
-    the value is the last epoch's validation accuracy (fraction) on ``context.data``.
-    """
-
-    def __init__(self, recipe: str, space: SearchSpace, context: ObjectiveContext) -> None:
-        from robnas import train
-
-        self.recipe = train.get(recipe.strip())
-        self.context = context
-        opts = dict(context.train)
-        self.epochs = int(opts.get("epochs", 1))
-        self.metric = str(opts.get("metric", "clean"))
-        self.batch_size = opts.get("batch_size")
-        self.val_fraction = float(opts.get("val_fraction", 0.1))
-        if self.epochs < 1:
-            raise ConfigError(f"training objectives need epochs >= 1, got {self.epochs}")
-        if self.metric not in ("clean", "robust"):
-            raise ConfigError(f"training objective metric must be clean or robust, got {self.metric!r}")
-        if self.metric == "robust" and not self.recipe.adversarial:
-            raise ConfigError(
-                f"recipe {self.recipe.name!r} is not adversarial; it has no robust validation accuracy"
-            )
-        super().__init__(
-            space,
-            f"train:{self.recipe.name}|epochs={self.epochs}|{self.metric}|data={context.data_id()}|seed={context.seed}"
-            f"|bs={self.batch_size}|val={self.val_fraction}{context.model_tag()}",
-        )
-
-    @property
-    def uses_cuda(self) -> bool:
-        from robnas.runtime import resolve_device
-
-        return resolve_device(self.context.device).type == "cuda"
-
-    def prepare(self) -> None:
-        self.context.images()
-
-    def _compute(self, arch: Any) -> tuple[float, float]:
-        import tempfile
-
-        import torch
-
-        from robnas import train
-        from robnas.seeding import stable_seed
-
-        images = self.context.images()
-        text = self.space.format(arch)
-        torch.manual_seed(stable_seed(self.context.seed, text))
-        model = self.context.build(self.space, arch, images.num_classes)
-        with tempfile.TemporaryDirectory(prefix="robnas-train-objective-") as out:
-            result = train.fit(
-                model,
-                images,
-                self.recipe,
-                out,
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                seed=self.context.seed,
-                val_fraction=self.val_fraction,
-                device=self.context.device,
-            )
-        last = result.history[-1]
-        return float(last["val_clean_acc" if self.metric == "clean" else "val_robust_acc"]), math.nan
-
-
-OBJECTIVES.register("proxy", lambda arg, space, ctx: ProxyObjective(arg, space, ctx), kind="proxy")
-OBJECTIVES.register(
-    "ensemble", lambda arg, space, ctx: EnsembleObjective([a.strip() for a in arg.split("+")], space, ctx)
-)
-OBJECTIVES.register("bench", lambda arg, space, ctx: BenchmarkObjective(arg, space, ctx))
-OBJECTIVES.register("nb201", lambda arg, space, ctx: NB201Objective(arg, space, ctx))
-OBJECTIVES.register("train", lambda arg, space, ctx: TrainingObjective(arg, space, ctx))
-
-
-def _oneshot(arg: str, space: SearchSpace, ctx: ObjectiveContext) -> Objective:
-    from robnas.oneshot.objective import OneShotObjective
-
-    return OneShotObjective(arg, space, ctx)
-
-
-def _oneshot_finetune(arg: str, space: SearchSpace, ctx: ObjectiveContext) -> Objective:
-    from robnas.oneshot.objective import FinetuneObjective
-
-    return FinetuneObjective(arg, space, ctx)
-
-
-def _predict(arg: str, space: SearchSpace, ctx: ObjectiveContext) -> Objective:
-    from robnas.predict.objective import PredictObjective
-
-    return PredictObjective(arg, space, ctx)
-
-
-OBJECTIVES.register("predict", _predict, paper="few-shot predictor of robnas.predict (LightGBM)")
-OBJECTIVES.register("oneshot", _oneshot, paper="RobNets (Guo et al., CVPR 2020), inherited weights")
-OBJECTIVES.register(
-    "oneshot-finetune", _oneshot_finetune, paper="RobNets (Guo et al., CVPR 2020), fine-tuned candidates"
-)
-
 __all__ = [
     "OBJECTIVES",
-    "BenchmarkObjective",
     "Cost",
-    "EnsembleObjective",
     "Evaluation",
-    "NB201Objective",
+    "Memo",
     "Negated",
     "Objective",
     "ObjectiveContext",
-    "ProxyObjective",
     "ScoreTable",
-    "TrainingObjective",
+    "Timer",
     "make",
     "make_many",
-    "parse_nb201",
-    "robustness_target",
+    "needs_data",
+    "parse_spec",
+    "split",
 ]
