@@ -7,9 +7,11 @@ goes first, so both see the same machine load; each builds the network with the 
 times ``robnas.proxies.run`` (private copy, BN policy, dtype, proxy; the build is not counted)
 on one fixed batch of 8 real CIFAR-10 training images (``proxy_batch(data, 8, seed=0)``,
 the reference's batch size). Reports per proxy the median seconds of each tree, their ratio,
-and the Spearman rho between the two trees' values over all architectures.
+and the Spearman rho between the two trees' values. ``--proxies`` run on all ``--archs``
+architectures; ``--extra`` proxies only on the first ``--extra-archs`` of them (timings).
 
-    python benchmarks/croze_speed.py --base ../robnas-base [--archs 200] [--proxies croze,croze_fixed,robust_zc]
+    python benchmarks/croze_speed.py --base ../robnas-base [--archs 200] [--proxies croze]
+        [--extra croze_fixed,robust_zc --extra-archs 40]
 """
 
 from __future__ import annotations
@@ -45,12 +47,13 @@ def worker(args: argparse.Namespace) -> None:
     x, y = proxy_batch(load_npz(args.data), BATCH, seed=0)
     rng = np.random.default_rng(args.seed)
     archs = [space.sample(rng) for _ in range(args.archs)]
-    proxies = args.proxies.split(",")
+    proxies = [p for p in args.proxies.split(",") if p]
+    extra = [p for p in args.extra.split(",") if p]
     print(json.dumps({"ready": robnas.__file__}), flush=True)
     for line in sys.stdin:
         i = int(line)
         out: dict[str, object] = {"arch": "|".join(archs[i])}
-        for name in proxies:
+        for name in proxies + (extra if i < args.extra_archs else []):
             torch.manual_seed(args.seed + i)
             model = space.build(archs[i])
             result = robnas.proxies.run(name, model, x, y)
@@ -62,6 +65,7 @@ def start(src: Path, args: argparse.Namespace) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(src / "src"))
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--archs", str(args.archs)]
     cmd += ["--seed", str(args.seed), "--threads", str(args.threads), "--proxies", args.proxies]
+    cmd += ["--extra", args.extra, "--extra-archs", str(args.extra_archs)]
     cmd += ["--data", str(args.data)]
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
@@ -85,7 +89,9 @@ def main() -> None:
     )
     parser.add_argument("--base", type=Path, required=False, help="the earlier robnas source tree")
     parser.add_argument("--archs", type=int, default=200)
-    parser.add_argument("--proxies", default="croze,croze_fixed,robust_zc")
+    parser.add_argument("--proxies", default="croze", help="proxies scored on every architecture")
+    parser.add_argument("--extra", default="croze_fixed,robust_zc", help="proxies timed on --extra-archs")
+    parser.add_argument("--extra-archs", type=int, default=40)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=DATA)
@@ -122,7 +128,7 @@ def main() -> None:
         "# CRoZe speed: this tree against an earlier robnas, side by side",
         "",
         f"`python benchmarks/croze_speed.py --base {args.base} --archs {args.archs} --proxies {args.proxies}"
-        f" --threads {args.threads}`",
+        f" --extra {args.extra} --extra-archs {args.extra_archs} --threads {args.threads}`",
         "",
         f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {minutes:.1f} min",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPUs visible, shared; load average (1/5/15 min)"
@@ -133,12 +139,13 @@ def main() -> None:
         " an architecture first",
         "- seconds: `robnas.proxies.run` per architecture (copy, BN policy, dtype, proxy), build excluded",
         "",
-        "| proxy | new median s | base median s | base / new | Spearman rho new vs base | max rel. diff | NaN new / base |",
-        "|---|---|---|---|---|---|---|",
+        "| proxy | architectures | new median s | base median s | base / new | Spearman rho new vs base"
+        " | max rel. diff | NaN new / base |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name in args.proxies.split(","):
-        new = [r[name] for r in rows["new"]]
-        base = [r[name] for r in rows["base"]]
+    for name in [p for p in (args.proxies + "," + args.extra).split(",") if p]:
+        new = [r[name] for r in rows["new"] if name in r]
+        base = [r[name] for r in rows["base"] if name in r]
         t_new = statistics.median(v[1] for v in new)
         t_base = statistics.median(v[1] for v in base)
         pairs = [(a[0], b[0]) for a, b in zip(new, base, strict=True) if not (a[2] or b[2])]
@@ -147,7 +154,7 @@ def main() -> None:
         nan_new = sum(bool(v[2]) for v in new)
         nan_base = sum(bool(v[2]) for v in base)
         lines.append(
-            f"| {name} | {t_new:.3f} | {t_base:.3f} | {t_base / t_new:.2f}x | {rho:.4f} | {rel:.1e} |"
+            f"| {name} | {len(new)} | {t_new:.3f} | {t_base:.3f} | {t_base / t_new:.2f}x | {rho:.4f} | {rel:.1e} |"
             f" {nan_new} / {nan_base} |"
         )
     lines.append("")

@@ -99,6 +99,8 @@ def main() -> None:
     print(f"image folder {args.images}: {counts}")
     reads = time_reads(args.images, args.repeats)
     print("reads (median s):", {k: round(v, 3) for k, v in reads.items()})
+    if args.config.is_absolute() and args.config.is_relative_to(Path.cwd()):
+        args.config = args.config.relative_to(Path.cwd())  # paths in the report relative to the checkout
     config = load_config(args.config)
     load_before = os.getloadavg()
     start = time.perf_counter()
@@ -126,7 +128,7 @@ def main() -> None:
     lines = [
         "# Own images end to end: CIFAR-10 as a PNG image folder, search -> train -> evaluate, with a baseline",
         "",
-        f"Command: `nice -n 10 python benchmarks/imagefolder_pipeline.py` (config `{args.config.relative_to(HERE.parent)}`,"
+        f"Command: `nice -n 10 python benchmarks/imagefolder_pipeline.py` (config `{args.config}`,"
         f" copied here as `config.json`); torch {torch.__version__}, {platform.machine()}, "
         f"{torch.get_num_threads()} torch threads, no GPU.",
         f"Machine load (1/5/15 min) before the pipeline {tuple(round(v, 1) for v in load_before)}, after "

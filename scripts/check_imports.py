@@ -43,17 +43,19 @@ LAYERS: dict[str, float] = {
     "robnas.data": 0,
     "robnas.seeding": 0,
     "robnas.runtime": 0,
+    "robnas.stopping": 0,  # SIGINT / SIGTERM: stop at safe points, never inside an import
     "robnas.assets": 0,
     # building blocks
     "robnas.targets": 1,
     "robnas.spaces": 1,
     "robnas.corruptions": 1,
+    "robnas.corruption_params": 1,  # the corruptions' parameter table
     "robnas.parallel": 1,
     # networks, proxies, benchmark readers
     "robnas.proxies": 2,
     "robnas.benchmarks": 2,
+    "robnas.baselines": 1.5,  # hand-designed networks, entries of the zoo
     "robnas.zoo": 2,
-    "robnas.baselines": 1.5,  # hand-designed networks of the zoo
     "robnas.models": 2.5,  # a model by name or checkpoint: the zoo, a space's arch or a checkpoint
     # what uses networks
     "robnas.train": 3,
@@ -61,9 +63,9 @@ LAYERS: dict[str, float] = {
     "robnas.correlate": 3,
     "robnas.scoring": 3,
     "robnas.report": 3,
-    "robnas.export": 3,  # TorchScript / ONNX of a model, checked against it
     "robnas.evaluate": 3.5,  # clean + attacks + corruptions of a (trained) model
     "robnas.holdout": 3.5,  # held-out correlation statistics over correlate
+    "robnas.export": 3.5,  # a trained model as TorchScript / ONNX
     # weight sharing: shared parts, then each paper's room
     "robnas.oneshot": 4,
     "robnas.oneshot.robnets": 4.5,

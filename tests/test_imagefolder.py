@@ -190,3 +190,26 @@ def test_cli_score_train_evaluate_on_an_image_folder(folder: Path, tmp_path: Pat
                                 f"imagefolder:{folder}", "--image-size", "32", "--corruptions", "gaussian_noise@1",
                                 "--out", str(tmp_path / "eval"), "--device", "cpu"])  # fmt: skip
     assert again.exit_code == 2 and "changed: data" in again.output
+    # the exported model carries the class names and image size of its training run
+    exported = runner.invoke(app, ["export", "--model", str(tmp_path / "run"), "--format", "torchscript",
+                                   "--out", str(tmp_path / "m.pt")])  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    files = {"robnas.json": ""}
+    torch.jit.load(str(tmp_path / "m.pt"), _extra_files=files)
+    meta = json.loads(files["robnas.json"])
+    assert meta["classes"] == list(CLASSES) and meta["image_size"] == [32, 32]
+    assert meta["normalize"] == {"mean": list(stats[0]), "std": list(stats[1])}
+
+
+def test_supernet_training_on_an_image_folder(folder: Path, tmp_path: Path) -> None:
+    from robnas.cli import app
+
+    result = CliRunner().invoke(
+        app, ["supernet", "train", "--space", "nb201", "--data", f"imagefolder:{folder}", "--image-size", "16",
+              "--epochs", "1", "--arch-opt", "C=4", "--arch-opt", "N=1", "--batch-size", "6", "--out",
+              str(tmp_path / "sup"), "--no-progress", "--device", "cpu"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "sup" / "meta.json").read_text())
+    assert meta["data"] == f"imagefolder@16:{folder}" and meta["classes"] == {"cat": 4, "dog": 4, "fox": 4}
+    assert meta["normalize"]["mean"] == list(data.load(f"imagefolder@16:{folder}").stats[0])

@@ -12,7 +12,7 @@ from nas_robbench_fixture import write_nas_robbench
 from robnas import benchmarks, spaces
 from robnas.benchmarks import NASRobBench201, TargetBenchmark
 from robnas.benchmarks.nas_robbench import COLUMNS, TARGETS
-from robnas.errors import DataError, InvalidArchitecture, UnknownName
+from robnas.errors import ConfigError, DataError, InvalidArchitecture, UnknownName
 
 SPACE = spaces.get("nb201")
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "nas_robbench201"
@@ -75,6 +75,10 @@ def test_target_and_dataset_spellings(bench_dir: Path) -> None:
         bench.target_values("cifar10", "apgd@8")
     with pytest.raises(UnknownName, match="pgd@8"):
         bench.target_values("cifar10", "pgd@4")
+    with pytest.raises(ConfigError, match="no settings"):
+        bench.target_values("cifar10", "pgd@8:steps=20")
+    with pytest.raises(ConfigError, match="1/255"):
+        bench.target_values("cifar10", "pgd@0.031")
     with pytest.raises(UnknownName, match="imagenet16-120"):
         bench.target_values("svhn", "clean")
     with pytest.raises(InvalidArchitecture):
@@ -181,8 +185,6 @@ def test_real_classes_are_the_robustness_datasets() -> None:
 
 
 def test_from_spec_names_a_target_benchmark(bench_dir: Path, tmp_path: Path) -> None:
-    from robnas.errors import ConfigError
-
     bench = benchmarks.from_spec(f"nas-robbench-201:{bench_dir}")
     assert isinstance(bench, NASRobBench201) and benchmarks.from_spec(bench) is bench
     assert {"robustness", "nas-robbench-201"} <= set(benchmarks.target_benchmarks())

@@ -22,6 +22,8 @@ strategy = "random"
 objective = "bench:pgd@8"
 budget = 3
 benchmark = "{bench}"
+scores = "{bench}/../nb201_cifar10.csv"  # the excerpt's architectures: every lookup finds its row
+within_scores = true
 [train]
 recipe = "standard"
 epochs = 1

@@ -71,7 +71,7 @@ def test_save_load_round_trip_and_corrupt_files(tmp_path: Path) -> None:
         predict.load(broken)
     body = path.read_text().replace("Tree=0", "Tree=zero")
     (tmp_path / "model.json").write_text(body)
-    with pytest.raises(DataError, match="does not match its sha256"):
+    with pytest.raises(DataError, match="do not match its sha256"):
         predict.load(tmp_path / "model.json")
     with pytest.raises(DataError, match="does not exist"):
         predict.load(tmp_path / "absent.json")

@@ -25,6 +25,14 @@ def _archs(n: int, seed: int = 0) -> list[str]:
     return [SPACE.format(SPACE.sample(rng)) for _ in range(n)]
 
 
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch):
+    """One message, one line: the CLI's console does not wrap long paths in these tests."""
+    from robnas.cli.app import console
+
+    monkeypatch.setattr(console, "width", 1000)
+
+
 def _invoke(args: list[str]):
     return CliRunner().invoke(app, [str(a) for a in args])
 
@@ -247,6 +255,8 @@ strategy = "random"
 objective = "bench:pgd@8"
 budget = 3
 benchmark = "{bench}"
+scores = "{bench}/../nb201_cifar10.csv"  # the excerpt's architectures: every lookup finds its row
+within_scores = true
 [train]
 recipe = "standard"
 epochs = 1
@@ -291,3 +301,207 @@ def test_a_bad_later_stage_is_refused_before_the_search_and_its_fix_continues(tm
         ConfigError, match=r"finished stage\(s\) train had a different config \(changed: \[train\] epochs\)"
     ):
         run_pipeline(config)
+
+
+# ---- values that used to turn into something else
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--epochs", "0"], "error: --epochs must be at least 1, got 0"),
+        (["--batch-size", "0"], "error: --batch-size must be at least 1, got 0"),
+        (["--recipe", "pgd-at", "--set", "steps=0"], "error: recipe 'pgd-at': setting steps=0 must be >= 1"),
+        (
+            ["--recipe", "pgd-at", "--set", "steps=-1"],
+            "error: recipe 'pgd-at': setting steps=-1 must be >= 1",
+        ),
+        (["--subset", "100"], "error: a subset of 100 images asked of synthetic, which has 48"),
+    ],
+)
+def test_training_values_out_of_range_are_refused(tmp_path, extra, message):
+    args = _train_args(tmp_path / "run")
+    for flag in extra[::2]:
+        if flag in args:
+            i = args.index(flag)
+            del args[i : i + 2]
+    result = _invoke(args + extra)
+    assert result.exit_code == 2, result.output
+    assert _lines(result.output) == [message]
+
+
+def test_a_oneshot_target_takes_eps_in_1_255():
+    from robnas.errors import ConfigError
+    from robnas.oneshot.robnets.objective import parse_target
+
+    assert parse_target("pgd@8").eps == 8 / 255
+    with pytest.raises(ConfigError, match="looks like a fraction"):
+        parse_target("pgd@0.03")
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--bootstrap", "-5"), ("--eval-images", "-3")])
+def test_supernet_analyse_refuses_negative_counts(tmp_path, flag, value):
+    args = ["supernet", "analyse", "--store", tmp_path / "s.sqlite", "--supernet", tmp_path / "last.pt"]
+    result = _invoke(args + ["--data", "synthetic:8", "--out", tmp_path / "an", flag, value])
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.output)
+    assert line.startswith("error: ") and f"got {value}" in line
+
+
+# ---- bad input is a one-line error (exit 2), not an internal error
+
+
+def _sample_args(tmp_path: Path, *extra: object) -> list[object]:
+    return ["score", "--sample", "1", "--proxies", "params", "--out", tmp_path / "s.sqlite", *extra]
+
+
+@pytest.mark.parametrize(
+    ("args", "start"),
+    [
+        (
+            lambda t: _sample_args(t, "--seed", "-1"),
+            "error: --seed must be a whole number in [0, 2^63 - 1], got -1",
+        ),
+        (lambda t: _sample_args(t, "--seed", str(2**64)), "error: --seed must be a whole number"),
+        (lambda t: _train_args(t / "r", "--seed", "-1"), "error: --seed must be a whole number"),
+        (
+            lambda t: _train_args(t / "r", "--arch-opt", "C=abc"),
+            "error: build options {'C': 'abc'",
+        ),
+        (
+            lambda t: _train_args(t / "r", "--set", "lr=-1"),
+            "error: recipe 'standard': setting lr=-1.0 must be >= 0",
+        ),
+        (
+            lambda t: [
+                "predict",
+                "fit",
+                "--scores",
+                t / "s.csv",
+                "--labels",
+                t / "l.csv",
+                "--target",
+                "x",
+                "--out",
+                t / "p.json",
+                "--n",
+                "-3",
+            ],
+            "error: n must be >= 1",
+        ),
+        (
+            lambda t: ["demo", "--archs", "-5", "--out", t / "d"],
+            "error: the number of architectures must be >= 1",
+        ),
+        (
+            lambda t: [
+                "search",
+                "--strategy",
+                "optuna",
+                "--objective",
+                "params",
+                "--budget",
+                "1",
+                "--out",
+                t / "s.sqlite",
+                "--storage",
+                "bogus://x",
+            ],
+            "error: optuna storage bogus://x: not a database SQLAlchemy knows",
+        ),
+        (lambda t: _sample_args(t)[:-1] + [t / "file" / "s.sqlite"], "error: "),
+        (lambda t: _train_args(t / "file"), "error: "),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, start):
+    (tmp_path / "file").write_text("a file where a folder is needed")
+    result = _invoke(args(tmp_path))
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.output)
+    assert line.startswith(start), line
+
+
+def test_resume_with_another_arch_names_the_arch(tmp_path):
+    out = tmp_path / "run"
+    assert _invoke(_train_args(out)).exit_code == 0
+    args = _train_args(out, "--resume")
+    args[args.index("--arch") + 1] = ARCH.replace("avg_pool_3x3~1", "nor_conv_1x1~1")
+    result = _invoke(args)
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.output)
+    assert line.startswith(f"error: {out / 'last.pt'} is a run with arch ") and len(line) < 400
+
+
+def test_errors_of_the_machine_files_are_one_line():
+    import errno
+    import sqlite3
+
+    from robnas.cli.app import _environment_error
+
+    assert _environment_error(OSError(errno.ENOSPC, "No space left on device", "/x/last.pt")) == (
+        "cannot write /x/last.pt: No space left on device"
+    )
+    assert "Read-only" in _environment_error(OSError(errno.EROFS, "Read-only file system", "/ro/s.sqlite"))
+    assert _environment_error(sqlite3.OperationalError("database or disk is full")).startswith("cannot write")
+    assert _environment_error(ValueError("x")) == ""
+
+
+# ---- secrets of a database URL are never printed
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@127.0.0.1:1/db?password=topsecret",
+        "postgresql://u:topsecret@127.0.0.1:1/db",
+        "postgresql://u:top@secret1@127.0.0.1:1/db",
+    ],
+)
+def test_a_storage_password_is_never_printed(tmp_path, url):
+    args = [
+        "search",
+        "--strategy",
+        "optuna",
+        "--objective",
+        "params",
+        "--budget",
+        "1",
+        "--out",
+        tmp_path / "s.sqlite",
+    ]
+    result = _invoke(args + ["--storage", url])
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.output)
+    assert "secret" not in line and "***" in line, line
+
+
+# ---- a search with no value at all is a failure
+
+
+def test_a_search_in_which_every_evaluation_fails_exits_2_and_says_why(tmp_path):
+    table = tmp_path / "nan.csv"
+    table.write_text("arch,proxy,value\n" + "".join(f"{a},params,nan\n" for a in _archs(3)))
+    args = ["search", "--scores", table, "--within-scores", "--objective", "params", "--strategy", "random"]
+    result = _invoke(args + ["--budget", "2", "--out", tmp_path / "s.sqlite"])
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.output)
+    assert "every one of its 2 evaluations failed" in line and "non-finite value" in line, line
+
+
+# ---- a predictor file's digest covers its meaning
+
+
+def test_an_edited_predictor_target_or_proxy_order_is_refused(tmp_path):
+    from robnas import predict
+
+    rng = np.random.default_rng(0)
+    archs = _archs(30)
+    values = rng.normal(size=(30, 2))
+    model = predict.fit(SPACE, archs, values[:, 0] + rng.normal(size=30) * 0.1, values, ["a", "b"], "fgsm@8")
+    path = predict.save(model, tmp_path / "m.json")
+    assert predict.load(path).target == "fgsm@8"
+    body = json.loads(path.read_text())
+    for field, value in (("target", "clean"), ("proxies", ["b", "a"])):
+        (tmp_path / "edited.json").write_text(json.dumps({**body, field: value}))
+        with pytest.raises(robnas.errors.DataError, match="do not match its sha256"):
+            predict.load(tmp_path / "edited.json")

@@ -96,3 +96,12 @@ def test_robnets_fsp_attack_eps_is_an_option_in_1_255():
     assert make_strategy("robnets", {"fsp_eps": "4"}).fsp_eps == 4
     with pytest.raises(ConfigError, match="looks like a fraction"):
         make_strategy("robnets", {"fsp_eps": "0.031"}).check()
+
+
+def test_pipeline_train_options_take_eps_in_1_255_as_the_command_line():
+    from robnas.train.recipes import parse_settings, settings_from_255
+
+    assert settings_from_255({"eps": 8, "step_size": 2, "steps": 7}) == parse_settings(["eps=8", "step_size=2", "steps=7"])
+    assert settings_from_255({"eps": 7.905})["eps"] == 0.031  # Wsr-NAS's retraining budget, exactly
+    with pytest.raises(ConfigError, match="write eps=7.905 for 0.031"):
+        settings_from_255({"eps": 0.031})

@@ -322,9 +322,13 @@ def _class_files(folder: Path) -> dict[str, list[Path]]:
         raise DataError(f"{folder}: no class folders (expected {folder}/<class>/<image>.png)")
     out: dict[str, list[Path]] = {}
     for d in classes:
-        files = sorted(
-            f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file()
-        )
+        with os.scandir(d) as entries:  # the file type comes with the listing: no stat per file
+            names = sorted(
+                e.name
+                for e in entries
+                if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and not e.name.startswith(".") and e.is_file()
+            )
+        files = [d / name for name in names]
         if not files:
             raise DataError(f"{d}: empty class folder (no {', '.join(IMAGE_SUFFIXES[:3])} images in it)")
         out[d.name] = files
@@ -382,8 +386,8 @@ def _manifest_key(splits: dict[str, dict[str, list[Path]]], size: int | None, ro
     for split, classes in splits.items():
         for name, files in classes.items():
             for f in files:
-                st = f.stat()
-                digest.update(f"{split}|{name}|{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+                st = os.stat(f)
+                digest.update(f"{split}|{name}|{f.parent.parent.name}/{name}/{f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -610,11 +614,13 @@ def load(spec: str | Path, split: str = "train", download: bool = False) -> Imag
 
 def random_subset(data: ImageArrays, n: int | None, seed: int = 0) -> ImageArrays:
     """``n`` images of ``data`` drawn without replacement with ``seed`` (in their original
-    order); all of them when ``n`` is None or at least ``len(data)``."""
-    if n is None or n >= len(data):
-        return data
-    if n < 1:
+    order); all of them when ``n`` is None or ``len(data)``; more than there are raises ConfigError."""
+    if n is not None and n < 1:
         raise ConfigError(f"a subset needs at least one image, got {n}")
+    if n is not None and n > len(data):
+        raise ConfigError(f"a subset of {n} images asked of {data.name}, which has {len(data)}")
+    if n is None or n == len(data):
+        return data
     idx = np.sort(np.random.default_rng([seed, 0x5B5]).choice(len(data), n, replace=False))
     return data.subset(idx)
 

@@ -131,6 +131,8 @@ def _ranking(result: pd.DataFrame, target: str, baseline: str) -> str:
 
 def pick_architectures(benchmark: RobustnessDataset, count: int | None, seed: int = 0) -> list[str]:
     """One NB201 string per isomorphism class of the benchmark; ``count`` of them drawn with ``seed``."""
+    if count is not None and count < 1:
+        raise ConfigError(f"the number of architectures must be >= 1, got {count}")
     first: dict[str, str] = {}
     for arch in benchmark.arch_strings:
         first.setdefault(benchmark.isomorph(arch), arch)

@@ -75,6 +75,8 @@ COLUMNS = (
 )
 EPS_KEYS = PIXEL_KEYS
 Row = dict[str, Any]
+#: ``perturb(x, y, batch index) -> perturbed x`` (an attack, a corruption)
+Perturb = Callable[[Tensor, Tensor, int], Tensor]
 AttackSpec = tuple[str, dict[str, Any]]
 
 
@@ -341,20 +343,28 @@ def run(
         if on_row is not None:
             on_row(row)
 
-    def tick(label: str, done: int) -> None:
-        if progress is not None:
-            progress(label, done, total)
+    def measure(source: Any, perturb: Perturb | None, label: str, check: bool = False) -> _Tally:
+        """The accuracy of ``model`` on the batches of ``source``, each perturbed by
+        ``perturb(x, y, batch index)`` when given (the one loop of clean, attacks, corruptions)."""
+        tally = _Tally()
+        for i, (x, y) in enumerate(_batches(source, batch_size, limit)):
+            if check:
+                _check_batch(x, y)
+            x, y = x.to(dev), y.to(dev)
+            if perturb is None:
+                tally.add(_predict(model, x, amp), y, None)
+            else:
+                bad = perturb(x, y, i)
+                tally.add(_predict(model, bad, amp), y, bad - x)
+            if progress is not None:
+                progress(label, i + 1, total)
+        return tally
 
     # clean
     if "clean:clean" in finished:
         rows.append(finished["clean:clean"])
     else:
-        tally = _Tally()
-        for i, (x, y) in enumerate(_batches(data, batch_size, limit)):
-            _check_batch(x, y)
-            x, y = x.to(dev), y.to(dev)
-            tally.add(_predict(model, x, amp), y, None)
-            tick("clean", i + 1)
+        tally = measure(data, None, "clean", check=True)
         if tally.n == 0:
             raise DataError("no images to evaluate (empty data or --limit 0)")
         finish(tally.row(False, kind="clean", name="clean", label="clean", params="{}"))
@@ -370,12 +380,7 @@ def run(
             rows.append(finished[f"attack:{label}"])
             continue
         attack = attacks_mod.get(name, model, **params)
-        tally = _Tally()
-        for i, (x, y) in enumerate(_batches(data, batch_size, limit)):
-            x, y = x.to(dev), y.to(dev)
-            adv = attack(x, y)
-            tally.add(_predict(model, adv, amp), y, adv - x)
-            tick(label, i + 1)
+        tally = measure(data, lambda x, y, i, attack=attack: attack(x, y), label)
         eps = attack.eps
         finish(
             tally.row(
@@ -395,20 +400,16 @@ def run(
         if f"corruption:{label}" in finished:
             rows.append(finished[f"corruption:{label}"])
             continue
-        tally = _Tally()
-        if corruption_root is not None:
-            arrays = corruptions_mod.load_cifar_c(corruption_root, name, severity)
-            source: Any = arrays
+        if corruption_root is not None:  # the files hold the corrupted images
+            tally = measure(corruptions_mod.load_cifar_c(corruption_root, name, severity), None, label)
         else:
-            source = data
-        for i, (x, y) in enumerate(_batches(source, batch_size, limit)):
-            x, y = x.to(dev), y.to(dev)
-            if corruption_root is None:
-                bad = corruptions_mod.apply(x, name, severity, seed=seed + i, preset=preset)
-                tally.add(_predict(model, bad, amp), y, bad - x)
-            else:
-                tally.add(_predict(model, x, amp), y, None)
-            tick(label, i + 1)
+            tally = measure(
+                data,
+                lambda x, y, i, name=name, severity=severity: corruptions_mod.apply(
+                    x, name, severity, seed=seed + i, preset=preset
+                ),
+                label,
+            )
         finish(
             tally.row(
                 corruption_root is None,

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from robnas.data import MEAN_STD, Normalize
-from robnas.errors import ConfigError, DataError
+from robnas.errors import ConfigError, DataError, RobnasError
 from robnas.options import parse_options, parse_value
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -58,15 +58,24 @@ def build_model(spec: str, num_classes: int | None = 10, **options: Any) -> nn.M
 
     ``SPACE:ARCH_TEXT`` builds ``robnas.spaces.get(SPACE).build(ARCH_TEXT, num_classes, **options)``;
     a bare name is a zoo entry, ``robnas.zoo.create_model(NAME, num_classes, **options)``
-    (``num_classes=None`` keeps the entry's own). An unknown space or name raises ``UnknownName``.
+    (``num_classes=None`` keeps the entry's own). An unknown space or name raises ``UnknownName``;
+    build options of the wrong kind (``C="abc"``, an option the builder does not take) ConfigError.
     """
     from robnas import spaces, zoo
 
     prefix, sep, text = spec.partition(":")
-    if sep:
-        space = spaces.get(prefix)
-        return space.build(space.parse(text), num_classes=10 if num_classes is None else num_classes, **options)
-    return zoo.create_model(spec, num_classes=num_classes, **options)
+    try:
+        if sep:
+            space = spaces.get(prefix)
+            arch = space.parse(text)
+            return space.build(arch, num_classes=10 if num_classes is None else num_classes, **options)
+        return zoo.create_model(spec, num_classes=num_classes, **options)
+    except (TypeError, ValueError) as exc:
+        if not options or isinstance(exc, RobnasError):
+            raise
+        raise ConfigError(
+            f"build options {options} do not fit {prefix if sep else spec} ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _check_spec(spec: str) -> None:

@@ -19,6 +19,7 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
                                   # (robnas search --workers/--backend/--address; default: serially)
     [train]                       # robnas.train.fit
     recipe = "standard"; epochs = 1; data = "cifar10.npz"; batch_size = 128; device = "auto"
+    options = { eps = 8, step_size = 2 } # recipe settings, eps and step sizes in 1/255 (as --set)
     subset = 4000                 # train on N training images drawn with the seed (default: all)
     model = { C = 16, layers = 8 } # build options of the trained and evaluated network
     baselines = ["preact_resnet18"] # zoo models trained and evaluated beside the winner, same recipe
@@ -186,6 +187,7 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
         log(f"search {row.step}/{budget}: {row.value:.4g} in {row.cost.wall:.1f} s (best this session {best:.4g})")
 
     result = search.run(out / "search.sqlite", progress)
+    result.require_values()
     if pick == "final":
         finals = [r for r in result.history if r.info.get("final")]
         if not finals:
@@ -266,6 +268,7 @@ def _train_network(
     """Train ``model`` (named ``arch``) with the ``[train]`` recipe into ``folder`` (resuming from
     its ``last.pt``); the summary a ``train.json`` holds."""
     from robnas import train
+    from robnas.train.recipes import settings_from_255
 
     t = config["train"]
     result = train.fit(
@@ -279,7 +282,7 @@ def _train_network(
         val_fraction=float(t.get("val_fraction", 0.1)),
         resume=True,
         device=t.get("device", "auto"),
-        overrides=dict(t.get("options", {})) or None,
+        overrides=settings_from_255(dict(t.get("options", {}))) or None,  # eps, step sizes in 1/255
         progress=_epoch_line(log),
         meta={"arch": arch, "arch_options": options, "subset": t.get("subset")},
     )
@@ -549,8 +552,11 @@ def check_config(config: dict[str, Any]) -> None:
     corruptions), recipe settings and counts; a bad one raises ConfigError naming its section."""
     from robnas import evaluate, spaces, targets, train
     from robnas.search.base import STRATEGIES
+    from robnas.search.config import SearchConfig
+    from robnas.train.recipes import settings_from_255
 
     s, t, e = config["search"], config["train"], config["evaluate"]
+    SearchConfig.from_mapping({k: v for k, v in s.items() if k != "winner"})  # its keys and types
     spaces.get(s.get("space", "nb201"))
     STRATEGIES.get(s.get("strategy", "evolution"))
     if s.get("winner", "best") not in ("best", "final"):
@@ -569,7 +575,7 @@ def check_config(config: dict[str, Any]) -> None:
     if not isinstance(options, dict):
         raise ConfigError("[train] options must be a table of recipe settings, e.g. { steps = 10 }")
     checks = (
-        ("train", lambda: train.get(t.get("recipe", "standard")).replace(**options)),
+        ("train", lambda: train.get(t.get("recipe", "standard")).replace(**settings_from_255(options))),
         ("evaluate", lambda: [evaluate.parse_attack(a) for a in targets.split_specs(e.get("attacks", []))]),
         ("evaluate", lambda: [evaluate.parse_corruption(c) for c in e.get("corruptions", [])]),
     )

@@ -37,7 +37,6 @@ use and kept.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 from collections.abc import Sequence
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from robnas.errors import DataError, UnknownName
+from robnas.units import from_255
 
 ACC_FILE = "NAS-RobBench-201_html.json"
 OPS_FILE = "ops.json"
@@ -81,17 +81,19 @@ def nb201_string(code: str) -> str:
 
 
 def canonical_target(name: str) -> str:
-    """The canonical spelling of a NAS-RobBench-201 target (``pgd@8.0`` -> ``pgd@8``, ``AA@8`` -> ``aa@8``)."""
+    """The canonical spelling of a NAS-RobBench-201 target (:mod:`robnas.targets` grammar, eps in 1/255:
+    ``pgd@8.0`` -> ``pgd@8``, ``AA@8`` -> ``aa@8``, ``autoattack`` -> ``aa@8``)."""
+    from robnas import targets
+
     text = name.strip().lower() if isinstance(name, str) else ""
-    attack, sep, level = text.partition("@")
-    if sep:
-        with contextlib.suppress(ValueError):
-            text = f"{attack}@{float(level):g}"
-    if text in TARGETS:
-        return text
     if text in ("autoattack", "aa"):
         return "aa@8"
-    close = difflib.get_close_matches(text, list(TARGETS), n=2)
+    parsed = targets.parse(text, "NAS-RobBench-201 target").without_params("NAS-RobBench-201")
+    if parsed.level is not None:
+        from_255("eps", parsed.level)  # in 1/255: a fraction (pgd@0.031) is refused with a hint
+    if parsed.text in TARGETS:
+        return parsed.text
+    close = difflib.get_close_matches(parsed.text, list(TARGETS), n=2)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise UnknownName(
         f"NAS-RobBench-201 has no target {name!r}{hint} (it has: {', '.join(TARGETS)}; eps in 1/255, "

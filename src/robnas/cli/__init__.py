@@ -6,7 +6,14 @@ statuses and the signal handling.
 
 from __future__ import annotations
 
-from robnas.cli import (  # each module adds its verb(s) to ``app`` on import
+import signal
+
+from robnas import stopping
+
+if stopping.launched_as_command():
+    stopping.install()  # before the imports below: a signal during them stops the command too
+
+from robnas.cli import (
     correlate,  # noqa: F401
     demo,  # noqa: F401
     evaluate,  # noqa: F401
@@ -19,13 +26,21 @@ from robnas.cli import (  # each module adds its verb(s) to ``app`` on import
     train,  # noqa: F401
     zoo,  # noqa: F401
 )
-from robnas.cli.app import app, console, friendly, install_signal_handlers
+from robnas.cli.app import _stopped_line, app, console, friendly
 
 
 def main() -> None:
     """The ``robnas`` console script: the app, with the signal handling of a command-line process."""
-    install_signal_handlers()
-    app()
+    stopping.install()
+    try:
+        app()
+    except SystemExit:
+        signum = stopping.state["signum"]
+        if signum is None or stopping.state["acknowledged"]:
+            raise
+        stopping.state["acknowledged"] = True  # stopped outside a verb (while parsing, by --help, ...)
+        _stopped_line(signal.Signals(signum).name)
+        raise SystemExit(128 + signum) from None
 
 
 __all__ = ["app", "console", "friendly", "main"]

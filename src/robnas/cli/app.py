@@ -15,28 +15,30 @@ search records its ``interrupted`` status), so rerunning the same command resume
 signals never interrupt that shutdown; they kill any worker process at once. A process
 group signalled twice (``kill -- -PGID`` under ``timeout``, a batch scheduler, a double
 Ctrl-C) therefore exits within seconds. A signal that comes more than
-:data:`FORCE_AFTER_SECONDS` after the first (a shutdown that seems stuck) ends the process
-at once; every result committed to a store so far is kept.
+:data:`robnas.stopping.FORCE_AFTER_SECONDS` after the first (a shutdown that seems stuck) ends
+the process at once; every result committed to a store so far is kept. A signal at any other
+moment (during the imports, before the verb starts, during worker start-up) stops the command
+too (:mod:`robnas.stopping`).
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import signal
-import sys
-import threading
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from robnas.errors import ConfigError, RobnasError
+from robnas import stopping
+from robnas.errors import ConfigError, RobnasError, mask_secrets
+from robnas.stopping import Stopped
 
 app = typer.Typer(
     name="robnas",
@@ -56,13 +58,10 @@ USER_ERROR_STATUS = 2
 #: Values of ``ROBNAS_DEBUG`` that turn tracebacks on.
 _TRUE = {"1", "true", "yes", "on"}
 
-#: A signal this long after the first ends the process without waiting for the shutdown.
-FORCE_AFTER_SECONDS = 5.0
-
 #: What the stop line says to do to continue, unless the verb says otherwise (:func:`resume_hint`).
 RESUME_HINT = "rerun the same command to resume"
 
-_state: dict[str, Any] = {"debug": False, "stopping": None, "resume": RESUME_HINT}
+_state: dict[str, Any] = {"debug": False, "resume": RESUME_HINT, "secret_urls": []}
 
 # click's exception for usage errors (typer vendors click in recent versions)
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -91,46 +90,24 @@ def _root(
     from robnas.runtime import keep_freed_memory
 
     _state["resume"] = RESUME_HINT
+    _state["secret_urls"] = []
     _state["debug"] = debug or os.environ.get("ROBNAS_DEBUG", "").strip().lower() in _TRUE
     keep_freed_memory()
-
-
-class Stopped(SystemExit):
-    """The command was stopped by a signal (exit status 128 + the signal number)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(128 + signum)
-        self.signum = signum
-
-
-def _on_stop_signal(signum: int, _frame: object) -> None:
-    """SIGINT / SIGTERM: the first starts the shutdown, later ones kill workers (or the process)."""
-    if _state["stopping"] is not None:
-        parallel = sys.modules.get("robnas.parallel")
-        if parallel is not None:
-            parallel.kill_workers()
-        if time.monotonic() - _state["stopping"] > FORCE_AFTER_SECONDS:
-            os.write(2, b"robnas: stopping now\n")
-            os._exit(128 + signum)
-        return
-    _state["stopping"] = time.monotonic()
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise Stopped(signum)
-
-
-def install_signal_handlers() -> None:
-    """Make SIGINT and SIGTERM stop the command once (see the module docstring); main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    _state["stopping"] = None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _on_stop_signal)
 
 
 def _one_line(text: str, limit: int = 500) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def hide_secrets(url: str | None) -> None:
+    """Never print the password or secret query values of ``url`` (a database URL option)."""
+    if url:
+        _state["secret_urls"].append(url)
+
+
+def _shown(text: str) -> str:
+    return mask_secrets(text, *_state["secret_urls"])
 
 
 def resume_hint(text: str) -> None:
@@ -152,24 +129,28 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with stopping.verb():
+                if "seed" in kwargs:  # every verb's --seed: one rule, before any work
+                    from robnas.seeding import check_seed
+
+                    check_seed(kwargs["seed"], "--seed")
+                return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, _ClickException):
             raise
-        except RobnasError as exc:
-            if _state["debug"]:
-                traceback.print_exc()
-            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(USER_ERROR_STATUS) from None
-        except KeyboardInterrupt:
-            _stopped_line("SIGINT")
-            raise typer.Exit(128 + signal.SIGINT) from None
-        except Stopped as exc:
-            _stopped_line(signal.Signals(exc.signum).name)
-            raise
+        except (KeyboardInterrupt, Stopped) as exc:
+            _stopped(signal.SIGINT if isinstance(exc, KeyboardInterrupt) else exc.signum)
         except Exception as exc:
+            if (
+                stopping.state["signum"] is not None
+            ):  # an error the stop caused on its way out is not the news
+                _stopped(stopping.state["signum"])
             if _state["debug"]:
                 traceback.print_exc()
-            what = type(exc).__name__ + (f": {_one_line(str(exc))}" if str(exc).strip() else "")
+            if isinstance(exc, RobnasError) or _environment_error(exc):
+                text = str(exc) if isinstance(exc, RobnasError) else _environment_error(exc)
+                console.print(f"[red]error:[/red] {escape(_shown(text))}", highlight=False, soft_wrap=True)
+                raise typer.Exit(USER_ERROR_STATUS) from None
+            what = type(exc).__name__ + (f": {_one_line(_shown(str(exc)))}" if str(exc).strip() else "")
             console.print(
                 f"[red]internal error:[/red] {escape(what)}; "
                 "rerun with --debug or ROBNAS_DEBUG=1 for the traceback",
@@ -179,6 +160,34 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(INTERNAL_ERROR_STATUS) from None
 
     return wrapper
+
+
+#: Errors of the machine's files that the user can fix: permissions, a full disk, a path that
+#: is a file where a folder is needed (or the reverse), a read-only file system.
+_ENVIRONMENT_ERRNOS = {
+    errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EEXIST, errno.ENOTDIR,
+    errno.EISDIR, errno.ENAMETOOLONG,
+}  # fmt: skip
+_SQLITE_ENVIRONMENT = ("disk is full", "readonly database", "unable to open database file", "disk I/O error")
+
+
+def _environment_error(exc: BaseException) -> str:
+    """One line for an error of the machine's files (exit 2), else the empty string."""
+    if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+        where = exc.filename if exc.filename is not None else "a file"
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+            return f"{where}: a file is in the way where a folder is needed; choose another path"
+        return f"cannot write {where}: {exc.strerror or exc}"
+    if type(exc).__name__ == "OperationalError" and any(s in str(exc) for s in _SQLITE_ENVIRONMENT):
+        return f"cannot write the SQLite store: {exc}"
+    return ""
+
+
+def _stopped(signum: int) -> NoReturn:
+    """The stop reached the verb: say so once and exit with 128 + the signal number."""
+    stopping.state["acknowledged"] = True
+    _stopped_line(signal.Signals(signum).name)
+    raise typer.Exit(128 + signum) from None
 
 
 DATA_HELP = (

@@ -47,7 +47,7 @@ def demo_command(
     refuse_overwriting_inputs({"--out": out}, {"--data": data, "--benchmark": benchmark, "--adversarial": adversarial})
     names = [p.strip() for p in proxies.split(",") if p.strip()] if proxies else list(demo.DEFAULT_PROXIES)
     with Progress(
-        TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
     ) as bar:
         task = bar.add_task("demo", total=None)
         result = demo.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -79,7 +80,6 @@ def evaluate_command(
     same --out with the same model and settings keeps the finished rows and computes the rest,
     one with other settings (model, weights, data, limit, seed, ...) is refused.
     """
-    import torch
 
     from robnas import data as data_lib
     from robnas import evaluate as ev
@@ -105,49 +105,18 @@ def evaluate_command(
     for spec in attack_specs:  # a bad spec is reported before a network is built
         ev.parse_attack(spec)
     options = models.parse_options(model_option)
-    torch.manual_seed(seed)  # random weights (--random-weights) are the same in a rerun
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        wrapped, info = models.load_model(
-            model,
-            weights,
-            num_classes=num_classes,
-            normalize=normalize,
-            dataset=name,
-            stats=None if dataset else arrays.stats,
-            allow_random=random_weights,
-            **options,
-        )
-    if info.get("random_weights"):
-        console.print(
-            f"WARNING: {model} has RANDOM, untrained weights; its accuracy means nothing",
-            style="bold red",
-            markup=False,
-        )
+    wrapped, info = _network(
+        model, weights, num_classes, normalize, name, None if dataset else arrays.stats, random_weights, seed, options
+    )
     train = None
     if train_data:
         tr = data_lib.load(train_data, split="train")
         train = tr.tensors()
     dev = resolve_device(device)
-    settings = {
-        "model": None if Path(model).is_file() else model,  # a checkpoint is known by its bytes
-        "model_sha256": ev.file_digest(model) if Path(model).is_file() else None,
-        "weights_sha256": ev.file_digest(weights) if weights else None,
-        "model_options": options,
-        "num_classes": num_classes,
-        "data": _identify(data),
-        "split": split,
-        "normalize": info["normalize"],
-        "random_weights": bool(info.get("random_weights")),
-        "limit": limit,
-        "batch_size": batch_size,
-        "seed": seed,
-        "corruption_preset": corruption_preset,
-        "corruption_root": str(corruption_root.resolve()) if corruption_root else None,
-        "train_data": _identify(train_data) if train_data else None,
-        "amp": amp,
-        "device": dev.type,
-    }
+    settings = _settings(
+        model, weights, options, num_classes, data, split, info, limit, batch_size, seed, corruption_preset,
+        corruption_root, train_data, amp, dev.type,
+    )  # fmt: skip
     info_out = {
         "model": model,
         "weights": str(weights) if weights else None,
@@ -195,6 +164,61 @@ def evaluate_command(
     typer.echo(
         f"wrote {out / ev.CSV_NAME}, {out / ev.JSON_NAME}" + "".join(f", {f}" for f in figures)
     )
+
+
+def _network(
+    model: str, weights: Path | None, num_classes: int | None, normalize: bool | None, dataset: str,
+    stats: Any, random_weights: bool, seed: int, options: dict[str, Any],
+) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    """The network to evaluate (:func:`robnas.models.load_model`), warning loudly when its
+    weights are random."""
+    import torch
+
+    from robnas import models
+
+    torch.manual_seed(seed)  # random weights (--random-weights) are the same in a rerun
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        wrapped, info = models.load_model(
+            model, weights, num_classes=num_classes, normalize=normalize, dataset=dataset, stats=stats,
+            allow_random=random_weights, **options,
+        )  # fmt: skip
+    if info.get("random_weights"):
+        console.print(
+            f"WARNING: {model} has RANDOM, untrained weights; its accuracy means nothing",
+            style="bold red",
+            markup=False,
+        )
+    return wrapped, info
+
+
+def _settings(
+    model: str, weights: Path | None, options: dict[str, Any], num_classes: int | None, data: str, split: str,
+    info: dict[str, Any], limit: int | None, batch_size: int, seed: int, corruption_preset: str | None,
+    corruption_root: Path | None, train_data: str | None, amp: bool, device: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Everything the rows of an evaluation depend on: its identity in --out."""
+    from robnas import evaluate as ev
+
+    return {
+        "model": None if Path(model).is_file() else model,  # a checkpoint is known by its bytes
+        "model_sha256": ev.file_digest(model) if Path(model).is_file() else None,
+        "weights_sha256": ev.file_digest(weights) if weights else None,
+        "model_options": options,
+        "num_classes": num_classes,
+        "data": _identify(data),
+        "split": split,
+        "normalize": info["normalize"],
+        "random_weights": bool(info.get("random_weights")),
+        "limit": limit,
+        "batch_size": batch_size,
+        "seed": seed,
+        "corruption_preset": corruption_preset,
+        "corruption_root": str(corruption_root.resolve()) if corruption_root else None,
+        "train_data": _identify(train_data) if train_data else None,
+        "amp": amp,
+        "device": device,
+    }
 
 
 def _identify(spec: str) -> str:

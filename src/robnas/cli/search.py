@@ -21,6 +21,7 @@ from robnas.cli.app import (
     app,
     console,
     friendly,
+    hide_secrets,
     proxy_data,
     refuse_overwriting_inputs,
     sized_data,
@@ -202,6 +203,7 @@ def search_command(
     from robnas.search.base import STRATEGIES
     from robnas.search.config import SearchConfig
 
+    hide_secrets(storage)
     refuse_overwriting_inputs(
         {"--out": out},
         {"--scores": scores, "--benchmark": benchmark, "--nb201": nb201, "--supernet": supernet, "--data": data},
@@ -227,7 +229,7 @@ def search_command(
         space=space, strategy=strategy, objective=objective, budget=budget, seed=seed, options=options,
         data=data, batch_size=batch_size, batch_mode=batch_mode, device=device,
         scores=str(scores) if scores else None, within_scores=within_scores,
-        benchmark=str(benchmark) if benchmark else None, dataset=dataset, nb201=str(nb201) if nb201 else None,
+        benchmark=benchmark, dataset=dataset, nb201=str(nb201) if nb201 else None,
         reference_size=reference_size, train_epochs=train_epochs, train_metric=train_metric,
         model=parse_options(arch_opt), supernet=str(supernet) if supernet else None,
         workers=workers, backend=backend, address=address, **space_cap(max_params_m),
@@ -247,6 +249,7 @@ def search_command(
 
         result = config.run(out, progress)
     store_summary(out, result, top)
+    result.require_values()
     stdout = Console()
     for table_ in result_tables(result, top):
         stdout.print(table_)

@@ -9,6 +9,7 @@ import typer
 
 from robnas.cli.app import app, console, friendly, refuse_overwriting_inputs, sized_data
 from robnas.cli.options import TrainingRun, training_options
+from robnas.errors import ConfigError
 
 supernet_app = typer.Typer(
     help="Weight-sharing supernets of the nb201, darts and robnet spaces (one-shot robust search).",
@@ -81,6 +82,8 @@ def analyse(
     from robnas.search.robnets import measure_run
 
     refuse_overwriting_inputs({"--out": out}, {"--store": store, "--supernet": supernet, "--data": data})
+    if bootstrap < 0:  # checked before the candidates are measured
+        raise ConfigError(f"--bootstrap must be >= 0 resamples, got {bootstrap}")
     context = ObjectiveContext(data=sized_data(data, image_size), supernet=str(supernet), seed=seed, device=device)
     frame = measure_run(store, context, run=run, direct=direct, fsp=fsp, eval_images=eval_images)
     table = analysis.analyse(

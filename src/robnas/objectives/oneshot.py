@@ -31,8 +31,9 @@ def source(context: ObjectiveContext, space: SearchSpace) -> OneShotSource:
 
 def _source(context: ObjectiveContext, space: SearchSpace) -> OneShotSource:
     return OneShotSource(
-        context.supernet, space.name, context.images(), context.data, context.device, context.seed, context.oneshot
-    )
+        context.supernet, space.name, context.images(), context.data, context.device, context.seed, context.oneshot,
+        data_id=context.data_id(),
+    )  # fmt: skip
 
 
 class OneShotObjective(Objective):

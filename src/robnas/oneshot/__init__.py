@@ -28,9 +28,11 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:  # the training loop loads on first use
+def __getattr__(name: str) -> Any:  # the training loop and each paper's room load on first use
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in ("robnets", "wsr", "training"):
+        return importlib.import_module(f"robnas.oneshot.{name}")
     raise AttributeError(f"module 'robnas.oneshot' has no attribute {name!r}")
 
 

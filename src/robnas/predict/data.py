@@ -174,6 +174,8 @@ def fit_files(
     ``scoring`` records how the scores were computed (``batch_size``, ``seed``,
     ``build_options``) for ``predict apply --archs``.
     """
+    if n is not None and n < 1:
+        raise ConfigError(f"n must be >= 1 labelled architectures, got {n}")
     table = proxy_table(scores, space)
     names = list(table.columns) if not proxies else list(proxies)
     missing = [p for p in names if p not in table.columns]

@@ -57,7 +57,7 @@ from robnas.spaces.base import SearchSpace
 
 #: The first line of the JSON a predictor file holds (``format``).
 FORMAT = "robnas-predictor"
-VERSION = 1
+VERSION = 2  # 2: the sha256 covers every field, not only the model text
 #: LightGBM settings chosen on the development half (see the module docstring).
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "regression",
@@ -219,9 +219,9 @@ def save(predictor: Predictor, path: str | Path) -> Path:
         "labels": predictor.labels,
         "params": predictor.params,
         "scoring": predictor.scoring,
-        "sha256": hashlib.sha256(predictor.model.encode()).hexdigest(),
         "model": predictor.model,
     }
+    body["sha256"] = _digest(body)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(body, indent=1) + "\n")
     tmp.replace(path)
@@ -257,9 +257,12 @@ def load(path: str | Path) -> Predictor:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"predictor file {path} lacks {exc} or has a wrong type; {hint}") from None
-    if hashlib.sha256(predictor.model.encode()).hexdigest() != body.get("sha256"):
-        # LightGBM may abort the process on a damaged model text: check it before parsing
-        raise DataError(f"predictor file {path}: its model text does not match its sha256 (damaged); {hint}")
+    if _digest(body) != body.get("sha256"):
+        # an edited target or proxy order would give wrong predictions, and LightGBM may abort the
+        # process on a damaged model text: the digest covers every field and is checked first
+        raise DataError(
+            f"predictor file {path}: its contents do not match its sha256 (edited or damaged); {hint}"
+        )
     try:
         booster = predictor.booster()
     except ConfigError:
@@ -272,6 +275,12 @@ def load(path: str | Path) -> Predictor:
             f"{len(predictor.features)}; {hint}"
         )
     return predictor
+
+
+def _digest(body: dict[str, Any]) -> str:
+    """SHA-256 of every field of a predictor file but ``sha256`` itself (canonical JSON)."""
+    fields = {k: v for k, v in body.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _first_line(exc: BaseException) -> str:

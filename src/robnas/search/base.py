@@ -29,6 +29,7 @@ import json
 import math
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from robnas import objectives as objective_lib
-from robnas.errors import ConfigError
+from robnas.errors import ConfigError, RobnasError, mask_secrets
 from robnas.objectives import Cost, Evaluation, Objective, ObjectiveContext
 from robnas.parallel import Executor, check_backend, open_executor
 from robnas.registry import Registry
@@ -385,6 +386,18 @@ class SearchResult:
             cost = cost + row.cost
         return cost
 
+    def require_values(self) -> None:
+        """Raise RobnasError (naming the most frequent reason) when no evaluation gave a value:
+        there is nothing to rank, and a NaN winner must not go on to training."""
+        if not self.history or any(math.isfinite(r.value) for r in self.history):
+            return
+        reasons = Counter(r.error or "a non-finite value" for r in self.history)
+        reason, count = reasons.most_common(1)[0]
+        raise RobnasError(
+            f"run {self.run}: every one of its {len(self.history)} evaluations failed, nothing to rank "
+            f"({count} x {reason})"
+        )
+
     def best(self, k: int = 1) -> list[HistoryRow]:
         """The ``k`` rows with the highest (first) objective value; ties go to the earlier step."""
         return sorted(self.history, key=lambda r: (-_score(r.value), r.step))[:k]
@@ -506,9 +519,8 @@ def run_search(
     try:
         for o in objs:
             o.attach(store)
-        store.open_run(
-            run, base_space.name, strategy, ",".join(o.key for o in objs), seed, typed_options, int(budget)
-        )
+        recorded = {k: mask_secrets(v, v) if k == "storage" else v for k, v in typed_options.items()}
+        store.open_run(run, base_space.name, strategy, ",".join(o.key for o in objs), seed, recorded, int(budget))
         ctx = SearchContext(
             search_space,
             objs,

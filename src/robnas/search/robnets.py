@@ -117,12 +117,12 @@ class RobNetsSearch(Strategy):
         return specs[0]
 
     def _sample(self, ctx: SearchContext, layers: int) -> Any:
-        from robnas.spaces.robnet import CODES, NUM_EDGES
+        from robnas.spaces.robnet import sample_codes
 
         if ctx.space.name not in ("robnet", "robnet-free"):
             return ctx.space.sample(ctx.rng)  # the method on another space's supernet
         cells = layers if self.cell_free or ctx.space.name == "robnet-free" else 1
-        return tuple(tuple(CODES[int(i)] for i in ctx.rng.integers(0, 4, NUM_EDGES)) for _ in range(cells))
+        return sample_codes(ctx.rng, cells)
 
     def fsp_scores(self, source: Any, archs: list[Any]) -> list[float]:
         """Each architecture's FSP loss with this strategy's FSP options (RobNets Eq. 4), on the
@@ -190,6 +190,8 @@ def measure_run(
     the same fine-tuned weights, when the run scored on too few images to rank; ``search_score``
     keeps the run's own value.
     """
+    if eval_images is not None and eval_images < 1:
+        raise ConfigError(f"eval_images must be >= 1 held-out images, got {eval_images}")
     import pandas as pd
 
     from robnas import objectives, spaces
@@ -232,7 +234,7 @@ def measure_run(
     if eval_images is not None:
         wide = OneShotSource(
             context.supernet, space.name, context.images(), context.data, context.device, context.seed,
-            {**context.oneshot, "eval_images": int(eval_images)},
+            {**context.oneshot, "eval_images": int(eval_images)}, data_id=context.data_id(),
         )  # fmt: skip
         val_x, val_y = wide.val_x, wide.val_y
     if clean or eval_images is not None:

@@ -53,9 +53,10 @@ from robnas.data import ImageArrays
 from robnas.errors import ConfigError
 from robnas.models import NormalizedNet, normalized
 from robnas.runtime import resolve_device
+from robnas.seeding import seed_int
 from robnas.train import adversary, augment, checkpoint
 from robnas.train.distributed import DistInfo, reduce_sum
-from robnas.train.losses import StepContext, StepFn, StepOutput, seed_int
+from robnas.train.losses import StepContext, StepFn, StepOutput
 from robnas.train.recipes import Recipe
 from robnas.train.recipes import get as get_recipe
 
@@ -328,12 +329,16 @@ class Trainer:
         self.settings = s = TrainSettings.of(settings, **options)
         seed, val_fraction = s.seed, s.val_fraction
         self.recipe = recipe = get_recipe(recipe).replace(**(s.overrides or {}))
-        self.total = int(s.epochs or recipe.epochs)
-        self.global_batch = int(s.batch_size or recipe.batch_size)
+        self.total = int(recipe.epochs if s.epochs is None else s.epochs)
+        self.global_batch = int(recipe.batch_size if s.batch_size is None else s.batch_size)
         self.info = info = s.dist_info or DistInfo(device=resolve_device(s.device))
         self.device = dev = info.device
         if self.total < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.total}")
+        if self.global_batch < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.global_batch}")
+        if not 0 <= val_fraction < 1:
+            raise ConfigError(f"--val-fraction must be in [0, 1), got {val_fraction}")
         if self.global_batch < info.world_size or self.global_batch % info.world_size:
             raise ConfigError(
                 f"global batch {self.global_batch} must be a multiple of the {info.world_size} processes"

@@ -80,14 +80,9 @@ def rank_statistics(
     out["spearman"] = float(stats.spearmanr(x, y).statistic)
     out["kendall"] = float(stats.kendalltau(x, y).statistic)
     if bootstrap > 0:
-        idx = np.random.default_rng(seed).integers(0, n, size=(bootstrap, n))
-        rx, ry = stats.rankdata(x[idx], axis=1), stats.rankdata(y[idx], axis=1)
-        rx -= rx.mean(1, keepdims=True)
-        ry -= ry.mean(1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rho = (rx * ry).sum(1) / np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
-        if np.isfinite(rho).any():
-            out["spearman_lo"], out["spearman_hi"] = (float(v) for v in np.nanpercentile(rho, [2.5, 97.5]))
+        from robnas.correlate import spearman_interval
+
+        out["spearman_lo"], out["spearman_hi"] = spearman_interval(x, y, bootstrap, seed)
     return out
 
 
@@ -131,6 +126,8 @@ def analyse(
     """The three analyses of ``frame`` (:func:`measure_run`): statistics (returned, and written to
     ``out/analysis.csv``), ``out/candidates.csv`` and the figures ``density.png``,
     ``convolutions.png`` and ``fsp_gap.png`` under ``out``."""
+    if bootstrap < 0:
+        raise ConfigError(f"bootstrap must be >= 0 resamples, got {bootstrap}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "candidates.csv", index=False, float_format="%.6g")

@@ -103,6 +103,7 @@ class OneShotSource:
         device: str = "cpu",
         seed: int = 0,
         options: dict[str, Any] | None = None,
+        data_id: str | None = None,
     ) -> None:
         from robnas.models import NormalizedNet
         from robnas.oneshot.training import load_supernet
@@ -141,7 +142,7 @@ class OneShotSource:
         x, _ = self.images.tensors(self.train_idx[:n_recal])
         self.recalibration = [x[i : i + self.batch_size] for i in range(0, len(x), self.batch_size)]
         self.key = (
-            f"supernet={path.name}#{file_digest(path)[:16]}|data={data}#{self.images.digest()}"
+            f"supernet={path.name}#{file_digest(path)[:16]}|data={data_id or data}"
             f"|val={len(val_idx)}|recal={n_recal}"
         )
 

@@ -28,6 +28,8 @@ _LAZY = {
 def __getattr__(name: str) -> Any:  # the torch-heavy modules load on first use
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in ("noise", "options", "predictor", "search"):
+        return importlib.import_module(f"robnas.oneshot.wsr.{name}")
     raise AttributeError(f"module 'robnas.oneshot.wsr' has no attribute {name!r}")
 
 

@@ -90,9 +90,9 @@ from robnas.oneshot.wsr.predictor import (
     train_predictor,
 )
 from robnas.runtime import resolve_device
+from robnas.seeding import seed_int
 from robnas.spaces.darts import PRIMITIVES, Genotype, make_genotype
 from robnas.train import checkpoint
-from robnas.train.losses import seed_int
 
 #: edges per DARTS cell, intermediate nodes per cell
 CELL_EDGES, NODES = 14, 4
@@ -349,7 +349,23 @@ class _PathView(nn.Module):
 
 
 class WsrSearch:
-    """The state of one search and its phases (:func:`run_wsr` drives it)."""
+    """The state of one search and its phases (:func:`run_wsr` drives it).
+
+    Why its own loop and not the common trainer (:class:`robnas.train.trainer.Trainer`, which
+    RobNets' supernet training uses through :func:`robnas.oneshot.train_supernet`): a Wsr-NAS
+    epoch is not a training epoch. Between one supernet PGD-AT epoch and the next it collects
+    real noises into the AN-E's memory, attacks the validation half at six strengths, trains
+    the AN-E, measures the clean loss, trains the EWSS predictor for 501 passes and takes an
+    Adam step on alpha, each from generators seeded by ``(seed, epoch)``; and the path of each
+    epoch (a Gumbel sample of alpha) is decided by that state. The trainer's unit of work,
+    checkpoint and resume are one recipe's epochs over a fixed network; here the checkpoint is
+    the whole search state (supernet, alphas, both memories, three optimisers, the phase), saved
+    after every epoch so that a resumed run equals an uninterrupted one. What the two share is
+    shared: the attacks (:mod:`robnas.attacks`), the supernet and its single path
+    (:mod:`robnas.oneshot.supernet`, :class:`robnas.oneshot.training.SinglePath`), the
+    checkpoint files (:mod:`robnas.train.checkpoint`), the seeds (:func:`robnas.seeding.seed_int`)
+    and the device rule (:func:`robnas.runtime.resolve_device`).
+    """
 
     def __init__(
         self, config: WsrConfig, data: ImageArrays, out: Path, seed: int, device: torch.device
