@@ -3,7 +3,8 @@
 Every (arch, proxy) value depends only on the architecture, the proxy, the seed and the
 batch: the network is initialised from ``stable_seed(seed, arch)`` and the proxy's own
 randomness from ``stable_seed(seed, arch, proxy)``, and the batch is drawn once from
-``seed``. So the value is the same whatever the run order or the number of workers.
+``seed``. So the value is the same whatever the run order, and whatever the number of
+workers up to the last bit of floating-point rounding (their torch thread counts differ).
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ def score(
     per architecture, ``workers`` in flight, on the cluster at ``address`` or a local Ray; see
     :mod:`robnas.parallel.ray`). The proxy batch is sent to each worker once; this process
     stays the only writer of ``store`` and commits each architecture's rows as they arrive.
-    The values are the same on every backend.
+    The values are the same on every backend up to floating-point rounding (a worker computes
+    with ``cores // workers`` torch threads; another thread count may change a value's last bit).
     """
     for name in proxies:
         proxy_lib.PROXIES.get(name)  # unknown names fail before any work
