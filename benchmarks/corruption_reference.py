@@ -1,11 +1,11 @@
 """Compare robnas.corruptions (preset ``imagenet``) with the ``imagecorruptions`` package, image by image.
 
-The reference needs NumPy < 2 and OpenCV, so it runs in a separate interpreter (a venv with
-``imagecorruptions``, ``numpy<2``, ``scikit-image``, ``opencv-python-headless``), given by
-``--reference-python``; ``imagecorruptions`` is never a dependency of robnas. Its
-``glass_blur`` and ``gaussian_blur`` call ``skimage.filters.gaussian(multichannel=True)``,
-removed in scikit-image 0.20; the runner maps it to ``channel_axis=-1``, which is what the
-old keyword meant.
+The reference runs in the interpreter given by ``--reference-python``, which must import
+``imagecorruptions`` (``pip install -e .[bench]`` puts it in robnas's own environment; it is
+never a core dependency). Its ``glass_blur`` and ``gaussian_blur`` call
+``skimage.filters.gaussian(multichannel=True)``, removed in scikit-image 0.20; the runner maps
+it to ``channel_axis=-1``, which is what the old keyword meant, and supplies ``np.float_`` and
+``pkg_resources.resource_filename`` where NumPy 2 and new setuptools removed them.
 
 Images: the first CIFAR-10 test images of ``../shared/data/cifar10`` upsampled to 224x224.
 For each corruption and severity the table gives PSNR(robnas, reference) and, since the
@@ -47,9 +47,20 @@ DETERMINISTIC = {
 #: Runs in the reference interpreter: imports imagecorruptions and maps the ``multichannel``
 #: argument that current scikit-image removed (shared with corruption_speed.py).
 REFERENCE_PRELUDE = r"""
-import json, sys, time, warnings
+import json, os, sys, time, types, warnings
 import numpy as np
 warnings.simplefilter("ignore")
+if not hasattr(np, "float_"):  # fog uses np.float_, removed in NumPy 2
+    np.float_ = np.float64
+try:
+    import pkg_resources  # imagecorruptions finds its frost images with it; gone from new setuptools
+except ImportError:
+    import importlib.util
+    pkg_resources = types.ModuleType("pkg_resources")
+    pkg_resources.resource_filename = lambda package, name: os.path.join(
+        os.path.dirname(importlib.util.find_spec(package).origin), name
+    )
+    sys.modules["pkg_resources"] = pkg_resources
 import skimage.filters
 import imagecorruptions.corruptions as ic
 from imagecorruptions import corrupt

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from robnas import corruption_params as P
 from robnas import corruptions as C
 from robnas.errors import ConfigError, DataError, UnknownName
 
@@ -224,7 +225,7 @@ def _same(table, expected):
 
 @pytest.mark.parametrize("name", C.names())
 def test_parameter_tables_match_the_published_code(name):
-    assert set(C.PARAMS) == set(C.names())
+    assert set(P.PARAMS) == set(C.names())
     expected = {
         "cifar": PUBLISHED["cifar"][name],
         "imagenet": PUBLISHED["imagenet"][name],
@@ -233,5 +234,17 @@ def test_parameter_tables_match_the_published_code(name):
         else PUBLISHED["imagenet"][name],
     }
     for preset, table in expected.items():
-        assert _same([C._param(name, preset, s) for s in range(1, 6)], table), preset
-    assert set(C.PARAMS[name]) <= set(C.PRESETS)
+        assert _same([P.param(name, preset, s) for s in range(1, 6)], table), preset
+    assert set(P.PARAMS[name]) <= set(C.PRESETS)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_apply_never_changes_its_input(layout):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=layout)
+    saved = x.clone()
+    for name in C.names("all"):
+        out = C.apply(x, name, 3, preset="imagenet")
+        assert (
+            out.shape == x.shape and out.dtype == x.dtype and float(out.min()) >= 0 and float(out.max()) <= 1
+        )
+        assert torch.equal(x, saved), name

@@ -25,6 +25,9 @@ import pytest
 from robnas.search import run_search
 from robnas.search.optuna_search import open_storage
 
+#: one pytest-xdist worker runs this module's tests one after another (no two PostgreSQL servers at once)
+pytestmark = pytest.mark.xdist_group("postgres")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

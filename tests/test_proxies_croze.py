@@ -85,7 +85,9 @@ def test_the_pass_uses_the_same_weight_step():
     assert all(bool((w >= 0).all()) for w in state.weights)  # |W| linearisation
     # the network ends as the surrogate
     assert all(layer.weight is not w for layer, w in zip(state.fmap.layers, state.weights, strict=True))
-    assert all(torch.equal(layer.weight, wr) for layer, wr in zip(state.fmap.layers, state.adv_weights, strict=True))
+    assert all(
+        torch.equal(layer.weight, wr) for layer, wr in zip(state.fmap.layers, state.adv_weights, strict=True)
+    )
 
 
 def test_nb201_layer_to_feature_table():
@@ -217,9 +219,35 @@ def _reference_procedure(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> 
 def test_faithful_matches_the_reference_procedure(arch):
     x, y = _batch(seed=1)
     model = _model(arch, seed=2, C=8, N=3)
-    result = robnas.proxies.run("croze", model, x.float(), y)
+    result = robnas.proxies.run("croze", model, x.float(), y, rescale_float32=False)
     assert result.error == ""
     assert result.value == pytest.approx(_reference_procedure(model, x, y), rel=1e-7)
+
+
+@pytest.mark.parametrize("name", ["croze", "croze_fixed"])
+@pytest.mark.parametrize("arch", [MIXED, CONV3, DEAD_CONV])
+def test_rescaled_float32_agrees_with_float64(name, arch):
+    """The default float32 path (exact power-of-two rescaling) gives float64's value to float32
+    rounding, on the full-size network whose activations overflow float32 without it."""
+    x, y = _batch(seed=3)
+    model = _model(arch, seed=1)
+    fast = robnas.proxies.run(name, model, x.float(), y)
+    exact = robnas.proxies.run(name, model, x.float(), y, rescale_float32=False)
+    assert fast.error == "" and exact.error == ""
+    assert fast.value == pytest.approx(exact.value, rel=1e-3)
+
+
+def test_block_scaling_keeps_blocks_with_bn_in_float64():
+    x, y = _batch()
+    state = C.croze_pass(_prepared(_model(MIXED, C=8, N=2)), x, y, rescale_float32=True)
+    assert state.rescaled and state.x_adv.dtype == torch.float32
+    dtypes = {n: p.dtype for n, p in state.net.named_parameters()}
+    reduction = {n for n in dtypes if n.startswith(("cells.2.", "cells.5."))}
+    assert reduction and all(dtypes[n] == torch.float64 for n in reduction)
+    assert all(d == torch.float32 for n, d in dtypes.items() if n not in reduction)
+    # a network without rescale_blocks() stays in its own dtype
+    plain = C.croze_pass(_prepared(_NoProtocol()), x, y, rescale_float32=True)
+    assert not plain.rescaled and plain.x_adv.dtype == torch.float64
 
 
 def test_dead_conv_contributes_nothing():
@@ -268,9 +296,9 @@ def test_float32_overflows_where_float64_is_finite():
     x, y = _batch()
     model = _model(CONV3)
     net32 = _prepared(model).float()
-    assert not math.isfinite(C.croze(net32, x.float(), y))
+    assert not math.isfinite(C.croze(net32, x.float(), y, rescale_float32=False))
     with pytest.raises(ProxyError, match="not finite"):
-        C.croze_fixed(_prepared(model).float(), x.float(), y)
+        C.croze_fixed(_prepared(model).float(), x.float(), y, rescale_float32=False)
     result = robnas.proxies.run("croze", model, x.float(), y)
     assert result.error == "" and math.isfinite(result.value) and result.value > 1e6
 
@@ -306,7 +334,7 @@ def test_fixed_uses_per_element_means_and_updated_params():
     state = C.croze_pass(_prepared(model), x, y, faithful=False)
     terms = C.layer_consistencies(state, mean=True, rescale=True)
     assert all(0 <= c.weight <= 2 and 0 <= c.grad <= 1 and 0 <= c.feature <= 2 for c in terms)
-    value = robnas.proxies.run("croze_fixed", model, x.float(), y)
+    value = robnas.proxies.run("croze_fixed", model, x.float(), y, rescale_float32=False)
     assert value.error == "" and 0 < value.value <= 4 * len(terms)
     assert value.value == pytest.approx(math.fsum(c.term for c in terms), rel=1e-12)
     updated = robnas.proxies.run("croze_fixed", model, x.float(), y, updated_params=True, eta=0.1)

@@ -25,6 +25,9 @@ from robnas.parallel import open_executor
 from robnas.search import run_search
 from robnas.store import RunStore
 
+#: one pytest-xdist worker runs this module's tests one after another (no two Ray clusters at once)
+pytestmark = pytest.mark.xdist_group("ray")
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 PROXIES = ["params", "snip"]
 ARCHS = 20

@@ -25,6 +25,14 @@ def _archs(n: int, seed: int = 0) -> list[str]:
     return [SPACE.format(SPACE.sample(rng)) for _ in range(n)]
 
 
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch):
+    """One message, one line: the CLI's console does not wrap long paths in these tests."""
+    from robnas.cli.app import console
+
+    monkeypatch.setattr(console, "width", 1000)
+
+
 def _invoke(args: list[str]):
     return CliRunner().invoke(app, [str(a) for a in args])
 
@@ -162,8 +170,8 @@ def test_a_oneshot_objective_tells_supernets_of_one_file_name_apart(tmp_path):
 
     from robnas import data
     from robnas.objectives import ObjectiveContext
+    from robnas.objectives.oneshot import source
     from robnas.oneshot import train_supernet
-    from robnas.oneshot.objective import source
 
     train_supernet(
         "nb201", data.load("synthetic:24"), "standard", tmp_path / "a", epochs=1, batch_size=8, C=2, N=1
@@ -247,6 +255,8 @@ strategy = "random"
 objective = "bench:pgd@8"
 budget = 3
 benchmark = "{bench}"
+scores = "{bench}/../nb201_cifar10.csv"  # the excerpt's architectures: every lookup finds its row
+within_scores = true
 [train]
 recipe = "standard"
 epochs = 1
@@ -322,7 +332,7 @@ def test_training_values_out_of_range_are_refused(tmp_path, extra, message):
 
 def test_a_oneshot_target_takes_eps_in_1_255():
     from robnas.errors import ConfigError
-    from robnas.oneshot.objective import parse_target
+    from robnas.oneshot.robnets.objective import parse_target
 
     assert parse_target("pgd@8").eps == 8 / 255
     with pytest.raises(ConfigError, match="looks like a fraction"):
@@ -426,7 +436,7 @@ def test_errors_of_the_machine_files_are_one_line():
     import errno
     import sqlite3
 
-    from robnas.cli import _environment_error
+    from robnas.cli.app import _environment_error
 
     assert _environment_error(OSError(errno.ENOSPC, "No space left on device", "/x/last.pt")) == (
         "cannot write /x/last.pt: No space left on device"

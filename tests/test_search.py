@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+import robnas
 from robnas import objectives, search, spaces
 from robnas.errors import ConfigError, DataError, InvalidArchitecture, UnknownName
 from robnas.objectives import OBJECTIVES, Objective, ObjectiveContext
 from robnas.search import run_search
 from robnas.spaces.nb201 import OPERATIONS
 
-DEMO_ROBUSTNESS = Path(objectives.__file__).parent / "assets" / "demo" / "robustness"
+DEMO_ROBUSTNESS = Path(robnas.__file__).parent / "assets" / "demo" / "robustness"
 CALLS: dict[str, int] = {}
 
 
@@ -86,9 +87,10 @@ def test_every_strategy_spends_its_budget_on_distinct_archs(strategy, options, t
         images = data_lib.synthetic(32, size=16, seed=0)
         np.savez(tmp_path / "d.npz", x_train=images.x, y_train=images.y)
         context = ObjectiveContext(data=str(tmp_path / "d.npz"), batch_size=8)
-        result = run_search("darts", strategy, "params", 14, seed=3, options=options, context=context)
+        options = {**options, "search_epochs": 9}  # still more epochs than the budget, half the time
+        result = run_search("darts", strategy, "params", 6, seed=3, options=options, context=context)
         assert result.status == "done"
-        _check_run(result, 14, "darts")
+        _check_run(result, 6, "darts")
         return
     result = run_search("nb201", strategy, "fake", 14, seed=3, options=options)
     assert result.status == "done"
@@ -214,7 +216,9 @@ def test_resume_continues_history_without_reevaluating(tmp_path):
     straight = run_search("nb201", "evolution", "fake", 15, seed=5, options=opts)
     assert [r.arch for r in straight.history] == [r.arch for r in second.history]  # replay is exact
     CALLS.clear()  # options spelled as text (the command line's -o) are the same run
-    texts = run_search("nb201", "evolution", "fake", 15, seed=5, out=out, options={k: str(v) for k, v in opts.items()})
+    texts = run_search(
+        "nb201", "evolution", "fake", 15, seed=5, out=out, options={k: str(v) for k, v in opts.items()}
+    )
     assert texts.run == second.run and CALLS.get("fake:fake", 0) == 0
 
 
@@ -288,6 +292,42 @@ def test_benchmark_objective_within_the_demo_fixture():
     assert best.value == pytest.approx(rob.accuracy(best.arch, "cifar10", "fgsm@Linf", eps=8.0))
     cc = objectives.make("bench:cc_mean", spaces.get("nb201"), ctx).evaluate(best.arch)
     assert 0.0 < cc < 1.0
+
+
+def test_benchmark_objective_after_adversarial_training(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from nas_robbench_fixture import write_nas_robbench
+    from robnas import benchmarks
+    from robnas.cli import app
+
+    root = write_nas_robbench(tmp_path / "nrb", n_archs=120)
+    bench = benchmarks.open("nas-robbench-201", root)
+    ctx = ObjectiveContext(benchmark=f"nas-robbench-201:{root}")
+    result = run_search("nb201", "random", "bench:pgd@8", 10, seed=0, context=ctx, candidates=bench.arch_strings)
+    _check_run(result, 10)
+    for r in result.history:
+        assert r.value == bench.target(r.arch, "cifar10", "pgd@8") and not r.error
+    space = spaces.get("nb201")
+    aa = objectives.make("bench:AA@8", space, ObjectiveContext(benchmark=f"nas-robbench-201:{root}", dataset="ImageNet16-120"))
+    assert aa.key.startswith("bench:aa@8|ImageNet16-120|NASRobBench201")
+    assert aa.evaluate(bench.arch_strings[7]) == bench.target(7, "imagenet16-120", "aa@8")
+    with pytest.raises(UnknownName, match="aa@8"):
+        objectives.make("bench:apgd@8", space, ctx)
+    with pytest.raises(ConfigError, match="nb201 space"):
+        objectives.make("bench:pgd@8", spaces.get("darts"), ctx)
+    res = CliRunner().invoke(
+        app,
+        ["search", "--out", str(tmp_path / "s.sqlite"), "--strategy", "random", "--objective", "bench:pgd@8",
+         "--benchmark", f"nas-robbench-201:{root}", "--budget", "3"],
+    )
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(
+        app,
+        ["search", "--out", str(tmp_path / "t.sqlite"), "--strategy", "random", "--objective", "bench:pgd@8",
+         "--benchmark", f"nas-robbench-201:{tmp_path / 'nowhere'}", "--budget", "3"],
+    )
+    assert res.exit_code == 2 and "nowhere" in res.output
 
 
 def test_score_table_long_format_ensemble_and_seconds(tmp_path):
@@ -446,14 +486,26 @@ def test_darts_croze_search_keeps_crozes_parameter_cap_by_default(tmp_path):
     space = spaces.get("darts-croze")
     assert space.max_params_m == 6.0 and spaces.get("darts").max_params_m is None
     result = run_search(
-        "darts-croze", "evolution", "params", budget=6, seed=3, out=tmp_path / "s.sqlite",
-        options={"init_pool": 3, "sample_pool": 3}, context=ObjectiveContext(model={"C": 4, "layers": 5}),
+        "darts-croze",
+        "evolution",
+        "params",
+        budget=6,
+        seed=3,
+        out=tmp_path / "s.sqlite",
+        options={"init_pool": 3, "sample_pool": 3},
+        context=ObjectiveContext(model={"C": 4, "layers": 5}),
     )
     sizes = [space.parameters_m(space.parse(r.arch)) for r in result.history]
     assert len(sizes) == 6 and max(sizes) <= 6.0
     lifted = run_search(
-        "darts-croze", "random", "params", budget=30, seed=0, out=tmp_path / "s.sqlite",
-        context=ObjectiveContext(model={"C": 4, "layers": 5}), space_options={"max_params_m": None},
+        "darts-croze",
+        "random",
+        "params",
+        budget=30,
+        seed=0,
+        out=tmp_path / "s.sqlite",
+        context=ObjectiveContext(model={"C": 4, "layers": 5}),
+        space_options={"max_params_m": None},
     )
     assert lifted.run != result.run
     assert max(space.parameters_m(space.parse(r.arch)) for r in lifted.history) > 6.0
@@ -475,8 +527,14 @@ TINY_CELL_NETWORK = ObjectiveContext(model={"C": 4, "layers": 5})
 )
 def test_optuna_searches_the_cell_spaces_through_their_categorical_choices(space, space_options, context):
     result = run_search(
-        space, "optuna", "params", 4, seed=1, options={"n_startup_trials": 2},
-        context=context, space_options=space_options,
+        space,
+        "optuna",
+        "params",
+        4,
+        seed=1,
+        options={"n_startup_trials": 2},
+        context=context,
+        space_options=space_options,
     )
     assert result.status == "done" and len({r.arch for r in result.history}) == 4
     s = spaces.get(space, **(space_options or {}))
@@ -487,8 +545,14 @@ def test_optuna_searches_the_cell_spaces_through_their_categorical_choices(space
 
 def test_optuna_nsga2_multi_objective_on_the_darts_space(tmp_path):
     result = run_search(
-        "darts", "optuna", "params,-l2_norm", 6, seed=0, out=tmp_path / "mo.sqlite",
-        options={"sampler": "nsga2", "population_size": 4}, context=TINY_CELL_NETWORK,
+        "darts",
+        "optuna",
+        "params,-l2_norm",
+        6,
+        seed=0,
+        out=tmp_path / "mo.sqlite",
+        options={"sampler": "nsga2", "population_size": 4},
+        context=TINY_CELL_NETWORK,
     )
     assert result.status == "done" and result.evaluated == 6
     front = result.pareto()
@@ -519,8 +583,15 @@ def test_optuna_tells_over_cap_proposals_as_failed_without_spending_budget(tmp_p
 
     out = tmp_path / "cap.sqlite"
     result = run_search(
-        "robnet", "optuna", "params", 4, seed=0, out=out, options={"n_startup_trials": 2},
-        context=TINY_CELL_NETWORK, space_options={"max_params_m": 4.5},
+        "robnet",
+        "optuna",
+        "params",
+        4,
+        seed=0,
+        out=out,
+        options={"n_startup_trials": 2},
+        context=TINY_CELL_NETWORK,
+        space_options={"max_params_m": 4.5},
     )
     space = spaces.get("robnet")
     assert result.status == "done" and result.evaluated == 4
@@ -531,8 +602,14 @@ def test_optuna_tells_over_cap_proposals_as_failed_without_spending_budget(tmp_p
     assert len(study.trials) == 4 + len(failed)
     # nothing fits: the search stops after max_rejected proposals in a row
     hopeless = run_search(
-        "robnet", "optuna", "params", 4, seed=0, options={"max_rejected": 3},
-        context=TINY_CELL_NETWORK, space_options={"max_params_m": 0.01},
+        "robnet",
+        "optuna",
+        "params",
+        4,
+        seed=0,
+        options={"max_rejected": 3},
+        context=TINY_CELL_NETWORK,
+        space_options={"max_params_m": 0.01},
     )
     assert hopeless.status == "exhausted" and hopeless.evaluated == 0
 
@@ -620,10 +697,14 @@ def test_hnas_with_its_own_objective_picks_the_criterion_argmin_and_bo_moves(tmp
     from robnas.search.hnas import criterion
 
     space = spaces.get("nb201")
-    pool = sorted({space.canonical_string(space.sample(np.random.default_rng([7, i]))) for i in range(300)})[:80]
+    pool = sorted({space.canonical_string(space.sample(np.random.default_rng([7, i]))) for i in range(300)})[
+        :80
+    ]
     ctx = ObjectiveContext(nb201=str(_nb201_csv(tmp_path / "nb201.csv", pool)))
     options = {"metric": "fake_m", "condition": "fake_k", "pool_size": 1000, "probes": 4}
-    result = run_search("nb201", "hnas", "nb201:valid@12", 14, seed=1, context=ctx, candidates=pool, options=options)
+    result = run_search(
+        "nb201", "hnas", "nb201:valid@12", 14, seed=1, context=ctx, candidates=pool, options=options
+    )
     _check_run(result, 14)
     m_obj, k_obj = OBJECTIVES.get("fake_m")("", space, ctx), OBJECTIVES.get("fake_k")("", space, ctx)
     m = np.array([m_obj.evaluate(a) for a in pool])

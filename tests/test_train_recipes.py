@@ -1,4 +1,4 @@
-"""One tiny epoch of every training recipe family on 512 CIFAR-10 images (NB201, C=8, N=1, CPU),
+"""One tiny epoch of every training recipe family on 256 CIFAR-10 images (NB201, C=8, N=1, CPU),
 real ones where the shared data folder is present, synthetic ones otherwise; and one step of every
 registered recipe on a tiny network (the recipe contract)."""
 
@@ -20,22 +20,22 @@ SHARED_NPZ = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "c
 
 
 @pytest.fixture(scope="module")
-def cifar512():
-    """512 training images: the real CIFAR-10 subset where the shared data folder has it, else
+def cifar256():
+    """256 training images: the real CIFAR-10 subset where the shared data folder has it, else
     synthetic images (the code paths are the same; only the accuracies differ)."""
     if SHARED_NPZ.is_file():
-        return data.load(SHARED_NPZ).subset(range(512))
-    return data.synthetic(512)
+        return data.load(SHARED_NPZ).subset(range(256))
+    return data.synthetic(256)
 
 
 @pytest.mark.parametrize("recipe", ["standard", "pgd-at", "trades", "fast-at"])
-def test_one_epoch_of_each_recipe(recipe, cifar512, tmp_path):
+def test_one_epoch_of_each_recipe(recipe, cifar256, tmp_path):
     torch.manual_seed(0)
     net = spaces.get("nb201").build(ARCH, 10, C=8, N=1)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     # fewer attack steps than the presets keep the test short; the code path is the recipe's own
     fewer = {"val_steps": 2, "steps": 3} if recipe in ("pgd-at", "trades") else {"val_steps": 2}
-    result = fit(net, cifar512, recipe, tmp_path, epochs=1, batch_size=64, seed=0, overrides=fewer)
+    result = fit(net, cifar256, recipe, tmp_path, epochs=1, batch_size=64, seed=0, overrides=fewer)
     row = result.history[0]
     assert math.isfinite(row["loss"]) and 0 <= row["train_clean_acc"] <= 1
     adversarial = recipe != "standard"
@@ -50,18 +50,18 @@ def test_one_epoch_of_each_recipe(recipe, cifar512, tmp_path):
     assert [r["epoch"] for r in rows] == ["1"]
     last = checkpoint.load(tmp_path / "last.pt")
     assert last["epoch"] == 1 and last["meta"]["recipe"]["name"] == recipe
-    assert last["meta"]["n_train"] + last["meta"]["n_val"] == 512
+    assert last["meta"]["n_train"] + last["meta"]["n_val"] == 256
     fresh = spaces.get("nb201").build(ARCH, 10, C=8, N=1)
     wrapped, meta = load_trained(tmp_path / "best.pt", fresh)
     assert meta["normalize"] is not None  # every preset here trains through the Normalize layer
     assert wrapped(torch.rand(2, 3, 32, 32)).shape == (2, 10)
 
 
-def test_unnormalised_variant_records_no_normalisation(cifar512, tmp_path):
+def test_unnormalised_variant_records_no_normalisation(cifar256, tmp_path):
     torch.manual_seed(0)
     net = spaces.get("nb201").build(ARCH, 10, C=8, N=1)
     fit(
-        net, cifar512.subset(range(128)), "pgd-at-croze", tmp_path, epochs=1, batch_size=64,
+        net, cifar256.subset(range(128)), "pgd-at-croze", tmp_path, epochs=1, batch_size=64,
         overrides={"steps": 2, "val_steps": 2},
     )  # fmt: skip
     assert checkpoint.load(tmp_path / "last.pt")["meta"]["normalize"] is None

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from robnas.data import MEAN_STD, Normalize
 from robnas.errors import ConfigError, DataError, RobnasError
+from robnas.options import parse_options, parse_value
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 #: What :func:`final_checkpoint` looks for in a run folder, in order of preference.
@@ -46,36 +47,6 @@ FINAL_CHECKPOINTS = ("best.pt", "last.pt")
 MeanStd = tuple[tuple[float, ...], tuple[float, ...]]
 
 
-# ----------------------------------------------------------------------------------------------
-# options
-
-
-def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``["C=8", "N=1", "affine=false"]`` -> ``{"C": 8, "N": 1, "affine": False}``."""
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"option {pair!r} should read KEY=VALUE")
-        out[key.strip()] = parse_value(text.strip())
-    return out
-
-
-def parse_value(text: str) -> Any:
-    """``"true"`` -> True, ``"none"`` -> None, ``"8"`` -> 8, ``"0.1"`` -> 0.1, other text stays text."""
-    low = text.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 # ----------------------------------------------------------------------------------------------
@@ -372,6 +343,9 @@ def resolve_model(
             info["normalize"] = meta["normalize"]
         if meta.get("dataset"):
             info["dataset"] = meta["dataset"]
+        for key in ("classes", "image_size"):
+            if meta.get(key):
+                info[key] = meta[key]
         return model, info
     _check_spec(spec)
     if weights is None:
@@ -390,20 +364,27 @@ def resolve_model(
 
 
 def prepare_model(
-    model: nn.Module, info: dict[str, Any], normalize: bool | None = None, dataset: str = "cifar10"
+    model: nn.Module,
+    info: dict[str, Any],
+    normalize: bool | None = None,
+    dataset: str = "cifar10",
+    stats: MeanStd | None = None,
 ) -> tuple[nn.Module, MeanStd | None]:
     """Wrap ``model`` so it takes [0, 1] images (eval mode).
 
     ``normalize=None`` follows the record (``info["normalize"]``, from the checkpoint) when there
-    is one, else normalises with ``MEAN_STD[dataset]`` (NB201-style networks are trained on
-    normalised images); ``True`` always normalises (recorded statistics first), ``False`` never
-    does. Returns the model to attack and the (mean, std) used, or None.
+    is one, else normalises with ``stats`` when given (an image folder's own statistics), else
+    with ``MEAN_STD[dataset]`` (NB201-style networks are trained on normalised images); ``True``
+    always normalises (recorded statistics first), ``False`` never does. Returns the model to
+    attack and the (mean, std) used, or None.
     """
     recorded = info.get("normalize", "absent")
     if normalize is False or (normalize is None and recorded is None):
         return normalized(model, None, None).eval(), None
     if isinstance(recorded, dict) and recorded.get("mean") is not None:
         mean, std = tuple(recorded["mean"]), tuple(recorded["std"])
+    elif stats is not None:
+        mean, std = tuple(stats[0]), tuple(stats[1])
     else:
         mean, std = MEAN_STD.get(dataset, MEAN_STD["cifar10"])
     return normalized(model, mean, std).eval(), (mean, std)
@@ -416,6 +397,7 @@ def load_model(
     num_classes: int | None = None,
     normalize: bool | None = None,
     dataset: str | None = None,
+    stats: MeanStd | None = None,
     allow_random: bool = False,
     **options: Any,
 ) -> tuple[NormalizedNet, dict[str, Any]]:
@@ -423,14 +405,14 @@ def load_model(
 
     ``spec`` and ``weights`` as in :func:`resolve_model` (a name, ``SPACE:ARCH``, a checkpoint
     or a run folder; no weights raises ConfigError unless ``allow_random=True``); the
-    normalisation as in :func:`prepare_model`, with the statistics of ``dataset`` (default: the
-    data set the checkpoint names, else CIFAR-10) when nothing was recorded. The info dict's ``normalize`` is what the
+    normalisation as in :func:`prepare_model`, with ``stats`` or else the statistics of ``dataset``
+    (default: the data set the checkpoint names, else CIFAR-10) when nothing was recorded. The info dict's ``normalize`` is what the
     returned model applies ({"mean", "std"} or None).
 
     >>> model, info = load_model("runs/pgd")  # doctest: +SKIP
     """
     model, info = resolve_model(str(spec), num_classes, weights, allow_random=allow_random, **options)
-    wrapped, used = prepare_model(model, info, normalize, dataset or info.get("dataset") or "cifar10")
+    wrapped, used = prepare_model(model, info, normalize, dataset or info.get("dataset") or "cifar10", stats)
     info["normalize"] = {"mean": list(used[0]), "std": list(used[1])} if used else None
     return wrapped, info
 

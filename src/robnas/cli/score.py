@@ -7,16 +7,18 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from robnas.cli import (
+from robnas.cli.app import (
     ADDRESS_HELP,
     BACKEND_HELP,
     DATA_HELP,
+    IMAGE_SIZE_HELP,
     WORKERS_HELP,
     app,
     console,
     friendly,
     proxy_data,
     refuse_overwriting_inputs,
+    sized_data,
 )
 from robnas.errors import ConfigError
 from robnas.parallel import connect_backend
@@ -57,6 +59,7 @@ def score_command(
     robustness: Path | None = typer.Option(None, help="Robustness dataset folder (for --indices)."),
     proxies: str = typer.Option("croze,synflow,grad_norm,snip,params", help="Comma-separated proxy names."),
     data: str | None = typer.Option(None, help=DATA_HELP),
+    image_size: int | None = typer.Option(None, "--image-size", help=IMAGE_SIZE_HELP),
     batch_size: int = typer.Option(64, help="Images in the proxy batch (the reference CRoZe uses 8)."),
     batch_mode: str = typer.Option("random", help="random | balanced (per class)."),
     seed: int = typer.Option(0, help="Seed of the batch, the initialisation and the sampling."),
@@ -92,7 +95,7 @@ def score_command(
     names = [p.strip() for p in proxies.split(",") if p.strip()]
     if not names:
         raise ConfigError("no proxies: give --proxies NAME[,NAME...], e.g. --proxies croze,synflow")
-    data = proxy_data(data, scoring.data_dependent(names))
+    data = proxy_data(sized_data(data, image_size), scoring.data_dependent(names))
     arch_list: list[str] = []
     if archs is not None:
         arch_list += scoring.read_arch_file(archs, sp)  # the whole file is checked before any work

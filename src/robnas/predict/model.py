@@ -119,6 +119,10 @@ class Predictor:
     n_train: int
     labels: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    #: how the proxy values it learnt from were computed: ``batch_size``, ``seed`` and the
+    #: network ``build_options`` (``{"C": 16, "layers": 8}``), where known; ``predict apply
+    #: --archs`` scores candidates the same way
+    scoring: dict[str, Any] = field(default_factory=dict)
     _booster: Any = field(default=None, repr=False, compare=False)
 
     def booster(self) -> Any:
@@ -150,6 +154,7 @@ def fit(
     params: dict[str, Any] | None = None,
     seed: int = 0,
     label_source: str = "",
+    scoring: dict[str, Any] | None = None,
 ) -> Predictor:
     """Fit a predictor of ``labels`` (one per architecture of ``archs``) from proxy ``values``
     ``(len(archs), len(proxies))`` and the architecture encoding; ``params`` override
@@ -177,6 +182,7 @@ def fit(
         n_train=len(archs),
         labels=label_source,
         params={**chosen, "num_boost_round": rounds},
+        scoring=dict(scoring or {}),
         _booster=booster,
     )
 
@@ -212,6 +218,7 @@ def save(predictor: Predictor, path: str | Path) -> Path:
         "n_train": predictor.n_train,
         "labels": predictor.labels,
         "params": predictor.params,
+        "scoring": predictor.scoring,
         "model": predictor.model,
     }
     body["sha256"] = _digest(body)
@@ -246,6 +253,7 @@ def load(path: str | Path) -> Predictor:
             n_train=int(body["n_train"]),
             labels=str(body.get("labels", "")),
             params=dict(body.get("params", {})),
+            scoring=dict(body.get("scoring", {})),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"predictor file {path} lacks {exc} or has a wrong type; {hint}") from None

@@ -31,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -102,14 +103,147 @@ def _captured_outputs(layers: Sequence[nn.Module]) -> Iterator[list[Tensor | Non
             handle.remove()
 
 
-def forward_with_features(net: nn.Module, x: Tensor, fmap: FeatureMap) -> tuple[Tensor, list[Tensor | None]]:
-    """Logits and the features ``fmap.index`` points into (stage features or layer outputs)."""
+def forward_with_features(
+    net: nn.Module, x: Tensor, fmap: FeatureMap, scaling: BlockScaling | None = None
+) -> tuple[Tensor, list[Tensor | None]]:
+    """Logits and the features ``fmap.index`` points into (stage features or layer outputs);
+    with ``scaling``, each divided by the power of two of the block that made it."""
+    if scaling is not None:
+        scaling.reset()
     if not fmap.generic:
         logits, feats = net.forward_features(x)  # type: ignore[operator]
         return logits, list(feats)
     with _captured_outputs(fmap.layers) as outputs:
         logits = net(x)
     return logits, outputs
+
+
+# ---------------------------------------------------------------------------------------
+# float32 with exact rescaling
+
+
+class BlockScaling:
+    """Float32 passes through a network whose |W|-linearised activations outgrow float32.
+
+    Without BN, the linearised NAS-Bench-201 network's activations reach ~1e30 (clean) and
+    ~1e48 (surrogate), beyond float32's 3.4e38, which is why the reference needs float64 (and
+    float64 convolutions are 3-7x slower on the CPU). But every quantity CRoZe reads is
+    invariant to a positive factor per pass: the input step takes a sign, the weight step a
+    per-layer direction, and the cosines compare directions. So the network runs in float32
+    with its activations divided by a power of two ``S`` (exact in binary floating point)
+    where they enter each block of ``net.rescale_blocks()``. A block maps ``h / S`` to
+    ``block(h) / S`` once its conv / linear biases and its BN affine parameters are divided by
+    ``S`` and its BN eps by ``S**2`` (train-mode BN is invariant to its input's scale); between
+    blocks only positively homogeneous operations may run (ReLU, pooling, identity).
+
+    A block holding BN stays in float64: behind a BN the activations restart at the scale of
+    its affine parameters, ``1/S`` of the block's input, up to ~1e-40 in the surrogate's last
+    stage (the NAS-Bench-201 residual reduction blocks), below float32's range.
+
+    ``scale`` is the running ``S`` of the current pass (1 at its start, :meth:`reset`); the
+    logits come out divided by it and :class:`_TrueScaleCrossEntropy` takes the loss of the
+    true logits. The gradients that flow back are then those of the true network divided by
+    the final ``S``: the same factor for every layer of a pass.
+    """
+
+    def __init__(self, blocks: Sequence[nn.Module]) -> None:
+        self.scale = 1.0
+        self.blocks = list(blocks)
+        self._params: list[list[tuple[Tensor, Tensor]]] = []
+        self._bns: list[list[tuple[nn.Module, float]]] = []
+        for block in blocks:
+            params: list[tuple[Tensor, Tensor]] = []
+            bns: list[tuple[nn.Module, float]] = []
+            for m in block.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+                    params.append((m.bias, m.bias.detach().double().clone()))
+                elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    params += [(t, t.detach().double().clone()) for t in (m.weight, m.bias) if t is not None]
+                    bns.append((m, m.eps))
+            self._params.append(params)
+            self._bns.append(bns)
+        self._handles = [block.register_forward_pre_hook(self._hook(i)) for i, block in enumerate(blocks)]
+        for block, bns in zip(self.blocks, self._bns, strict=True):
+            if bns:
+                self._handles.append(block.register_forward_hook(lambda _m, _a, out: out.float()))
+
+    def cast(self, net: nn.Module) -> None:
+        """``net`` to float32, its blocks with BN to float64."""
+        net.float()
+        for block, bns in zip(self.blocks, self._bns, strict=True):
+            if bns:
+                block.double()
+
+    @classmethod
+    def attach(cls, net: nn.Module) -> BlockScaling | None:
+        """Scaling for ``net`` when it declares ``rescale_blocks()`` and holds no BatchNorm
+        outside them (where its output would not follow the scale); None otherwise."""
+        blocks_of = getattr(net, "rescale_blocks", None)
+        if blocks_of is None:
+            return None
+        blocks = list(blocks_of())
+        inside = {id(m) for b in blocks for m in b.modules()}
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in inside for m in net.modules()):
+            return None
+        return cls(blocks)
+
+    def reset(self) -> None:
+        self.scale = 1.0
+
+    def _hook(self, index: int):
+        def enter(_module: nn.Module, args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+            (h,) = args
+            peak = float(h.detach().abs().amax())
+            if 0.0 < peak < math.inf:
+                exponent = math.frexp(peak)[1]
+                h = h * 2.0**-exponent
+                self.scale *= 2.0**exponent
+            with torch.no_grad():
+                for param, true in self._params[index]:
+                    param.copy_(true / self.scale)
+                for bn, eps in self._bns[index]:
+                    bn.eps = max(eps / self.scale / self.scale, torch.finfo(torch.float64).tiny)
+            return (h.double(),) if self._bns[index] else (h,)
+
+        return enter
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+class _TrueScaleCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of the true logits ``logits * scale`` (float64), whose backward hands
+    ``weight * dCE/d(true logits)`` to the scaled logits (the common factor ``1 / scale`` of
+    :class:`BlockScaling`'s gradients, times ``weight``)."""
+
+    @staticmethod
+    def forward(ctx: Any, logits: Tensor, targets: Tensor, scale: float, weight: float) -> Tensor:
+        true = logits.detach().double() * scale
+        ctx.save_for_backward(true, targets)
+        ctx.weight = weight
+        return F.cross_entropy(true, targets)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        true, targets = ctx.saved_tensors
+        g = torch.softmax(true, dim=1)
+        g[torch.arange(len(targets)), targets] -= 1.0
+        g = g * (grad / len(targets) * ctx.weight)
+        return g.float(), None, None, None
+
+
+def _ce(logits: Tensor, y: Tensor, scaling: BlockScaling | None, weight: float = 1.0) -> Tensor:
+    """CE of the pass that just ran; with ``scaling``, that of its true logits (see above)."""
+    if scaling is None:
+        return F.cross_entropy(logits, y)
+    return _TrueScaleCrossEntropy.apply(logits, y, scaling.scale, weight)
+
+
+def _forward(net: nn.Module, x: Tensor, scaling: BlockScaling | None) -> Tensor:
+    if scaling is not None:
+        scaling.reset()
+    return net(x)
 
 
 # ---------------------------------------------------------------------------------------
@@ -123,12 +257,17 @@ def _weight_names(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 @torch.no_grad()
 def apply_weight_step(
-    net: nn.Module, grads: dict[str, Tensor | None], size: float = WEIGHT_STEP, lr: float = ASCENT_LR
+    net: nn.Module,
+    grads: dict[str, Tensor | None],
+    size: float = WEIGHT_STEP,
+    lr: float = ASCENT_LR,
+    norm_eps: float = NORM_EPS,
 ) -> list[str]:
     """Move each conv / linear weight along its CE gradient by ``size`` times its own norm.
 
     ``W <- W + size * ||W||_F / (||d||_F + 1e-30) * d`` with ``d = lr * grads[name]`` (the
-    reference's SGD difference on ``-CE``); names without a gradient do not move. Biases and
+    reference's SGD difference on ``-CE``; ``1e-30`` is ``norm_eps``, to be divided by the
+    factor the gradients were divided by); names without a gradient do not move. Biases and
     BN are untouched. Returns the names moved.
     """
     moved: list[str] = []
@@ -137,7 +276,9 @@ def apply_weight_step(
         if grad is None:
             continue
         step = grad * lr
-        param.add_(step * (size * param.norm() / (step.norm() + NORM_EPS)))
+        step_norm = float(step.norm())  # in Python floats, where norm_eps cannot underflow
+        if step_norm > 0:
+            param.add_(step * (size * float(param.norm()) / (step_norm + norm_eps)))
         moved.append(name)
     return moved
 
@@ -159,16 +300,23 @@ def perturb_weights(
     return apply_weight_step(net, {n: g for (n, _), g in zip(named, grads, strict=True)}, size, lr)
 
 
-def faithful_input_step(net: nn.Module, x: Tensor, y: Tensor, step: float = FAITHFUL_INPUT_STEP) -> Tensor:
+def faithful_input_step(
+    net: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    step: float = FAITHFUL_INPUT_STEP,
+    scaling: BlockScaling | None = None,
+) -> Tensor:
     """The reference's ``fgsm_attack``: ``clamp(x - step * sign(grad_x CE(net(x))), 0, 1)``.
 
     ``x`` is normalised, so the [0, 1] clamp changes most entries far more than ``step``, and
     the minus sign makes it a loss-decreasing step. The backward leaves the parameter
-    gradients of this pass in ``net`` (the reference never zeroes them).
+    gradients of this pass in ``net`` (the reference never zeroes them; with ``scaling``,
+    divided by the pass's final ``scaling.scale``).
     """
     x0 = x.detach().clone().requires_grad_(True)
     net.zero_grad(set_to_none=True)
-    F.cross_entropy(net(x0), y).backward()
+    _ce(_forward(net, x0, scaling), y, scaling).backward()
     assert x0.grad is not None
     return torch.clamp(x0.detach() - step * x0.grad.sign(), 0.0, 1.0)
 
@@ -180,6 +328,7 @@ def fgsm_pixel_step(
     eps: float = 8 / 255,
     mean: Sequence[float] = MEAN_STD["cifar10"][0],
     std: Sequence[float] = MEAN_STD["cifar10"][1],
+    scaling: BlockScaling | None = None,
 ) -> Tensor:
     """FGSM ascent in pixel space (Goodfellow et al. 2015) on normalised inputs.
 
@@ -189,7 +338,7 @@ def fgsm_pixel_step(
     m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     pixels = (x.detach() * s + m).requires_grad_(True)
-    loss = F.cross_entropy(net((pixels - m) / s), y)
+    loss = _ce(_forward(net, (pixels - m) / s, scaling), y, scaling)
     (grad,) = torch.autograd.grad(loss, pixels)
     adv = torch.clamp(pixels.detach() + eps * grad.sign(), 0.0, 1.0)
     return (adv - m) / s
@@ -206,7 +355,8 @@ class CrozeState:
     ``weights`` / ``grads``: the clean network's ``|W|`` and ``grad CE(net(x))``;
     ``adv_weights`` / ``adv_grads``: the surrogate's ``W^r`` and its gradients (accumulated in
     faithful mode). A gradient is ``None`` where the layer never ran. ``net`` itself is left
-    holding the surrogate's weights.
+    holding the surrogate's weights. ``rescaled``: the passes ran under :class:`BlockScaling`,
+    so logits, features and gradients are the true ones divided by powers of two.
     """
 
     net: nn.Module
@@ -220,6 +370,7 @@ class CrozeState:
     adv_feats: list[Tensor | None]
     logits: Tensor
     adv_logits: Tensor
+    rescaled: bool = False
 
 
 def croze_pass(
@@ -232,12 +383,20 @@ def croze_pass(
     eps: float = 8 / 255,
     mean: Sequence[float] = MEAN_STD["cifar10"][0],
     std: Sequence[float] = MEAN_STD["cifar10"][1],
+    rescale_float32: bool = False,
 ) -> CrozeState:
     """Run CRoZe's perturbations and backwards on ``net``, which ends as the surrogate.
 
     ``faithful=True``: the reference's input step on the weight-perturbed network with
     gradient accumulation. ``faithful=False``: pixel-space FGSM ascent (``eps``, ``mean``,
     ``std``) and only ``grad CE(advnet(x'))`` left in the surrogate.
+
+    ``rescale_float32=True``, for a network with ``rescale_blocks()`` (NAS-Bench-201): cast
+    ``net`` and ``x`` to float32 and run every pass under :class:`BlockScaling`. Logits,
+    features and gradients are then those of the true network divided by a power of two per
+    pass (features: per block), which the score's signs, directions and cosines do not see;
+    the surrogate's two accumulated gradients are brought to a common factor. Otherwise (or
+    for other networks) everything runs in ``net``'s own dtype.
 
     The reference keeps the clean network and the surrogate as two deep copies. The surrogate
     differs only in its conv / linear weights, so one network is enough: the clean weights and
@@ -249,25 +408,54 @@ def croze_pass(
     fmap = feature_map(net)
     if not fmap.layers or not _weight_names(net):
         raise ProxyError("the network has no Conv2d / Linear layer to score")
+    scaling = BlockScaling.attach(net) if rescale_float32 else None
+    if scaling is not None:
+        scaling.cast(net)
+        x = x.float()
+        scored = {id(p) for _, p in _weight_names(net)}
+        for p in net.parameters():  # only the conv / linear weights' gradients are read
+            p.requires_grad_(id(p) in scored)
+    try:
+        # The surrogate starts equal to the clean network, so the clean backward gives both
+        # the clean gradients and the ascent direction of the weight step (the reference
+        # computes the same gradient a second time on a throw-away copy).
+        logits, feats = forward_with_features(net, x, fmap, scaling)
+        _ce(logits, y, scaling).backward()
+        weights = [layer.weight.detach().clone() for layer in fmap.layers]
+        grads = [layer.weight.grad for layer in fmap.layers]
+        # the reference's 1e-30 guard, in the units of these gradients
+        norm_eps = NORM_EPS / scaling.scale if scaling is not None else NORM_EPS
+        apply_weight_step(net, {n: p.grad for n, p in net.named_parameters()}, norm_eps=norm_eps)
+        net.zero_grad(set_to_none=True)
 
-    # The surrogate starts equal to the clean network, so the clean backward gives both the
-    # clean gradients and the ascent direction of the weight step (the reference computes the
-    # same gradient a second time on a throw-away copy).
-    logits, feats = forward_with_features(net, x, fmap)
-    F.cross_entropy(logits, y).backward()
-    weights = [layer.weight.detach().clone() for layer in fmap.layers]
-    grads = [layer.weight.grad for layer in fmap.layers]
-    apply_weight_step(net, {n: p.grad for n, p in net.named_parameters()})
-    net.zero_grad(set_to_none=True)
-
-    # the faithful step leaves its parameter gradients in net; the FGSM step leaves none
-    x_adv = faithful_input_step(net, x, y) if faithful else fgsm_pixel_step(net, x, y, eps, mean, std)
-    adv_logits, adv_feats = forward_with_features(net, x_adv.detach(), fmap)
-    F.cross_entropy(adv_logits, y).backward()
+        # the faithful step leaves its parameter gradients in net; the FGSM step leaves none
+        if faithful:
+            x_adv = faithful_input_step(net, x, y, scaling=scaling)
+        else:
+            x_adv = fgsm_pixel_step(net, x, y, eps, mean, std, scaling=scaling)
+        first_scale = scaling.scale if scaling is not None else 1.0
+        adv_logits, adv_feats = forward_with_features(net, x_adv.detach(), fmap, scaling)
+        # faithful: both surrogate gradients at the first pass's factor before they add up
+        weight = scaling.scale / first_scale if scaling is not None and faithful else 1.0
+        _ce(adv_logits, y, scaling, weight).backward()
+    finally:
+        if scaling is not None:
+            scaling.remove()
     adv_weights = [layer.weight.detach() for layer in fmap.layers]
     adv_grads = [layer.weight.grad for layer in fmap.layers]
     return CrozeState(
-        net, fmap, weights, grads, adv_weights, adv_grads, x_adv, feats, adv_feats, logits, adv_logits
+        net,
+        fmap,
+        weights,
+        grads,
+        adv_weights,
+        adv_grads,
+        x_adv,
+        feats,
+        adv_feats,
+        logits,
+        adv_logits,
+        scaling is not None,
     )
 
 
@@ -378,6 +566,7 @@ def layer_consistencies(
 
 
 def _reduce(t: Tensor, mean: bool) -> float:
+    t = t.double()
     return float(t.mean() if mean else t.sum())
 
 
@@ -386,7 +575,7 @@ def _reduce(t: Tensor, mean: bool) -> float:
 
 
 @register("croze", bn="remove", dtype=torch.float64, paper=PAPER)
-def croze(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
+def croze(net: nn.Module, inputs: Tensor, targets: Tensor, rescale_float32: bool = True) -> float:
     """CRoZe exactly as the authors' code computes it (float64, BN removed).
 
     Quirks reproduced (``docs/reference/croze.md`` sections 1.3-1.6):
@@ -419,6 +608,12 @@ def croze(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
         by zero (``none`` downstream) has a zero gradient, hence ``|cos| = 0`` and term 0.
     11. No NaN guard: a non-finite score is recorded as NaN by :func:`robnas.proxies.run`.
 
+    Arithmetic: ``rescale_float32=True`` (default) runs networks that declare
+    ``rescale_blocks()`` (NAS-Bench-201) in float32 with exact power-of-two rescaling between
+    blocks (:class:`BlockScaling`), the same quantities up to float32 rounding, about 3x
+    faster on the CPU (``benchmarks/results/croze_speed.md``: rank agreement with float64);
+    other networks, and ``rescale_float32=False``, use float64 as the reference.
+
     Cheaper than the reference, same numbers: the weight step's gradient is the clean
     network's own gradient (the surrogate is still an exact copy of it at that point), which
     saves the reference's third network copy and one forward/backward; and the surrogate is
@@ -426,8 +621,9 @@ def croze(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     kept aside), which saves the second copy. Networks without the
     ``FeatureNetwork`` protocol use the generic per-layer-output map (see module docstring).
     """
-    state = croze_pass(net, inputs, targets, faithful=True)
-    return math.fsum(c.term for c in layer_consistencies(state))
+    state = croze_pass(net, inputs, targets, faithful=True, rescale_float32=rescale_float32)
+    # rescaled gradients may be far below the cosine's absolute eps: compare them at unit scale
+    return math.fsum(c.term for c in layer_consistencies(state, rescale=state.rescaled))
 
 
 def _check_finite(what: str, t: Tensor) -> None:
@@ -449,6 +645,7 @@ def croze_fixed(
     updated_params: bool = False,
     eta: float = 1e-3,
     linearize_weights: bool = True,
+    rescale_float32: bool = True,
 ) -> float:
     """CRoZe as the paper describes it; inputs CIFAR-normalised with ``mean`` / ``std``.
 
@@ -467,12 +664,23 @@ def croze_fixed(
        squared norms cannot overflow float64, where torch silently returns 0.
     6. A non-finite forward pass, gradient or score raises :class:`ProxyError`.
 
+    ``rescale_float32``: as in :func:`croze`; not with ``updated_params``, which compares
+    gradients at their true magnitude (float64 then).
+
     Kept on purpose: the |W| linearisation (``linearize_weights=True``, as the authors' code,
     so rankings stay comparable; ``False`` scores the network's own signed weights), float64,
     the BN policy, the 2x-norm weight step, cosines along axis 0, and the stage feature map.
     """
     state = croze_pass(
-        net, inputs, targets, faithful=False, linearize_weights=linearize_weights, eps=eps, mean=mean, std=std
+        net,
+        inputs,
+        targets,
+        faithful=False,
+        linearize_weights=linearize_weights,
+        eps=eps,
+        mean=mean,
+        std=std,
+        rescale_float32=rescale_float32 and not updated_params,
     )
     _check_finite("the clean forward pass", state.logits)
     _check_finite("the perturbed forward pass", state.adv_logits)
@@ -489,6 +697,7 @@ def croze_fixed(
 
 
 __all__ = [
+    "BlockScaling",
     "CrozeState",
     "FeatureMap",
     "LayerConsistency",

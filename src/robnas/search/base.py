@@ -147,7 +147,7 @@ def _measure_remote(item: tuple[str, tuple[int, ...]]) -> tuple[str, list[tuple[
     for i in todo:
         objective = _HELD[i]
         assert objective is not None
-        results.append((i, objective.measure(key)))
+        results.append((i, objective.measure(key, canonical=True)))
     return key, results
 
 
@@ -300,23 +300,25 @@ class SearchContext:
         keys = list(dict.fromkeys(self.key(a) for a in archs))
         if not self.parallel:
             for key in keys:
-                yield key, [o.measure(key) for o in objectives]
+                yield key, [o.measure(key, canonical=True) for o in objectives]
             return
         work = []
         for key in keys:
-            todo = tuple(i for i, o in enumerate(objectives) if not o.local and o.cached(key) is None)
+            todo = tuple(
+                i for i, o in enumerate(objectives) if not o.local and o.cached(key, canonical=True) is None
+            )
             if todo:
                 work.append((key, todo))
             else:
-                yield key, [o.measure(key) for o in objectives]
+                yield key, [o.measure(key, canonical=True) for o in objectives]
         if not work:
             return
         executor = self._open_executor(objectives)
         with contextlib.closing(executor.map_unordered(work)) as results:
             for key, evaluations in results:
                 for i, ev in evaluations:
-                    objectives[i].remember(key, ev)
-                yield key, [o.measure(key) for o in objectives]
+                    objectives[i].remember(key, ev, canonical=True)
+                yield key, [o.measure(key, canonical=True) for o in objectives]
 
     def _open_executor(self, objectives: Sequence[Objective]) -> Executor:
         """The workers holding ``objectives`` (kept across batches; one set of workers at a time)."""
@@ -534,7 +536,7 @@ def run_search(
             workers=workers,
             address=address,
         )
-        timer = objective_lib._Timer(any(o.uses_cuda for o in objs))
+        timer = objective_lib.Timer(any(o.uses_cuda for o in objs))
         status = "interrupted"
         with timer:
             try:

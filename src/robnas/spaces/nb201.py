@@ -132,6 +132,15 @@ class NB201Network(nn.Module):
         feats.append(pooled)
         return self.classifier(pooled), feats
 
+    def rescale_blocks(self) -> list[nn.Module]:
+        """The cells, reduction blocks and classifier, in the order the input meets them.
+
+        Between them run only positively homogeneous operations (``lastact``'s ReLU, pooling;
+        its BN too once removed), so CRoZe's float32 path may rescale activations where they
+        enter each (:class:`robnas.proxies.croze.BlockScaling`).
+        """
+        return [*self.cells, self.classifier]
+
     def layer_feature_indices(self) -> list[tuple[nn.Module, int]]:
         """CRoZe's layer -> feature map: ``cells_met // N``, plus one for the classifier.
 
@@ -289,9 +298,4 @@ class NB201Space(SearchSpace[NB201Arch]):
         return tuple(inspect.signature(NB201Network).parameters)[2:]
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters (all of them, as NAS-Bench-201 counts)."""
-    return sum(p.numel() for p in model.parameters())
-
-
-__all__ = ["EDGES", "OPERATIONS", "NB201Arch", "NB201Network", "NB201Space", "count_parameters"]
+__all__ = ["EDGES", "OPERATIONS", "NB201Arch", "NB201Network", "NB201Space"]

@@ -260,7 +260,13 @@ def parse_settings(pairs: list[str] | None) -> dict[str, Any]:
     converted with :func:`robnas.units.from_255`, which refuses values that look like fractions
     already; types are checked when the settings are applied (:meth:`Recipe.replace`).
     """
-    settings = parse_options(pairs)
+    return settings_from_255(parse_options(pairs))
+
+
+def settings_from_255(settings: dict[str, Any]) -> dict[str, Any]:
+    """Recipe settings written by a user (command line, a config's ``[train] options``) in
+    Python units: budgets and step sizes from 1/255 (:func:`robnas.units.from_255`, which refuses
+    the fraction form with a hint), the rest as written."""
     return {k: from_255(k, v) if k in PIXEL_KEYS and v is not None else v for k, v in settings.items()}
 
 
@@ -459,4 +465,4 @@ register(
 )
 
 
-__all__ = ["RECIPES", "Recipe", "get", "names", "parse_settings", "register"]
+__all__ = ["RECIPES", "Recipe", "get", "names", "parse_settings", "register", "settings_from_255"]

@@ -53,9 +53,10 @@ from robnas.data import ImageArrays
 from robnas.errors import ConfigError
 from robnas.models import NormalizedNet, normalized
 from robnas.runtime import resolve_device
+from robnas.seeding import seed_int
 from robnas.train import adversary, augment, checkpoint
 from robnas.train.distributed import DistInfo, reduce_sum
-from robnas.train.losses import StepContext, StepFn, StepOutput, seed_int
+from robnas.train.losses import StepContext, StepFn, StepOutput
 from robnas.train.recipes import Recipe
 from robnas.train.recipes import get as get_recipe
 
@@ -400,6 +401,8 @@ class Trainer:
             "n_val": len(self.val_idx),
             "data_digest": data.digest(),
             "normalize": {"mean": list(mean), "std": list(std)} if mean is not None else None,
+            **({"classes": data.class_counts()} if data.classes is not None else {}),
+            "image_size": [int(data.x.shape[1]), int(data.x.shape[2])],
             "world_size": info.world_size,
             "device": str(dev),
             "amp": str(self.amp_dtype).replace("torch.", "") if self.use_amp else "off",
