@@ -112,7 +112,8 @@ def main() -> None:
         "",
         f"NB201 architectures, one per isomorphism class (drawn with seed {args.seed}); every proxy "
         f"on the same batch of {args.batch_size} real CIFAR-10 training images (`cifar10_exact_subset.npz`, "
-        "seed 0), networks initialised from `stable_seed(seed, arch)`; Spearman rho against the robustness "
+        "seed 0), each architecture's canonical network initialised from `stable_seed(seed, canonical arch)`; "
+        "Spearman rho against the robustness "
         "dataset of Jung et al. (CIFAR-10). `croze_<group>` are CRoZe's averaged statistics (per corruption "
         "and severity, then averaged); `croze_mean15` averages the statistic against each corruption's "
         f"severity mean over the 15 corruptions. Scores: `{scores_file}`; all statistics with bootstrap "
@@ -133,13 +134,18 @@ def main() -> None:
 
 def import_rows(store: RunStore, path: Path, images: robnas.data.ImageArrays, args: argparse.Namespace) -> None:
     """Add the rows of a scores CSV written by this script with the same seed, batch and data: the
-    store then treats them as done. Rows already in the store are kept."""
+    store then treats them as done. Rows already in the store are kept. Rows of an architecture
+    not written in its canonical form are left out (computed again): before robnas scored every
+    architecture through its canonical form, such rows were seeded from the text as given."""
     table = pd.read_csv(path, keep_default_na=False, na_values=[""])
     missing = {"arch", "proxy", "value", "seconds", "error"} - set(table.columns)
     if missing:
         raise SystemExit(f"{path}: not a scores CSV (missing columns {sorted(missing)})")
     data_tag = scoring.data_tag_of(images)
     done = store.done(args.seed, args.batch_size, data_tag)
+    space = robnas.spaces.get("nb201")
+    canonical = {a for a in table["arch"].unique() if space.canonical_string(a) == space.format(space.parse(a))}
+    table = table[table["arch"].isin(canonical)]
     store.add_many(
         ScoreRow(r.arch, r.proxy, float(r.value), float(r.seconds), args.seed, args.batch_size,
                  str(r.error) if isinstance(r.error, str) else "", data_tag, robnas.__version__)

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 import robnas
-from robnas.spaces.nb201 import count_parameters
+from robnas.spaces.network import count_parameters
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"

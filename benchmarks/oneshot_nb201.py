@@ -5,7 +5,7 @@ architectures of ``benchmarks/results/nb201_cifar10_scores.csv``, so the zero-co
 on the same ones) with the weights they inherit from a trained NB201 supernet (``robnas
 supernet train --space nb201``), their BN statistics recalibrated on a few training batches,
 exactly as the ``oneshot:clean`` and ``oneshot:fgsm@8`` objectives do
-(:class:`robnas.oneshot.objective.OneShotSource`): accuracy on the supernet's own held-out
+(:class:`robnas.oneshot.robnets.objective.OneShotSource`): accuracy on the supernet's own held-out
 validation images (never the test split). Then Spearman rho (percentile-bootstrap 95%
 interval, architectures resampled and re-ranked), Kendall tau-b and the top-10% precision of
 the one-shot accuracies and of every zero-cost proxy against NB201's 200-epoch CIFAR-10 test
@@ -31,7 +31,8 @@ from scipy import stats
 from robnas import objectives, spaces
 from robnas.benchmarks.nb201 import open_nb201
 from robnas.benchmarks.robustness import RobustnessDataset
-from robnas.oneshot.objective import accuracy, parse_target, source
+from robnas.objectives.oneshot import source
+from robnas.oneshot.robnets.objective import accuracy, parse_target
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -1,4 +1,10 @@
-"""Simulated search on NAS-Bench-201 (CIFAR-10) against the robustness dataset as ground truth.
+"""Simulated search on NAS-Bench-201 (CIFAR-10) against a benchmark as ground truth.
+
+Ground truth: the robustness dataset (Jung et al., ICLR 2023; standard training; ``--robustness``,
+truth ``fgsm@8``) or, with ``--benchmark nas-robbench-201:DIR``, NAS-RobBench-201 (Wu et al., ICLR
+2024; after PGD adversarial training; truth ``pgd@8``). Every table reports, per strategy and
+objective, the regret of the pick: the best class's truth accuracy in the whole benchmark minus the
+pick's (percentage points; 0 = the best class found).
 
 Every strategy x objective pair searches the architectures that a precomputed scores table
 covers (the proxies are read, not computed), for several budgets (distinct evaluations) and
@@ -25,13 +31,22 @@ reported by its 200-epoch test accuracies against the published 94.04 / 71.75 / 
 queries (5 probes + 15 BO steps).
 
     python benchmarks/search_nb201.py --scores scores.csv [--robustness ../shared/data/robustness]
+
+After adversarial training (the committed ``search_nb201_adversarial.md``)::
+
+    python benchmarks/search_nb201.py --scores benchmarks/results/nb201_cifar10_full_scores.csv.gz \
+        --benchmark nas-robbench-201:../shared/data/nas_robbench201 --budgets 50,100,200 --seeds 10 \
+        --hnas-budgets '' --out benchmarks/results/search_nb201_adversarial.md
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -51,7 +66,13 @@ EMPTY = "''"
 HNAS_PUBLISHED = {"cifar10": (94.04, 0.21), "cifar100": (71.75, 1.04), "ImageNet16-120": (45.91, 0.88)}
 #: The best 200-epoch test accuracy in the whole NAS-Bench-201 space (same table).
 SPACE_OPTIMUM = {"cifar10": 94.37, "cifar100": 73.51, "ImageNet16-120": 47.31}
-TARGETS = ("clean", "fgsm@8", "pgd@8", "cc_mean")
+#: Targets reported per benchmark, and the ground truth of pct and regret unless --truth says.
+TARGETS_OF = {
+    "RobustnessDataset": ("clean", "fgsm@8", "pgd@8", "cc_mean"),
+    "NASRobBench201": ("clean", "fgsm@8", "pgd@8", "aa@8"),
+}
+TRUTH_OF = {"RobustnessDataset": "fgsm@8", "NASRobBench201": "pgd@8"}
+TARGETS = TARGETS_OF["RobustnessDataset"]
 STRATEGIES = {
     "random": {},
     "evolution": {"init_pool": 20, "sample_pool": 5},
@@ -59,6 +80,8 @@ STRATEGIES = {
     "optuna": {"sampler": "tpe", "n_startup_trials": 10},
 }
 PREFERRED = ("croze", "croze_fixed", "synflow", "nwot", "jacov", "snip", "flops")
+#: The objectives of the adversarial-training search (robust_zc and params are in the full sweep).
+PREFERRED_AT = ("robust_zc", "croze", "croze_fixed", "params", "synflow", "nwot", "jacov")
 
 
 def listed_strings(rob, space, archs: list[str]) -> list[str]:
@@ -69,19 +92,25 @@ def listed_strings(rob, space, archs: list[str]) -> list[str]:
     return [listed[a] for a in archs]
 
 
-def ground_truth(rob, space, archs: list[str]) -> dict[str, np.ndarray]:
-    """Values (fractions) of every candidate for each target name (robnas.benchmarks.robustness grammar)."""
+def ground_truth(rob, space, archs: list[str], targets=TARGETS) -> dict[str, np.ndarray]:
+    """Values (fractions) of every candidate for each target name (the benchmark's grammar)."""
     strings = listed_strings(rob, space, archs)
-    return {t: np.asarray(rob.target(strings, "cifar10", t)) for t in TARGETS}
+    return {t: np.asarray(rob.target(strings, "cifar10", t)) for t in targets}
 
 
-def result_row(strategy: str, objective: str, rows: list[dict]) -> str:
-    """One table row: percentile of the picks' fgsm@8 (mean ± sd), share in the top 5%, and the
-    mean accuracy (%) of the picks on every target."""
+def result_row(strategy: str, objective: str, rows: list[dict], targets=TARGETS) -> str:
+    """One table row: percentile of the picks' truth (mean ± sd), share in the top 5%, regret to the
+    best class (mean ± sd, percentage points), share of seeds that found it, and the mean accuracy (%)
+    of the picks on every target."""
     pct = np.array([r["pct"] for r in rows])
+    regret_cells = ""
+    if all("regret" in r for r in rows):
+        regret = np.array([r["regret"] for r in rows])
+        regret_cells = f"{regret.mean():.2f} ± {regret.std():.2f} | {np.mean(regret <= 1e-9):.0%} | "
     return (
         f"| {strategy} | {objective} | {pct.mean():.1f} ± {pct.std():.1f} | {np.mean(pct >= 95):.0%} | "
-        + " | ".join(f"{100 * np.mean([r[t] for r in rows]):.1f}" for t in TARGETS)
+        + regret_cells
+        + " | ".join(f"{100 * np.mean([r[t] for r in rows]):.1f}" for t in targets)
         + " |"
     )
 
@@ -209,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         "--scores", default=str(DEFAULT_SCORES), help="Scores CSV (long arch,proxy,value[,seconds] or wide)."
     )
     ap.add_argument("--robustness", default=str(DEFAULT_ROBUSTNESS), help="Robustness dataset folder.")
+    ap.add_argument(
+        "--benchmark",
+        default="",
+        help="Ground truth as NAME:PATH (nas-robbench-201:DIR: after adversarial training); default --robustness.",
+    )
+    ap.add_argument("--truth", default="", help="Target of pct and regret (default: fgsm@8, or pgd@8 on NAS-RobBench-201).")
     ap.add_argument("--objectives", default="", help="Comma-separated objectives (default: from the table).")
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--budgets", default="50,100,500")
@@ -237,18 +272,30 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     space = spaces.get("nb201")
-    ctx = objectives.ObjectiveContext(scores=args.scores, benchmark=args.robustness)
+    scores_path = args.scores
+    if scores_path.endswith(".gz"):  # the committed sweep is gzipped; the scores table reads plain CSV
+        scratch = tempfile.mkdtemp(prefix="search-nb201-")
+        scores_path = str(Path(scratch) / Path(scores_path).name[: -len(".gz")])
+        with gzip.open(args.scores, "rb") as src, open(scores_path, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    benchmark = args.benchmark or args.robustness
+    ctx = objectives.ObjectiveContext(scores=scores_path, benchmark=benchmark)
     table = ctx.table(space)
     rob = ctx.robustness()
+    targets = TARGETS_OF.get(type(rob).__name__, TARGETS)
+    truth_name = rob.canonical_target(args.truth or TRUTH_OF.get(type(rob).__name__, "fgsm@8"))
+    targets = targets if truth_name in targets else (*targets, truth_name)
     archs = table.archs
-    truth = ground_truth(rob, space, archs)
+    truth = ground_truth(rob, space, archs, targets)
+    best_class = float(np.max(rob.target_values("cifar10", truth_name)))
     index = {a: i for i, a in enumerate(archs)}
     subset = SubsetSpace(space, archs)
 
     if args.objectives:
         objs = [o.strip() for o in args.objectives.split(",") if o.strip()]
     else:
-        single = [p for p in PREFERRED if p in table.proxies]
+        preferred = PREFERRED if type(rob).__name__ == "RobustnessDataset" else PREFERRED_AT
+        single = [p for p in preferred if p in table.proxies]
         ensemble = "+".join(
             ([p for p in ("croze",) if p in table.proxies] + ["synflow", "nwot", "jacov"])[:3]
         )
@@ -263,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def record(budget: int, strategy: str, objective: str, arch: str, proxy_seconds: float) -> None:
         i = index[arch]
-        row = {t: float(truth[t][i]) for t in TARGETS}
-        row["pct"] = percentile(truth["fgsm@8"], truth["fgsm@8"][i])
+        row = {t: float(truth[t][i]) for t in targets}
+        row["pct"] = percentile(truth[truth_name], truth[truth_name][i])
+        row["regret"] = 100.0 * (best_class - truth[truth_name][i])
         row["proxy_s"] = proxy_seconds
         results[(budget, strategy, objective)].append(row)
 
@@ -272,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(args.seeds):
             rng = np.random.default_rng([seed, budget])
             record(budget, "random pick", "-", archs[int(rng.integers(len(archs)))], 0.0)
-            oracle = run_search(subset, "random", "bench:fgsm@8", budget, seed=seed, context=ctx)
-            record(budget, "random search", "bench:fgsm@8 (oracle)", oracle.best(1)[0].arch, 0.0)
+            oracle = run_search(subset, "random", f"bench:{truth_name}", budget, seed=seed, context=ctx)
+            record(budget, "random search", f"bench:{truth_name} (oracle)", oracle.best(1)[0].arch, 0.0)
             for strategy in strategies:
                 for objective in objs:
                     result = run_search(
@@ -291,23 +339,39 @@ def main(argv: list[str] | None = None) -> int:
 
     command = (
         f"python benchmarks/search_nb201.py --scores {Path(args.scores).name} "
-        f"--budgets {args.budgets} --seeds {args.seeds} --strategies {args.strategies} "
+        + (f"--benchmark {args.benchmark.split(':')[0]}:DIR " if args.benchmark else "")
+        + (f"--truth {args.truth} " if args.truth else "")
+        + f"--budgets {args.budgets} --seeds {args.seeds} --strategies {args.strategies} "
         f"--hnas-budgets {args.hnas_budgets or EMPTY}"
     )
+    if Path(args.out).name != "search_nb201.md":
+        command += f" --out {Path(args.out).name}"
     if args.hnas_seeds:
         command += f" --hnas-seeds {args.hnas_seeds}"
     if args.hnas_data:
         command += f" --hnas-data {args.hnas_data} --hnas-pool {args.hnas_pool} --hnas-batch-size {args.hnas_batch_size}"
+    adversarial = type(rob).__name__ == "NASRobBench201"
+    source = (
+        "NAS-RobBench-201 (Wu et al., ICLR 2024), every class after PGD-7 adversarial training, CIFAR-10"
+        if adversarial
+        else f"`{Path(args.robustness).name}` (Jung et al., ICLR 2023; standard training), CIFAR-10"
+    )
     lines = [
-        "# Simulated search on NAS-Bench-201 (CIFAR-10), robustness dataset as ground truth",
+        "# Simulated search on NAS-Bench-201 (CIFAR-10), "
+        + ("NAS-RobBench-201 (after adversarial training)" if adversarial else "robustness dataset")
+        + " as ground truth",
         "",
-        f"Command: `{command}`",
+        f"Command: `{command}` (DIR: the benchmark's folder, `../shared/data/nas_robbench201`)"
+        if args.benchmark
+        else f"Command: `{command}`",
         f"Scores table: `{Path(args.scores).name}` ({len(archs)} non-isomorphic architectures searched over; "
-        f"proxies read from the table, not computed). Ground truth: `{Path(args.robustness).name}` "
-        "(Jung et al., ICLR 2023), CIFAR-10.",
+        f"proxies read from the table, not computed). Ground truth: {source}; truth target `{truth_name}`.",
         f"Seeds: {args.seeds} per cell; the architecture returned is the best by the objective. "
-        "pct = percentile of its FGSM@8 accuracy among the searched architectures (100 = best); "
-        "top5% = share of seeds whose pick is in the top 5%; accuracies in %, means over seeds. "
+        f"pct = percentile of its {truth_name} accuracy among the searched architectures (100 = best); "
+        "top5% = share of seeds whose pick is in the top 5%; regret = the best class's "
+        f"{truth_name} accuracy in the whole benchmark ({100 * best_class:.2f}%) minus the pick's, percentage "
+        "points, mean ± sd over seeds; found = share of seeds whose pick is that best class; accuracies in %, "
+        "means over seeds. "
         "Proxy cost = sum of the table's measured seconds over the evaluated architectures"
         + ("" if has_seconds else " (this table has no seconds column: n/a)")
         + ".",
@@ -326,8 +390,10 @@ def main(argv: list[str] | None = None) -> int:
         lines += [
             f"## Budget {budget} evaluations",
             "",
-            "| strategy | objective | pct fgsm@8 (mean ± sd) | top5% | clean | fgsm@8 | pgd@8 | cc mean | proxy cost (s) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"| strategy | objective | pct {truth_name} (mean ± sd) | top5% | regret (pp) | found | "
+            + " | ".join(targets)
+            + " | proxy cost (s) |",
+            "|---|---|---|---|---|---|" + "---|" * len(targets) + "---|",
         ]
         for (b, strategy, objective), rows in results.items():
             if b != budget:
@@ -339,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 if np.isfinite(cost).all() and objective not in ("-",) and "oracle" not in objective
                 else "n/a"
             )
-            lines.append(result_row(strategy, objective, rows) + f" {cost_text} |")
+            lines.append(result_row(strategy, objective, rows, targets) + f" {cost_text} |")
             if budget == 100 and objective != "-" and "oracle" not in objective:
                 target_rows.append((pct.mean(), strategy, objective))
         lines.append("")
@@ -350,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             "## Target",
             "",
             "With 100 evaluations a proxy-guided search should find, on average, an architecture in the top 5% "
-            f"by fgsm@8 accuracy. Best proxy-guided cell: {best_strategy} with {best_objective}, mean percentile "
+            f"by {truth_name} accuracy. Best proxy-guided cell: {best_strategy} with {best_objective}, mean percentile "
             f"{best_pct:.1f}: **{'met' if met else 'not met'}**.",
             "",
         ]

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from robnas import data, spaces, zoo
-from robnas.spaces.nb201 import count_parameters
+from robnas.spaces.network import count_parameters
 from robnas.train import fit
 
 NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from robnas import data, models
-from robnas.oneshot import noise as ane
+from robnas.oneshot.wsr import noise as ane
 from robnas.runtime import resolve_device
 
 HERE = Path(__file__).resolve().parent

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from robnas import data
-from robnas.oneshot.wsr import COSTS, WsrConfig, WsrEpoch, run_wsr
+from robnas.oneshot.wsr.search import COSTS, WsrConfig, WsrEpoch, run_wsr
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "cifar10" / "cifar10_exact_subset.npz"

@@ -10,5 +10,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # torch pinned to its CPU build for every step, so that nothing pulls the CUDA wheels
 .venv/bin/python -m pip install -q -c scripts/constraints-cpu.txt torch
-.venv/bin/python -m pip install -q -c scripts/constraints-cpu.txt -e ".[dev,ray,postgres]"
+.venv/bin/python -m pip install -q -c scripts/constraints-cpu.txt -e ".[dev,ray,postgres,onnx]"
 echo "robnas installed in $(pwd)/.venv"

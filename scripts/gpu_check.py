@@ -173,13 +173,13 @@ def path_train(args: argparse.Namespace, scale: dict, work: Path, data) -> str:
 
 
 def path_evaluate(args: argparse.Namespace, scale: dict, work: Path, data) -> str:
-    from robnas import evaluate, models, spaces
+    from robnas import evaluate, models, spaces, targets
 
     net, _ = models.load_trained(
         work / "train", spaces.get("nb201").build(ARCH, data.num_classes, **scale["arch_opts"])
     )
-    attacks = evaluate.split_specs(scale["attacks"])
-    corruptions = evaluate.split_specs(scale["corruptions"])
+    attacks = targets.split_specs(scale["attacks"])
+    corruptions = targets.split_specs(scale["corruptions"])
     with Meter(args.device) as m:
         table = evaluate.run(
             net, data, attacks, corruptions, batch_size=scale["eval_batch"], limit=scale["eval_images"],

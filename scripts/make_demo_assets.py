@@ -6,6 +6,9 @@ Usage: python scripts/make_demo_assets.py ../shared/data src/robnas/assets/demo
 * the robustness dataset of Jung et al. (ICLR 2023) in its official layout, restricted to
   the sampled architectures (CIFAR-10 accuracies only; ids renumbered 0..N-1, the original
   NAS-Bench-201 index kept as ``nb201-index``);
+* NAS-RobBench-201 (Wu et al., ICLR 2024; after adversarial training) in its official web format,
+  restricted to the same architectures and numbered as the robustness excerpt (``ops.json`` lists
+  their cells in that order; every entry holds its class's 18 values: three datasets);
 * the NAS-Bench-201 CIFAR-10 accuracy and parameter columns of the same architectures.
 """
 
@@ -49,6 +52,20 @@ def main(src: Path, dst: Path, seed: int = 0) -> None:
         for measure in full["cifar10"].values():
             measure["accuracy"] = {k: v for k, v in measure["accuracy"].items() if k in keys}
         (rob / "cifar10" / f.name).write_text(json.dumps(full, separators=(",", ":")))
+
+    # NAS-RobBench-201: an isomorphic copy holds its representative's index; the excerpt holds values only
+    acc_text = (src / "nas_robbench201" / "NAS-RobBench-201_html.json").read_text()
+    acc = json.loads(acc_text[acc_text.index("=") + 1 :])
+    ops_text = (src / "nas_robbench201" / "ops.json").read_text()
+    ops = json.loads(ops_text[ops_text.index("=") + 1 :])
+    adv = dst / "nas_robbench201"
+    adv.mkdir(parents=True, exist_ok=True)
+    excerpt = {"": acc[""]}
+    for n, i in enumerate(chosen):
+        value = acc[i]
+        excerpt[str(n)] = acc[value] if isinstance(value, str) else value
+    (adv / "NAS-RobBench-201_html.json").write_text("acc=" + json.dumps(excerpt, separators=(",", ":")))
+    (adv / "ops.json").write_text("arch=" + json.dumps([ops[int(i)] for i in chosen], separators=(",", ":")))
 
     with open(src / "nb201" / "nb201_merged_by_index.csv") as fh:
         rows = {r["nb201_index"]: r for r in csv.DictReader(fh)}

@@ -440,3 +440,117 @@ def test_bad_target_names_give_one_clear_error_listing_the_forms(rob: Robustness
             objectives.make(spec, space, ctx)
     with pytest.raises(UnknownName, match="known: croze_weather"):
         corr.build_targets(rob, "cifar10", ["croze_wether"])
+
+
+# ------------------------------------------------------------------ other benchmarks, populations
+def _nrb_scores(bench) -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    archs = bench.arch_strings
+    pgd = bench.target(archs, "cifar10", "pgd@8")
+    return pd.DataFrame(
+        {
+            "arch": archs * 2,
+            "proxy": ["good"] * len(archs) + ["noise"] * len(archs),
+            "value": np.r_[pgd + rng.normal(0, 0.05, len(archs)), rng.normal(size=len(archs))],
+        }
+    )
+
+
+def test_nas_robbench_classes_and_strings_populations(tmp_path: Path) -> None:
+    from nas_robbench_fixture import write_nas_robbench
+    from robnas import benchmarks
+
+    root = write_nas_robbench(tmp_path / "nrb", n_archs=120)
+    bench = benchmarks.open("nas-robbench-201", root)
+    frame = _nrb_scores(bench)
+    result = corr.correlate(
+        frame, f"nas-robbench-201:{root}", targets=["clean", "PGD@8.0", "aa@8"], population="classes,strings",
+        bootstrap=200,
+    )
+    assert list(result["target"].unique()) == ["clean", "pgd@8", "aa@8"]
+    assert set(result["population"]) == {"classes", "strings"}
+    got = result.set_index(["proxy", "target", "population"])
+    for proxy in ("good", "noise"):
+        part = frame[frame["proxy"] == proxy].drop_duplicates(subset=None)
+        first = part.assign(cls=[bench.isomorph(a) for a in part["arch"]]).drop_duplicates("cls")
+        rows = bench.rows(list(first["arch"]))
+        x = first["value"].to_numpy()
+        w = bench.weights()[rows].astype(int)
+        for target in ("clean", "pgd@8", "aa@8"):
+            y = bench.target_values("cifar10", target)[rows]
+            classes = got.loc[(proxy, target, "classes")]
+            assert classes["n"] == len(x) == len(bench.keys)
+            assert classes["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+            assert classes["kendall"] == pytest.approx(stats.kendalltau(x, y).statistic, abs=1e-12)
+            # strings: the statistics of the sample with each class repeated by its number of strings
+            xe, ye = np.repeat(x, w), np.repeat(y, w)
+            strings = got.loc[(proxy, target, "strings")]
+            assert strings["n"] == len(x)
+            assert strings["spearman"] == pytest.approx(stats.spearmanr(xe, ye).statistic, abs=1e-12)
+            assert strings["kendall"] == pytest.approx(stats.kendalltau(xe, ye).statistic, abs=1e-12)
+            top_x, top_y = stats.rankdata(xe) > 0.9 * len(xe), stats.rankdata(ye) > 0.9 * len(xe)
+            assert strings["top10_precision"] == pytest.approx((top_x & top_y).sum() / top_x.sum())
+            assert strings["spearman_lo"] <= strings["spearman"] <= strings["spearman_hi"]
+    assert got.loc[("good", "pgd@8", "strings"), "spearman"] > 0.8
+    with pytest.raises(UnknownName, match="aa@8"):
+        corr.correlate(frame, bench, targets=["apgd@8"], bootstrap=0)
+    with pytest.raises(ConfigError, match="population"):
+        corr.correlate(frame, bench, targets=["clean"], population="everything", bootstrap=0)
+
+
+def test_cli_benchmark_spec_and_robustness_spelling(rob: RobustnessDataset, tmp_path: Path) -> None:
+    from nas_robbench_fixture import write_nas_robbench
+    from robnas import benchmarks
+
+    root = write_nas_robbench(tmp_path / "nrb", n_archs=120)
+    scores = tmp_path / "s.csv"
+    _nrb_scores(benchmarks.open("nas-robbench-201", root)).to_csv(scores, index=False)
+    runner = CliRunner()
+    out = tmp_path / "o"
+    res = runner.invoke(
+        app,
+        ["correlate", "--scores", str(scores), "--benchmark", f"nas-robbench-201:{root}", "--dataset", "cifar10",
+         "--targets", "clean,pgd@8,aa@8", "--out", str(out), "--bootstrap", "50"],
+    )
+    assert res.exit_code == 0, res.output
+    csv = pd.read_csv(out / "correlations.csv")
+    assert {"proxy", "target", "spearman", "kendall", "n", "population", "top1_precision"} <= set(csv.columns)
+    assert set(csv["target"]) == {"clean", "pgd@8", "aa@8"} and set(csv["population"]) == {"classes", "strings"}
+    assert "population strings" in res.stdout
+    assert (out / "heatmap_spearman.png").is_file() and (out / "scatter_clean.png").is_file()
+    # --robustness DIR is the spelling of --benchmark robustness:DIR
+    rob_scores = tmp_path / "r.csv"
+    _scores(rob).to_csv(rob_scores, index=False)
+    args = ["--targets", "clean,fgsm@8", "--no-figures", "--bootstrap", "0", "--population", "classes"]
+    a = runner.invoke(app, ["correlate", "--scores", str(rob_scores), "--robustness", str(rob.root),
+                            "--out", str(tmp_path / "a"), *args])
+    b = runner.invoke(app, ["correlate", "--scores", str(rob_scores), "--benchmark", f"robustness:{rob.root}",
+                            "--out", str(tmp_path / "b"), *args])
+    assert a.exit_code == b.exit_code == 0, a.output + b.output
+    assert (tmp_path / "a" / "correlations.csv").read_text() == (tmp_path / "b" / "correlations.csv").read_text()
+    bad = runner.invoke(app, ["correlate", "--scores", str(rob_scores), "--benchmark", f"nas-robench-201:{root}",
+                              "--out", str(tmp_path / "c")])
+    assert bad.exit_code == 2 and "nas-robbench-201" in bad.output
+    none = runner.invoke(app, ["correlate", "--scores", str(rob_scores), "--out", str(tmp_path / "d")])
+    assert none.exit_code == 2 and "--benchmark" in none.output
+
+
+def test_cli_contract_on_tiny_robustbench(shared_data: Path, tmp_path: Path) -> None:
+    from robnas import benchmarks
+
+    folder = shared_data / "tiny_robustbench"
+    if not folder.is_dir():
+        pytest.skip(f"Tiny-RobustBench files absent ({folder})")
+    bench = benchmarks.open("tiny-robustbench", folder)
+    y = bench.target_values("cifar10", "pgd@8")
+    noise = np.random.default_rng(0).normal(size=len(y))
+    scores = tmp_path / "s.csv"
+    pd.DataFrame({"arch": bench.keys * 2, "proxy": ["truthy"] * len(y) + ["noise"] * len(y),
+                  "value": np.r_[y, noise]}).to_csv(scores, index=False)
+    res = CliRunner().invoke(app, ["correlate", "--scores", str(scores), "--benchmark", f"tiny-robustbench:{folder}",
+                                   "--targets", "clean,pgd@8", "--out", str(tmp_path / "o"), "--no-figures"])
+    assert res.exit_code == 0, res.output
+    csv = pd.read_csv(tmp_path / "o" / "correlations.csv").set_index(["proxy", "target"])
+    assert (csv["n"] == len(y)).all() and set(csv["population"]) == {"classes"}
+    assert csv.loc[("truthy", "pgd@8"), "kendall"] == pytest.approx(1.0)
+    assert csv.loc[("noise", "pgd@8"), "kendall"] == pytest.approx(stats.kendalltau(noise, y).statistic)

@@ -7,9 +7,12 @@ from typer.testing import CliRunner
 
 from robnas import correlate as corr
 from robnas import demo
+from robnas.benchmarks.nas_robbench import NASRobBench201
 from robnas.benchmarks.robustness import RobustnessDataset
 from robnas.cli import app
 from robnas.errors import ConfigError
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def test_packaged_excerpt_is_consistent():
@@ -17,6 +20,23 @@ def test_packaged_excerpt_is_consistent():
     archs = demo.pick_architectures(rob, None)
     assert len(archs) == 200 and len({rob.isomorph(a) for a in archs}) == 200
     assert len(demo.pick_architectures(rob, 10, seed=1)) == 10
+    # the NAS-RobBench-201 excerpt covers the same 200 cells, in the same order
+    adv = NASRobBench201(demo.ASSETS / "nas_robbench201")
+    assert adv.arch_strings == rob.arch_strings and len(adv.keys) == 200
+
+
+@pytest.mark.skipif(
+    not (SHARED / "nas_robbench201" / "ops.json").is_file(), reason=f"NAS-RobBench-201 absent ({SHARED})"
+)
+def test_packaged_adversarial_excerpt_equals_the_official_files():
+    full = NASRobBench201(SHARED / "nas_robbench201")
+    excerpt = NASRobBench201(demo.ASSETS / "nas_robbench201")
+    meta = json.loads((demo.ASSETS / "robustness" / "meta.json").read_text())
+    indices = [meta["ids"][str(n)]["nb201-index"] for n in range(200)]
+    assert [full.arch_strings[i] for i in indices] == excerpt.arch_strings
+    for dataset in full.datasets():
+        for target in full.target_names(dataset):
+            assert (full.target(indices, dataset, target) == excerpt.target_values(dataset, target)).all()
 
 
 def test_demo_cli_small(tmp_path):
@@ -49,9 +69,19 @@ def test_demo_cli_small(tmp_path):
     assert f"{rho[best] - rho[second]:+.3f} over the runner-up {second} ({rho[second]:.3f})" in last
     if best != "params":
         assert f"{rho[best] - rho['params']:+.3f} over params ({rho['params']:.3f})" in last
-    for name in ("correlations.csv", "correlations.md", "heatmap.png", "scores.csv", "demo.json"):
+    for name in ("correlations.csv", "correlations_adversarial.csv", "correlations.md", "heatmap.png", "scores.csv", "demo.json"):
         assert str(out / name) in last
     assert json.loads((out / "demo.json").read_text())["answer"] == last
+    # and after adversarial training: the best proxy for NAS-RobBench-201's pgd@8
+    adv = list(csv.DictReader(open(out / "correlations_adversarial.csv")))
+    assert {r["target"] for r in adv} == {"clean", "fgsm@8", "pgd@8", "aa@8"} and all(r["n"] == "16" for r in adv)
+    adv_rho = {r["proxy"]: float(r["spearman"]) for r in adv if r["target"] == "pgd@8"}
+    adv_best = max(adv_rho, key=adv_rho.get)
+    assert (
+        f"; after adversarial training (NAS-RobBench-201, cifar10 pgd@8 accuracy), {adv_best} ranks robustness "
+        f"best: Spearman rho {adv_rho[adv_best]:.3f}" in last
+    )
+    assert "After adversarial training (NAS-RobBench-201, CIFAR-10)" in result.output
 
 
 def test_answer_names_margins_and_edge_cases():
@@ -59,11 +89,11 @@ def test_answer_names_margins_and_edge_cases():
 
     table = pd.DataFrame(
         [
-            ("croze", "fgsm@8", 50, 0.6, 0.5, 0.7, 0.4, 0.3),
-            ("synflow", "fgsm@8", 50, 0.5, 0.4, 0.6, 0.3, 0.2),
-            ("params", "fgsm@8", 50, 0.45, 0.3, 0.6, 0.3, 0.2),
-            ("jacov", "fgsm@8", 50, float("nan"), float("nan"), float("nan"), float("nan"), float("nan")),
-            ("croze", "clean", 50, 0.1, 0.0, 0.2, 0.1, 0.1),
+            ("croze", "fgsm@8", "rows", 50, 0.6, 0.5, 0.7, 0.4, 0.3, 0.1),
+            ("synflow", "fgsm@8", "rows", 50, 0.5, 0.4, 0.6, 0.3, 0.2, 0.1),
+            ("params", "fgsm@8", "rows", 50, 0.45, 0.3, 0.6, 0.3, 0.2, 0.1),
+            ("jacov", "fgsm@8", "rows", 50, *[float("nan")] * 6),
+            ("croze", "clean", "rows", 50, 0.1, 0.0, 0.2, 0.1, 0.1, 0.0),
         ],
         columns=list(corr.COLUMNS),
     )
@@ -77,3 +107,11 @@ def test_answer_names_margins_and_edge_cases():
     assert "params not scored" in demo.answer(table[table["proxy"] != "params"], "fgsm@8")
     with pytest.raises(ConfigError, match="pgd@8"):
         demo.answer(table, "pgd@8")
+    adversarial = table.assign(target=table["target"].replace({"fgsm@8": "pgd@8"}))
+    adversarial.loc[adversarial["proxy"] == "params", "spearman"] = 0.8
+    line = demo.answer(table, "fgsm@8", [Path("o/c.csv")], adversarial=adversarial)
+    assert line.endswith(
+        "+0.150 over params (0.450); after adversarial training (NAS-RobBench-201, cifar10 pgd@8 accuracy), "
+        "params ranks robustness best: Spearman rho 0.800 (95% CI 0.300 to 0.600), +0.200 over the runner-up "
+        "croze (0.600), no proxy beats params; wrote o/c.csv."
+    )

@@ -16,7 +16,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from robnas import evaluate as ev
-from robnas import spaces
+from robnas import models, spaces, targets
 from robnas.cli import app
 from robnas.errors import ConfigError, DataError, UnknownName
 
@@ -42,8 +42,8 @@ def test_parse_specs():
     assert ev.parse_attack("cw") == [("cw", {})]
     assert ev.parse_attack("pgd@4:random_start=false") == [("pgd", {"eps": 4 / 255, "random_start": False})]
     assert len(ev.parse_attack("preset:wsr-spectrum")) == 8
-    assert ev.split_specs("fgsm@8,pgd@8:steps=20,alpha=2") == ["fgsm@8", "pgd@8:steps=20,alpha=2"]
-    assert ev.split_specs(["fgsm@8", "cw"]) == ["fgsm@8", "cw"]
+    assert targets.split_specs("fgsm@8,pgd@8:steps=20,alpha=2") == ["fgsm@8", "pgd@8:steps=20,alpha=2"]
+    assert targets.split_specs(["fgsm@8", "cw"]) == ["fgsm@8", "cw"]
     assert ev.parse_corruption("fog@3") == [("fog", 3)]
     assert ev.parse_corruption("fog") == [("fog", s) for s in range(1, 6)]
     assert len(ev.parse_corruption("all")) == 75
@@ -201,7 +201,7 @@ def test_plot_writes_figures(tmp_path):
 def test_resolve_model(tmp_path):
     net = spaces.get("nb201").build(ARCH, C=4, N=1)
     torch.save({"model": net.state_dict(), "epoch": 1}, tmp_path / "w.pt")
-    model, info = ev.resolve_model(f"nb201:{ARCH}", 10, tmp_path / "w.pt", C=4, N=1)
+    model, info = models.resolve_model(f"nb201:{ARCH}", 10, tmp_path / "w.pt", C=4, N=1)
     x = torch.rand(2, 3, 16, 16)
     assert torch.allclose(model.eval()(x), net.eval()(x))
     assert info["arch"] == f"nb201:{ARCH}" and "normalize" not in info
@@ -212,25 +212,25 @@ def test_resolve_model(tmp_path):
     (run_dir / "meta.json").write_text(
         json.dumps({"arch": f"nb201:{ARCH}", "model_options": {"C": 4, "N": 1}})
     )
-    model, info = ev.resolve_model(str(run_dir / "best.pt"))
+    model, info = models.resolve_model(str(run_dir / "best.pt"))
     assert torch.allclose(model.eval()(x), net.eval()(x)) and info["normalize"] is None
-    wrapped, used = ev.prepare_model(model, info)
+    wrapped, used = models.prepare_model(model, info)
     assert used is None
-    wrapped, used = ev.prepare_model(model, {"arch": "x"}, dataset="cifar10")
+    wrapped, used = models.prepare_model(model, {"arch": "x"}, dataset="cifar10")
     assert used is not None and isinstance(wrapped[0], nn.Module)
     # errors
     with pytest.raises(DataError, match="fit"):
-        ev.resolve_model(f"nb201:{ARCH}", 10, tmp_path / "w.pt", C=8, N=1)
+        models.resolve_model(f"nb201:{ARCH}", 10, tmp_path / "w.pt", C=8, N=1)
     with pytest.raises(DataError, match="not found"):
-        ev.resolve_model(f"nb201:{ARCH}", 10, tmp_path / "missing.pt")
+        models.resolve_model(f"nb201:{ARCH}", 10, tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(DataError, match="weights_only"):
-        ev.resolve_model(f"nb201:{ARCH}", 10, tmp_path / "junk.pt")
+        models.resolve_model(f"nb201:{ARCH}", 10, tmp_path / "junk.pt")
     torch.save({"model": net.state_dict(), "epoch": 1}, tmp_path / "noarch.pt")
     with pytest.raises(DataError, match="arch"):
-        ev.resolve_model(str(tmp_path / "noarch.pt"))
+        models.resolve_model(str(tmp_path / "noarch.pt"))
     with pytest.raises((UnknownName, ConfigError)):
-        ev.resolve_model("no-such-model")
+        models.resolve_model("no-such-model")
 
 
 def _random_npz(path, seed: int, splits: dict[str, int], **fixed: np.ndarray):

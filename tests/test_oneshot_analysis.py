@@ -15,8 +15,10 @@ from robnas import data
 from robnas.cli import app
 from robnas.errors import ConfigError, DataError
 from robnas.objectives import ObjectiveContext
-from robnas.oneshot import analysis, train_supernet
+from robnas.oneshot import train_supernet
+from robnas.oneshot.robnets import analysis
 from robnas.search import run_search
+from robnas.search.robnets import measure_run
 
 OPTIONS = {"candidates": 4, "finetune_epochs": 1, "finetune_images": 8, "eval_images": 4, "fsp_steps": 1}
 
@@ -99,15 +101,15 @@ def test_analyses_rescore_and_refuse_another_runs_data_and_a_missing_store(finis
     other = tmp_path / "other.npz"
     other.write_bytes(Path(npz).read_bytes())
     with pytest.raises(ConfigError, match="pass the search's own --data and --supernet"):
-        analysis.measure_run(tmp / "r.db", ObjectiveContext(data=str(other), supernet=checkpoint))
-    again = analysis.measure_run(
+        measure_run(tmp / "r.db", ObjectiveContext(data=str(other), supernet=checkpoint))
+    again = measure_run(
         tmp / "r.db", ObjectiveContext(data=npz, supernet=checkpoint), fsp=False, eval_images=3
     )
     assert again["score"].between(0, 1).all() and again["clean"].between(0, 1).all()
     assert sorted(again["search_score"]) == sorted(r.value for r in result.history)
     assert np.allclose(np.round(again["score"] * 3), again["score"] * 3) and again["fsp"].isna().all()
     with pytest.raises(DataError, match="run store not found"):
-        analysis.measure_run(tmp_path / "none.db", ObjectiveContext(data=npz, supernet=checkpoint))
+        measure_run(tmp_path / "none.db", ObjectiveContext(data=npz, supernet=checkpoint))
 
 
 def test_robnet_supernet_refuses_architectures_of_other_spaces():

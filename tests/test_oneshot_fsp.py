@@ -7,7 +7,14 @@ import torch
 
 from robnas import spaces
 from robnas.errors import ConfigError
-from robnas.oneshot.fsp import FSPOptions, cell_fsp_matrices, fsp_losses, fsp_matrix, fsp_score, keep_lowest
+from robnas.oneshot.robnets.fsp import (
+    FSPOptions,
+    cell_fsp_matrices,
+    fsp_losses,
+    fsp_matrix,
+    fsp_score,
+    keep_lowest,
+)
 
 
 @pytest.fixture(scope="module")

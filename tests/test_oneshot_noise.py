@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from robnas.errors import ConfigError
-from robnas.oneshot import l2_to_linf, linf_to_l2, noise_estimator
-from robnas.oneshot.noise import (
+from robnas.oneshot.wsr import l2_to_linf, linf_to_l2, noise_estimator
+from robnas.oneshot.wsr.noise import (
     NoiseMemory,
     bracket,
     estimator_optimizer,
@@ -161,7 +161,7 @@ def test_estimator_schedule():
 
 def test_pgd_noises_at_the_reference_strengths_and_a_random_one():
     from robnas import spaces
-    from robnas.oneshot.noise import pgd_noises
+    from robnas.oneshot.wsr.noise import pgd_noises
 
     torch.manual_seed(0)
     net = spaces.get("nb201").build(spaces.get("nb201").sample(0), C=4, N=1)

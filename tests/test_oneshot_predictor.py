@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from robnas.errors import ConfigError
-from robnas.oneshot import loss_predictor
-from robnas.oneshot.predictor import (
+from robnas.oneshot.wsr import loss_predictor
+from robnas.oneshot.wsr.predictor import (
     ArchitectureStep,
     LossMemory,
     gumbel_weights,

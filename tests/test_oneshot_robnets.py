@@ -16,8 +16,9 @@ from robnas.cli.search import needs_data
 from robnas.errors import ConfigError, UnknownName
 from robnas.models import normalized
 from robnas.objectives import ObjectiveContext
+from robnas.objectives.oneshot import source
 from robnas.oneshot import load_supernet, recalibrate_bn, train_supernet
-from robnas.oneshot.objective import parse_target, source
+from robnas.oneshot.robnets.objective import parse_target
 from robnas.search import run_search
 
 DATA = "synthetic:48"
@@ -54,9 +55,9 @@ def test_oneshot_objectives_need_data():
 
 
 def test_targets_parse():
-    assert parse_target("clean").attack is None
+    assert parse_target("clean").level is None
     target = parse_target("pgd@8")
-    assert (target.attack, target.eps) == ("pgd", 8 / 255)
+    assert (target.name, target.eps) == ("pgd", 8 / 255)
     assert parse_target("fgsm@4").eps == 4 / 255
     for bad in ("pgd", "pgd@x", "cw@8", "pgd@-1"):
         with pytest.raises(UnknownName, match="expected clean, fgsm@EPS or pgd@EPS"):

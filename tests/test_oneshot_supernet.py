@@ -405,7 +405,7 @@ def test_two_process_ddp_trains_a_supernet(tmp_path):
 
 def test_fsp_filter_reads_a_supernet_path_as_its_subnet():
     from robnas.oneshot import SinglePath
-    from robnas.oneshot.fsp import fsp_score
+    from robnas.oneshot.robnets.fsp import fsp_score
 
     torch.manual_seed(0)
     net = supernet("robnet-free", C=4, layers=5)

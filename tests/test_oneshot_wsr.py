@@ -9,8 +9,8 @@ import torch
 
 from robnas import data as data_lib
 from robnas.errors import ConfigError
-from robnas.oneshot import wsr
-from robnas.oneshot.wsr import WsrConfig, derive_genotype, run_wsr
+from robnas.oneshot.wsr import search as wsr
+from robnas.oneshot.wsr.search import WsrConfig, derive_genotype, run_wsr
 from robnas.spaces.darts import PRIMITIVES
 
 OP = {name: i for i, name in enumerate(PRIMITIVES)}
@@ -168,7 +168,7 @@ def test_strategies_record_search_epochs_and_resume(images, tmp_path):
     assert more.run == result.run and more.history[-1].info.get("final") is True
     assert [r.info.get("epoch") for r in more.history if not r.info.get("final")][:2] == [0, 1]
     with pytest.raises(ConfigError, match="strictly increasing"):
-        make_strategy("wsr-naive", {"naive_eps": "0.03,0.02,0.06,0.07,0.08,0.09"})
+        make_strategy("wsr-naive", {"naive_eps": "7.65,5.1,15.3,17.85,20.4,22.95"})
     with pytest.raises(ConfigError, match="darts space"):
         run_search("nb201", "wsr-nas", "params", budget=1, options=options, context=context)
 

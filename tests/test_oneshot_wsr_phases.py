@@ -62,8 +62,9 @@ def _lines(output: str) -> list[str]:
 @pytest.mark.parametrize(
     ("strategy", "options", "message"),
     [
-        ("wsr-nas", {"pgd_eps": "0.06,0.03,0.09"}, "pgd_eps must be 3 positive, strictly increasing"),
-        ("wsr-naive", {"naive_eps": "0.03,0.06"}, "naive_eps must be 6 positive, strictly increasing"),
+        ("wsr-nas", {"pgd_eps": "15.3,7.65,22.95"}, "pgd_eps must be 3 positive, strictly increasing"),
+        ("wsr-nas", {"pgd_eps": "0.03,0.06,0.09"}, "strengths are in 1/255 as every eps of the command line; for the fractions 0.03,0.06,0.09 write pgd_eps=7.65,15.3,22.95"),
+        ("wsr-naive", {"naive_eps": "7.65,15.3"}, "naive_eps must be 6 positive, strictly increasing"),
         ("wsr-nas", {"estimator": "plus"}, "the plus AN-E takes 32x32 images, the data has 16x16"),
         ("wsr-nas", {"memory_epochs": "0"}, "the loss predictor trains on its memory"),
     ],

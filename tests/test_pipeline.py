@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from robnas import objectives
+import robnas
 from robnas.errors import ConfigError
 from robnas.pipeline import load_config, run_pipeline
 
-DEMO_ROBUSTNESS = Path(objectives.__file__).parent / "assets" / "demo" / "robustness"
+DEMO_ROBUSTNESS = Path(robnas.__file__).parent / "assets" / "demo" / "robustness"
 
 CONFIG = """
 out = "run"
@@ -22,6 +22,8 @@ strategy = "random"
 objective = "bench:pgd@8"
 budget = 4
 benchmark = "{bench}"
+scores = "{bench}/../nb201_cifar10.csv"  # the excerpt's architectures: every lookup finds its row
+within_scores = true
 [train]
 recipe = "standard"
 epochs = 1
@@ -175,3 +177,11 @@ def test_pipeline_search_on_workers_gives_the_serial_history(tmp_path):
     config.write_text(SMALL.replace("budget = 2\n", "budget = 2\nworkers = 0\n"))
     with pytest.raises(ConfigError, match="workers must be an integer >= 1"):
         stage_search(load_config(config), tmp_path / "bad")
+
+
+def test_pipeline_benchmark_name_and_relative_path(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[search]\nbenchmark = "nas-robbench-201:data/nrb"\n[train]\n[evaluate]\n')
+    assert load_config(config)["search"]["benchmark"] == f"nas-robbench-201:{tmp_path / 'data' / 'nrb'}"
+    config.write_text('[search]\nbenchmark = "data/rob"\n[train]\n[evaluate]\n')
+    assert load_config(config)["search"]["benchmark"] == str(tmp_path / "data" / "rob")

@@ -71,7 +71,7 @@ def test_save_load_round_trip_and_corrupt_files(tmp_path: Path) -> None:
         predict.load(broken)
     body = path.read_text().replace("Tree=0", "Tree=zero")
     (tmp_path / "model.json").write_text(body)
-    with pytest.raises(DataError, match="does not match its sha256"):
+    with pytest.raises(DataError, match="do not match its sha256"):
         predict.load(tmp_path / "model.json")
     with pytest.raises(DataError, match="does not exist"):
         predict.load(tmp_path / "absent.json")
@@ -158,4 +158,80 @@ def test_csv_labels_in_another_space(tmp_path: Path) -> None:
     model = predict.fit_files([tmp_path / "s.csv"], tmp_path / "l.csv", "train:pgd-at", darts)
     assert (model.space, model.n_train, model.labels) == ("darts", 16, "l.csv:train:pgd-at")
     ranked = predict.predict_table(model, [tmp_path / "s.csv"], darts)
-    assert len(ranked) == 24 and ranked["prediction"].is_monotonic_decreasing
+    assert len(ranked) == 24 and ranked["value"].is_monotonic_decreasing
+
+
+def _tiny_robustbench(folder: Path, archs: list[str], adv: np.ndarray) -> Path:
+    """A Tiny-RobustBench file (its JSON format) of ``archs`` with adversarial accuracies ``adv`` (percent)."""
+    import json
+
+    darts = spaces.get("darts")
+    entries = []
+    for i, (text, a) in enumerate(zip(archs, adv, strict=True)):
+        g = darts.parse(text)
+        genes = {
+            "normal": [list(e) for e in g.normal],
+            "normal_concat": list(g.normal_concat),
+            "reduce": [list(e) for e in g.reduce],
+            "reduce_concate": list(g.reduce_concat),
+        }
+        entries.append({
+            "seed": i,
+            "net": {"genotype": genes, "depth": 5, "width": 4, "aux": False, "drop_prob": 0.0},
+            "adversarial_param": {"adv_loss": "pgd", "epsilon": 8 / 255, "num_steps": 7, "step_size": 0.01},
+            "max_test_top1_original": 70.0 + float(a) / 4,
+            "max_test_top1_adv": float(a),
+        })
+    folder.mkdir()
+    (folder / "robust_bench_seed_0_1000.json").write_text(json.dumps(entries))
+    return folder
+
+
+def test_fit_on_tiny_robustbench_and_apply_to_a_list_of_genotypes(tmp_path: Path) -> None:
+    from robnas import scoring
+    from robnas.data import load
+    from robnas.store import RunStore
+
+    darts = spaces.get("darts")
+    rng = np.random.default_rng(0)
+    archs = [darts.format(darts.sample(rng)) for _ in range(10)]
+    npz = tmp_path / "d.npz"
+    np.savez(npz, x_train=rng.integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8), y_train=rng.integers(0, 10, 16))
+    build = {"C": 4, "layers": 5}
+    with RunStore(tmp_path / "s.sqlite") as store:
+        scoring.score("darts", archs[:8], ["params", "robust_zc"], load(str(npz), "train"), store,
+                      batch_size=8, seed=0, build_options=build)
+    params = predict.proxy_table([tmp_path / "s.sqlite"], darts)["params"]
+    adv = 30.0 + 10.0 * params.loc[[darts.canonical_string(a) for a in archs[:8]]].rank().to_numpy() / 8
+    bench = _tiny_robustbench(tmp_path / "trb", archs[:8], adv)
+    model = tmp_path / "m.json"
+    runner = CliRunner()
+    result = runner.invoke(app, [
+        "predict", "fit", "--scores", str(tmp_path / "s.sqlite"), "--benchmark", f"tiny-robustbench:{bench}",
+        "--target", "pgd@8", "--arch-opt", "C=4", "--arch-opt", "layers=5", "--out", str(model),
+    ])
+    assert result.exit_code == 0, result.output
+    fitted = predict.load(model)
+    assert (fitted.space, fitted.target, fitted.n_train, fitted.labels) == ("darts", "pgd@8", 8, "trb:cifar10:pgd@8")
+    assert fitted.scoring == {"batch_size": 8, "seed": 0, "build_options": build}
+    (tmp_path / "cands.txt").write_text("\n".join(archs[4:]) + "\n")
+    result = runner.invoke(app, [
+        "predict", "apply", "--model", str(model), "--space", "darts", "--archs", str(tmp_path / "cands.txt"),
+        "--data", str(npz), "--out", str(tmp_path / "ranked.csv"),
+    ])
+    assert result.exit_code == 0, result.output
+    ranked = pd.read_csv(tmp_path / "ranked.csv")
+    assert list(ranked.columns) == ["arch", "value"] and len(ranked) == 6
+    assert ranked["value"].is_monotonic_decreasing
+    # the proxies computed for the candidates are those of the scoring run (same batch, seed, settings)
+    scored = predict.predict_table(fitted, [tmp_path / "s.sqlite"], darts).set_index("arch")["value"]
+    again = ranked.set_index("arch")["value"]
+    common = [a for a in again.index if a in scored.index]
+    assert len(common) == 4 and again[common].to_numpy() == pytest.approx(scored[common].to_numpy(), rel=1e-5)
+    # no labels source, or both: one line
+    result = runner.invoke(app, ["predict", "fit", "--scores", str(tmp_path / "s.sqlite"), "--target", "pgd@8",
+                                 "--out", str(model)])
+    assert result.exit_code == 2 and _lines(result.output)[0].startswith("error: give the labels")
+    result = runner.invoke(app, ["predict", "apply", "--model", str(model), "--space", "darts",
+                                 "--out", str(tmp_path / "r.csv")])
+    assert result.exit_code == 2 and _lines(result.output)[0].startswith("error: give the candidates")

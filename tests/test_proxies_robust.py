@@ -60,3 +60,18 @@ def test_robust_zc_scores_32_real_cifar10_images(shared_data, space):
     net = sp.build(ARCH if space == "nb201" else sp.sample(0), num_classes=10, **small)
     result = robnas.proxies.run("robust_zc", net, x, y)
     assert result.error == "" and math.isfinite(result.value) and result.value > 0
+
+
+def test_contract_robust_zc_on_a_tiny_robustbench_network_as_trained(shared_data):
+    """robnas.proxies.compute("robust_zc", net, x, y) on a DARTS network (C=16, 8 cells) and 32 CIFAR-10 images."""
+    root = shared_data / "tiny_robustbench"
+    if not root.is_dir():
+        pytest.skip(f"{root} is absent")
+    bench = robnas.benchmarks.open("tiny-robustbench", root)
+    images = robnas.data.load_npz(shared_data / "cifar10" / "cifar10_exact_subset.npz", name="cifar10")
+    x, y = robnas.data.proxy_batch(images, 32, seed=0)
+    torch.manual_seed(0)
+    net = bench.build(bench.keys[0])
+    assert bench.build_options(bench.keys[0])["C"] == 16 and len(net.cells) == 8
+    value = robnas.proxies.compute("robust_zc", net, x, y)
+    assert math.isfinite(value) and value > 0

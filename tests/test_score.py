@@ -137,3 +137,23 @@ def test_cli_score_nb201_indices(tmp_path, shared_data):
     assert rows[0]["arch"].startswith("|avg_pool_3x3~0|+|nor_conv_1x1~0|")  # NB201 index 0
     bad = CliRunner().invoke(app, [*args[:2], "99999", *args[3:]])
     assert bad.exit_code == 2 and "99999" in bad.output
+
+
+def test_one_seeding_rule_for_score_and_search_objectives(tmp_path):
+    """``robnas score`` and a proxy search objective take one path: the canonical form of the
+    architecture, seeded from its canonical text, so an isomorphic spelling scores the same and
+    the objective's value is the stored one."""
+    from robnas import objectives
+
+    rng = np.random.default_rng(1)
+    arch = next(a for a in (SPACE.sample(rng) for _ in range(500)) if SPACE.format(a) != SPACE.canonical_string(a))
+    text, canon = SPACE.format(arch), SPACE.canonical_string(arch)
+    context = objectives.ObjectiveContext(data="synthetic:32", batch_size=8, seed=3, model=TINY)
+    proxies = ["synflow", "croze"]
+    with RunStore(tmp_path / "s.sqlite") as store:
+        scoring.score("nb201", [text, canon], proxies, context.images(), store, batch_size=8, seed=3,
+                      build_options=TINY)  # fmt: skip
+        values = {(r.arch, r.proxy): r.value for r in store.rows()}
+    for proxy in proxies:
+        searched = objectives.make(proxy, SPACE, context).evaluate(text)
+        assert (values[(text, proxy)], values[(canon, proxy)]) == (searched, searched), proxy

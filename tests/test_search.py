@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+import robnas
 from robnas import objectives, search, spaces
 from robnas.errors import ConfigError, DataError, InvalidArchitecture, UnknownName
 from robnas.objectives import OBJECTIVES, Objective, ObjectiveContext
 from robnas.search import run_search
 from robnas.spaces.nb201 import OPERATIONS
 
-DEMO_ROBUSTNESS = Path(objectives.__file__).parent / "assets" / "demo" / "robustness"
+DEMO_ROBUSTNESS = Path(robnas.__file__).parent / "assets" / "demo" / "robustness"
 CALLS: dict[str, int] = {}
 
 
@@ -291,6 +292,42 @@ def test_benchmark_objective_within_the_demo_fixture():
     assert best.value == pytest.approx(rob.accuracy(best.arch, "cifar10", "fgsm@Linf", eps=8.0))
     cc = objectives.make("bench:cc_mean", spaces.get("nb201"), ctx).evaluate(best.arch)
     assert 0.0 < cc < 1.0
+
+
+def test_benchmark_objective_after_adversarial_training(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from nas_robbench_fixture import write_nas_robbench
+    from robnas import benchmarks
+    from robnas.cli import app
+
+    root = write_nas_robbench(tmp_path / "nrb", n_archs=120)
+    bench = benchmarks.open("nas-robbench-201", root)
+    ctx = ObjectiveContext(benchmark=f"nas-robbench-201:{root}")
+    result = run_search("nb201", "random", "bench:pgd@8", 10, seed=0, context=ctx, candidates=bench.arch_strings)
+    _check_run(result, 10)
+    for r in result.history:
+        assert r.value == bench.target(r.arch, "cifar10", "pgd@8") and not r.error
+    space = spaces.get("nb201")
+    aa = objectives.make("bench:AA@8", space, ObjectiveContext(benchmark=f"nas-robbench-201:{root}", dataset="ImageNet16-120"))
+    assert aa.key.startswith("bench:aa@8|ImageNet16-120|NASRobBench201")
+    assert aa.evaluate(bench.arch_strings[7]) == bench.target(7, "imagenet16-120", "aa@8")
+    with pytest.raises(UnknownName, match="aa@8"):
+        objectives.make("bench:apgd@8", space, ctx)
+    with pytest.raises(ConfigError, match="nb201 space"):
+        objectives.make("bench:pgd@8", spaces.get("darts"), ctx)
+    res = CliRunner().invoke(
+        app,
+        ["search", "--out", str(tmp_path / "s.sqlite"), "--strategy", "random", "--objective", "bench:pgd@8",
+         "--benchmark", f"nas-robbench-201:{root}", "--budget", "3"],
+    )
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(
+        app,
+        ["search", "--out", str(tmp_path / "t.sqlite"), "--strategy", "random", "--objective", "bench:pgd@8",
+         "--benchmark", f"nas-robbench-201:{tmp_path / 'nowhere'}", "--budget", "3"],
+    )
+    assert res.exit_code == 2 and "nowhere" in res.output
 
 
 def test_score_table_long_format_ensemble_and_seconds(tmp_path):

@@ -191,3 +191,48 @@ def test_pool_stops_at_once_when_closed_and_reports_a_killed_worker():
         next(results)
     killer.join()
     assert multiprocessing.active_children() == []
+
+
+def _early_stop_trials(tmp_path: Path, trials: list[tuple[signal.Signals, float]]) -> list[str]:
+    """Start one search per (signal, delay) (each in its own session, all at once), signal each
+    group once after its delay; the problems seen (none when every run stopped as it should)."""
+    procs = []
+    for i, (sig, delay) in enumerate(trials):
+        cmd = [sys.executable, "-m", "robnas", "search", "--strategy", "evolution", "--objective", "params",
+               "--budget", "100000", "--workers", "2", "--out", str(tmp_path / f"s{i}.sqlite")]  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        procs.append((sig, delay, proc))
+    start = time.monotonic()
+    for sig, delay, proc in sorted(procs, key=lambda p: p[1]):
+        time.sleep(max(0.0, start + delay - time.monotonic()))
+        os.killpg(proc.pid, sig)
+    problems = []
+    for sig, delay, proc in procs:
+        try:
+            code = proc.wait(timeout=EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            code = None
+        stderr = proc.stderr.read().decode()
+        if code == -sig:  # before robnas's handler exists: the default action (a shell reports 128 + sig)
+            pass
+        elif (
+            code != 128 + sig
+            or f"stopped ({sig.name})" not in stderr
+            or "Traceback" in stderr
+            or "error" in stderr
+        ):
+            problems.append(f"{sig.name} after {delay:.2f} s: exit {code}, stderr {stderr.strip()[-300:]!r}")
+        if _session(proc.pid):
+            problems.append(f"{sig.name} after {delay:.2f} s: left alive {_session(proc.pid)}")
+    return problems
+
+
+def test_a_signal_at_any_early_moment_stops_the_command(tmp_path):
+    """Before the handler, during the imports, during worker start-up: every run ends with 128 + sig
+    (benchmarks/early_signals.py runs many more trials)."""
+    trials = [(signal.SIGTERM if i % 2 else signal.SIGINT, 0.1 + 0.25 * i) for i in range(8)]
+    assert _early_stop_trials(tmp_path, trials) == []

@@ -7,7 +7,8 @@ import torch
 
 import robnas
 from robnas.errors import ConfigError, InvalidArchitecture
-from robnas.spaces.nb201 import OPERATIONS, count_parameters
+from robnas.spaces.nb201 import OPERATIONS
+from robnas.spaces.network import count_parameters
 
 SPACE = robnas.spaces.get("nb201")
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"

@@ -1,6 +1,11 @@
-"""Rank agreement between proxy scores and the robustness dataset (Jung et al., ICLR 2023).
+"""Rank agreement between proxy scores and a target benchmark.
 
-Targets are the per-architecture values of :mod:`robnas.benchmarks.robustness` (its
+The benchmark is any :class:`~robnas.benchmarks.base.TargetBenchmark` (``robnas.benchmarks.from_spec``
+opens ``NAME:PATH``): the robustness dataset of Jung et al. (ICLR 2023, standard training;
+``robustness:DIR`` or a bare ``DIR``), NAS-RobBench-201 (Wu et al., ICLR 2024, adversarial training;
+``nas-robbench-201:DIR``, targets ``clean``, ``fgsm@3``, ``pgd@3``, ``fgsm@8``, ``pgd@8``,
+``aa@8``), or another registered reader; each answers its own target names. For the robustness
+dataset, targets are the per-architecture values of :mod:`robnas.benchmarks.robustness` (its
 :func:`~robnas.benchmarks.robustness.parse_target` grammar, the same names as the ``bench:``
 search objectives): ``clean``, ``fgsm@8`` (attack at eps in 1/255), ``hrs_fgsm@8``, ``fog@3``,
 ``fog`` (severity mean), ``cc_weather`` (mean accuracy over a corruption group), ``cc_mean``
@@ -24,8 +29,9 @@ target spellings (``cc_fog``, ``cc_fog@3``, ``cc_avg_acc``) are read as their ne
 
 Statistics, per proxy and target: Spearman rho (Pearson of average ranks, equal to
 ``scipy.stats.spearmanr``), a percentile-bootstrap 95% interval of rho, Kendall tau-b
-(``scipy.stats.kendalltau``) and the top-10% precision: the fraction of the architectures in the
-proxy's top 10% (average rank above 0.9 n) that are also in the target's top 10%. Averaged
+(``scipy.stats.kendalltau``) and the top-10% and top-1% precision: the fraction of the
+architectures in the proxy's top 10% (average rank above 0.9 n; 0.99 n for 1%) that are also in
+the target's top 10% (1%). Averaged
 targets average each statistic in the same way as rho. Proxies that rank inversely to accuracy
 are reported as measured (negative rho), never flipped.
 
@@ -36,9 +42,17 @@ every resample, as matrix products (fast: all targets at once); ``"rerank"`` ran
 resample anew (the textbook bootstrap of Spearman's rho; slow, for few targets). For n in the
 thousands the two intervals agree to about 0.003; for n below a few hundred ``rerank`` is wider.
 
-Architecture selection: NaN or infinite proxy values are dropped first. ``unique=True`` then
-keeps, per proxy, the first row (in score order) of each isomorphism class; ``unique=False``
-keeps every row, duplicates included, like CRoZe's ``corr.py``.
+Populations (the ``population`` column). NaN or infinite proxy values are dropped first; then
+
+* ``classes``: per proxy, the first row (in score order) of each benchmark row (isomorphism class)
+  is kept, each counted once;
+* ``strings``: the same rows, each counted as often as the search-space members it stands for
+  (:meth:`~robnas.benchmarks.base.TargetBenchmark.weights`; on NAS-Bench-201 the number of its
+  strings in the class, what a uniform sampler over strings and CRoZe's paper see). Every statistic
+  is that of the sample in which each class is repeated its weight times; the bootstrap resamples
+  classes and re-ranks every resample (``bootstrap_method`` does not apply); ``n`` counts classes;
+* ``rows``: every row of the scores, duplicates included, like CRoZe's ``corr.py``
+  (``unique=False``).
 """
 
 from __future__ import annotations
@@ -55,6 +69,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from robnas.benchmarks.base import TargetBenchmark
 from robnas.benchmarks.robustness import (
     CC_GROUPS,
     CORRUPTIONS,
@@ -75,13 +90,19 @@ except ImportError:  # pragma: no cover - depends on the scipy build
 COLUMNS: tuple[str, ...] = (
     "proxy",
     "target",
+    "population",
     "n",
     "spearman",
     "spearman_lo",
     "spearman_hi",
     "kendall",
     "top10_precision",
+    "top1_precision",
 )
+#: The statistics of :data:`COLUMNS` (what :func:`markdown_table` can show).
+METRICS: tuple[str, ...] = COLUMNS[3:]
+#: The populations a correlation can be computed over (see the module docstring).
+POPULATIONS: tuple[str, ...] = ("classes", "strings", "rows")
 
 #: The averaged statistics: name -> what they average (see the module docstring).
 STATISTICS: dict[str, str] = {
@@ -139,8 +160,14 @@ class TargetSet:
         return self.values @ self.weights[:, t]
 
 
-def canonical_name(name: str) -> str:
-    """The name results carry for ``name`` (a target or an averaged statistic); UnknownName if neither."""
+def canonical_name(name: str, benchmark: TargetBenchmark | None = None) -> str:
+    """The name results carry for ``name`` (a target or an averaged statistic); UnknownName if neither.
+
+    Without ``benchmark`` (or with the robustness dataset) the robustness dataset's grammar applies;
+    another benchmark spells its own targets (:meth:`~robnas.benchmarks.base.TargetBenchmark.canonical_target`).
+    """
+    if benchmark is not None and not isinstance(benchmark, RobustnessDataset):
+        return benchmark.canonical_target(name)
     text = name.strip()
     text = STATISTIC_ALIASES.get(text, text)
     if text in STATISTICS:
@@ -153,8 +180,11 @@ def canonical_name(name: str) -> str:
         raise UnknownName(f"{exc}; or an averaged statistic: {', '.join(STATISTICS)}") from None
 
 
-def target_names(rob: RobustnessDataset, dataset: str = "cifar10", severities: bool = False) -> list[str]:
-    """Every target and averaged statistic available for ``dataset`` (``severities`` adds ``CORRUPTION@S``)."""
+def target_names(rob: TargetBenchmark, dataset: str = "cifar10", severities: bool = False) -> list[str]:
+    """Every target and averaged statistic available for ``dataset`` (``severities`` adds ``CORRUPTION@S``,
+    averaged statistics are the robustness dataset's)."""
+    if not isinstance(rob, RobustnessDataset):
+        return rob.target_names(dataset)
     names = rob.target_names(dataset, severities=severities)
     present = set(names)
     names += [f"croze_{g}" for g, members in CC_GROUPS.items() if all(m in present for m in members)]
@@ -178,12 +208,19 @@ def _resolve(name: str) -> tuple[str, list[tuple[Target, float]]]:
 
 
 def build_targets(
-    rob: RobustnessDataset, dataset: str = "cifar10", names: Sequence[str] | None = None
+    rob: TargetBenchmark, dataset: str = "cifar10", names: Sequence[str] | None = None
 ) -> TargetSet:
     """The target columns and weights of ``names`` (default: :func:`target_names`), by canonical name."""
     asked = list(target_names(rob, dataset) if names is None else names)
     if not asked:
         raise ConfigError("no targets selected")
+    if not isinstance(rob, RobustnessDataset):
+        canonical = [rob.canonical_target(n) for n in asked]
+        repeated = sorted({c for c in canonical if canonical.count(c) > 1})
+        if repeated:
+            raise ConfigError(f"targets repeat a name: {', '.join(repeated)}")
+        values = np.column_stack([rob.target_values(dataset, c) for c in canonical])
+        return TargetSet(names=canonical, values=values, weights=np.eye(len(canonical)), columns=canonical)
     if not (rob.root / dataset).is_dir():
         raise DataError(
             f"{rob.root / dataset}: no such dataset folder (present: {', '.join(rob.datasets()) or 'none'})"
@@ -318,14 +355,12 @@ class ProxyRows:
     dropped: int
 
 
-def select(scores: pd.DataFrame, rob: RobustnessDataset, unique: bool = True) -> dict[str, ProxyRows]:
-    """Per proxy (score order): drop non-finite values, map to robustness rows, keep the first of
-    each isomorphism class when ``unique``."""
-    row_of: dict[str, int] = {}
-    key_row = {k: i for i, k in enumerate(rob.keys)}
-    for arch in pd.unique(scores["arch"]):
-        token: str | int = int(arch) if arch.isdigit() else arch
-        row_of[arch] = key_row[rob.isomorph(token)]
+def select(scores: pd.DataFrame, rob: TargetBenchmark, unique: bool = True) -> dict[str, ProxyRows]:
+    """Per proxy (score order): drop non-finite values, map to benchmark rows, keep the first of
+    each row (isomorphism class) when ``unique``. An architecture written as digits is an index."""
+    archs = list(pd.unique(scores["arch"]))
+    tokens: list[str | int] = [int(a) if a.isdigit() else a for a in archs]
+    row_of = dict(zip(archs, rob.rows(tokens).tolist(), strict=True))
     out: dict[str, ProxyRows] = {}
     for proxy, group in scores.groupby("proxy", sort=False):
         values = group["value"].to_numpy(dtype=np.float64)
@@ -398,6 +433,25 @@ def resample_counts(n: int, bootstrap: int, seed: int = 0) -> np.ndarray:
     for b in range(bootstrap):
         counts[b] = np.bincount(rng.integers(0, n, size=n), minlength=n)
     return counts
+
+
+def spearman_interval(x: np.ndarray, y: np.ndarray, bootstrap: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap 95% interval of Spearman rho of finite pairs ``x``, ``y`` (n,): each
+    of ``bootstrap`` resamples of the pairs is ranked again (the small-sample estimator; the
+    correlation table keeps the full-sample ranks, :func:`_boot_fixed_ranks`, for speed over
+    thousands of architectures). NaN, NaN when no resample has a defined rho."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = len(x)
+    idx = np.random.default_rng(seed).integers(0, n, size=(bootstrap, n))
+    rx, ry = stats.rankdata(x[idx], axis=1), stats.rankdata(y[idx], axis=1)
+    rx -= rx.mean(1, keepdims=True)
+    ry -= ry.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (rx * ry).sum(1) / np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
+    if not np.isfinite(rho).any():
+        return math.nan, math.nan
+    lo, hi = np.nanpercentile(rho, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def _spearman_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -494,23 +548,38 @@ def _kendall_columns(x: np.ndarray, y_dense: np.ndarray, y_ties: np.ndarray) -> 
     return np.clip(out, -1.0, 1.0)
 
 
+STAT_KEYS: tuple[str, ...] = ("spearman", "lo", "hi", "kendall", "top10", "top1")
+
+
+def _top_precision(rx: np.ndarray, ry: np.ndarray, n: float, share: float, w: np.ndarray | None = None) -> np.ndarray:
+    """Share of the proxy's top ``share`` (average rank above ``(1 - share) n``) also in each target's top.
+
+    ``rx`` (k,) and ``ry`` (k, m) are (weighted) ranks; ``w`` counts each item (default 1).
+    """
+    weight = np.ones(len(rx)) if w is None else w
+    top_x = (rx > (1.0 - share) * n).astype(np.float64) * weight
+    top_y = ry > (1.0 - share) * n
+    if top_x.sum() == 0:
+        return np.full(ry.shape[1], np.nan)
+    return (top_x @ top_y) / top_x.sum()
+
+
 def _proxy_stats(
     x: np.ndarray, rows: np.ndarray, cache: _Cache, weights: np.ndarray, method: str
 ) -> dict[str, np.ndarray]:
-    n, m = len(x), cache.values.shape[1]
+    n = len(x)
     nan = np.full(weights.shape[1], np.nan)
     if n < 3:
-        return {k: nan for k in ("spearman", "lo", "hi", "kendall", "top10")}
+        return dict.fromkeys(STAT_KEYS, nan)
     t = cache.targets(rows)
     rx = _ranks(x)[0]
     zx = _unit_centred(rx)
     if np.isnan(zx).any():  # a constant proxy
-        return {k: nan for k in ("spearman", "lo", "hi", "kendall", "top10")}
+        return dict.fromkeys(STAT_KEYS, nan)
     rho = np.clip(zx @ t["z"], -1.0, 1.0)
     tau = _kendall_columns(x, t["dense"], t["ties"])
-    top_x = rx > 0.9 * n
-    top_y = t["ranks"] > 0.9 * n
-    top10 = (top_x.astype(np.float64) @ top_y) / top_x.sum() if top_x.any() else np.full(m, np.nan)
+    top10 = _top_precision(rx, t["ranks"], n, 0.10)
+    top1 = _top_precision(rx, t["ranks"], n, 0.01)
     lo = hi = nan
     if cache.bootstrap > 0:
         counts = cache.resamples(n)
@@ -521,22 +590,137 @@ def _proxy_stats(
             boot = np.stack([_spearman_columns(x[i], t["y"][i]) for i in draws])
         else:
             raise ConfigError(f"bootstrap_method must be 'fixed-ranks' or 'rerank', got {method!r}")
-        agg = _aggregate(boot, weights)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo, hi = np.nanpercentile(agg, [2.5, 97.5], axis=0)
+        lo, hi = _percentile_interval(_aggregate(boot, weights))
     return {
         "spearman": _aggregate(rho, weights),
         "lo": lo,
         "hi": hi,
         "kendall": _aggregate(tau, weights),
         "top10": _aggregate(top10, weights),
+        "top1": _aggregate(top1, weights),
+    }
+
+
+def _percentile_interval(boot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 2.5 and 97.5 percentiles over resamples (axis 0), ignoring NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanpercentile(boot, [2.5, 97.5], axis=0)
+    return lo, hi
+
+
+# ------------------------------------------------------------------------ weighted statistics
+def weighted_ranks(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Average ranks (from 1) of ``values`` (n,) when item i counts ``weights[i]`` times (ties
+    share their mean rank); ``weights`` (n,) or (B, n) gives ranks of that shape. Unit weights
+    give ``scipy.stats.rankdata``.
+
+    >>> weighted_ranks(np.array([3.0, 1.0, 2.0]), np.array([1.0, 2.0, 1.0])).tolist()
+    [4.0, 1.5, 3.0]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    w = np.ones_like(values) if weights is None else np.asarray(weights, dtype=np.float64)
+    two_d = w.ndim == 2
+    w = w if two_d else w[None, :]
+    _, inverse = np.unique(values, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(inverse[order]) > 0])
+    group = np.add.reduceat(w[:, order], starts, axis=1)
+    before = np.cumsum(group, axis=1) - group
+    ranks = (before + (group + 1.0) / 2.0)[:, inverse]
+    return ranks if two_d else ranks[0]
+
+
+def weighted_corr(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted Pearson correlation along the last axis (NaN where either side is constant)."""
+    sw = w.sum(axis=-1, keepdims=True)
+    da = a - (w * a).sum(axis=-1, keepdims=True) / sw
+    db = b - (w * b).sum(axis=-1, keepdims=True) / sw
+    cov = (w * da * db).sum(axis=-1)
+    denom = np.sqrt((w * da * da).sum(axis=-1) * (w * db * db).sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.clip(np.where(denom > 0, cov / denom, np.nan), -1.0, 1.0)
+
+
+def standardised(ranks: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Rows of ``ranks`` (B, n) centred by their ``w``-weighted mean and scaled to unit weighted norm,
+    so that the weighted correlation of two rows is ``sum(w * a * b)`` (NaN rows where constant)."""
+    centred = ranks - np.einsum("ij,ij->i", w, ranks)[:, None] / w.sum(axis=1, keepdims=True)
+    norm = np.sqrt(np.einsum("ij,ij,ij->i", w, centred, centred))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return centred / np.where(norm > 0, norm, np.nan)[:, None]
+
+
+class _WeightedCache:
+    """Target ranks (full sample and every resample) per row set, for the ``strings`` population."""
+
+    def __init__(self, values: np.ndarray, row_weights: np.ndarray, bootstrap: int, seed: int) -> None:
+        self.values = values
+        self.row_weights = row_weights
+        self.bootstrap = bootstrap
+        self.seed = seed
+        self._key = b""
+        self._targets: dict[str, Any] = {}
+
+    def targets(self, rows: np.ndarray) -> dict[str, Any]:
+        if rows.tobytes() != self._key:
+            w = self.row_weights[rows]
+            if np.any(w < 1) or np.any(w != np.round(w)):
+                raise DataError("the strings population needs whole benchmark weights >= 1")
+            y = self.values[rows]
+            bw = resample_counts(len(rows), self.bootstrap, self.seed).astype(np.float64) * w
+            expanded = np.repeat(y, w.astype(np.int64), axis=0)
+            ranks, dense, ties = _ranks(expanded)
+            self._targets = {
+                "w": w,
+                "bw": bw,
+                "ranks": [weighted_ranks(y[:, j], w) for j in range(y.shape[1])],
+                "boot": [standardised(weighted_ranks(y[:, j], bw), bw) for j in range(y.shape[1])]
+                if self.bootstrap
+                else [],
+                "expanded_ranks": ranks,
+                "dense": dense,
+                "ties": ties,
+            }
+            self._key = rows.tobytes()
+        return self._targets
+
+
+def _weighted_proxy_stats(
+    x: np.ndarray, rows: np.ndarray, cache: _WeightedCache, weights: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The statistics of the sample in which row i is repeated ``w_i`` times; bootstrap over rows."""
+    nan = np.full(weights.shape[1], np.nan)
+    if len(x) < 3 or np.all(x == x[0]):
+        return dict.fromkeys(STAT_KEYS, nan)
+    t = cache.targets(rows)
+    w = t["w"]
+    total = float(w.sum())
+    rx = weighted_ranks(x, w)
+    rho = np.array([float(weighted_corr(rx, ry, w)) for ry in t["ranks"]])
+    x_expanded = np.repeat(x, w.astype(np.int64))
+    tau = _kendall_columns(x_expanded, t["dense"], t["ties"])
+    ry_all = np.column_stack(t["ranks"])
+    top10 = _top_precision(rx, ry_all, total, 0.10, w)
+    top1 = _top_precision(rx, ry_all, total, 0.01, w)
+    lo = hi = nan
+    if cache.bootstrap > 0:
+        wzx = t["bw"] * standardised(weighted_ranks(x, t["bw"]), t["bw"])
+        boot = np.column_stack([np.einsum("ij,ij->i", wzx, zy) for zy in t["boot"]])
+        lo, hi = _percentile_interval(_aggregate(boot, weights))
+    return {
+        "spearman": _aggregate(rho, weights),
+        "lo": lo,
+        "hi": hi,
+        "kendall": _aggregate(tau, weights),
+        "top10": _aggregate(top10, weights),
+        "top1": _aggregate(top1, weights),
     }
 
 
 def correlate(
     scores: Any,
-    benchmark: RobustnessDataset | str | Path,
+    benchmark: TargetBenchmark | str | Path,
     dataset: str = "cifar10",
     targets: Sequence[str] | None = None,
     unique: bool = True,
@@ -544,50 +728,78 @@ def correlate(
     bootstrap: int = 1000,
     seed: int = 0,
     bootstrap_method: str = "fixed-ranks",
+    population: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Correlation of every proxy in ``scores`` with every target (see the module docstring).
 
-    ``scores``: a DataFrame or rows with ``arch`` (official NB201 string or index), ``proxy``,
-    ``value``, or a path for :func:`load_scores`. ``benchmark``: a :class:`RobustnessDataset`
-    or its folder. Returns a DataFrame with :data:`COLUMNS`, proxies in score order (ensembles
-    last), targets in the order asked; ``result.attrs["dropped"]`` counts the non-finite values
-    dropped per proxy.
+    ``scores``: a DataFrame or rows with ``arch`` (the benchmark's architecture text, or an
+    index), ``proxy``, ``value``, or a path for :func:`load_scores`. ``benchmark``: a
+    :class:`~robnas.benchmarks.base.TargetBenchmark`, ``NAME:PATH`` or a robustness dataset folder.
+    ``population``: one or several of :data:`POPULATIONS` (default ``classes``, or ``rows`` when
+    ``unique`` is False). Returns a DataFrame with :data:`COLUMNS`, per population the proxies in
+    score order (ensembles last), targets in the order asked; ``result.attrs["dropped"]`` counts
+    the non-finite values dropped per proxy.
     """
+    from robnas.benchmarks import from_spec
+
     if bootstrap < 0:
         raise ConfigError(f"bootstrap must be >= 0, got {bootstrap}")
     if bootstrap_method not in ("fixed-ranks", "rerank"):
         raise ConfigError(f"bootstrap_method must be 'fixed-ranks' or 'rerank', got {bootstrap_method!r}")
-    rob = benchmark if isinstance(benchmark, RobustnessDataset) else RobustnessDataset(benchmark)
+    populations = parse_populations(population if population is not None else ("classes" if unique else "rows"))
+    rob = from_spec(benchmark)
     table = add_ensembles(as_scores(scores), ensembles)
     if table.empty:
         raise DataError("no proxy scores to correlate")
     target_set = build_targets(rob, dataset, targets)
-    selected = select(table, rob, unique=unique)
-    cache = _Cache(target_set.values, bootstrap, seed)
     records = []
-    for proxy, chosen in selected.items():
-        result = _proxy_stats(chosen.values, chosen.rows, cache, target_set.weights, bootstrap_method)
-        for t, name in enumerate(target_set.names):
-            records.append(
-                (
-                    proxy,
-                    name,
-                    len(chosen.values),
-                    *(float(result[k][t]) for k in ("spearman", "lo", "hi", "kendall", "top10")),
-                )
-            )
+    dropped: dict[str, int] = {}
+    for pop in populations:
+        selected = select(table, rob, unique=pop != "rows")
+        dropped = {p: c.dropped for p, c in selected.items()}
+        if pop == "strings":
+            wcache = _WeightedCache(target_set.values, np.asarray(rob.weights(), dtype=np.float64), bootstrap, seed)
+        else:
+            cache = _Cache(target_set.values, bootstrap, seed)
+        for proxy, chosen in selected.items():
+            if pop == "strings":
+                result = _weighted_proxy_stats(chosen.values, chosen.rows, wcache, target_set.weights)
+            else:
+                result = _proxy_stats(chosen.values, chosen.rows, cache, target_set.weights, bootstrap_method)
+            for t, name in enumerate(target_set.names):
+                records.append((proxy, name, pop, len(chosen.values), *(float(result[k][t]) for k in STAT_KEYS)))
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
-    frame.attrs["dropped"] = {p: c.dropped for p, c in selected.items()}
+    frame.attrs["dropped"] = dropped
     return frame
+
+
+def parse_populations(population: str | Sequence[str]) -> list[str]:
+    """``"classes,strings"`` or a sequence -> the populations, checked against :data:`POPULATIONS`."""
+    items = population.split(",") if isinstance(population, str) else list(population)
+    chosen = list(dict.fromkeys(p.strip() for p in items if p.strip()))
+    unknown = [p for p in chosen if p not in POPULATIONS]
+    if unknown or not chosen:
+        raise ConfigError(f"population must be one or more of {', '.join(POPULATIONS)}, got {population!r}")
+    return chosen
 
 
 # ------------------------------------------------------------------------------------- output
 def markdown_table(
-    result: pd.DataFrame, targets: Sequence[str] | None = None, metric: str = "spearman", digits: int = 3
+    result: pd.DataFrame,
+    targets: Sequence[str] | None = None,
+    metric: str = "spearman",
+    digits: int = 3,
+    population: str | None = None,
 ) -> str:
-    """Proxies x targets of one statistic as a GitHub markdown table."""
-    if metric not in COLUMNS[2:]:
-        raise ConfigError(f"metric must be one of {', '.join(COLUMNS[2:])}, got {metric!r}")
+    """Proxies x targets of one statistic, for one population (default: the result's first), as a
+    GitHub markdown table."""
+    if metric not in METRICS:
+        raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if "population" in result.columns and len(result):
+        population = population or str(result["population"].iloc[0])
+        if population not in set(result["population"]):
+            raise UnknownName(f"population {population!r} is not in the result ({', '.join(pd.unique(result['population']))})")
+        result = result[result["population"] == population]
     proxies = list(dict.fromkeys(result["proxy"]))
     targets = list(dict.fromkeys(result["target"])) if targets is None else list(targets)
     wide = result.pivot(index="proxy", columns="target", values=metric)
@@ -619,6 +831,8 @@ __all__ = [
     "CC_GROUPS",
     "COLUMNS",
     "HEADLINE_TARGETS",
+    "METRICS",
+    "POPULATIONS",
     "STATISTICS",
     "STATISTIC_ALIASES",
     "ProxyRows",
@@ -631,8 +845,13 @@ __all__ = [
     "format_eps",
     "load_scores",
     "markdown_table",
+    "parse_populations",
     "resample_counts",
     "select",
+    "spearman_interval",
+    "standardised",
     "target_names",
+    "weighted_corr",
+    "weighted_ranks",
     "write_csv",
 ]

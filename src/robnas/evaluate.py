@@ -14,8 +14,8 @@ strength), with the columns of :data:`COLUMNS`:
 * ``seconds``.
 
 The model receives images in [0, 1]. A network trained on normalised inputs must be wrapped
-(:func:`robnas.attacks.with_normalization`, or ``resolve_model`` + ``prepare_model`` which
-follow the checkpoint's record or the dataset's ``MEAN_STD``).
+(:func:`robnas.attacks.with_normalization`, or :func:`robnas.models.load_model`, which follows
+the checkpoint's record or the dataset's ``MEAN_STD``).
 
 ``summary(table, baseline=None)`` condenses the table: clean accuracy, robust accuracy per
 attack, the Wsr-NAS average robust accuracy over an eps range, the harmonic robustness score
@@ -37,7 +37,6 @@ sizes need an explicit ``corruption_preset``.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import time
@@ -52,11 +51,12 @@ from torch.utils.data import DataLoader
 
 from robnas import attacks as attacks_mod
 from robnas import corruptions as corruptions_mod
+from robnas import targets
 from robnas.data import ImageArrays
-from robnas.errors import ConfigError, DataError
-from robnas.models import load_model, load_weights, parse_value, prepare_model, resolve_model
+from robnas.errors import ConfigError, DataError, RobnasError
+from robnas.fingerprint import file_digest
 from robnas.runtime import resolve_device
-from robnas.units import from_255
+from robnas.units import PIXEL_KEYS
 
 COLUMNS = (
     "kind",
@@ -73,8 +73,10 @@ COLUMNS = (
     "l2_mean",
     "seconds",
 )
-EPS_KEYS = ("eps", "alpha", "delta")
+EPS_KEYS = PIXEL_KEYS
 Row = dict[str, Any]
+#: ``perturb(x, y, batch index) -> perturbed x`` (an attack, a corruption)
+Perturb = Callable[[Tensor, Tensor, int], Tensor]
 AttackSpec = tuple[str, dict[str, Any]]
 
 
@@ -85,50 +87,19 @@ AttackSpec = tuple[str, dict[str, Any]]
 def parse_attack(spec: str) -> list[AttackSpec]:
     """``pgd@8:steps=20,alpha=2`` -> ``[("pgd", {"eps": 8/255, "steps": 20, "alpha": 2/255})]``.
 
-    eps, alpha and delta are given in 1/255 and converted; ``preset:NAME`` expands a preset of
-    :mod:`robnas.attacks` (already in Python units).
+    The grammar of :mod:`robnas.targets` (eps, alpha and step sizes in 1/255, converted);
+    ``preset:NAME`` expands a preset of :mod:`robnas.attacks` (already in Python units).
     """
     text = spec.strip()
     if text.startswith("preset:"):
         value = attacks_mod.preset(text.partition(":")[2])
         return value if isinstance(value, list) else [value]
-    head, _, tail = text.partition(":")
-    name, at, eps_text = head.partition("@")
-    name = name.strip()
+    target = targets.parse(text, "attack spec")
+    name = target.name
     attacks_mod.ATTACKS.get(name)  # UnknownName with suggestions
-    params: dict[str, Any] = {}
-    if at:
-        try:
-            eps_255 = float(eps_text)
-        except ValueError:
-            raise ConfigError(f"attack spec {spec!r}: eps after '@' must be a number in 1/255") from None
-        params["eps"] = from_255("eps", eps_255)
-    for pair in filter(None, (p.strip() for p in tail.split(","))):
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ConfigError(f"attack spec {spec!r}: parameter {pair!r} should read KEY=VALUE")
-        parsed = parse_value(value.strip())
-        if key.strip() in EPS_KEYS and isinstance(parsed, int | float):
-            parsed = from_255(key.strip(), parsed)
-        params[key.strip()] = parsed
+    params = target.attack_params()
     attacks_mod.validate_params(name, params)
     return [(name, params)]
-
-
-def split_specs(text: str | Iterable[str]) -> list[str]:
-    """Split a comma-separated list of specs; ``KEY=VALUE`` pieces belong to the spec before them
-    (so ``fgsm@8,pgd@8:steps=20,alpha=2`` is two specs)."""
-    parts = [text] if isinstance(text, str) else list(text)
-    out: list[str] = []
-    for part in parts:
-        for token in (t.strip() for t in part.split(",")):
-            if not token:
-                continue
-            if "=" in token and "@" not in token and ":" not in token and out:
-                out[-1] += "," + token
-            else:
-                out.append(token)
-    return out
 
 
 def parse_corruption(spec: str) -> list[tuple[str, int]]:
@@ -141,9 +112,9 @@ def parse_corruption(spec: str) -> list[tuple[str, int]]:
         corruptions_mod.CORRUPTIONS.get(name)
         chosen = [name]
     if at:
-        try:
-            levels = [int(s) for s in sev.split("+")]
-        except ValueError:
+        try:  # fog@2+5: the targets fog@2 and fog@5
+            levels = [targets.parse(f"{name}@{level}", "corruption spec").severity for level in sev.split("+")]
+        except RobnasError:
             raise ConfigError(f"corruption spec {spec!r}: severity after '@' must be 1-5") from None
         for s in levels:
             if not 1 <= s <= 5:
@@ -372,20 +343,28 @@ def run(
         if on_row is not None:
             on_row(row)
 
-    def tick(label: str, done: int) -> None:
-        if progress is not None:
-            progress(label, done, total)
+    def measure(source: Any, perturb: Perturb | None, label: str, check: bool = False) -> _Tally:
+        """The accuracy of ``model`` on the batches of ``source``, each perturbed by
+        ``perturb(x, y, batch index)`` when given (the one loop of clean, attacks, corruptions)."""
+        tally = _Tally()
+        for i, (x, y) in enumerate(_batches(source, batch_size, limit)):
+            if check:
+                _check_batch(x, y)
+            x, y = x.to(dev), y.to(dev)
+            if perturb is None:
+                tally.add(_predict(model, x, amp), y, None)
+            else:
+                bad = perturb(x, y, i)
+                tally.add(_predict(model, bad, amp), y, bad - x)
+            if progress is not None:
+                progress(label, i + 1, total)
+        return tally
 
     # clean
     if "clean:clean" in finished:
         rows.append(finished["clean:clean"])
     else:
-        tally = _Tally()
-        for i, (x, y) in enumerate(_batches(data, batch_size, limit)):
-            _check_batch(x, y)
-            x, y = x.to(dev), y.to(dev)
-            tally.add(_predict(model, x, amp), y, None)
-            tick("clean", i + 1)
+        tally = measure(data, None, "clean", check=True)
         if tally.n == 0:
             raise DataError("no images to evaluate (empty data or --limit 0)")
         finish(tally.row(False, kind="clean", name="clean", label="clean", params="{}"))
@@ -401,12 +380,7 @@ def run(
             rows.append(finished[f"attack:{label}"])
             continue
         attack = attacks_mod.get(name, model, **params)
-        tally = _Tally()
-        for i, (x, y) in enumerate(_batches(data, batch_size, limit)):
-            x, y = x.to(dev), y.to(dev)
-            adv = attack(x, y)
-            tally.add(_predict(model, adv, amp), y, adv - x)
-            tick(label, i + 1)
+        tally = measure(data, lambda x, y, i, attack=attack: attack(x, y), label)
         eps = attack.eps
         finish(
             tally.row(
@@ -426,20 +400,16 @@ def run(
         if f"corruption:{label}" in finished:
             rows.append(finished[f"corruption:{label}"])
             continue
-        tally = _Tally()
-        if corruption_root is not None:
-            arrays = corruptions_mod.load_cifar_c(corruption_root, name, severity)
-            source: Any = arrays
+        if corruption_root is not None:  # the files hold the corrupted images
+            tally = measure(corruptions_mod.load_cifar_c(corruption_root, name, severity), None, label)
         else:
-            source = data
-        for i, (x, y) in enumerate(_batches(source, batch_size, limit)):
-            x, y = x.to(dev), y.to(dev)
-            if corruption_root is None:
-                bad = corruptions_mod.apply(x, name, severity, seed=seed + i, preset=preset)
-                tally.add(_predict(model, bad, amp), y, bad - x)
-            else:
-                tally.add(_predict(model, x, amp), y, None)
-            tick(label, i + 1)
+            tally = measure(
+                data,
+                lambda x, y, i, name=name, severity=severity: corruptions_mod.apply(
+                    x, name, severity, seed=seed + i, preset=preset
+                ),
+                label,
+            )
         finish(
             tally.row(
                 corruption_root is None,
@@ -578,15 +548,6 @@ CSV_NAME = "evaluation.csv"
 JSON_NAME = "evaluation.json"
 
 
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (hex): identifies a checkpoint whatever its path or time stamp."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _canonical(settings: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(settings, sort_keys=True, default=str))
 
@@ -691,18 +652,13 @@ __all__ = [
     "default_preset",
     "file_digest",
     "finished_rows",
-    "load_model",
-    "load_weights",
     "parse_attack",
     "parse_corruption",
     "planned_keys",
     "plot",
-    "prepare_model",
-    "resolve_model",
     "row_key",
     "run",
     "run_in_folder",
-    "split_specs",
     "summary",
     "to_dataframe",
     "write_csv",

@@ -38,7 +38,9 @@ import numpy as np
 import pandas as pd
 
 from robnas import correlate as corr
-from robnas.benchmarks.robustness import RobustnessDataset, parse_target
+from robnas.benchmarks.base import TargetBenchmark
+from robnas.benchmarks.robustness import RobustnessDataset
+from robnas.correlate import weighted_corr, weighted_ranks
 from robnas.errors import ConfigError, DataError, UnknownName
 
 HALVES = ("dev", "test")
@@ -68,9 +70,11 @@ class Split:
     test: frozenset[str]
 
     def half(self, name: str) -> frozenset[str]:
-        """The ids of half ``name`` (``"dev"`` or ``"test"``)."""
+        """The ids of half ``name`` (``"dev"`` or ``"test"``; ``"all"``: both together)."""
+        if name == "all":
+            return self.dev | self.test
         if name not in HALVES:
-            raise ConfigError(f"unknown half {name!r}; choose 'dev' or 'test'")
+            raise ConfigError(f"unknown half {name!r}; choose 'dev', 'test' or 'all'")
         return self.dev if name == "dev" else self.test
 
     def mask(self, ids: Sequence[str], name: str) -> np.ndarray:
@@ -132,44 +136,12 @@ def string_counts(rob: RobustnessDataset) -> dict[str, int]:
     return counts
 
 
-def weighted_ranks(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Average ranks (from 1) of ``values`` (n,) when item i counts ``weights[i]`` times (ties
-    share their mean rank); ``weights`` (n,) or (B, n) gives ranks of that shape. Unit weights
-    give ``scipy.stats.rankdata``.
-
-    >>> weighted_ranks(np.array([3.0, 1.0, 2.0]), np.array([1.0, 2.0, 1.0])).tolist()
-    [4.0, 1.5, 3.0]
-    """
-    values = np.asarray(values, dtype=np.float64)
-    w = np.ones_like(values) if weights is None else np.asarray(weights, dtype=np.float64)
-    two_d = w.ndim == 2
-    w = w if two_d else w[None, :]
-    _, inverse = np.unique(values, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(inverse[order]) > 0])
-    group = np.add.reduceat(w[:, order], starts, axis=1)
-    before = np.cumsum(group, axis=1) - group
-    ranks = (before + (group + 1.0) / 2.0)[:, inverse]
-    return ranks if two_d else ranks[0]
-
-
-def _weighted_corr(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Weighted Pearson correlation along the last axis (NaN where either side is constant)."""
-    sw = w.sum(axis=-1, keepdims=True)
-    da = a - (w * a).sum(axis=-1, keepdims=True) / sw
-    db = b - (w * b).sum(axis=-1, keepdims=True) / sw
-    cov = (w * da * db).sum(axis=-1)
-    denom = np.sqrt((w * da * da).sum(axis=-1) * (w * db * db).sum(axis=-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.clip(np.where(denom > 0, cov / denom, np.nan), -1.0, 1.0)
-
-
 def weighted_spearman(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
     """Spearman's rho of ``x`` and ``y`` with item i counted ``weights[i]`` times (the
     ``strings`` population); unit weights give ``scipy.stats.spearmanr``."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
-    return float(_weighted_corr(weighted_ranks(x, w), weighted_ranks(y, w), w))
+    return float(weighted_corr(weighted_ranks(x, w), weighted_ranks(y, w), w))
 
 
 def _partial(rxy: np.ndarray, rxz: np.ndarray, ryz: np.ndarray) -> np.ndarray:
@@ -186,7 +158,31 @@ def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray, weights: np.nd
     x, y, z = (np.asarray(a, dtype=np.float64) for a in (x, y, z))
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     rx, ry, rz = (weighted_ranks(a, w) for a in (x, y, z))
-    return float(_partial(_weighted_corr(rx, ry, w), _weighted_corr(rx, rz, w), _weighted_corr(ry, rz, w)))
+    return float(_partial(weighted_corr(rx, ry, w), weighted_corr(rx, rz, w), weighted_corr(ry, rz, w)))
+
+
+def _standardised_ranks(
+    values: np.ndarray, w: np.ndarray, bw: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Weighted ranks of ``values`` centred and scaled to unit weighted norm, for the full sample
+    (weights ``w``) and for every resample (weights ``bw``, (B, n); None: no bootstrap). The
+    weighted correlation of two such vectors is ``sum(w * a * b)``; ties share their mean rank."""
+    r = weighted_ranks(values, w)
+    centred = r - np.sum(w * r) / w.sum()
+    norm = np.sqrt(np.sum(w * centred * centred))
+    z = centred / norm if norm > 0 else np.full_like(centred, np.nan)
+    if bw is None:
+        return z, None
+    return z, corr.standardised(weighted_ranks(values, bw), bw).astype(np.float32)
+
+
+def _correlation(
+    w: np.ndarray, zx: np.ndarray, wzbx: np.ndarray | None, zy: np.ndarray, zby: np.ndarray | None
+) -> tuple[np.float64, np.ndarray | None]:
+    """Weighted correlation of standardised ranks, for the full sample and (``wzbx``: resample
+    weights times x's standardised resample ranks) every resample."""
+    boot = None if wzbx is None or zby is None else np.einsum("ij,ij->i", wzbx, zby)
+    return np.float64(np.sum(w * zx * zy)), boot
 
 
 def _interval(boot: np.ndarray) -> tuple[float, float]:
@@ -199,7 +195,7 @@ def _interval(boot: np.ndarray) -> tuple[float, float]:
 
 def evaluate(
     scores: Any,
-    rob: RobustnessDataset,
+    rob: TargetBenchmark,
     split: Split,
     targets: Sequence[str],
     dataset: str = "cifar10",
@@ -214,8 +210,10 @@ def evaluate(
     proxy in ``scores`` against every target, per population and half (:data:`EVAL_COLUMNS`).
 
     ``scores``: anything :func:`robnas.correlate.as_scores` reads (one row per isomorphism class
-    is kept, the first); ``targets``: names of :func:`robnas.benchmarks.robustness.parse_target`
-    (``clean``, ``fgsm@8``, ``cc_mean``, ...); ``control``: a proxy of ``scores`` (its ranks are
+    is kept, the first); ``rob``: a :class:`~robnas.benchmarks.base.TargetBenchmark` of NB201
+    classes (the robustness dataset, NAS-RobBench-201); ``targets``: its target names (``clean``,
+    ``fgsm@8``, ``cc_mean``, ...; ``aa@8`` on NAS-RobBench-201); ``halves``: ``dev``, ``test``,
+    ``all``; ``control``: a proxy of ``scores`` (its ranks are
     those of its log), ``None`` for no partial Spearman; ``ensembles``: mean-rank ensembles
     ``a+b+c`` as :func:`robnas.correlate.add_ensembles`. Architectures outside the split are an
     error; a proxy's non-finite values are dropped (and, for the partial, the control's).
@@ -230,7 +228,7 @@ def evaluate(
     table = corr.add_ensembles(corr.as_scores(scores), ensembles)
     if table.empty:
         raise DataError("no proxy scores to evaluate")
-    names = [parse_target(t).name for t in targets]
+    names = [rob.canonical_target(t) for t in targets]
     values = {name: rob.target_values(dataset, name) for name in names}
     selected = corr.select(table, rob, unique=True)
     if control is not None and control not in selected:
@@ -239,51 +237,57 @@ def evaluate(
     outside = {k for c in selected.values() for k in keys[c.rows]} - split.dev - split.test
     if outside:
         raise DataError(f"{len(outside)} scored classes are in neither half of the split (e.g. {min(outside)})")
-    counts = string_counts(rob)
-    string_weight = np.array([counts[k] for k in keys], dtype=np.float64)
+    string_weight = np.asarray(rob.weights(), dtype=np.float64)
     control_value = np.full(len(keys), np.nan)
     if control is not None:
         control_value[selected[control].rows] = selected[control].values
+    columns = {name: values[name] for name in names}
+    if control is not None:
+        columns["\0control"] = control_value
     records = []
-    ranks_cache: dict[tuple[bytes, str, str], tuple[np.ndarray, np.ndarray]] = {}
-
-    def ranks(rows: np.ndarray, pop: str, name: str, column: np.ndarray, boot: np.ndarray) -> tuple:
-        key = (rows.tobytes(), pop, name)
-        if key not in ranks_cache:
-            w = np.ones(len(rows)) if pop == "classes" else string_weight[rows]
-            ranks_cache[key] = (weighted_ranks(column[rows], w), weighted_ranks(column[rows], boot * w))
-        return ranks_cache[key]
-
-    for proxy, chosen in selected.items():
-        by_row = np.full(len(keys), np.nan)
-        by_row[chosen.rows] = chosen.values
-        for half in halves:
+    proxies = list(selected)
+    for h, half in enumerate(halves):
+        # the rows of every proxy in this half; proxies that share rows share the target ranks
+        groups: dict[bytes, tuple[np.ndarray, list[str]]] = {}
+        for proxy, chosen in selected.items():
             in_half = split.mask(list(keys[chosen.rows]), half)
             rows = np.sort(chosen.rows[in_half])
             if control is not None and proxy != control:
                 rows = rows[np.isfinite(control_value[rows])]
+            groups.setdefault(rows.tobytes(), (rows, []))[1].append(proxy)
+        for rows, members in groups.values():
             n = len(rows)
-            for pop in populations:
+            for p_index, pop in enumerate(populations):
                 if n < 3:
-                    for name in names:
-                        records.append((proxy, name, pop, half, n, *([math.nan] * 6)))
+                    for proxy in members:
+                        for t, name in enumerate(names):
+                            key = (proxies.index(proxy), h, p_index, t)
+                            records.append((key, (proxy, name, pop, half, n, *([math.nan] * 6))))
                     continue
                 w = np.ones(n) if pop == "classes" else string_weight[rows]
-                resamples = corr.resample_counts(n, bootstrap, seed).astype(np.float64)
-                bw = resamples * w
-                rx, bx = weighted_ranks(by_row[rows], w), weighted_ranks(by_row[rows], bw)
-                partial_ok = control is not None and proxy != control
-                if partial_ok:
-                    rz, bz = ranks(rows, pop, "\0control", control_value, resamples)
-                    rxz, bxz = _weighted_corr(rx, rz, w), _weighted_corr(bx, bz, bw)
-                for name in names:
-                    ry, by = ranks(rows, pop, name, values[name], resamples)
-                    rho, boot = float(_weighted_corr(rx, ry, w)), _weighted_corr(bx, by, bw)
-                    partial = p_lo = p_hi = math.nan
+                bw = corr.resample_counts(n, bootstrap, seed).astype(np.float64) * w if bootstrap else None
+                std = {name: _standardised_ranks(column[rows], w, bw) for name, column in columns.items()}
+                for proxy in members:
+                    by_row = np.full(len(keys), np.nan)
+                    by_row[selected[proxy].rows] = selected[proxy].values
+                    zx, zbx = _standardised_ranks(by_row[rows], w, bw)
+                    wzbx = bw * zbx if bw is not None else None
+                    partial_ok = control is not None and proxy != control
                     if partial_ok:
-                        ryz, byz = _weighted_corr(ry, rz, w), _weighted_corr(by, bz, bw)
-                        partial = float(_partial(np.float64(rho), rxz, ryz))
-                        p_lo, p_hi = _interval(_partial(boot, bxz, byz)) if bootstrap else (math.nan,) * 2
-                    lo, hi = _interval(boot) if bootstrap else (math.nan, math.nan)
-                    records.append((proxy, name, pop, half, n, rho, lo, hi, partial, p_lo, p_hi))
+                        rxz, bxz = _correlation(w, zx, wzbx, *std["\0control"])
+                    for t, name in enumerate(names):
+                        rho, boot = _correlation(w, zx, wzbx, *std[name])
+                        partial = p_lo = p_hi = math.nan
+                        if partial_ok:
+                            z, zb = std["\0control"]
+                            zy, zby = std[name]
+                            ryz = np.float64(np.sum(w * z * zy))
+                            partial = float(_partial(rho, rxz, ryz))
+                            if boot is not None:
+                                byz = np.einsum("ij,ij->i", bw * zb, zby)
+                                p_lo, p_hi = _interval(_partial(boot, bxz, byz))
+                        lo, hi = _interval(boot) if boot is not None else (math.nan, math.nan)
+                        key = (proxies.index(proxy), h, p_index, t)
+                        records.append((key, (proxy, name, pop, half, n, float(rho), lo, hi, partial, p_lo, p_hi)))
+    records = [r for _, r in sorted(records, key=lambda item: item[0])]
     return pd.DataFrame.from_records(records, columns=list(EVAL_COLUMNS))

@@ -38,7 +38,8 @@ import torch
 from torch import Tensor, nn
 
 from robnas.data import MEAN_STD, Normalize
-from robnas.errors import ConfigError, DataError
+from robnas.errors import ConfigError, DataError, RobnasError
+from robnas.options import parse_options, parse_value
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 #: What :func:`final_checkpoint` looks for in a run folder, in order of preference.
@@ -46,36 +47,6 @@ FINAL_CHECKPOINTS = ("best.pt", "last.pt")
 MeanStd = tuple[tuple[float, ...], tuple[float, ...]]
 
 
-# ----------------------------------------------------------------------------------------------
-# options
-
-
-def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``["C=8", "N=1", "affine=false"]`` -> ``{"C": 8, "N": 1, "affine": False}``."""
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"option {pair!r} should read KEY=VALUE")
-        out[key.strip()] = parse_value(text.strip())
-    return out
-
-
-def parse_value(text: str) -> Any:
-    """``"true"`` -> True, ``"none"`` -> None, ``"8"`` -> 8, ``"0.1"`` -> 0.1, other text stays text."""
-    low = text.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 # ----------------------------------------------------------------------------------------------
@@ -87,15 +58,24 @@ def build_model(spec: str, num_classes: int | None = 10, **options: Any) -> nn.M
 
     ``SPACE:ARCH_TEXT`` builds ``robnas.spaces.get(SPACE).build(ARCH_TEXT, num_classes, **options)``;
     a bare name is a zoo entry, ``robnas.zoo.create_model(NAME, num_classes, **options)``
-    (``num_classes=None`` keeps the entry's own). An unknown space or name raises ``UnknownName``.
+    (``num_classes=None`` keeps the entry's own). An unknown space or name raises ``UnknownName``;
+    build options of the wrong kind (``C="abc"``, an option the builder does not take) ConfigError.
     """
     from robnas import spaces, zoo
 
     prefix, sep, text = spec.partition(":")
-    if sep:
-        space = spaces.get(prefix)
-        return space.build(space.parse(text), num_classes=10 if num_classes is None else num_classes, **options)
-    return zoo.create_model(spec, num_classes=num_classes, **options)
+    try:
+        if sep:
+            space = spaces.get(prefix)
+            arch = space.parse(text)
+            return space.build(arch, num_classes=10 if num_classes is None else num_classes, **options)
+        return zoo.create_model(spec, num_classes=num_classes, **options)
+    except (TypeError, ValueError) as exc:
+        if not options or isinstance(exc, RobnasError):
+            raise
+        raise ConfigError(
+            f"build options {options} do not fit {prefix if sep else spec} ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _check_spec(spec: str) -> None:
@@ -363,6 +343,9 @@ def resolve_model(
             info["normalize"] = meta["normalize"]
         if meta.get("dataset"):
             info["dataset"] = meta["dataset"]
+        for key in ("classes", "image_size"):
+            if meta.get(key):
+                info[key] = meta[key]
         return model, info
     _check_spec(spec)
     if weights is None:
@@ -381,20 +364,27 @@ def resolve_model(
 
 
 def prepare_model(
-    model: nn.Module, info: dict[str, Any], normalize: bool | None = None, dataset: str = "cifar10"
+    model: nn.Module,
+    info: dict[str, Any],
+    normalize: bool | None = None,
+    dataset: str = "cifar10",
+    stats: MeanStd | None = None,
 ) -> tuple[nn.Module, MeanStd | None]:
     """Wrap ``model`` so it takes [0, 1] images (eval mode).
 
     ``normalize=None`` follows the record (``info["normalize"]``, from the checkpoint) when there
-    is one, else normalises with ``MEAN_STD[dataset]`` (NB201-style networks are trained on
-    normalised images); ``True`` always normalises (recorded statistics first), ``False`` never
-    does. Returns the model to attack and the (mean, std) used, or None.
+    is one, else normalises with ``stats`` when given (an image folder's own statistics), else
+    with ``MEAN_STD[dataset]`` (NB201-style networks are trained on normalised images); ``True``
+    always normalises (recorded statistics first), ``False`` never does. Returns the model to
+    attack and the (mean, std) used, or None.
     """
     recorded = info.get("normalize", "absent")
     if normalize is False or (normalize is None and recorded is None):
         return normalized(model, None, None).eval(), None
     if isinstance(recorded, dict) and recorded.get("mean") is not None:
         mean, std = tuple(recorded["mean"]), tuple(recorded["std"])
+    elif stats is not None:
+        mean, std = tuple(stats[0]), tuple(stats[1])
     else:
         mean, std = MEAN_STD.get(dataset, MEAN_STD["cifar10"])
     return normalized(model, mean, std).eval(), (mean, std)
@@ -407,6 +397,7 @@ def load_model(
     num_classes: int | None = None,
     normalize: bool | None = None,
     dataset: str | None = None,
+    stats: MeanStd | None = None,
     allow_random: bool = False,
     **options: Any,
 ) -> tuple[NormalizedNet, dict[str, Any]]:
@@ -414,14 +405,14 @@ def load_model(
 
     ``spec`` and ``weights`` as in :func:`resolve_model` (a name, ``SPACE:ARCH``, a checkpoint
     or a run folder; no weights raises ConfigError unless ``allow_random=True``); the
-    normalisation as in :func:`prepare_model`, with the statistics of ``dataset`` (default: the
-    data set the checkpoint names, else CIFAR-10) when nothing was recorded. The info dict's ``normalize`` is what the
+    normalisation as in :func:`prepare_model`, with ``stats`` or else the statistics of ``dataset``
+    (default: the data set the checkpoint names, else CIFAR-10) when nothing was recorded. The info dict's ``normalize`` is what the
     returned model applies ({"mean", "std"} or None).
 
     >>> model, info = load_model("runs/pgd")  # doctest: +SKIP
     """
     model, info = resolve_model(str(spec), num_classes, weights, allow_random=allow_random, **options)
-    wrapped, used = prepare_model(model, info, normalize, dataset or info.get("dataset") or "cifar10")
+    wrapped, used = prepare_model(model, info, normalize, dataset or info.get("dataset") or "cifar10", stats)
     info["normalize"] = {"mean": list(used[0]), "std": list(used[1])} if used else None
     return wrapped, info
 

@@ -5,10 +5,11 @@ interrupted pipeline resumes at the stage it was in (the search resumes from its
 training from ``train/last.pt``). Config (all paths relative to the config file)::
 
     out = "runs/demo"
-    [search]                      # robnas.search.run_search + robnas.objectives.ObjectiveContext
+    [search]                      # robnas.search.config.SearchConfig (as robnas search)
     space = "nb201"; strategy = "evolution"; objective = "croze"; budget = 100; seed = 0
     options = { init_pool = 20 }  # strategy options
     data = "cifar10.npz"; batch_size = 8; scores = "scores.csv"; benchmark = "robustness"
+                                  # (or NAME:PATH, e.g. "nas-robbench-201:nas_robbench201")
     model = { C = 16, layers = 8 } # network build options while searching (default: the space's)
     winner = "best"               # the row of highest value; "final": the strategy's own answer,
                                   # its row marked info["final"] (one-shot searches: wsr-nas)
@@ -18,8 +19,10 @@ training from ``train/last.pt``). Config (all paths relative to the config file)
                                   # (robnas search --workers/--backend/--address; default: serially)
     [train]                       # robnas.train.fit
     recipe = "standard"; epochs = 1; data = "cifar10.npz"; batch_size = 128; device = "auto"
+    options = { eps = 8, step_size = 2 } # recipe settings, eps and step sizes in 1/255 (as --set)
     subset = 4000                 # train on N training images drawn with the seed (default: all)
     model = { C = 16, layers = 8 } # build options of the trained and evaluated network
+    baselines = ["preact_resnet18"] # zoo models trained and evaluated beside the winner, same recipe
     [evaluate]                    # robnas.evaluate.run on the test split
     data = "cifar10.npz"; attacks = ["fgsm@8", "pgd@8"]; corruptions = ["gaussian_noise@3"]; limit = 500
     corruption_preset = "cifar"   # default: the preset made for the image size (16, 32 or 224)
@@ -29,7 +32,13 @@ Outputs: ``search.sqlite`` + ``search.json`` (the winner and the search cost), `
 ``evaluate/`` (the table written row by row, so a killed evaluation resumes where it was),
 ``report.md`` with ``search_history.png``, ``accuracy_vs_eps.png`` (accuracy against eps per
 attack) and ``corruptions.png`` (corruption x severity accuracy), the figures of
-``robnas evaluate``.
+``robnas evaluate``. Each baseline gets ``baselines/NAME/`` (its training run, ``train.json``,
+``evaluate/`` and ``evaluate.json``); the report then compares them with the winner side by side
+(parameters, training time, accuracy against eps, corruptions; ``baselines_vs_eps.png``).
+Adding a baseline to a finished pipeline trains and evaluates only that one.
+
+Data paths, ``imagefolder:DIR`` (``imagefolder@32:DIR`` resizes to 32 x 32) included, are
+relative to the config file.
 """
 
 from __future__ import annotations
@@ -43,36 +52,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from robnas.errors import ConfigError, DataError
+from robnas.errors import ConfigError, DataError, RobnasError
 
 SECTIONS = {
-    "search": {
-        "space",
-        "strategy",
-        "objective",
-        "budget",
-        "seed",
-        "options",
-        "data",
-        "batch_size",
-        "batch_mode",
-        "device",
-        "scores",
-        "within_scores",
-        "benchmark",
-        "dataset",
-        "reference_size",
-        "train_epochs",
-        "train_metric",
-        "model",
-        "max_params_m",
-        "nb201",
-        "winner",
-        "supernet",
-        "workers",
-        "backend",
-        "address",
-    },
+    "search": {"winner"},  # and the fields of robnas.search.config.SearchConfig
     "train": {
         "recipe",
         "epochs",
@@ -84,9 +67,25 @@ SECTIONS = {
         "options",
         "subset",
         "model",
+        "baselines",
     },
     "evaluate": {"data", "attacks", "corruptions", "corruption_preset", "limit", "batch_size", "device", "seed"},
 }
+
+
+def _target_benchmarks() -> list[str]:
+    from robnas.benchmarks import target_benchmarks
+
+    return target_benchmarks()
+
+
+def _section_keys(section: str) -> set[str]:
+    """The keys a config section may hold; ``[search]``: those of :class:`SearchConfig` and ``winner``."""
+    if section == "search":
+        from robnas.search.config import SearchConfig
+
+        return SearchConfig.keys() | SECTIONS["search"]
+    return SECTIONS[section]
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -108,7 +107,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
     unknown = set(config) - {"out", *SECTIONS}
     if unknown:
         raise ConfigError(f"{path}: unknown keys {sorted(unknown)} (expected out, search, train, evaluate)")
-    for section, keys in SECTIONS.items():
+    for section in SECTIONS:
+        keys = _section_keys(section)
         if section not in config:
             raise ConfigError(f"{path}: missing [{section}] section")
         bad = set(config[section]) - keys
@@ -130,9 +130,26 @@ def load_config(path: str | Path) -> dict[str, Any]:
         ("evaluate", "data"),
     ):
         value = config[section].get(key)
-        if isinstance(value, str) and not value.startswith("synthetic") and ":" not in value:
+        kind, sep, rest = value.partition(":") if isinstance(value, str) else ("", "", "")
+        spec_kind = kind in _target_benchmarks() if key == "benchmark" else kind.partition("@")[0] == "imagefolder"
+        if sep and spec_kind:  # NAME:PATH or imagefolder:DIR, the PATH relative to the config
+            config[section][key] = f"{kind}:{resolved(rest)}"
+        elif isinstance(value, str) and not value.startswith("synthetic") and ":" not in value:
             config[section][key] = resolved(value)
+    _baseline_names(config)  # unknown names are found before any work
     return config
+
+
+def _baseline_names(config: dict[str, Any]) -> list[str]:
+    """The zoo models of ``[train] baselines`` (UnknownName, with suggestions, for a wrong one)."""
+    from robnas import zoo
+
+    names = config["train"].get("baselines", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError('[train] baselines must be a list of zoo names, e.g. ["preact_resnet18", "wrn_28_10"]')
+    for name in names:
+        zoo.get_entry(name)
+    return list(dict.fromkeys(names))
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -150,38 +167,14 @@ def _quiet(_: str) -> None:
 
 def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[str, Any]:
     """Run (or resume) the search; ``search.json`` holds the winner."""
-    from robnas import objectives
-    from robnas.search.base import run_search
-    from robnas.spaces import get as get_space
+    from robnas.search.config import SearchConfig
 
     done = out / "search.json"
     if done.is_file():
         return json.loads(done.read_text())
     s = config["search"]
-    seed = int(s.get("seed", 0))
-    context = objectives.ObjectiveContext(
-        data=s.get("data", "synthetic"),
-        batch_size=int(s.get("batch_size", 64)),
-        batch_mode=s.get("batch_mode", "random"),
-        seed=seed,
-        device=s.get("device", "cpu"),
-        scores=s.get("scores"),
-        benchmark=s.get("benchmark"),
-        nb201=s.get("nb201"),
-        dataset=s.get("dataset", "cifar10"),
-        reference_size=int(s.get("reference_size", 64)),
-        train={"epochs": int(s.get("train_epochs", 1)), "metric": s.get("train_metric", "clean")},
-        model=_build_options(s, "search"),
-        supernet=s.get("supernet"),
-    )
-    space = s.get("space", "nb201")
-    candidates = None
-    if s.get("within_scores"):
-        table = context.table(get_space(space))
-        if table is None:
-            raise ConfigError("[search] within_scores needs scores = CSV")
-        candidates = table.archs
-    budget = int(s.get("budget", 100))
+    search = SearchConfig.from_mapping({k: v for k, v in s.items() if k != "winner"})
+    budget = search.budget
     pick = s.get("winner", "best")
     if pick not in ("best", "final"):
         raise ConfigError(f"[search] winner must be 'best' or 'final', got {pick!r}")
@@ -193,27 +186,13 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
             best = max(best, row.value)
         log(f"search {row.step}/{budget}: {row.value:.4g} in {row.cost.wall:.1f} s (best this session {best:.4g})")
 
-    result = run_search(
-        space,
-        s.get("strategy", "evolution"),
-        s.get("objective", "croze"),
-        budget,
-        seed=seed,
-        out=out / "search.sqlite",
-        options=dict(s.get("options", {})),
-        context=context,
-        candidates=candidates,
-        progress=progress,
-        space_options=_space_options(s),
-        backend=s.get("backend", "process"),
-        workers=int(s.get("workers", 1)),
-        address=s.get("address"),
-    )
+    result = search.run(out / "search.sqlite", progress)
+    result.require_values()
     if pick == "final":
         finals = [r for r in result.history if r.info.get("final")]
         if not finals:
             raise ConfigError(
-                f"[search] winner = 'final': strategy {s.get('strategy', 'evolution')!r} marked no final answer"
+                f"[search] winner = 'final': strategy {search.strategy!r} marked no final answer"
             )
         best = finals[-1]
     else:
@@ -235,16 +214,6 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
     }
     _write_json(done, summary)
     return summary
-
-
-def _space_options(section: dict[str, Any]) -> dict[str, Any]:
-    """``max_params_m = 6`` (or ``"none"``) in ``[search]``; absent: the space's default cap."""
-    if "max_params_m" not in section:
-        return {}
-    value = section["max_params_m"]
-    if isinstance(value, str) and value.lower() == "none":
-        value = None
-    return {"max_params_m": value}
 
 
 def _build_options(section: dict[str, Any], name: str) -> dict[str, Any]:
@@ -281,25 +250,27 @@ def _epoch_line(log: Log) -> Any:
     return progress
 
 
-def stage_train(
-    config: dict[str, Any], out: Path, searched: dict[str, Any], log: Log = _quiet
-) -> dict[str, Any]:
-    """Train the winner with the recipe (resuming from ``train/last.pt``); ``train.json`` marks it done."""
+def _train_images(config: dict[str, Any]) -> Any:
     from robnas import data as data_lib
-    from robnas import train
 
-    done = out / "train.json"
-    if done.is_file():
-        return json.loads(done.read_text())
     t = config["train"]
-    seed = int(t.get("seed", 0))
     subset = t.get("subset")
-    images = data_lib.random_subset(
-        data_lib.load(t.get("data", "synthetic"), "train"), None if subset is None else int(subset), seed
+    return data_lib.random_subset(
+        data_lib.load(t.get("data", "synthetic"), "train"),
+        None if subset is None else int(subset),
+        int(t.get("seed", 0)),
     )
-    options = _build_options(t, "train")
-    model = _model(searched["space"], searched["winner"], images.num_classes, seed, options)
-    folder = out / "train"
+
+
+def _train_network(
+    config: dict[str, Any], model: Any, arch: str, options: dict[str, Any], images: Any, folder: Path, log: Log
+) -> dict[str, Any]:
+    """Train ``model`` (named ``arch``) with the ``[train]`` recipe into ``folder`` (resuming from
+    its ``last.pt``); the summary a ``train.json`` holds."""
+    from robnas import train
+    from robnas.train.recipes import settings_from_255
+
+    t = config["train"]
     result = train.fit(
         model,
         images,
@@ -307,24 +278,40 @@ def stage_train(
         folder,
         epochs=t.get("epochs"),
         batch_size=t.get("batch_size"),
-        seed=seed,
+        seed=int(t.get("seed", 0)),
         val_fraction=float(t.get("val_fraction", 0.1)),
-        resume=(folder / "last.pt").is_file(),
+        resume=True,
         device=t.get("device", "auto"),
-        overrides=dict(t.get("options", {})) or None,
+        overrides=settings_from_255(dict(t.get("options", {}))) or None,  # eps, step sizes in 1/255
         progress=_epoch_line(log),
-        meta={"arch": f"{searched['space']}:{searched['winner']}", "arch_options": options, "subset": subset},
+        meta={"arch": arch, "arch_options": options, "subset": t.get("subset")},
     )
-    summary = {
+    return {
         "folder": str(folder),
         "epochs": result.epochs_done,
         "best_epoch": result.best_epoch,
         "history": result.history,
         "num_classes": images.num_classes,
         "images": len(images),
+        "classes": images.class_counts(),
         "model": options,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "seconds": sum(float(row.get("seconds", 0.0)) for row in result.history),
     }
+
+
+def stage_train(
+    config: dict[str, Any], out: Path, searched: dict[str, Any], log: Log = _quiet
+) -> dict[str, Any]:
+    """Train the winner with the recipe (resuming from ``train/last.pt``); ``train.json`` marks it done."""
+    done = out / "train.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    images = _train_images(config)
+    options = _build_options(config["train"], "train")
+    model = _model(searched["space"], searched["winner"], images.num_classes, int(config["train"].get("seed", 0)), options)
+    arch = f"{searched['space']}:{searched['winner']}"
+    summary = _train_network(config, model, arch, options, images, out / "train", log)
     _write_json(done, summary)
     return summary
 
@@ -333,35 +320,40 @@ def stage_evaluate(
     config: dict[str, Any], out: Path, searched: dict[str, Any], trained: dict[str, Any], log: Log = _quiet
 ) -> dict[str, Any]:
     """Clean, attack and corruption accuracy of the trained winner; ``evaluate.json``."""
-    from robnas import data as data_lib
-    from robnas import evaluate
-    from robnas.models import load_trained
-
     done = out / "evaluate.json"
     if done.is_file():
         return json.loads(done.read_text())
-    e = config["evaluate"]
-    test = data_lib.load(e.get("data", "synthetic"), "test")
     checkpoint = Path(trained["folder"]) / "last.pt"
     if not checkpoint.is_file():
         raise DataError(f"{checkpoint}: the trained checkpoint is missing; delete train.json to retrain")
     model = _model(
         searched["space"], searched["winner"], int(trained["num_classes"]), 0, trained.get("model", {})
     )
+    identity = {"space": searched["space"], "arch": searched["winner"], "model": trained.get("model", {})}
+    summary = _evaluate_network(config, model, checkpoint, identity, out / "evaluate", log)
+    _write_json(done, summary)
+    return summary
+
+
+def _evaluate_network(
+    config: dict[str, Any], model: Any, checkpoint: Path, identity: dict[str, Any], folder: Path, log: Log
+) -> dict[str, Any]:
+    """The ``[evaluate]`` table of ``model`` with the weights of ``checkpoint``, kept row by row in
+    ``folder``; the summary an ``evaluate.json`` holds."""
+    from robnas import data as data_lib
+    from robnas import evaluate, targets
+    from robnas.models import load_trained
+
+    e = config["evaluate"]
+    test = data_lib.load(e.get("data", "synthetic"), "test")
     wrapped, _ = load_trained(checkpoint, model)
-    settings = {
-        "evaluate": e,
-        "space": searched["space"],
-        "arch": searched["winner"],
-        "model": trained.get("model", {}),
-        "checkpoint_sha256": evaluate.file_digest(checkpoint),
-    }
+    settings = {"evaluate": e, **identity, "checkpoint_sha256": evaluate.file_digest(checkpoint)}
     table = evaluate.run_in_folder(
-        out / "evaluate",
+        folder,
         settings,
         wrapped,
         test,
-        evaluate.split_specs(e.get("attacks", [])),
+        targets.split_specs(e.get("attacks", [])),
         list(e.get("corruptions", [])),
         log=log,
         batch_size=int(e.get("batch_size", 128)),
@@ -371,15 +363,129 @@ def stage_evaluate(
         corruption_preset=e.get("corruption_preset"),
         progress=lambda label, done, total: log(f"evaluate {label}: done") if done == total else None,
     )
-    summary = {"table": table, "summary": evaluate.summary(table)}
-    _write_json(done, summary)
-    return summary
+    return {"table": table, "summary": evaluate.summary(table)}
+
+
+def stage_baselines(
+    config: dict[str, Any],
+    out: Path,
+    searched: dict[str, Any],
+    trained: dict[str, Any],
+    evaluated: dict[str, Any],
+    log: Log = _quiet,
+) -> dict[str, Any]:
+    """Train and evaluate each ``[train] baselines`` zoo model as the winner was (same recipe,
+    data, seed, evaluation), in ``baselines/NAME/``; a finished one is kept."""
+    import torch
+
+    from robnas.models import build_model
+    from robnas.seeding import stable_seed
+
+    results: dict[str, Any] = {}
+    images = None
+    seed = int(config["train"].get("seed", 0))
+    for name in _baseline_names(config):
+        folder = out / "baselines" / name
+        train_done, eval_done = folder / "train.json", folder / "evaluate.json"
+        if train_done.is_file():
+            trained_b = json.loads(train_done.read_text())
+        else:
+            log(f"baseline {name}: training")
+            images = images if images is not None else _train_images(config)
+            torch.manual_seed(stable_seed(seed, name))
+            model = build_model(name, images.num_classes)
+            trained_b = _train_network(config, model, name, {}, images, folder / "train", log)
+            _write_json(train_done, trained_b)
+        if eval_done.is_file():
+            evaluated_b = json.loads(eval_done.read_text())
+        else:
+            log(f"baseline {name}: evaluating")
+            checkpoint = Path(trained_b["folder"]) / "last.pt"
+            if not checkpoint.is_file():
+                raise DataError(f"{checkpoint}: the trained checkpoint is missing; delete {train_done} to retrain")
+            model = build_model(name, int(trained_b["num_classes"]))
+            evaluated_b = _evaluate_network(config, model, checkpoint, {"arch": name}, folder / "evaluate", log)
+            _write_json(eval_done, evaluated_b)
+        results[name] = {"train": trained_b, "evaluate": evaluated_b}
+    return results
+
+
+def _comparison(
+    out: Path, searched: dict[str, Any], trained: dict[str, Any], evaluated: dict[str, Any], baselines: dict[str, Any]
+) -> list[str]:
+    """The report's side-by-side section: the winner and each baseline (parameters, training
+    time, clean and attack accuracy, corruptions) and ``baselines_vs_eps.png``."""
+    from robnas import report
+
+    runs = {"winner": (trained, evaluated["table"])}
+    runs.update({name: (b["train"], b["evaluate"]["table"]) for name, b in baselines.items()})
+    labels = list(dict.fromkeys(r["label"] for _, table in runs.values() for r in table if r["kind"] != "corruption"))
+    corruptions = list(
+        dict.fromkeys(r["label"] for _, table in runs.values() for r in table if r["kind"] == "corruption")
+    )
+
+    def accuracy(table: list[dict[str, Any]], label: str) -> str:
+        row = next((r for r in table if r["label"] == label), None)
+        return "-" if row is None else f"{100 * row['accuracy']:.2f}"
+
+    def seconds(summary: dict[str, Any]) -> str:
+        return "-" if summary.get("seconds") is None else f"{summary['seconds']:.0f}"
+
+    head = ["model", "params (M)", "training (s)", *[f"{label} (%)" for label in labels]]
+    if corruptions:
+        head.append("corruptions, mean (%)")
+    lines = [
+        "## Winner and baselines",
+        "",
+        f"The same recipe, data, seed and evaluation for each; winner: `{searched['space']}:{searched['winner']}`.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for name, (t, table) in runs.items():
+        cells = [name, f"{t.get('parameters', 0) / 1e6:.3f}", seconds(t), *[accuracy(table, lb) for lb in labels]]
+        if corruptions:
+            values = [r["accuracy"] for r in table if r["kind"] == "corruption"]
+            cells.append(f"{100 * sum(values) / len(values):.2f}" if values else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    if corruptions:
+        lines += ["", "| corruption (%) | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
+        lines += [f"| {c} | " + " | ".join(accuracy(table, c) for _, table in runs.values()) + " |" for c in corruptions]
+    plt = report.plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
+    for i, (name, (_, table)) in enumerate(runs.items()):
+        clean = next((r["accuracy"] for r in table if r["kind"] == "clean"), None)
+        attacks = sorted({r["name"] for r in table if r["kind"] == "attack" and r.get("eps") is not None})
+        for j, attack in enumerate(attacks):
+            rows = sorted((r for r in table if r["name"] == attack and r.get("eps") is not None), key=lambda r: r["eps"])
+            xs = ([0.0] if clean is not None else []) + [255 * r["eps"] for r in rows]
+            ys = ([clean] if clean is not None else []) + [r["accuracy"] for r in rows]
+            ax.plot(xs, [100 * y for y in ys], color=f"C{i}", linestyle=("-", "--", ":", "-.")[j % 4],
+                    marker="o", label=f"{name}: {attack}")  # fmt: skip
+            drawn = True
+    if drawn:
+        ax.set_xlabel("eps (1/255)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        report.save_figure(fig, out / "baselines_vs_eps.png")
+        lines += ["", "![winner and baselines against eps](baselines_vs_eps.png)"]
+    else:
+        plt.close(fig)
+    return [*lines, ""]
 
 
 def write_report(
-    out: Path, searched: dict[str, Any], trained: dict[str, Any], evaluated: dict[str, Any]
+    out: Path,
+    searched: dict[str, Any],
+    trained: dict[str, Any],
+    evaluated: dict[str, Any],
+    baselines: dict[str, Any] | None = None,
 ) -> Path:
-    """``report.md`` with the search history and the robustness figures of :mod:`robnas.report`."""
+    """``report.md`` with the search history and the robustness figures of :mod:`robnas.report`,
+    and the winner beside the ``baselines`` (``{name: {"train", "evaluate"}}``) when there are any."""
     from robnas import report  # importing it switches matplotlib to the file-only Agg backend
 
     plt = report.plt
@@ -420,7 +526,9 @@ def write_report(
         f"- network: {trained.get('parameters', 0) / 1e6:.3f} M parameters"
         + (f", build options {trained['model']}" if trained.get("model") else "")
         + f"; {trained.get('images', '?')} training images (validation split included)",
-        f"- {trained['epochs']} epochs in `{trained['folder']}`; last epoch: "
+        f"- {trained['epochs']} epochs in `{trained['folder']}`"
+        + (f" ({trained['seconds']:.0f} s)" if trained.get("seconds") is not None else "")
+        + "; last epoch: "
         + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, (int, float))),
         "",
         "## Evaluation",
@@ -432,25 +540,95 @@ def write_report(
         *[f"![{p.stem}]({p.name})" for p in figures if p is not None],
         "",
     ]
+    if baselines:
+        lines += _comparison(out, searched, trained, evaluated, baselines)
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
 
 
-def _check_same_config(out: Path, config: dict[str, Any]) -> None:
-    """Resume only the run this config started: a changed config never reuses stale stages."""
+def check_config(config: dict[str, Any]) -> None:
+    """Check every stage's settings before any work: names (space, strategy, recipe, attacks,
+    corruptions), recipe settings and counts; a bad one raises ConfigError naming its section."""
+    from robnas import evaluate, spaces, targets, train
+    from robnas.search.base import STRATEGIES
+    from robnas.search.config import SearchConfig
+    from robnas.train.recipes import settings_from_255
+
+    s, t, e = config["search"], config["train"], config["evaluate"]
+    SearchConfig.from_mapping({k: v for k, v in s.items() if k != "winner"})  # its keys and types
+    spaces.get(s.get("space", "nb201"))
+    STRATEGIES.get(s.get("strategy", "evolution"))
+    if s.get("winner", "best") not in ("best", "final"):
+        raise ConfigError(f"[search] winner must be 'best' or 'final', got {s.get('winner')!r}")
+    for section, name, key in (
+        (s, "search", "budget"), (s, "search", "batch_size"), (s, "search", "train_epochs"),
+        (t, "train", "epochs"), (t, "train", "batch_size"), (t, "train", "subset"),
+        (e, "evaluate", "limit"), (e, "evaluate", "batch_size"),
+    ):  # fmt: skip
+        value = section.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"[{name}] {key} must be a whole number >= 1, got {value!r}")
+    for section, name in ((s, "search"), (t, "train")):
+        _build_options(section, name)
+    options = t.get("options", {})
+    if not isinstance(options, dict):
+        raise ConfigError("[train] options must be a table of recipe settings, e.g. { steps = 10 }")
+    checks = (
+        ("train", lambda: train.get(t.get("recipe", "standard")).replace(**settings_from_255(options))),
+        ("evaluate", lambda: [evaluate.parse_attack(a) for a in targets.split_specs(e.get("attacks", []))]),
+        ("evaluate", lambda: [evaluate.parse_corruption(c) for c in e.get("corruptions", [])]),
+    )
+    for section, check in checks:
+        try:
+            check()
+        except RobnasError as exc:
+            raise ConfigError(f"[{section}] {exc}") from None
+
+
+#: Each stage's section, the file that marks it finished and the folder of its partial work.
+STAGE_FILES = {
+    "search": ("search.json", None),
+    "train": ("train.json", "train"),
+    "evaluate": ("evaluate.json", "evaluate"),
+}
+
+
+def _check_same_config(out: Path, config: dict[str, Any]) -> list[str]:
+    """Resume only what this config made: a changed section of a finished stage is refused; a
+    changed section of an unfinished one restarts that stage (its and later stages' partial work
+    is removed) and keeps the finished stages. Returns the restarted stages."""
+    import shutil
+
     recorded = out / "config.json"
     current = json.loads(json.dumps(config, default=str))
+    current["train"].pop("baselines", None)  # baselines are trained beside the run, never change it
     if not recorded.is_file():
         _write_json(recorded, current)
-        return
+        return []
     previous = json.loads(recorded.read_text())
-    changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
-    if changed:
-        raise ConfigError(
-            f"{out} holds a pipeline run with a different config (changed: {', '.join(changed)}); "
-            "choose another 'out' or delete that folder to start afresh"
+    changed = [k for k in SECTIONS if previous.get(k) != current.get(k)]
+    finished = [k for k in changed if (out / STAGE_FILES[k][0]).is_file()]
+    if finished:
+        keys = sorted(
+            f"[{k}] {key}"
+            for k in finished
+            for key in set(previous.get(k, {})) | set(current.get(k, {}))
+            if previous.get(k, {}).get(key) != current.get(k, {}).get(key)
         )
+        marks = ", ".join(STAGE_FILES[k][0] for k in finished)
+        raise ConfigError(
+            f"{out} holds a pipeline run whose finished stage(s) {', '.join(finished)} had a different config "
+            f"(changed: {', '.join(keys)}); choose another 'out', or delete {marks} to run them again"
+        )
+    stages = list(STAGE_FILES)
+    for stage in stages[min((stages.index(k) for k in changed), default=len(stages)) :]:
+        folder = STAGE_FILES[stage][1]  # this stage's and every later stage's partial work is stale
+        if folder is not None and (out / folder).is_dir():
+            shutil.rmtree(out / folder)
+    if changed:
+        _write_json(recorded, current)
+    return changed
 
 
 def run_pipeline(config_path: str | Path, log: Log = _quiet) -> Path:
@@ -458,8 +636,10 @@ def run_pipeline(config_path: str | Path, log: Log = _quiet) -> Path:
     (and turns on the training progress bar)."""
     config = load_config(config_path)
     out = Path(config["out"])
+    check_config(config)
     out.mkdir(parents=True, exist_ok=True)
-    _check_same_config(out, config)
+    for stage in _check_same_config(out, config):
+        log(f"{stage}: its config changed before it finished; starting it again")
     stages: list[Any] = []
     for name, stage in (("search", stage_search), ("train", stage_train), ("evaluate", stage_evaluate)):
         done = (out / f"{name}.json").is_file()
@@ -468,4 +648,5 @@ def run_pipeline(config_path: str | Path, log: Log = _quiet) -> Path:
         stages.append(stage(config, out, *stages, log=log))
         if not done:
             log(f"{name}: done in {time.perf_counter() - start:.0f} s")
-    return write_report(out, *stages)
+    baselines = stage_baselines(config, out, *stages, log=log) if config["train"].get("baselines") else None
+    return write_report(out, *stages, baselines=baselines)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from robnas.benchmarks.robustness import RobustnessDataset
+from robnas.benchmarks.base import TargetBenchmark
 from robnas.correlate import add_ensembles, as_scores, build_targets, select
 from robnas.errors import ConfigError
 
@@ -144,7 +144,7 @@ def heatmap(
 
 def scatter(
     scores: Any,
-    benchmark: RobustnessDataset | str | Path,
+    benchmark: TargetBenchmark | str | Path,
     path: str | Path,
     target: str = "fgsm@8",
     dataset: str = "cifar10",
@@ -152,8 +152,13 @@ def scatter(
     ensembles: Sequence[str] = (),
     proxies: Sequence[str] | None = None,
 ) -> Path:
-    """One panel per proxy: rank percentile of the proxy vs the ``target`` accuracy (fraction)."""
-    rob = benchmark if isinstance(benchmark, RobustnessDataset) else RobustnessDataset(benchmark)
+    """One panel per proxy: rank percentile of the proxy vs the ``target`` accuracy (fraction).
+
+    ``benchmark``: a :class:`~robnas.benchmarks.base.TargetBenchmark`, ``NAME:PATH`` or a robustness
+    dataset folder."""
+    from robnas.benchmarks import from_spec
+
+    rob = from_spec(benchmark)
     targets = build_targets(rob, dataset, [target])
     accuracy = targets.accuracy(target)
     chosen = select(add_ensembles(as_scores(scores), ensembles), rob, unique=unique)

@@ -1,9 +1,11 @@
 """Score many architectures with many proxies into a run store.
 
 Every (arch, proxy) value depends only on the architecture, the proxy, the seed and the
-batch: the network is initialised from ``stable_seed(seed, arch)`` and the proxy's own
-randomness from ``stable_seed(seed, arch, proxy)``, and the batch is drawn once from
-``seed``. So the value is the same whatever the run order or the number of workers.
+batch: the network of the architecture's canonical form is initialised from
+``stable_seed(seed, canonical text)`` and the proxy's own randomness from
+``stable_seed(seed, canonical text, proxy)`` (:func:`score_arch`, the path search objectives
+use too), and the batch is drawn once from ``seed``. So the value is the same whatever the run
+order, the number of workers, or the isomorphic spelling of the architecture.
 """
 
 from __future__ import annotations
@@ -49,49 +51,62 @@ def _set_batch(x: torch.Tensor, y: torch.Tensor) -> None:
     _BATCH["x"], _BATCH["y"] = x, y
 
 
+def score_arch(
+    space: SearchSpace,
+    arch: Any,
+    proxies: Sequence[str],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    seed: int,
+    build: Callable[[Any], torch.nn.Module],
+) -> list[proxy_lib.ProxyResult]:
+    """The proxy values of ``arch``: the one scoring path of ``robnas score`` and of proxy search
+    objectives, so both give the same value.
+
+    The architecture is made canonical first; the network is ``build(canonical arch)``
+    initialised from ``stable_seed(seed, canonical text)``, and each proxy's own randomness is
+    seeded from ``stable_seed(seed, canonical text, proxy)``: isomorphic architectures get the
+    same values, in any run order. ``build`` errors propagate (the caller records them).
+    """
+    canonical = space.canonical(space.validate(space.parse(arch) if isinstance(arch, str) else arch))
+    text = space.format(canonical)
+    device = x.device
+    torch.manual_seed(stable_seed(seed, text))
+    model = build(canonical).to(device)
+    results = []
+    for name in proxies:
+        torch.manual_seed(stable_seed(seed, text, name))
+        results.append(proxy_lib.run(name, model, x, y))
+    return results
+
+
 def score_one(job: ScoreJob, arch_text: str, todo: Sequence[str]) -> list[ScoreRow]:
     """The rows of one architecture for the proxies in ``todo`` (uses the worker's batch)."""
     space = get_space(job.space)
     device = resolve_device(job.device)
     x, y = _BATCH["x"].to(device), _BATCH["y"].to(device)
-    rows = []
+    options = dict(job.build_options)
     try:
-        arch = space.parse(arch_text)
-        torch.manual_seed(stable_seed(job.seed, space.format(arch)))
-        model = space.build(arch, num_classes=job.num_classes, **dict(job.build_options)).to(device)
+        results = score_arch(
+            space, arch_text, todo, x, y, job.seed, lambda a: space.build(a, num_classes=job.num_classes, **options)
+        )
     except Exception as exc:  # an invalid arch is recorded, the run goes on
         reason = f"{type(exc).__name__}: {exc}"
-        return [
-            ScoreRow(
-                arch_text,
-                p,
-                float("nan"),
-                0.0,
-                job.seed,
-                job.batch_size,
-                reason,
-                job.data_tag,
-                robnas.__version__,
-            )
-            for p in todo
-        ]
-    for name in todo:
-        torch.manual_seed(stable_seed(job.seed, arch_text, name))
-        result = proxy_lib.run(name, model, x, y)
-        rows.append(
-            ScoreRow(
-                arch_text,
-                name,
-                result.value,
-                result.seconds,
-                job.seed,
-                job.batch_size,
-                result.error,
-                job.data_tag,
-                robnas.__version__,
-            )
+        results = [proxy_lib.ProxyResult(float("nan"), 0.0, reason) for _ in todo]
+    return [
+        ScoreRow(
+            arch_text,
+            name,
+            result.value,
+            result.seconds,
+            job.seed,
+            job.batch_size,
+            result.error,
+            job.data_tag,
+            robnas.__version__,
         )
-    return rows
+        for name, result in zip(todo, results, strict=True)
+    ]
 
 
 def _work(item: tuple[ScoreJob, str, tuple[str, ...]]) -> list[ScoreRow]:
@@ -113,11 +128,14 @@ def score(
     progress: Callable[[int], None] | None = None,
     backend: str = "process",
     address: str | None = None,
+    retry_failed: bool = False,
 ) -> int:
     """Score ``archs`` (text forms) with ``proxies`` into ``store``; returns the number of new rows.
 
     Pairs already in the store (same seed, batch size and data) are skipped, so an
-    interrupted run continues where it stopped. ``progress(n)`` is called after each
+    interrupted run continues where it stopped; a failure that depends on the machine (out of
+    memory, a killed worker) is computed again, one that depends on the architecture (a NaN
+    proxy) only with ``retry_failed``. ``progress(n)`` is called after each
     architecture with the number of architectures finished so far.
 
     ``backend`` ``process`` (``workers`` processes of this machine) or ``ray`` (one Ray task
@@ -142,7 +160,7 @@ def score(
         tuple(sorted((build_options or {}).items())),
     )
     x, y = proxy_batch(data, batch_size, seed=seed, mode=batch_mode)
-    done = store.done(seed, batch_size, data_tag)
+    done = store.done(seed, batch_size, data_tag, retry_failed=retry_failed)
     work = []
     seen: set[str] = set()
     for text in archs:
@@ -174,8 +192,9 @@ def score(
 
 
 def data_tag_of(data: ImageArrays, batch_mode: str = "random") -> str:
-    """The tag a run store keys results by, for proxy batches drawn from ``data`` with ``batch_mode``."""
-    return f"{data.name}:{len(data)}:{batch_mode}"
+    """The tag a run store keys results by, for proxy batches drawn from ``data`` with ``batch_mode``:
+    the data's name, size and content fingerprint (:meth:`ImageArrays.digest`)."""
+    return f"{data.name}:{len(data)}:{batch_mode}:{data.digest()}"
 
 
 def data_dependent(proxies: Iterable[str]) -> list[str]:

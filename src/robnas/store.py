@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from robnas.errors import DataError
+from robnas.errors import ConfigError, DataError, is_transient
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -72,6 +73,36 @@ def connect(path: str | Path, schema: str) -> sqlite3.Connection:
     return db
 
 
+class ExclusiveUse:
+    """An exclusive ``flock`` on the file ``path`` while open: a second process that asks for
+    it is refused at once (ConfigError naming ``what``). A no-op for ``":memory:"`` and where
+    ``fcntl`` is missing. Close it only after the SQLite connections to ``path`` of this
+    process are closed (closing a descriptor drops the process's POSIX locks on the file)."""
+
+    def __init__(self, path: str | Path, what: str = "run store") -> None:
+        self.fd: int | None = None
+        if str(path) == ":memory:":
+            return
+        try:
+            import fcntl
+        except ImportError:  # not POSIX
+            return
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise ConfigError(
+                f"{path}: {what} in use by another process; wait for it to finish, or give another --out"
+            ) from None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 class RunStore:
     """A run store at ``path`` (created if needed)."""
 
@@ -121,13 +152,17 @@ class RunStore:
                 ],
             )
 
-    def done(self, seed: int, batch_size: int, data: str = "") -> set[tuple[str, str]]:
-        """The (arch, proxy) pairs already stored for this seed, batch size and data."""
+    def done(
+        self, seed: int, batch_size: int, data: str = "", retry_failed: bool = False
+    ) -> set[tuple[str, str]]:
+        """The (arch, proxy) pairs already stored for this seed, batch size and data: values, and
+        failures that depend on the architecture (all failures count as not done with
+        ``retry_failed``; those that depend on the machine, :func:`robnas.errors.is_transient`, never do)."""
         cur = self._db.execute(
-            "SELECT arch, proxy FROM results WHERE seed = ? AND batch_size = ? AND data = ?",
+            "SELECT arch, proxy, error FROM results WHERE seed = ? AND batch_size = ? AND data = ?",
             (seed, batch_size, data),
         )
-        return {(a, p) for a, p in cur}
+        return {(a, p) for a, p, e in cur if not e or not (retry_failed or is_transient(e))}
 
     def rows(self) -> list[ScoreRow]:
         cur = self._db.execute(

@@ -9,7 +9,9 @@
 
 Every entry names its search space, its architecture text (the genotype or RobNet code as
 published), the width ``C`` and depth ``layers`` its authors trained, its default number of
-classes and input size, and where the architecture comes from. Parameters are counted as
+classes and input size, and where the architecture comes from. The hand-designed baselines of
+robust training (``resnet18``, ``preact_resnet18``, ``wrn_28_10``, ``wrn_34_10``;
+:mod:`robnas.baselines`) are entries of space ``baseline``, used the same way. Parameters are counted as
 the DARTS / CRoZe ``count_parameters_in_MB`` does (auxiliary head excluded); FLOPs are
 multiply-accumulates of the convolutions and linear layers for one image at the default size.
 """
@@ -17,20 +19,27 @@ multiply-accumulates of the convolutions and linear layers for one image at the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from robnas import spaces
+from robnas import baselines, spaces
+from robnas.errors import ConfigError
 from robnas.registry import Registry
 from robnas.spaces.darts import count_parameters
 
 
 @dataclass(frozen=True)
 class ZooModel:
-    """One published architecture and the configuration it was published with."""
+    """One published architecture and the configuration it was published with.
+
+    A hand-designed baseline has no search space: ``space`` is ``"baseline"``, ``arch`` describes
+    it, ``builder(num_classes=..., **builder_options, **options)`` builds it, ``C`` is its stem
+    width and ``layers`` its depth.
+    """
 
     name: str
     space: str
@@ -42,8 +51,12 @@ class ZooModel:
     imagenet: bool = False
     reported_params_m: float | None = None
     source: str = ""
+    builder: Callable[..., nn.Module] | None = None
+    builder_options: tuple[tuple[str, Any], ...] = ()
 
     def build_options(self) -> dict[str, Any]:
+        if self.builder is not None:
+            return dict(self.builder_options)
         options: dict[str, Any] = {"C": self.C, "layers": self.layers}
         if self.imagenet:
             options["imagenet"] = True
@@ -383,6 +396,44 @@ _add(
 
 
 # ---------------------------------------------------------------------------------------
+# hand-designed baselines of the robust-training literature (robnas.baselines), 32x32 inputs;
+# the reported size is the paper's where it gives one (Zagoruyko & Komodakis Table 1: 36.5M).
+
+BASELINE = "baseline"
+_add(
+    ZooModel(
+        "resnet18", BASELINE, "ResNet-18, CIFAR stem (3x3, no max-pool), basic blocks [2, 2, 2, 2]", 64, 18,
+        builder=baselines.resnet18,
+        source="ResNet-18 (He et al., CVPR 2016) for CIFAR as in kuangliu/pytorch-cifar, used by Madry et al. "
+        "(ICLR 2018) and Rice et al. (ICML 2020)",
+    )
+)  # fmt: skip
+_add(
+    ZooModel(
+        "preact_resnet18", BASELINE, "PreAct-ResNet-18, pre-activation blocks [2, 2, 2, 2], final BN-ReLU", 64,
+        18, builder=baselines.preact_resnet18,
+        source="PreAct-ResNet-18 of Rice, Wong & Kolter, 'Overfitting in adversarially robust deep learning' "
+        "(ICML 2020), locuslab/robust_overfitting preactresnet.py",
+    )
+)  # fmt: skip
+_add(
+    ZooModel(
+        "wrn_28_10", BASELINE, "WideResNet-28-10, 3 groups of 4 wide blocks (160, 320, 640 channels)", 16, 28,
+        reported_params_m=36.5, builder=baselines.wide_resnet, builder_options=(("depth", 28), ("widen_factor", 10)),
+        source="WRN-28-10 (Zagoruyko & Komodakis, BMVC 2016); RobustBench's CIFAR-10 L-inf architecture",
+    )
+)  # fmt: skip
+_add(
+    ZooModel(
+        "wrn_34_10", BASELINE, "WideResNet-34-10, 3 groups of 5 wide blocks (160, 320, 640 channels)", 16, 34,
+        builder=baselines.wide_resnet, builder_options=(("depth", 34), ("widen_factor", 10)),
+        source="WRN-34-10 of Madry et al. (ICLR 2018) and TRADES (Zhang et al., ICML 2019), "
+        "yaodongyu/TRADES models/wideresnet.py (sub_block1=True adds its unused block for its checkpoints)",
+    )
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------
 # public API
 
 
@@ -402,12 +453,18 @@ def create_model(name: str, num_classes: int | None = None, **options: Any) -> n
     ``num_classes`` defaults to the entry's (10 for CIFAR-10 models, 100 for croze_cifar100,
     120 for croze_imagenet16, 1000 for the ImageNet ones); ``options`` override the entry's
     build options (``C``, ``layers``, ``imagenet``) or add the space's others
-    (``auxiliary``, ``drop_path_prob`` for DARTS spaces).
+    (``auxiliary``, ``drop_path_prob`` for DARTS spaces; ``drop_rate``, ``sub_block1`` for the
+    WideResNets of :mod:`robnas.baselines`).
     """
     entry = MODELS.get(name)
-    space = spaces.get(entry.space)
     build_options = {**entry.build_options(), **options}
     classes = entry.num_classes if num_classes is None else num_classes
+    if entry.builder is not None:
+        try:
+            return entry.builder(num_classes=classes, **build_options)
+        except TypeError as exc:
+            raise ConfigError(f"zoo model {name!r}: {exc}") from None
+    space = spaces.get(entry.space)
     return space.build(space.parse(entry.arch), classes, **build_options)
 
 
@@ -452,13 +509,17 @@ def model_info(name: str) -> ModelInfo:
     """Space, architecture text, parameters (millions, auxiliary excluded) and FLOPs
     (millions of multiply-accumulates at the entry's input size) of zoo entry ``name``."""
     entry = MODELS.get(name)
-    space = spaces.get(entry.space)
     with torch.device("meta"):
         model = create_model(name)
+    if entry.builder is None:
+        space = spaces.get(entry.space)
+        genotype = space.format(space.parse(entry.arch))
+    else:
+        genotype = entry.arch
     return ModelInfo(
         name=entry.name,
         space=entry.space,
-        genotype=space.format(space.parse(entry.arch)),
+        genotype=genotype,
         C=entry.C,
         layers=entry.layers,
         num_classes=entry.num_classes,
@@ -471,6 +532,7 @@ def model_info(name: str) -> ModelInfo:
 
 
 __all__ = [
+    "BASELINE",
     "MODELS",
     "ModelInfo",
     "ZooModel",

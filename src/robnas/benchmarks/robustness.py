@@ -13,8 +13,9 @@ fraction per network), an attack (``fgsm@Linf``, ``pgd@Linf``, ``aa_apgd-ce@Linf
 or one of 15 corruptions (one fraction per severity 1..5). The 15,625 NAS-Bench-201 indices map
 onto the 6,466 evaluated non-isomorphic networks through ``meta["ids"][i]["isomorph"]``.
 
-Target names (one grammar, parsed by :func:`parse_target`; every name is ONE value per
-architecture, a fraction, and means the same in search objectives and in ``robnas correlate``):
+Target names (the grammar of :mod:`robnas.targets`, read by :func:`parse_target`; every name is
+ONE value per architecture, a fraction, and means the same in search objectives and in
+``robnas correlate``; a looked-up value has no ``:KEY=VALUE`` settings):
 
 ==========================  ===================================================================
 ``clean``                   clean accuracy
@@ -40,7 +41,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -49,7 +49,9 @@ from typing import Any
 
 import numpy as np
 
+from robnas import targets
 from robnas.errors import DataError, UnknownName
+from robnas.units import from_255
 
 SOURCE = (
     "the official files come from https://github.com/steffen-jung/robustness-dataset "
@@ -111,12 +113,9 @@ TARGET_FORMS = (
     + "; cc_mean (mean accuracy over the 15 corruptions x 5 severities)"
 )
 
-_ATTACK_TARGET = re.compile(r"^(hrs_)?([a-z]+)@(.+)$")
-
-
 def format_eps(eps: float) -> str:
     """Epsilon (1/255 units) as written in target names: 0.1 -> ``0.1``, 8.0 -> ``8``."""
-    return f"{float(eps):g}"
+    return targets.format_level(eps)
 
 
 @dataclass(frozen=True)
@@ -190,28 +189,24 @@ def parse_target(name: str) -> Target:
             f"{text!r} is not a robustness target: {_STATISTIC_HINT} (robnas correlate --targets {new}); "
             "as one value per architecture use cc_mean or cc_GROUP"
         )
-    m = _ATTACK_TARGET.match(text)
-    if m and m.group(2) in ATTACKS:
-        hrs, attack, level = m.groups()
-        try:
-            eps = float(level)
-        except ValueError:
-            raise UnknownName(
-                f"robustness target {text!r}: epsilon {level!r} is not a number (1/255 units, e.g. {attack}@8)"
-            ) from None
-        return Target("hrs" if hrs else "attack", attack=attack, eps=eps)
+    parsed = targets.parse(text, "robustness target").without_params("robustness")
+    hrs = parsed.name.startswith("hrs_")
+    attack = parsed.name[4:] if hrs else parsed.name
+    if attack in ATTACKS and parsed.level is not None:
+        from_255("eps", parsed.level)  # in 1/255: a fraction (fgsm@0.031) is refused with a hint
+        return Target("hrs" if hrs else "attack", attack=attack, eps=parsed.level)
     body = text[3:] if text.startswith("cc_") else text
     if text.startswith("cc_") and body in CC_GROUPS:
         return Target("group", group=body)
-    corruption, sep, level = body.partition("@")
+    corruption = parsed.name[3:] if parsed.name.startswith("cc_") else parsed.name
     if corruption in CORRUPTIONS:
-        if not sep:
+        if parsed.level is None:
             return Target("corruption", corruption=corruption)
-        if level not in {str(s) for s in SEVERITIES}:
+        if parsed.level not in SEVERITIES:
             raise UnknownName(
                 f"robustness target {text!r}: severity must be one of {', '.join(map(str, SEVERITIES))}"
             )
-        return Target("corruption", corruption=corruption, severity=int(level))
+        return Target("corruption", corruption=corruption, severity=int(parsed.level))
     if text in ATTACKS or text in ATTACKS.values():
         raise UnknownName(f"robustness target {text!r} needs an epsilon in 1/255 units, e.g. {text}@8")
     examples = [
@@ -254,6 +249,9 @@ class RobustnessDataset:
             )
         self._raw: dict[tuple[str, str], dict[str, Any]] = {}
         self._tables: dict[tuple[str, str], np.ndarray] = {}
+
+    #: The search space of its architectures (see :class:`robnas.benchmarks.base.TargetBenchmark`).
+    space = "nb201"
 
     def __repr__(self) -> str:
         return f"RobustnessDataset({str(self.root)!r})"
@@ -336,6 +334,12 @@ class RobustnessDataset:
         """Row of :meth:`table` for each architecture (index or string), as an int array."""
         key_row = self._key_row
         return np.fromiter((key_row[self.isomorph(a)] for a in archs), dtype=np.int64, count=len(archs))
+
+    def weights(self) -> np.ndarray:
+        """The number of NAS-Bench-201 strings in each evaluated network's class (rows of :attr:`keys`)."""
+        counts = np.zeros(len(self.keys))
+        np.add.at(counts, self.rows(list(range(len(self.arch_strings)))), 1.0)
+        return counts
 
     def epsilons(self, attack: str) -> list[float]:
         """The epsilons (units of 1/255) of an attack, by short (``fgsm``) or official name."""
@@ -464,6 +468,10 @@ class RobustnessDataset:
         if len(present) == len(CORRUPTIONS):
             names.append("cc_mean")
         return names
+
+    def canonical_target(self, name: str) -> str:
+        """The canonical spelling of target ``name`` (:func:`parse_target`)."""
+        return parse_target(name).name
 
     def target_values(self, dataset: str, target: str | Target) -> np.ndarray:
         """The value of ``target`` for every network of :attr:`keys` (fractions, float64)."""

@@ -1,235 +1,46 @@
-"""The ``robnas`` command line: one Typer app, one thin module per verb.
+"""The ``robnas`` command line: one Typer app (:mod:`robnas.cli.app`), one thin module per verb.
 
-Every verb parses its options and calls the public Python API, which it imports inside the
-command: importing this package loads no torch, pandas or scipy, so ``robnas --help`` is quick.
-A failure ends in one line on stderr and an exit status:
-
-* 2: a :class:`RobnasError` (bad input, a missing file, an unknown name) or a usage error;
-* 1: an internal error (any other exception), printed as ``internal error: TYPE: message``
-  with a hint; ``robnas --debug ...`` or ``ROBNAS_DEBUG=1`` prints its traceback too;
-* 130 / 143: stopped by SIGINT (Ctrl-C) / SIGTERM.
-
-Stopping: the first SIGINT or SIGTERM starts an orderly shutdown (the verb's cleanup runs:
-finished results are already committed, worker processes are killed, stores are closed, a
-search records its ``interrupted`` status), so rerunning the same command resumes. Later
-signals never interrupt that shutdown; they kill any worker process at once. A process
-group signalled twice (``kill -- -PGID`` under ``timeout``, a batch scheduler, a double
-Ctrl-C) therefore exits within seconds. A signal that comes more than
-:data:`FORCE_AFTER_SECONDS` after the first (a shutdown that seems stuck) ends the process
-at once; every result committed to a store so far is kept.
+Importing this package registers every verb on ``app``; see :mod:`robnas.cli.app` for the exit
+statuses and the signal handling.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 import signal
-import sys
-import threading
-import time
-import traceback
-from collections.abc import Callable
-from typing import Any
 
-import typer
-from rich.console import Console
-from rich.markup import escape
+from robnas import stopping
 
-from robnas.errors import ConfigError, RobnasError
+if stopping.launched_as_command():
+    stopping.install()  # before the imports below: a signal during them stops the command too
 
-app = typer.Typer(
-    name="robnas",
-    help="Robust neural architecture search: proxies, spaces, benchmarks, attacks, training, search.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    epilog="Exit status: 0 done; 1 internal error (--debug shows the traceback); 2 bad input or "
-    "options; 130 / 143 stopped by SIGINT / SIGTERM (finished results are kept: rerun to resume).",
+from robnas.cli import (
+    correlate,  # noqa: F401
+    demo,  # noqa: F401
+    evaluate,  # noqa: F401
+    export,  # noqa: F401
+    pipeline,  # noqa: F401
+    predict,  # noqa: F401
+    score,  # noqa: F401
+    search,  # noqa: F401
+    supernet,  # noqa: F401
+    train,  # noqa: F401
+    zoo,  # noqa: F401
 )
-console = Console(stderr=True)
-
-#: Exit status of an internal error (an exception that is not a RobnasError).
-INTERNAL_ERROR_STATUS = 1
-#: Exit status of a RobnasError.
-USER_ERROR_STATUS = 2
-#: Values of ``ROBNAS_DEBUG`` that turn tracebacks on.
-_TRUE = {"1", "true", "yes", "on"}
-
-#: A signal this long after the first ends the process without waiting for the shutdown.
-FORCE_AFTER_SECONDS = 5.0
-
-_state: dict[str, Any] = {"debug": False, "stopping": None}
-
-# click's exception for usage errors (typer vendors click in recent versions)
-_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-
-
-def _version(value: bool) -> None:
-    if value:
-        from robnas import __version__
-
-        typer.echo(f"robnas {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version."
-    ),
-    debug: bool = typer.Option(
-        False,
-        "--debug",
-        help="Print the traceback of an error (also ROBNAS_DEBUG=1).",
-    ),
-) -> None:
-    """Robust neural architecture search: proxies, spaces, benchmarks, attacks, training, search."""
-    from robnas.runtime import keep_freed_memory
-
-    _state["debug"] = debug or os.environ.get("ROBNAS_DEBUG", "").strip().lower() in _TRUE
-    keep_freed_memory()
-
-
-class Stopped(SystemExit):
-    """The command was stopped by a signal (exit status 128 + the signal number)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(128 + signum)
-        self.signum = signum
-
-
-def _on_stop_signal(signum: int, _frame: object) -> None:
-    """SIGINT / SIGTERM: the first starts the shutdown, later ones kill workers (or the process)."""
-    if _state["stopping"] is not None:
-        parallel = sys.modules.get("robnas.parallel")
-        if parallel is not None:
-            parallel.kill_workers()
-        if time.monotonic() - _state["stopping"] > FORCE_AFTER_SECONDS:
-            os.write(2, b"robnas: stopping now\n")
-            os._exit(128 + signum)
-        return
-    _state["stopping"] = time.monotonic()
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise Stopped(signum)
-
-
-def install_signal_handlers() -> None:
-    """Make SIGINT and SIGTERM stop the command once (see the module docstring); main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    _state["stopping"] = None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _on_stop_signal)
-
-
-def _one_line(text: str, limit: int = 500) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _stopped_line(name: str) -> None:
-    console.print(
-        f"[yellow]stopped[/yellow] ({name}); finished results are saved, rerun the same command to resume",
-        highlight=False,
-        soft_wrap=True,
-    )
-
-
-def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """End a verb's failure in one line and an exit status (see the module docstring)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, _ClickException):
-            raise
-        except RobnasError as exc:
-            if _state["debug"]:
-                traceback.print_exc()
-            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(USER_ERROR_STATUS) from None
-        except KeyboardInterrupt:
-            _stopped_line("SIGINT")
-            raise typer.Exit(128 + signal.SIGINT) from None
-        except Stopped as exc:
-            _stopped_line(signal.Signals(exc.signum).name)
-            raise
-        except Exception as exc:
-            if _state["debug"]:
-                traceback.print_exc()
-            what = type(exc).__name__ + (f": {_one_line(str(exc))}" if str(exc).strip() else "")
-            console.print(
-                f"[red]internal error:[/red] {escape(what)}; "
-                "rerun with --debug or ROBNAS_DEBUG=1 for the traceback",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(INTERNAL_ERROR_STATUS) from None
-
-    return wrapper
-
-
-DATA_HELP = (
-    "Proxy data: PATH.npz (x_train uint8 NHWC, y_train), cifar10:ROOT, cifar100:ROOT, svhn:ROOT, "
-    "imagenet16-120:ROOT, or synthetic[:N] (random images, for tests). Required by proxies that "
-    "look at the images (croze, snip, grasp, nwot, ...); data-free ones (params, flops, synflow, zen) "
-    "need none."
-)
-WORKERS_HELP = "Worker processes (--backend process) or Ray tasks in flight (--backend ray)."
-BACKEND_HELP = "process (worker processes of this machine) | ray (Ray tasks, one CPU each; robnas[ray])."
-ADDRESS_HELP = (
-    "Ray cluster for --backend ray: auto (the `ray start` cluster of this machine), HOST:PORT (the head's "
-    "GCS) or ray://HOST:PORT (Ray Client). Default: start a local Ray with --workers CPUs."
-)
-
-
-def proxy_data(data: str | None, needing: list[str]) -> str:
-    """The ``--data`` spec to use when ``needing`` (names) depend on the images.
-
-    Absent ``--data`` is an error when anything needs data (and ``synthetic`` otherwise, which
-    no value then depends on); an explicit ``synthetic`` is accepted with a warning line.
-    """
-    if data is None or not data.strip():
-        if needing:
-            raise ConfigError(
-                f"{', '.join(needing)} depend{'s' if len(needing) == 1 else ''} on the images "
-                f"{'it sees' if len(needing) == 1 else 'they see'}: pass --data PATH.npz, cifar10:ROOT, "
-                "cifar100:ROOT, svhn:ROOT or imagenet16-120:ROOT (or --data synthetic, random images, "
-                "only to test)"
-            )
-        return "synthetic"
-    if needing and data.strip().partition(":")[0] == "synthetic":
-        console.print(
-            f"[yellow]warning:[/yellow] --data {escape(data)}: {escape(', '.join(needing))} computed on "
-            "random images, which say nothing about real data",
-            highlight=False,
-            soft_wrap=True,
-        )
-    return data
-
-
-def _register_commands() -> None:
-    # each module adds its verb(s) to ``app`` on import
-    from robnas.cli import (
-        correlate,  # noqa: F401
-        demo,  # noqa: F401
-        evaluate,  # noqa: F401
-        pipeline,  # noqa: F401
-        predict,  # noqa: F401
-        score,  # noqa: F401
-        search,  # noqa: F401
-        supernet,  # noqa: F401
-        train,  # noqa: F401
-        zoo,  # noqa: F401
-    )
-
-
-_register_commands()
+from robnas.cli.app import _stopped_line, app, console, friendly
 
 
 def main() -> None:
     """The ``robnas`` console script: the app, with the signal handling of a command-line process."""
-    install_signal_handlers()
-    app()
+    stopping.install()
+    try:
+        app()
+    except SystemExit:
+        signum = stopping.state["signum"]
+        if signum is None or stopping.state["acknowledged"]:
+            raise
+        stopping.state["acknowledged"] = True  # stopped outside a verb (while parsing, by --help, ...)
+        _stopped_line(signal.Signals(signum).name)
+        raise SystemExit(128 + signum) from None
+
+
+__all__ = ["app", "console", "friendly", "main"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robnas.cli import app, console, friendly
+from robnas.cli.app import app, console, friendly, refuse_overwriting_inputs
 
 
 @app.command("demo")
@@ -19,6 +19,11 @@ def demo_command(
     ),
     benchmark: Path | None = typer.Option(
         None, help="Robustness dataset folder (default: packaged excerpt)."
+    ),
+    adversarial: Path | None = typer.Option(
+        None,
+        help="NAS-RobBench-201 folder (robustness after adversarial training; default: the packaged excerpt "
+        "when --benchmark is not given).",
     ),
     archs: int | None = typer.Option(
         None, help="Number of NB201 architectures (default: all in the benchmark excerpt)."
@@ -33,20 +38,23 @@ def demo_command(
 ) -> None:
     """Score NB201 architectures with CRoZe and baselines, and correlate with robust accuracy.
 
-    Prints the Spearman table, then one line: the proxy that ranks fgsm@8 robustness best, its
-    margin over the runner-up and over the parameter count, the population, the files written.
+    Prints the Spearman tables, then one line: the proxy that ranks fgsm@8 robustness best, its
+    margin over the runner-up and over the parameter count, the population, the same for pgd@8
+    after adversarial training (NAS-RobBench-201), the files written.
     """
     from robnas import demo
 
+    refuse_overwriting_inputs({"--out": out}, {"--data": data, "--benchmark": benchmark, "--adversarial": adversarial})
     names = [p.strip() for p in proxies.split(",") if p.strip()] if proxies else list(demo.DEFAULT_PROXIES)
     with Progress(
-        TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
     ) as bar:
         task = bar.add_task("demo", total=None)
         result = demo.run(
             out,
             data=data,
             benchmark=benchmark,
+            adversarial=adversarial,
             num_archs=archs,
             proxies=names,
             batch_size=batch_size,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robnas.cli import app, console, friendly
+from robnas.cli.app import app, console, friendly, refuse_overwriting_inputs, sized_data
 
 
 @app.command("evaluate")
@@ -39,6 +40,9 @@ def evaluate_command(
         "(8 = 8/255); a value below 0.1 looks like a fraction of [0, 1] and is refused.",
     ),
     corruptions: list[str] = typer.Option([], "--corruptions", help="all | fog,snow | fog@3 (severity 1-5)."),
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="Resize the images of --data imagefolder:DIR to N x N (as in training)."
+    ),
     split: str = typer.Option("test", "--split", help="Split of a .npz to evaluate (x_<split>, y_<split>)."),
     limit: int | None = typer.Option(None, "--limit", help="Evaluate the first N images only."),
     batch_size: int = typer.Option(128, "--batch-size"),
@@ -76,62 +80,43 @@ def evaluate_command(
     same --out with the same model and settings keeps the finished rows and computes the rest,
     one with other settings (model, weights, data, limit, seed, ...) is refused.
     """
-    import torch
 
     from robnas import data as data_lib
     from robnas import evaluate as ev
-    from robnas import models
+    from robnas import models, targets
     from robnas.runtime import resolve_device
 
+    refuse_overwriting_inputs(
+        {"--out": out},
+        {
+            "--model": model if Path(model).is_file() else None,
+            "--data": data,
+            "--weights": weights,
+            "--train-data": train_data,
+            "--corruption-root": corruption_root,
+        },
+    )
+    data = sized_data(data, image_size)
+    train_data = sized_data(train_data, image_size) if train_data else None
     arrays = data_lib.load(data, split=split) if data.endswith(".npz") else data_lib.load(data, split="test")
     name = dataset or arrays.name
-    attack_specs = ev.split_specs(attacks)
-    corruption_specs = ev.split_specs(corruptions)
+    attack_specs = targets.split_specs(attacks)
+    corruption_specs = targets.split_specs(corruptions)
     for spec in attack_specs:  # a bad spec is reported before a network is built
         ev.parse_attack(spec)
     options = models.parse_options(model_option)
-    torch.manual_seed(seed)  # random weights (--random-weights) are the same in a rerun
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        wrapped, info = models.load_model(
-            model,
-            weights,
-            num_classes=num_classes,
-            normalize=normalize,
-            dataset=name,
-            allow_random=random_weights,
-            **options,
-        )
-    if info.get("random_weights"):
-        console.print(
-            f"WARNING: {model} has RANDOM, untrained weights; its accuracy means nothing",
-            style="bold red",
-            markup=False,
-        )
+    wrapped, info = _network(
+        model, weights, num_classes, normalize, name, None if dataset else arrays.stats, random_weights, seed, options
+    )
     train = None
     if train_data:
         tr = data_lib.load(train_data, split="train")
         train = tr.tensors()
     dev = resolve_device(device)
-    settings = {
-        "model": None if Path(model).is_file() else model,  # a checkpoint is known by its bytes
-        "model_sha256": ev.file_digest(model) if Path(model).is_file() else None,
-        "weights_sha256": ev.file_digest(weights) if weights else None,
-        "model_options": options,
-        "num_classes": num_classes,
-        "data": _identify(data),
-        "split": split,
-        "normalize": info["normalize"],
-        "random_weights": bool(info.get("random_weights")),
-        "limit": limit,
-        "batch_size": batch_size,
-        "seed": seed,
-        "corruption_preset": corruption_preset,
-        "corruption_root": str(corruption_root.resolve()) if corruption_root else None,
-        "train_data": _identify(train_data) if train_data else None,
-        "amp": amp,
-        "device": dev.type,
-    }
+    settings = _settings(
+        model, weights, options, num_classes, data, split, info, limit, batch_size, seed, corruption_preset,
+        corruption_root, train_data, amp, dev.type,
+    )  # fmt: skip
     info_out = {
         "model": model,
         "weights": str(weights) if weights else None,
@@ -141,6 +126,7 @@ def evaluate_command(
         "normalize": settings["normalize"],
         "seed": seed,
         **{k: v for k, v in info.items() if k not in ("spec", "normalize")},
+        **({"classes": arrays.class_counts()} if arrays.classes is not None else {}),  # the evaluated images
     }
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
@@ -180,9 +166,69 @@ def evaluate_command(
     )
 
 
+def _network(
+    model: str, weights: Path | None, num_classes: int | None, normalize: bool | None, dataset: str,
+    stats: Any, random_weights: bool, seed: int, options: dict[str, Any],
+) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    """The network to evaluate (:func:`robnas.models.load_model`), warning loudly when its
+    weights are random."""
+    import torch
+
+    from robnas import models
+
+    torch.manual_seed(seed)  # random weights (--random-weights) are the same in a rerun
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        wrapped, info = models.load_model(
+            model, weights, num_classes=num_classes, normalize=normalize, dataset=dataset, stats=stats,
+            allow_random=random_weights, **options,
+        )  # fmt: skip
+    if info.get("random_weights"):
+        console.print(
+            f"WARNING: {model} has RANDOM, untrained weights; its accuracy means nothing",
+            style="bold red",
+            markup=False,
+        )
+    return wrapped, info
+
+
+def _settings(
+    model: str, weights: Path | None, options: dict[str, Any], num_classes: int | None, data: str, split: str,
+    info: dict[str, Any], limit: int | None, batch_size: int, seed: int, corruption_preset: str | None,
+    corruption_root: Path | None, train_data: str | None, amp: bool, device: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Everything the rows of an evaluation depend on: its identity in --out."""
+    from robnas import evaluate as ev
+
+    return {
+        "model": None if Path(model).is_file() else model,  # a checkpoint is known by its bytes
+        "model_sha256": ev.file_digest(model) if Path(model).is_file() else None,
+        "weights_sha256": ev.file_digest(weights) if weights else None,
+        "model_options": options,
+        "num_classes": num_classes,
+        "data": _identify(data),
+        "split": split,
+        "normalize": info["normalize"],
+        "random_weights": bool(info.get("random_weights")),
+        "limit": limit,
+        "batch_size": batch_size,
+        "seed": seed,
+        "corruption_preset": corruption_preset,
+        "corruption_root": str(corruption_root.resolve()) if corruption_root else None,
+        "train_data": _identify(train_data) if train_data else None,
+        "amp": amp,
+        "device": device,
+    }
+
+
 def _identify(spec: str) -> str:
     """A data spec as part of an evaluation's identity: a file by absolute path and size."""
     path = Path(spec)
     if path.is_file():
         return f"{path.resolve()} ({path.stat().st_size} bytes)"
+    kind, sep, rest = spec.partition(":")
+    if sep and kind.partition("@")[0] == "imagefolder":  # the folder by its files, wherever it is
+        from robnas.data import imagefolder_fingerprint
+
+        return f"{kind}:{Path(rest).resolve()} (files {imagefolder_fingerprint(spec)})"
     return spec

@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from robnas.cli import console
+from robnas.cli.app import console, refuse_overwriting_inputs, resume_hint
 from robnas.errors import ConfigError
 from robnas.units import UNIT_RULE
 
@@ -38,7 +38,11 @@ class TrainingRun:
         ),
     ] = "standard"
     data: Annotated[
-        str | None, typer.Option(help=".npz, cifar10:ROOT, cifar100:ROOT, svhn:ROOT, imagenet16-120:ROOT")
+        str | None,
+        typer.Option(help=".npz, cifar10:ROOT, cifar100:ROOT, svhn:ROOT, imagenet16-120:ROOT, imagefolder:DIR"),
+    ] = None
+    image_size: Annotated[
+        int | None, typer.Option(help="resize the images of --data imagefolder:DIR to N x N pixels")
     ] = None
     out: Annotated[Path | None, typer.Option(help="output folder: last.pt, best.pt, meta.json, log.csv")] = (
         None
@@ -55,6 +59,10 @@ class TrainingRun:
         float, typer.Option(help="held-out share of the training images for model selection")
     ] = 0.1
     resume: Annotated[bool, typer.Option(help="continue from OUT/last.pt (exactly where it stopped)")] = False
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="start again over a run already in --out (its checkpoints and log are removed)"),
+    ] = False
     stop_after: Annotated[
         int | None, typer.Option(help="stop after this epoch; the schedule still spans --epochs")
     ] = None
@@ -68,11 +76,20 @@ class TrainingRun:
     tensorboard: Annotated[bool, typer.Option(help="also log to OUT/tensorboard")] = False
     download: Annotated[bool, typer.Option(help="download the data set if missing")] = False
 
+    @property
+    def data_spec(self) -> str | None:
+        """``--data`` with ``--image-size`` folded in (what is loaded and recorded)."""
+        from robnas.cli.app import sized_data
+
+        return sized_data(self.data, self.image_size)
+
     def require(self, flag: str, value: object) -> None:
         """One :class:`ConfigError` naming whichever of ``flag``, ``--data`` and ``--out`` is missing."""
         missing = [f for f, v in ((flag, value), ("--data", self.data), ("--out", self.out)) if v is None]
         if missing:
             raise ConfigError(f"missing {', '.join(missing)}")
+        refuse_overwriting_inputs({"--out": self.out}, {"--data": self.data})
+        resume_hint("rerun with --resume to continue")
 
     def chosen_recipe(self, **overrides: Any) -> Any:
         """The recipe with the ``--set`` settings (then ``overrides``), checked before any data is read."""
@@ -89,7 +106,7 @@ class TrainingRun:
         info = train.setup(self.device)
         try:
             images = data.random_subset(
-                data.load(self.data, "train", download=self.download), self.subset, self.seed
+                data.load(self.data_spec, "train", download=self.download), self.subset, self.seed
             )
             yield info, images
         finally:
@@ -102,7 +119,7 @@ class TrainingRun:
         bar = EpochBar() if self.progress and info.is_main else None
         settings = TrainSettings(
             epochs=self.epochs, batch_size=self.batch_size, seed=self.seed, val_fraction=self.val_fraction,
-            resume=self.resume, stop_after=self.stop_after, amp=self.amp, progress=bar,
+            resume=self.resume, overwrite=self.overwrite, stop_after=self.stop_after, amp=self.amp, progress=bar,
             tensorboard=self.tensorboard, dist_info=info,
         )  # fmt: skip
         with bar or contextlib.nullcontext():

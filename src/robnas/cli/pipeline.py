@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from robnas.cli import app, console, friendly
+from robnas.cli.app import app, console, friendly
 
 
 @app.command("pipeline")

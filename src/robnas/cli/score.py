@@ -7,7 +7,19 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from robnas.cli import ADDRESS_HELP, BACKEND_HELP, DATA_HELP, WORKERS_HELP, app, console, friendly, proxy_data
+from robnas.cli.app import (
+    ADDRESS_HELP,
+    BACKEND_HELP,
+    DATA_HELP,
+    IMAGE_SIZE_HELP,
+    WORKERS_HELP,
+    app,
+    console,
+    friendly,
+    proxy_data,
+    refuse_overwriting_inputs,
+    sized_data,
+)
 from robnas.errors import ConfigError
 from robnas.parallel import connect_backend
 from robnas.store import RunStore
@@ -47,6 +59,7 @@ def score_command(
     robustness: Path | None = typer.Option(None, help="Robustness dataset folder (for --indices)."),
     proxies: str = typer.Option("croze,synflow,grad_norm,snip,params", help="Comma-separated proxy names."),
     data: str | None = typer.Option(None, help=DATA_HELP),
+    image_size: int | None = typer.Option(None, "--image-size", help=IMAGE_SIZE_HELP),
     batch_size: int = typer.Option(64, help="Images in the proxy batch (the reference CRoZe uses 8)."),
     batch_mode: str = typer.Option("random", help="random | balanced (per class)."),
     seed: int = typer.Option(0, help="Seed of the batch, the initialisation and the sampling."),
@@ -55,6 +68,11 @@ def score_command(
     backend: str = typer.Option("process", help=BACKEND_HELP),
     address: str | None = typer.Option(None, help=ADDRESS_HELP),
     csv: Path | None = typer.Option(None, "--csv", help="Also export all results of the store as CSV."),
+    retry_failed: bool = typer.Option(
+        False,
+        "--retry-failed",
+        help="Compute stored failures again (those that depend on the machine, e.g. out of memory, always are).",
+    ),
 ) -> None:
     """Score architectures with zero-cost proxies.
 
@@ -67,12 +85,15 @@ def score_command(
     from robnas.spaces import as_rng
     from robnas.spaces import get as get_space
 
+    refuse_overwriting_inputs(
+        {"--out": out, "--csv": csv}, {"--archs": archs, "--data": data, "--robustness": robustness}
+    )
     connect_backend(backend, workers, address)
     sp = get_space(space)
     names = [p.strip() for p in proxies.split(",") if p.strip()]
     if not names:
         raise ConfigError("no proxies: give --proxies NAME[,NAME...], e.g. --proxies croze,synflow")
-    data = proxy_data(data, scoring.data_dependent(names))
+    data = proxy_data(sized_data(data, image_size), scoring.data_dependent(names))
     arch_list: list[str] = []
     if archs is not None:
         arch_list += scoring.read_arch_file(archs, sp)  # the whole file is checked before any work
@@ -107,6 +128,7 @@ def score_command(
             progress=lambda n: bar.update(task, completed=n),
             backend=backend,
             address=address,
+            retry_failed=retry_failed,
         )
         rows = store.rows()
         if csv is not None:

@@ -12,8 +12,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from robnas.cli import ADDRESS_HELP, BACKEND_HELP, DATA_HELP, WORKERS_HELP, app, console, friendly, proxy_data
-from robnas.errors import ConfigError, DataError
+from robnas.cli.app import (
+    ADDRESS_HELP,
+    BACKEND_HELP,
+    DATA_HELP,
+    IMAGE_SIZE_HELP,
+    WORKERS_HELP,
+    app,
+    console,
+    friendly,
+    hide_secrets,
+    proxy_data,
+    refuse_overwriting_inputs,
+    sized_data,
+)
+from robnas.errors import ConfigError
+from robnas.options import parse_options, parse_value
 from robnas.parallel import connect_backend
 from robnas.store import RunStore
 
@@ -24,56 +38,20 @@ if TYPE_CHECKING:
 
 def space_cap(text: str | None) -> dict[str, Any]:
     """``--max-params-m`` as space options: nothing (the space's default), a number or none."""
-    from robnas import models
-
     if text is None:
         return {}
-    value = models.parse_value(text)
+    value = parse_value(text)
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ConfigError(f"--max-params-m {text!r}: expected a number of millions or 'none'")
     return {"max_params_m": value}
 
 
 def needs_data(objective: str, has_scores: bool = False) -> list[str]:
-    """The parts of an ``--objective`` spec that depend on the images of ``--data``: proxies
-    that look at data (unless read from a ``--scores`` table; also those a ``predict:`` model
-    needs), ``train:`` and ``oneshot:`` objectives."""
-    from robnas import objectives as objective_lib
-    from robnas import proxies
+    """The parts of an ``--objective`` spec that depend on the images of ``--data``
+    (:func:`robnas.objectives.needs_data`)."""
+    from robnas import objectives
 
-    out: list[str] = []
-    for spec in objective.split(","):
-        spec = spec.strip().lstrip("-").strip()
-        kind, sep, arg = spec.partition(":")
-        if sep:
-            names = [arg] if kind == "proxy" else []
-            if kind == "predict" and arg.strip():  # its proxies (a bad file fails in the objective)
-                from robnas.predict import load
-
-                try:
-                    names = load(arg.strip()).proxies
-                except DataError:
-                    names = []
-            if kind in ("train", "oneshot", "oneshot-finetune"):
-                out.append(spec)
-        elif not spec or spec in objective_lib.OBJECTIVES:
-            names = []
-        else:
-            names = [n.strip() for n in spec.split("+")]
-        if not has_scores:  # unknown names are left to the objective (its error has suggestions)
-            out += [n for n in names if n in proxies.PROXIES and proxies.PROXIES.get(n).needs_data]
-    return list(dict.fromkeys(out))
-
-
-def parse_options(pairs: list[str] | None) -> dict[str, str]:
-    """``["k=v", ...]`` -> ``{k: v}`` (values stay text; the strategy converts them)."""
-    out: dict[str, str] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"bad --option {pair!r}; expected KEY=VALUE, e.g. init_pool=50")
-        out[key.strip()] = value.strip()
-    return out
+    return objectives.needs_data(objective, has_scores)
 
 
 def _fmt(v: float) -> str:
@@ -162,18 +140,26 @@ def search_command(
         "minimise; comma-separated for multi-objective (optuna). Default: the strategy's, else croze. "
         "oneshot:TARGET (any strategy, needs --supernet): accuracy of the candidate's inherited supernet weights "
         "after BN recalibration, on the supernet's held-out validation images; TARGET clean, fgsm@EPS or pgd@EPS "
-        "(EPS in 1/255; PGD-20, step 2/255). oneshot-finetune:TARGET: the same after PGD-AT fine-tuning "
-        "(robnets' default: oneshot-finetune:pgd@8).",
+        "(EPS in 1/255; pgd@8 is PGD-10, step 2/255, as in robnas evaluate; pgd@8:steps=20 is PGD-20). "
+        "oneshot-finetune:TARGET: the same after PGD-AT fine-tuning "
+        "(robnets' default: oneshot-finetune:pgd@8:steps=20, RobNets' PGD-20).",
     ),
     budget: int = typer.Option(100, help="Distinct architectures the objective may evaluate."),
     seed: int = typer.Option(0, help="Seed of the strategy, the proxy batch and the initialisations."),
     option: list[str] = typer.Option(None, "--option", "-o", help="Strategy option KEY=VALUE (repeatable)."),
-    benchmark: Path | None = typer.Option(None, help="Robustness dataset folder (for bench: objectives)."),
-    dataset: str = typer.Option("cifar10", help="Benchmark dataset: cifar10 | cifar100 | ImageNet16-120."),
+    benchmark: str | None = typer.Option(
+        None,
+        help="Benchmark of bench: objectives: NAME:PATH (nas-robbench-201:DIR for NB201 after adversarial "
+        "training, robustness:DIR) or the robustness dataset folder.",
+    ),
+    dataset: str = typer.Option(
+        "cifar10", help="Benchmark dataset: cifar10 | cifar100 | ImageNet16-120 (nas-robbench-201: imagenet16-120)."
+    ),
     nb201: Path | None = typer.Option(
         None, help="NAS-Bench-201 accuracy table (CSV, NATS-Bench folder or .pth) for nb201: objectives."
     ),
     data: str | None = typer.Option(None, help=DATA_HELP + " Also the training data of train: objectives."),
+    image_size: int | None = typer.Option(None, "--image-size", help=IMAGE_SIZE_HELP),
     batch_size: int = typer.Option(64, help="Images in the proxy batch (the reference CRoZe uses 8)."),
     batch_mode: str = typer.Option("random", help="random | balanced (per class)."),
     device: str = typer.Option("cpu", help="cpu | cuda | auto."),
@@ -214,50 +200,42 @@ def search_command(
     address: str | None = typer.Option(None, help=ADDRESS_HELP),
 ) -> None:
     """Search architectures; rerunning the same command resumes (a larger --budget extends the run)."""
-    from robnas import models
-    from robnas import objectives as objective_lib
-    from robnas.search.base import STRATEGIES, run_search
-    from robnas.spaces import get as get_space
+    from robnas.search.base import STRATEGIES
+    from robnas.search.config import SearchConfig
 
+    hide_secrets(storage)
+    refuse_overwriting_inputs(
+        {"--out": out},
+        {"--scores": scores, "--benchmark": benchmark, "--nb201": nb201, "--supernet": supernet, "--data": data},
+    )
     connect_backend(backend, workers, address)
-    if benchmark is not None and not benchmark.is_dir():
-        raise ConfigError(
-            f"--benchmark {benchmark}: folder not found (the robustness dataset folder with meta.json)"
-        )
+    if benchmark is not None:
+        from robnas.benchmarks import from_spec
+
+        from_spec(benchmark)  # a missing folder or an unknown NAME is one line now, not mid-search
     if objective is None:
         objective = str(STRATEGIES.meta(strategy).get("default_objective", "croze"))
     needing = needs_data(objective, has_scores=scores is not None)
     if strategy in STRATEGIES and STRATEGIES.meta(strategy).get("needs_data"):
         needing.append(f"strategy {strategy}")
-    data = proxy_data(data, needing)
-    options = parse_options(option)
+    data = proxy_data(sized_data(data, image_size), needing)
+    options = parse_options(option, convert=False, example="init_pool=50")
     for flag, key, value in (("--storage", "storage", storage), ("--study-name", "study_name", study_name)):
         if value is not None:
             if strategy != "optuna":
                 raise ConfigError(f"{flag} applies to --strategy optuna, not {strategy!r}")
             options[key] = value
-    context = objective_lib.ObjectiveContext(
-        data=data,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        batch_mode=batch_mode,
-        scores=str(scores) if scores else None,
-        benchmark=str(benchmark) if benchmark else None,
-        nb201=str(nb201) if nb201 else None,
-        dataset=dataset,
-        reference_size=reference_size,
-        train={"epochs": train_epochs, "metric": train_metric},
-        model=models.parse_options(arch_opt),
-        supernet=str(supernet) if supernet else None,
-    )
-    candidates = None
-    if within_scores:
-        if scores is None:
-            raise ConfigError("--within-scores needs --scores CSV")
-        table = context.table(get_space(space))
-        assert table is not None
-        candidates = table.archs
+    config = SearchConfig(
+        space=space, strategy=strategy, objective=objective, budget=budget, seed=seed, options=options,
+        data=data, batch_size=batch_size, batch_mode=batch_mode, device=device,
+        scores=str(scores) if scores else None, within_scores=within_scores,
+        benchmark=benchmark, dataset=dataset, nb201=str(nb201) if nb201 else None,
+        reference_size=reference_size, train_epochs=train_epochs, train_metric=train_metric,
+        model=parse_options(arch_opt), supernet=str(supernet) if supernet else None,
+        workers=workers, backend=backend, address=address, **space_cap(max_params_m),
+    )  # fmt: skip
+    if within_scores and scores is None:
+        raise ConfigError("--within-scores needs --scores CSV")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("search", total=budget)
@@ -269,23 +247,9 @@ def search_command(
                 best = max(best, row.value)
             bar.update(task, completed=row.step, description=f"search (best {best:.4g})")
 
-        result = run_search(
-            space,
-            strategy,
-            objective,
-            budget,
-            seed=seed,
-            out=out,
-            options=options,
-            context=context,
-            candidates=candidates,
-            progress=progress,
-            space_options=space_cap(max_params_m),
-            backend=backend,
-            workers=workers,
-            address=address,
-        )
+        result = config.run(out, progress)
     store_summary(out, result, top)
+    result.require_values()
     stdout = Console()
     for table_ in result_tables(result, top):
         stdout.print(table_)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
-from robnas.cli import app, console, friendly
+from robnas.cli.app import app, console, friendly, refuse_overwriting_inputs, sized_data
 from robnas.cli.options import TrainingRun, training_options
+from robnas.errors import ConfigError
 
 supernet_app = typer.Typer(
     help="Weight-sharing supernets of the nb201, darts and robnet spaces (one-shot robust search).",
@@ -37,7 +38,7 @@ def train(
     check_build_options(space, options)  # space, options and recipe checked before any data is read
     chosen = run.chosen_recipe()
     with run.session() as (info, train_data):
-        meta = {"data": run.data, "subset": run.subset}
+        meta = {"data": run.data_spec, "subset": run.subset}
         result = run.fit(
             info,
             lambda settings: train_supernet(
@@ -59,6 +60,7 @@ def analyse(
     ),
     supernet: Path = typer.Option(..., help="the search's --supernet checkpoint"),
     data: str = typer.Option(..., help="the search's --data"),
+    image_size: int = typer.Option(None, "--image-size", help="the search's --image-size"),
     out: Path = typer.Option(
         ..., help="folder for candidates.csv, analysis.csv, analysis.md and the figures"
     ),
@@ -76,10 +78,14 @@ def analyse(
 ) -> None:
     """RobNets' analyses of a search run: score against density and convolutions, gap against FSP loss."""
     from robnas.objectives import ObjectiveContext
-    from robnas.oneshot import analysis
+    from robnas.oneshot.robnets import analysis
+    from robnas.search.robnets import measure_run
 
-    context = ObjectiveContext(data=data, supernet=str(supernet), seed=seed, device=device)
-    frame = analysis.measure_run(store, context, run=run, direct=direct, fsp=fsp, eval_images=eval_images)
+    refuse_overwriting_inputs({"--out": out}, {"--store": store, "--supernet": supernet, "--data": data})
+    if bootstrap < 0:  # checked before the candidates are measured
+        raise ConfigError(f"--bootstrap must be >= 0 resamples, got {bootstrap}")
+    context = ObjectiveContext(data=sized_data(data, image_size), supernet=str(supernet), seed=seed, device=device)
+    frame = measure_run(store, context, run=run, direct=direct, fsp=fsp, eval_images=eval_images)
     table = analysis.analyse(
         frame, out, score_name=frame.attrs.get("score", "score"), bootstrap=bootstrap, seed=seed
     )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from robnas.cli import app, console, friendly
+from robnas.cli.app import app, console, friendly
 from robnas.cli.options import TrainingRun, training_options
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def train(
         meta = {
             "arch": arch,
             "arch_options": api.parse_options(arch_opt),
-            "data": run.data,
+            "data": run.data_spec,
             "subset": run.subset,
         }
         result = run.fit(info, lambda settings: api.fit(model, train_data, chosen, out, settings, meta=meta))
@@ -79,4 +79,4 @@ def train(
             )
             if final_eval:
                 net, _ = models.load_model(models.final_checkpoint(out))
-                final_evaluation(net, run.data, out, _split(eval_attacks), _split(eval_corruptions))
+                final_evaluation(net, run.data_spec, out, _split(eval_attacks), _split(eval_corruptions))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from robnas.cli import app, friendly
+from robnas.cli.app import app, friendly
 from robnas.errors import UnknownName
 
-zoo_app = typer.Typer(help="Published robust architectures (RobNets, WsrNets, CRoZe, DARTS baselines).")
+zoo_app = typer.Typer(help="Published robust architectures (RobNets, WsrNets, CRoZe, DARTS) and hand-designed baselines.")
 app.add_typer(zoo_app, name="zoo")
 out = Console()
 
@@ -24,26 +25,36 @@ def zoo_list(
     import torch
 
     from robnas import zoo
+    from robnas.models import build_model
     from robnas.spaces.darts import count_parameters
 
     names = zoo.list_models(pattern)
     if not names:
         raise UnknownName(f"no zoo model matches {pattern!r} (known: {', '.join(zoo.list_models())})")
-    table = Table(title=f"robnas zoo ({len(names)} models)")
+    table = Table(
+        title=f"robnas zoo ({len(names)} models)",
+        caption="C: stem channels, L: cells (layers of a baseline), px: input size; params and "
+        "paper: millions of parameters, counted and as published",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+        collapse_padding=True,
+    )
     table.add_column("name", no_wrap=True)
     table.add_column("space", no_wrap=True)
-    for column in ("C", "layers", "classes", "input"):
-        table.add_column(column, justify="right")
+    for column in ("C", "L", "classes", "px"):
+        table.add_column(column, justify="right", no_wrap=True)
     if params:
-        table.add_column("params (M)", justify="right")
-    table.add_column("reported (M)", justify="right")
+        table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("paper", justify="right", no_wrap=True)
     for name in names:
         entry = zoo.get_entry(name)
         row = [name, entry.space, str(entry.C), str(entry.layers), str(entry.num_classes)]
-        row.append("x".join(str(s) for s in entry.input_size[1:]))
+        row.append(str(entry.input_size[1]) if entry.input_size[1] == entry.input_size[2] else
+                   "x".join(str(s) for s in entry.input_size[1:]))  # fmt: skip
         if params:
             with torch.device("meta"):
-                row.append(f"{count_parameters(zoo.create_model(name)) / 1e6:.3f}")
+                row.append(f"{count_parameters(build_model(name)) / 1e6:.3f}")
         row.append("-" if entry.reported_params_m is None else f"{entry.reported_params_m}")
         table.add_row(*row)
     out.print(table)

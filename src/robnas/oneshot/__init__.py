@@ -1,36 +1,39 @@
-"""One-shot robust search: RobNets' FSP filter, Wsr-NAS's noise estimator and loss predictor.
+"""One-shot robust search: what the papers share, and one room per paper.
 
-``noise_estimator(variant, mode)`` builds the AN-E (:mod:`robnas.oneshot.noise`);
-``loss_predictor()`` the EWSS LSTM (:mod:`robnas.oneshot.predictor`); :mod:`robnas.oneshot.fsp`
-computes RobNets' FSP loss of a cell network between clean and adversarial inputs.
-``supernet(space, **options)`` builds a weight-sharing supernet (:mod:`robnas.oneshot.supernet`):
-``net(x, arch)`` runs one path, ``net.subnet(arch)`` is the standalone network with inherited weights;
-``train_supernet`` trains one on the common trainer and ``load_supernet`` reads it back
-(:mod:`robnas.oneshot.training`). ``run_wsr(WsrConfig(), data, out)`` runs Wsr-NAS's whole
-wide-spectrum search (:mod:`robnas.oneshot.wsr`).
+Shared here: ``supernet(space, **options)`` builds a weight-sharing supernet
+(:mod:`robnas.oneshot.supernet`): ``net(x, arch)`` runs one path, ``net.subnet(arch)`` is the
+standalone network with inherited weights; ``train_supernet`` trains one with single-path
+sampling on the common trainer and ``load_supernet`` reads it back (:mod:`robnas.oneshot.training`).
+
+Each paper's method in its own package:
+
+* :mod:`robnas.oneshot.robnets` (RobNets, CVPR 2020): the FSP filter, the scoring of candidates
+  with inherited weights, the three analyses;
+* :mod:`robnas.oneshot.wsr` (Wsr-NAS, AAAI 2023): the Adversarial Noise Estimator, the EWSS loss
+  predictor and the wide-spectrum search loop (``run_wsr(WsrConfig(), data, out)``).
 """
 
 from __future__ import annotations
 
-from robnas.oneshot.noise import l2_to_linf, linf_to_l2, noise_estimator
-from robnas.oneshot.predictor import loss_predictor
-from robnas.oneshot.supernet import SUPERNETS, Supernet, recalibrate_bn, supernet
-from robnas.oneshot.training import SinglePath, load_supernet, train_supernet
-from robnas.oneshot.wsr import WsrConfig, WsrResult, run_wsr
+import importlib
+from typing import Any
 
-__all__ = [
-    "SUPERNETS",
-    "SinglePath",
-    "Supernet",
-    "WsrConfig",
-    "WsrResult",
-    "l2_to_linf",
-    "linf_to_l2",
-    "load_supernet",
-    "loss_predictor",
-    "noise_estimator",
-    "recalibrate_bn",
-    "run_wsr",
-    "supernet",
-    "train_supernet",
-]
+# eager: the function ``supernet`` must shadow the submodule of the same name
+from robnas.oneshot.supernet import SUPERNETS, Supernet, recalibrate_bn, supernet
+
+_LAZY = {
+    "SinglePath": "robnas.oneshot.training",
+    "load_supernet": "robnas.oneshot.training",
+    "train_supernet": "robnas.oneshot.training",
+}
+
+
+def __getattr__(name: str) -> Any:  # the training loop and each paper's room load on first use
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in ("robnets", "wsr", "training"):
+        return importlib.import_module(f"robnas.oneshot.{name}")
+    raise AttributeError(f"module 'robnas.oneshot' has no attribute {name!r}")
+
+
+__all__ = ["SUPERNETS", "SinglePath", "Supernet", "load_supernet", "recalibrate_bn", "supernet", "train_supernet"]

@@ -58,7 +58,7 @@ from robnas.spaces.nb201 import OPERATIONS as NB201_OPERATIONS
 from robnas.spaces.nb201 import ResidualReduction, _operation
 from robnas.spaces.network import Cell, CellFactory, CellNetwork
 from robnas.spaces.ops import FactorizedReduce, SepConv, StdReLUConvBN, drop_path
-from robnas.spaces.robnet import CODES, NUM_EDGES, STEPS
+from robnas.spaces.robnet import STEPS, sample_codes
 
 BN_MODES: tuple[str, ...] = ("track", "recalibrate")
 #: Generators a path can be drawn from (a torch generator, as ``StepContext.generator`` gives).
@@ -560,7 +560,7 @@ class RobNetSupernet(CellSupernet):
         with probability 1/2; one shared cell for ``robnet``, one per cell for ``robnet-free``."""
         g = _seed_from(generator)
         cells = 1 if self.space_name == "robnet" else self.layers
-        return tuple(tuple(CODES[int(i)] for i in g.integers(0, 4, NUM_EDGES)) for _ in range(cells))
+        return sample_codes(g, cells)
 
     def _prefixes(self, arch: tuple[tuple[str, ...], ...], sub: nn.Module) -> dict[str, str]:
         out: dict[str, str] = {}

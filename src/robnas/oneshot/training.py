@@ -29,8 +29,9 @@ from torch import Tensor, nn
 from robnas.data import ImageArrays
 from robnas.errors import ConfigError
 from robnas.oneshot.supernet import Supernet, recalibrate_bn, supernet
+from robnas.seeding import seed_int
 from robnas.train import checkpoint, losses
-from robnas.train.losses import StepContext, StepFn, StepOutput, seed_int
+from robnas.train.losses import StepContext, StepFn, StepOutput
 from robnas.train.recipes import Recipe
 from robnas.train.trainer import Trainer, TrainResult, TrainSettings
 

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from robnas.errors import ConfigError
-from robnas.parallel import Executor, RemoteTraceback, WorkerDied
+from robnas.parallel.base import Executor, RemoteTraceback, WorkerDied
 
 #: Times Ray runs a task again after its worker process or node died.
 MAX_RETRIES = 3

@@ -1,11 +1,19 @@
 """Few-shot robustness predictors: fit on n labelled architectures, rank the rest.
 
 :mod:`robnas.predict.model` (features, LightGBM fit, save/load), :mod:`robnas.predict.data`
-(score files and labels), :mod:`robnas.predict.objective` (the ``predict:MODEL`` search
+(score files and labels), :mod:`robnas.objectives.predict` (the ``predict:MODEL`` search
 objective, registered in :data:`robnas.objectives.OBJECTIVES`).
 """
 
-from robnas.predict.data import benchmark_labels, csv_labels, fit_files, predict_table, proxy_table
+from robnas.predict.data import (
+    benchmark_labels,
+    csv_labels,
+    fit_files,
+    open_benchmark,
+    predict_table,
+    proxy_table,
+    score_settings,
+)
 from robnas.predict.model import DEFAULT_PARAMS, Predictor, encode, feature_matrix, fit, load, save
 
 __all__ = [
@@ -18,7 +26,9 @@ __all__ = [
     "fit",
     "fit_files",
     "load",
+    "open_benchmark",
     "predict_table",
     "proxy_table",
     "save",
+    "score_settings",
 ]

@@ -3,9 +3,11 @@
 * Scores: one or more files :func:`robnas.correlate.load_scores` reads (long ``arch,proxy,value``
   CSV, wide CSV, or a run store), merged; each architecture is keyed by its canonical string
   (isomorphic cells share it; the first finite value of each (arch, proxy) is kept).
-* Labels: the NAS-Bench-201 robustness dataset folder (its ``meta.json``; the target by the
-  :func:`~robnas.benchmarks.robustness.parse_target` grammar, ``fgsm@8``, ``cc_mean``, ...), or a
-  CSV ``arch,value`` (e.g. short-training accuracies of a ``train:`` objective in any space).
+* Labels: a benchmark of :mod:`robnas.benchmarks` (``NAME:PATH``, e.g.
+  ``tiny-robustbench:DIR``, or a reader object; the target in the one target grammar,
+  ``pgd@8``, ``fgsm@8``, ``cc_mean``, ...), the NAS-Bench-201 robustness dataset folder (the
+  same as ``robustness:DIR``), or a CSV ``arch,value`` (e.g. short-training accuracies of a
+  ``train:`` objective in any space).
 
 A label for an architecture without scores is refused: the predictor needs its proxy values.
 """
@@ -45,16 +47,80 @@ def proxy_table(scores: Sequence[str | Path] | pd.DataFrame, space: SearchSpace)
     return wide.reindex(index=sorted(set(canonical.values())), columns=proxies)
 
 
-def benchmark_labels(
-    folder: str | Path, space: SearchSpace, archs: Sequence[str], target: str, dataset: str = "cifar10"
-) -> np.ndarray:
-    """The value of ``target`` for each NB201 architecture of ``archs`` in the robustness dataset."""
-    from robnas.benchmarks.robustness import RobustnessDataset
+def open_benchmark(spec: Any) -> Any:
+    """A benchmark reader from ``NAME:PATH`` (``tiny-robustbench:DIR``), a robustness dataset
+    folder (``robustness:DIR``) or a reader object (returned as it is)."""
+    from robnas import benchmarks
 
-    if space.name != "nb201":
-        raise ConfigError(f"benchmark labels are NAS-Bench-201 accuracies; the space is {space.name!r}")
-    rob = RobustnessDataset(folder)
-    return np.asarray(rob.target(list(archs), dataset, target), dtype=np.float64)
+    if not isinstance(spec, (str, Path)):
+        return spec
+    text = str(spec)
+    name, sep, path = text.partition(":")
+    if sep and name in benchmarks.names():
+        return benchmarks.open(name, path)
+    if Path(text).is_dir():
+        return benchmarks.open("robustness", text)
+    raise ConfigError(
+        f"benchmark {text!r}: expected NAME:PATH with NAME one of {', '.join(benchmarks.names())} "
+        "(e.g. tiny-robustbench:data/tiny_robustbench)"
+    )
+
+
+def score_settings(scores: Sequence[str | Path]) -> dict[str, Any]:
+    """``batch_size`` and ``seed`` of the score files (run stores, or CSVs with those columns),
+    where every row agrees on them; ``{}`` where they are unknown or mixed."""
+    import sqlite3
+
+    pairs: set[tuple[int, int]] = set()
+    for path in scores:
+        path = Path(path)
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(16)
+            if head == b"SQLite format 3\x00":
+                with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                    pairs |= set(db.execute("SELECT DISTINCT batch_size, seed FROM results").fetchall())
+                continue
+            table = pd.read_csv(path)
+        except (OSError, sqlite3.DatabaseError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            return {}
+        if not {"batch_size", "seed"} <= set(table.columns):
+            return {}
+        pairs |= set(table[["batch_size", "seed"]].drop_duplicates().itertuples(index=False, name=None))
+    if len(pairs) != 1:
+        return {}
+    ((batch_size, seed),) = pairs
+    return {"batch_size": int(batch_size), "seed": int(seed)}
+
+
+def benchmark_space(bench: Any) -> str:
+    """The search space a benchmark's architectures belong to (``nb201`` for the robustness dataset)."""
+    return str(getattr(bench, "space", "nb201"))
+
+
+def benchmark_labels(
+    bench: Any, space: SearchSpace, archs: Sequence[str], target: str, dataset: str = "cifar10"
+) -> np.ndarray:
+    """The value of ``target`` for each architecture of ``archs`` in the benchmark ``bench``
+    (a reader or what :func:`open_benchmark` opens)."""
+    reader = open_benchmark(bench)
+    if benchmark_space(reader) != space.name:
+        raise ConfigError(
+            f"the benchmark's architectures are {benchmark_space(reader)!r} ones; the space is {space.name!r}"
+        )
+    return np.asarray(reader.target_values(dataset, target)[reader.rows(list(archs))], dtype=np.float64)
+
+
+def listed(bench: Any, archs: Sequence[str]) -> list[str]:
+    """Those of ``archs`` the benchmark has a value for."""
+    out = []
+    for a in archs:
+        try:
+            bench.rows([a])
+        except DataError:
+            continue
+        out.append(a)
+    return out
 
 
 def csv_labels(path: str | Path, space: SearchSpace) -> pd.Series:
@@ -76,9 +142,19 @@ def csv_labels(path: str | Path, space: SearchSpace) -> pd.Series:
     return pd.Series(values.to_numpy(dtype=np.float64), index=archs).groupby(level=0, sort=False).mean()
 
 
+def is_labels_csv(labels: Any) -> bool:
+    """Whether ``labels`` names a CSV ``arch,value`` (a path that is neither a folder nor ``NAME:PATH``)."""
+    from robnas import benchmarks
+
+    if not isinstance(labels, (str, Path)) or Path(labels).is_dir():
+        return False
+    name, sep, _ = str(labels).partition(":")
+    return not (isinstance(labels, str) and sep and name in benchmarks.names())
+
+
 def fit_files(
     scores: Sequence[str | Path],
-    labels: str | Path,
+    labels: Any,
     target: str,
     space: SearchSpace,
     proxies: Sequence[str] | None = None,
@@ -87,27 +163,37 @@ def fit_files(
     n: int | None = None,
     seed: int = 0,
     params: dict[str, Any] | None = None,
+    scoring: dict[str, Any] | None = None,
 ) -> Predictor:
-    """Fit a predictor from score files and labels (a robustness dataset folder or a CSV).
+    """Fit a predictor from score files and labels: a benchmark (``NAME:PATH``, a reader, or a
+    robustness dataset folder) or a CSV ``arch,value``.
 
-    With the benchmark, the labelled architectures are the scored ones (``archs`` restricts
-    them, e.g. to the development half); with a CSV, they are the CSV's, each of which must
-    have scores. ``n`` draws that many of them at random (seeded) instead of using all.
+    With a benchmark, the labelled architectures are the scored ones it lists (``archs``
+    restricts them, e.g. to the development half); with a CSV, they are the CSV's, each of which
+    must have scores. ``n`` draws that many of them at random (seeded) instead of using all.
+    ``scoring`` records how the scores were computed (``batch_size``, ``seed``,
+    ``build_options``) for ``predict apply --archs``.
     """
+    if n is not None and n < 1:
+        raise ConfigError(f"n must be >= 1 labelled architectures, got {n}")
     table = proxy_table(scores, space)
     names = list(table.columns) if not proxies else list(proxies)
     missing = [p for p in names if p not in table.columns]
     if missing:
         raise ConfigError(f"proxies {missing} are not in the scores (they have: {', '.join(table.columns)})")
-    folder = Path(labels)
-    if folder.is_dir():
-        chosen = list(table.index)
+    if not is_labels_csv(labels):
+        bench = open_benchmark(labels)
+        chosen = listed(bench, list(table.index))
+        if not chosen:
+            raise DataError(f"none of the {len(table)} scored architectures is listed in {bench!r}")
         if archs is not None:
             wanted = set(check_archs(space, list(archs)))
             chosen = [a for a in chosen if a in wanted]
-        y = benchmark_labels(folder, space, chosen, target, dataset) if chosen else np.zeros(0)
-        source = f"{folder.name}:{dataset}:{target}"
+        y = benchmark_labels(bench, space, chosen, target, dataset) if chosen else np.zeros(0)
+        name = Path(str(getattr(bench, "root", getattr(bench, "path", labels)))).name
+        source = f"{name}:{dataset}:{target}"
     else:
+        folder = Path(labels)
         series = csv_labels(folder, space)
         unscored = [a for a in series.index if a not in table.index]
         if unscored:
@@ -127,16 +213,19 @@ def fit_files(
         pick = np.sort(np.random.default_rng(seed).choice(len(chosen), size=n, replace=False))
         chosen, y = [chosen[i] for i in pick], y[pick]
     values = table.loc[chosen, names].to_numpy(dtype=np.float64)
-    return fit(space, chosen, y, values, names, target, params=params, seed=seed, label_source=source)
+    return fit(
+        space, chosen, y, values, names, target, params=params, seed=seed, label_source=source, scoring=scoring
+    )
 
 
 def predict_table(predictor: Predictor, scores: Sequence[str | Path] | pd.DataFrame, space: SearchSpace) -> pd.DataFrame:
-    """Predictions for every architecture of the score files: columns ``arch, prediction``
-    (best first); architectures lacking one of the predictor's proxies get NaN values there."""
+    """Predictions for every architecture of the score files: columns ``arch, value``
+    (the predicted target, best first); architectures lacking one of the predictor's proxies get
+    NaN values there."""
     table = proxy_table(scores, space)
     missing = [p for p in predictor.proxies if p not in table.columns]
     if missing:
         raise ConfigError(f"the predictor needs proxies {missing}, which the scores lack")
     values = table[predictor.proxies].to_numpy(dtype=np.float64)
-    out = pd.DataFrame({"arch": table.index, "prediction": predictor.predict(space, list(table.index), values)})
-    return out.sort_values("prediction", ascending=False, kind="stable").reset_index(drop=True)
+    out = pd.DataFrame({"arch": table.index, "value": predictor.predict(space, list(table.index), values)})
+    return out.sort_values("value", ascending=False, kind="stable").reset_index(drop=True)

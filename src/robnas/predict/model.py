@@ -57,7 +57,7 @@ from robnas.spaces.base import SearchSpace
 
 #: The first line of the JSON a predictor file holds (``format``).
 FORMAT = "robnas-predictor"
-VERSION = 1
+VERSION = 2  # 2: the sha256 covers every field, not only the model text
 #: LightGBM settings chosen on the development half (see the module docstring).
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "regression",
@@ -119,6 +119,10 @@ class Predictor:
     n_train: int
     labels: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    #: how the proxy values it learnt from were computed: ``batch_size``, ``seed`` and the
+    #: network ``build_options`` (``{"C": 16, "layers": 8}``), where known; ``predict apply
+    #: --archs`` scores candidates the same way
+    scoring: dict[str, Any] = field(default_factory=dict)
     _booster: Any = field(default=None, repr=False, compare=False)
 
     def booster(self) -> Any:
@@ -150,6 +154,7 @@ def fit(
     params: dict[str, Any] | None = None,
     seed: int = 0,
     label_source: str = "",
+    scoring: dict[str, Any] | None = None,
 ) -> Predictor:
     """Fit a predictor of ``labels`` (one per architecture of ``archs``) from proxy ``values``
     ``(len(archs), len(proxies))`` and the architecture encoding; ``params`` override
@@ -177,6 +182,7 @@ def fit(
         n_train=len(archs),
         labels=label_source,
         params={**chosen, "num_boost_round": rounds},
+        scoring=dict(scoring or {}),
         _booster=booster,
     )
 
@@ -212,9 +218,10 @@ def save(predictor: Predictor, path: str | Path) -> Path:
         "n_train": predictor.n_train,
         "labels": predictor.labels,
         "params": predictor.params,
-        "sha256": hashlib.sha256(predictor.model.encode()).hexdigest(),
+        "scoring": predictor.scoring,
         "model": predictor.model,
     }
+    body["sha256"] = _digest(body)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(body, indent=1) + "\n")
     tmp.replace(path)
@@ -246,12 +253,16 @@ def load(path: str | Path) -> Predictor:
             n_train=int(body["n_train"]),
             labels=str(body.get("labels", "")),
             params=dict(body.get("params", {})),
+            scoring=dict(body.get("scoring", {})),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"predictor file {path} lacks {exc} or has a wrong type; {hint}") from None
-    if hashlib.sha256(predictor.model.encode()).hexdigest() != body.get("sha256"):
-        # LightGBM may abort the process on a damaged model text: check it before parsing
-        raise DataError(f"predictor file {path}: its model text does not match its sha256 (damaged); {hint}")
+    if _digest(body) != body.get("sha256"):
+        # an edited target or proxy order would give wrong predictions, and LightGBM may abort the
+        # process on a damaged model text: the digest covers every field and is checked first
+        raise DataError(
+            f"predictor file {path}: its contents do not match its sha256 (edited or damaged); {hint}"
+        )
     try:
         booster = predictor.booster()
     except ConfigError:
@@ -264,6 +275,12 @@ def load(path: str | Path) -> Predictor:
             f"{len(predictor.features)}; {hint}"
         )
     return predictor
+
+
+def _digest(body: dict[str, Any]) -> str:
+    """SHA-256 of every field of a predictor file but ``sha256`` itself (canonical JSON)."""
+    fields = {k: v for k, v in body.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _first_line(exc: BaseException) -> str:

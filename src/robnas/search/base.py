@@ -29,6 +29,7 @@ import json
 import math
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +38,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from robnas import objectives as objective_lib
-from robnas.errors import ConfigError
+from robnas.errors import ConfigError, RobnasError, mask_secrets
 from robnas.objectives import Cost, Evaluation, Objective, ObjectiveContext
 from robnas.parallel import Executor, check_backend, open_executor
 from robnas.registry import Registry
 from robnas.search.history import HistoryRow, HistoryStore
 from robnas.spaces.base import SearchSpace
+from robnas.store import ExclusiveUse
 
 
 class BudgetExhausted(Exception):
@@ -145,7 +147,7 @@ def _measure_remote(item: tuple[str, tuple[int, ...]]) -> tuple[str, list[tuple[
     for i in todo:
         objective = _HELD[i]
         assert objective is not None
-        results.append((i, objective.measure(key)))
+        results.append((i, objective.measure(key, canonical=True)))
     return key, results
 
 
@@ -298,23 +300,25 @@ class SearchContext:
         keys = list(dict.fromkeys(self.key(a) for a in archs))
         if not self.parallel:
             for key in keys:
-                yield key, [o.measure(key) for o in objectives]
+                yield key, [o.measure(key, canonical=True) for o in objectives]
             return
         work = []
         for key in keys:
-            todo = tuple(i for i, o in enumerate(objectives) if not o.local and o.cached(key) is None)
+            todo = tuple(
+                i for i, o in enumerate(objectives) if not o.local and o.cached(key, canonical=True) is None
+            )
             if todo:
                 work.append((key, todo))
             else:
-                yield key, [o.measure(key) for o in objectives]
+                yield key, [o.measure(key, canonical=True) for o in objectives]
         if not work:
             return
         executor = self._open_executor(objectives)
         with contextlib.closing(executor.map_unordered(work)) as results:
             for key, evaluations in results:
                 for i, ev in evaluations:
-                    objectives[i].remember(key, ev)
-                yield key, [o.measure(key) for o in objectives]
+                    objectives[i].remember(key, ev, canonical=True)
+                yield key, [o.measure(key, canonical=True) for o in objectives]
 
     def _open_executor(self, objectives: Sequence[Objective]) -> Executor:
         """The workers holding ``objectives`` (kept across batches; one set of workers at a time)."""
@@ -381,6 +385,18 @@ class SearchResult:
         for row in self.history:
             cost = cost + row.cost
         return cost
+
+    def require_values(self) -> None:
+        """Raise RobnasError (naming the most frequent reason) when no evaluation gave a value:
+        there is nothing to rank, and a NaN winner must not go on to training."""
+        if not self.history or any(math.isfinite(r.value) for r in self.history):
+            return
+        reasons = Counter(r.error or "a non-finite value" for r in self.history)
+        reason, count = reasons.most_common(1)[0]
+        raise RobnasError(
+            f"run {self.run}: every one of its {len(self.history)} evaluations failed, nothing to rank "
+            f"({count} x {reason})"
+        )
 
     def best(self, k: int = 1) -> list[HistoryRow]:
         """The ``k`` rows with the highest (first) objective value; ties go to the earlier step."""
@@ -491,14 +507,20 @@ def run_search(
         list(search_space.members) if candidates is not None else None,
         base_space.options(),
     )
-    store = HistoryStore(out)
+    if str(out) != ":memory:":
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    lock = ExclusiveUse(out, "search store")  # a second search on this store is refused at once
+    try:
+        store = HistoryStore(out)
+    except BaseException:
+        lock.close()
+        raise
     closed = False
     try:
         for o in objs:
             o.attach(store)
-        store.open_run(
-            run, base_space.name, strategy, ",".join(o.key for o in objs), seed, typed_options, int(budget)
-        )
+        recorded = {k: mask_secrets(v, v) if k == "storage" else v for k, v in typed_options.items()}
+        store.open_run(run, base_space.name, strategy, ",".join(o.key for o in objs), seed, recorded, int(budget))
         ctx = SearchContext(
             search_space,
             objs,
@@ -514,7 +536,7 @@ def run_search(
             workers=workers,
             address=address,
         )
-        timer = objective_lib._Timer(any(o.uses_cuda for o in objs))
+        timer = objective_lib.Timer(any(o.uses_cuda for o in objs))
         status = "interrupted"
         with timer:
             try:
@@ -560,3 +582,4 @@ def run_search(
         raise
     finally:
         store.close()
+        lock.close()

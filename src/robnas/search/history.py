@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robnas.errors import is_transient
 from robnas.objectives import Cost, Evaluation
 from robnas.store import connect
 
@@ -237,6 +238,8 @@ class HistoryStore:
         if found is None:
             return None
         v, w, c, g, rep, err = found
+        if err and is_transient(err):  # a failure that depends on the machine is computed again
+            return None
         return Evaluation(_nan(v), Cost(w, c, g, _nan(rep)), err)
 
     def put(self, key: str, arch: str, evaluation: Evaluation) -> None:

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robnas.errors import ConfigError, InvalidArchitecture
+from robnas.errors import ConfigError, InvalidArchitecture, mask_secrets
 from robnas.search.base import BudgetExhausted, SearchContext, SearchExhausted, Strategy, register
 from robnas.spaces.base import SearchSpace
 
@@ -94,13 +94,12 @@ def decode_proposal(
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for messages)."""
-    import sqlalchemy
+    """``url`` with its password and secret query values replaced by ``***`` (for messages)."""
+    return mask_secrets(url, url)
 
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1] if "@" in url else url
+
+def _one_line(text: str) -> str:
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
 
 
 def open_storage(url: str, connect_timeout: int = CONNECT_TIMEOUT_S) -> Any:
@@ -114,14 +113,19 @@ def open_storage(url: str, connect_timeout: int = CONNECT_TIMEOUT_S) -> Any:
     import optuna
     import sqlalchemy
 
+    shown = mask_url(url)
+    if url.partition("://")[2].split("?", 1)[0].count("@") > 1:
+        raise ConfigError(
+            f"optuna storage {shown}: the user name or password holds an '@'; percent-encode it "
+            "(@ as %40, / as %2F, : as %3A)"
+        )
     try:
         parsed = sqlalchemy.engine.make_url(url)
     except sqlalchemy.exc.ArgumentError:
         raise ConfigError(
-            f"optuna storage {url!r} is not a database URL; use sqlite:///FILE or "
+            f"optuna storage {shown} is not a database URL; use sqlite:///FILE or "
             "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
         ) from None
-    shown = mask_url(url)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     backend = parsed.get_backend_name()
     if parsed.drivername == "postgresql":  # no driver named: psycopg (3) where installed, else psycopg2
@@ -135,6 +139,12 @@ def open_storage(url: str, connect_timeout: int = CONNECT_TIMEOUT_S) -> Any:
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
             )
+    except sqlalchemy.exc.ArgumentError as exc:  # an unknown dialect (bogus://...) or driver
+        reason = mask_secrets(_one_line(str(exc)), url)
+        raise ConfigError(
+            f"optuna storage {shown}: not a database SQLAlchemy knows ({reason}); use sqlite:///FILE or "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+        ) from None
     except ImportError as exc:
         missing = getattr(exc.__cause__, "name", None) or str(exc.__cause__ or exc)
         hint = "pip install 'robnas[postgres]'" if missing == "psycopg2" else f"install the package {missing}"
@@ -142,13 +152,13 @@ def open_storage(url: str, connect_timeout: int = CONNECT_TIMEOUT_S) -> Any:
             f"optuna storage {shown}: the {backend} driver ({missing}) is not installed; {hint}"
         ) from None
     except sqlalchemy.exc.OperationalError as exc:
-        reason = next((ln.strip() for ln in str(exc.orig or exc).splitlines() if ln.strip()), "")
+        reason = mask_secrets(_one_line(str(exc.orig or exc)), url)
         raise ConfigError(
             f"optuna storage {shown}: cannot connect ({reason}); start the database server or fix "
             "the URL (host, port, user, password, database)"
         ) from None
     except sqlalchemy.exc.DBAPIError as exc:  # e.g. no right to create Optuna's tables
-        reason = next((ln.strip() for ln in str(exc.orig or exc).splitlines() if ln.strip()), "")
+        reason = mask_secrets(_one_line(str(exc.orig or exc)), url)
         raise ConfigError(
             f"optuna storage {shown}: the database refused Optuna's tables ({reason}); give the user "
             "the right to create tables in it, or use another database"

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robnas.errors import ConfigError
-from robnas.objectives import ObjectiveContext, _Timer
+from robnas.cost import Timer
+from robnas.errors import ConfigError, DataError
+from robnas.objectives import ObjectiveContext
 from robnas.search.base import SearchContext, Strategy, register
+from robnas.units import from_255
 
 #: the objective the strategy scores candidates with by default (PGD-20 at 8/255 after fine-tuning)
-DEFAULT_OBJECTIVE = "oneshot-finetune:pgd@8"
+DEFAULT_OBJECTIVE = "oneshot-finetune:pgd@8:steps=20"
 FSP_INPUTS = ("s1-preprocessed", "s1", "s0", "both-preprocessed")
 
 
@@ -35,7 +37,7 @@ class RobNetsSearch(Strategy):
 
     Needs a trained supernet of the searched space (``ObjectiveContext.supernet``, ``robnas
     search --supernet CKPT``) and a ``oneshot-finetune:TARGET`` objective (default
-    ``oneshot-finetune:pgd@8``: PGD-20, step 2/255, on the supernet's validation split; a
+    ``oneshot-finetune:pgd@8:steps=20``: PGD-20, step 2/255, on the supernet's validation split; a
     ``oneshot:TARGET`` objective scores the inherited weights without fine-tuning). Each
     candidate is one evaluation of the history (its cost recorded, a rerun replays it without
     fine-tuning again); fine-tuning runs in ``<out>-finetune/candidate-*`` next to the run store
@@ -54,8 +56,9 @@ class RobNetsSearch(Strategy):
       lowest FSP loss first; each candidate's ``info`` records its ``fsp`` loss and rank;
     * ``fsp_cells`` (``normal`` or ``all``), ``fsp_input`` (``s1-preprocessed``, ``s1``, ``s0``,
       ``both-preprocessed``), ``fsp_deepest`` (average over that many deepest selected cells;
-      0 = all): which cells and tensors the FSP loss reads (:class:`robnas.oneshot.fsp.FSPOptions`);
-    * ``fsp_steps`` (default 10): PGD steps (eps 8/255, step 2/255) of the FSP's adversarial batch,
+      0 = all): which cells and tensors the FSP loss reads (:class:`robnas.oneshot.robnets.fsp.FSPOptions`);
+    * ``fsp_steps`` (default 10) and ``fsp_eps`` (default 8, in 1/255): PGD steps (step 2/255) and
+      budget of the FSP's adversarial batch,
       the first recalibration batch (training images). The FSP losses cost forward passes and
       this attack, no training: they are the run's ``fsp filter`` setup cost, and a rerun
       computes them again (deterministically, so it keeps the same candidates).
@@ -71,6 +74,7 @@ class RobNetsSearch(Strategy):
     fsp_input: str = "s1-preprocessed"
     fsp_deepest: int = 2
     fsp_steps: int = 10
+    fsp_eps: float = 8.0
 
     def check(self) -> None:
         for key in ("candidates", "finetune_epochs", "eval_images", "fsp_steps"):
@@ -79,6 +83,7 @@ class RobNetsSearch(Strategy):
                 raise ConfigError(f"strategy 'robnets': {key} must be an integer >= 1, got {value!r}")
         if self.finetune_images < 0 or self.fsp_deepest < 0:
             raise ConfigError("strategy 'robnets': finetune_images and fsp_deepest must be >= 0")
+        from_255("fsp_eps", self.fsp_eps)  # in 1/255: a fraction (0.031) is refused with a hint
         if not 0 < self.fsp_keep <= 1:
             raise ConfigError(f"strategy 'robnets': fsp_keep must be in (0, 1], got {self.fsp_keep}")
         if self.fsp_cells not in ("normal", "all"):
@@ -92,7 +97,9 @@ class RobNetsSearch(Strategy):
         self, objective: str | Sequence[str], context: ObjectiveContext, out: str | Path
     ) -> str | Sequence[str]:
         """Check the supernet and objective; pass the fine-tuning options to the objective."""
-        specs = [s.strip() for s in objective.split(",")] if isinstance(objective, str) else list(objective)
+        from robnas.objectives import split
+
+        specs = split(objective)
         if len(specs) != 1 or specs[0].partition(":")[0] not in ("oneshot-finetune", "oneshot"):
             raise ConfigError(
                 f"strategy 'robnets' scores candidates of a supernet: its objective is oneshot-finetune:TARGET "
@@ -110,38 +117,24 @@ class RobNetsSearch(Strategy):
         return specs[0]
 
     def _sample(self, ctx: SearchContext, layers: int) -> Any:
-        from robnas.spaces.robnet import CODES, NUM_EDGES
+        from robnas.spaces.robnet import sample_codes
 
         if ctx.space.name not in ("robnet", "robnet-free"):
             return ctx.space.sample(ctx.rng)  # the method on another space's supernet
         cells = layers if self.cell_free or ctx.space.name == "robnet-free" else 1
-        return tuple(tuple(CODES[int(i)] for i in ctx.rng.integers(0, 4, NUM_EDGES)) for _ in range(cells))
+        return sample_codes(ctx.rng, cells)
 
-    def fsp_scores(self, ctx: SearchContext, archs: list[Any]) -> list[float]:
-        """Each architecture's FSP loss on inherited, BN-recalibrated weights (RobNets Eq. 4)."""
-        import torch
+    def fsp_scores(self, source: Any, archs: list[Any]) -> list[float]:
+        """Each architecture's FSP loss with this strategy's FSP options (RobNets Eq. 4), on the
+        inherited, BN-recalibrated weights of ``source`` (a one-shot objective's ``source``)."""
+        from robnas.oneshot.robnets.fsp import FSPOptions, fsp_scores
 
-        from robnas import attacks
-        from robnas.models import normalized
-        from robnas.oneshot.fsp import FSPOptions, fsp_score
-        from robnas.oneshot.training import SinglePath
-
-        src = ctx.objectives[0].source  # type: ignore[attr-defined]
         options = FSPOptions(self.fsp_input, self.fsp_cells, self.fsp_deepest or None)  # type: ignore[arg-type]
-        x = src.recalibration[0].to(src.device)
-        y = torch.from_numpy(src.images.y[src.train_idx[: len(x)]]).to(src.device)
-        mean, std = src.mean_std or (None, None)
-        scores = []
-        for arch in archs:
-            src.recalibrate(arch)
-            model = normalized(SinglePath(src.net, arch), mean, std).to(src.device).eval()
-            attack = attacks.get("pgd", model, eps=8 / 255, alpha=2 / 255, steps=self.fsp_steps)
-            scores.append(fsp_score(model, x, attack(x, y), options))
-        return scores
+        return fsp_scores(source, archs, options, steps=self.fsp_steps, eps=self.fsp_eps)
 
     def run(self, ctx: SearchContext) -> None:
-        from robnas.oneshot.fsp import keep_lowest
-        from robnas.oneshot.objective import OneShotObjective
+        from robnas.objectives.oneshot import OneShotObjective
+        from robnas.oneshot.robnets.fsp import keep_lowest
 
         objective = ctx.objectives[0]
         if not isinstance(objective, OneShotObjective):
@@ -155,8 +148,8 @@ class RobNetsSearch(Strategy):
         infos: list[dict[str, Any]] = [{"candidate": i} for i in range(len(chosen))]
         order = list(range(len(chosen)))
         if self.fsp_keep < 1:
-            with _Timer(objective.uses_cuda) as timer:
-                scores = self.fsp_scores(ctx, chosen)
+            with Timer(objective.uses_cuda) as timer:
+                scores = self.fsp_scores(objective.source, chosen)
             ctx.add_setup_cost("fsp filter", timer.cost)
             order = keep_lowest(scores, self.fsp_keep)
             ranks = {
@@ -167,8 +160,114 @@ class RobNetsSearch(Strategy):
         ctx.evaluate_many([chosen[i] for i in order], [infos[i] for i in order])
 
 
+def _run_record(store: Any, run: str | None, path: Path) -> Any:
+    records = [r for r in store.runs() if run is None or r.run == run]
+    if run is None:
+        records = [r for r in records if r.objective.startswith("oneshot")]
+    if not records:
+        raise DataError(f"{path}: no {'run ' + run if run else 'one-shot search run'} in this run store")
+    return records[-1]
+
+
+def measure_run(
+    store_path: str | Path,
+    context: ObjectiveContext,
+    run: str | None = None,
+    direct: str = "chain",
+    clean: bool = True,
+    fsp: bool = True,
+    eval_images: int | None = None,
+) -> Any:
+    """One row per scored candidate of a one-shot search run, a DataFrame of the columns of
+    :data:`robnas.oneshot.robnets.analysis.COLUMNS` (RobNets' three analyses read it).
+
+    ``store_path``: the run store of ``robnas search`` (``--out``); ``run``: its id (default:
+    the store's last one-shot run); ``context``: an :class:`robnas.objectives.ObjectiveContext`
+    with the run's ``data`` and ``supernet`` (the objective's key must match the run's, so the
+    clean accuracies are measured on the same validation images). ``clean``/``fsp``: measure
+    the clean accuracy / FSP loss (NaN otherwise). ``eval_images``: measure ``score`` and
+    ``clean`` again, on the first ``eval_images`` held-out images (the run's own first), from
+    the same fine-tuned weights, when the run scored on too few images to rank; ``search_score``
+    keeps the run's own value.
+    """
+    if eval_images is not None and eval_images < 1:
+        raise ConfigError(f"eval_images must be >= 1 held-out images, got {eval_images}")
+    import pandas as pd
+
+    from robnas import objectives, spaces
+    from robnas.models import load_trained
+    from robnas.objectives.oneshot import FinetuneObjective
+    from robnas.oneshot.robnets.analysis import COLUMNS, architecture_features
+    from robnas.oneshot.robnets.objective import OneShotSource, accuracy, parse_target
+    from robnas.search.base import make_strategy
+    from robnas.search.history import HistoryStore
+
+    path = Path(store_path)
+    if not path.is_file():
+        raise DataError(f"{path}: run store not found (the --out of robnas search)")
+    with HistoryStore(path) as store:
+        record = _run_record(store, run, path)
+        rows = [r for r in store.history(record.run) if not r.error and math.isfinite(r.value)]
+    if not rows:
+        raise DataError(f"{path}: run {record.run} has no scored candidate")
+    space = spaces.get(record.space)
+    spec = record.objective.split("|")[0]
+    strategy = make_strategy(record.strategy, record.options)
+    prepare = getattr(strategy, "prepare", None)
+    if prepare is not None:
+        spec = prepare(spec, context, path)
+    objective = objectives.make(spec, space, context)
+    if objective.key != record.objective:
+        raise ConfigError(
+            f"run {record.run} was scored as {record.objective!r}; with this --data and --supernet the "
+            f"objective is {objective.key!r}: pass the search's own --data and --supernet"
+        )
+    src = objective.source  # type: ignore[attr-defined]
+    archs = [space.parse(r.arch) for r in rows]
+    frame = pd.DataFrame(
+        {"arch": [r.arch for r in rows], "score": [r.value for r in rows]}
+        | {k: [architecture_features(a, direct)[k] for a in archs] for k in COLUMNS[5:8]}
+    )
+    frame["search_score"] = frame["score"]
+    frame["clean"] = math.nan
+    val_x, val_y = src.val_x, src.val_y
+    if eval_images is not None:
+        wide = OneShotSource(
+            context.supernet, space.name, context.images(), context.data, context.device, context.seed,
+            {**context.oneshot, "eval_images": int(eval_images)}, data_id=context.data_id(),
+        )  # fmt: skip
+        val_x, val_y = wide.val_x, wide.val_y
+    if clean or eval_images is not None:
+        target = parse_target("clean")
+        values, scores = [], []
+        for arch in archs:
+            if isinstance(objective, FinetuneObjective):
+                folder = objective.folder(arch)
+                last = None if folder is None else folder / "last.pt"
+                if last is None or not last.is_file():
+                    raise DataError(f"{last}: the fine-tuned checkpoint of {space.format(arch)} is missing")
+                model, _ = load_trained(last, src.net.subnet(arch))  # behind its training normalisation
+            else:
+                model = src.candidate(arch)
+            model = model.to(src.device).eval()
+            values.append(accuracy(model, val_x, val_y, target, src.batch_size))
+            if eval_images is not None:
+                scores.append(accuracy(model, val_x, val_y, objective.target, src.batch_size))  # type: ignore[attr-defined]
+        frame["clean"] = values
+        if eval_images is not None:
+            frame["score"] = scores
+    frame["gap"] = frame["clean"] - frame["score"]
+    recorded = [r.info.get("fsp", math.nan) for r in rows]
+    if fsp and not all(math.isfinite(v) for v in recorded) and hasattr(strategy, "fsp_scores"):
+        recorded = strategy.fsp_scores(src, archs)
+    frame["fsp"] = [float(v) for v in recorded]
+    frame = frame.loc[:, list(COLUMNS)]
+    frame.attrs["score"] = objective.target.text  # type: ignore[attr-defined]
+    return frame
+
+
 def _nan_last(value: float) -> tuple[bool, float]:
     return (math.isnan(value), value)
 
 
-__all__ = ["DEFAULT_OBJECTIVE", "RobNetsSearch"]
+__all__ = ["DEFAULT_OBJECTIVE", "RobNetsSearch", "measure_run"]

@@ -21,7 +21,8 @@ Options (``-o KEY=VALUE``): the epochs per phase, the supernet's ``C`` and ``lay
 ``batch_size``, ``images`` (a seeded subset; 0: all), ``train_batches`` and ``valid_batches``
 per epoch (0: all, the reference), ``noise_batches``, ``noise_memory`` (the AN-E's, 600),
 the AN-E ``estimator`` (basic | plus) and ``estimator_mode`` (faithful | fixed), the strength
-lists as comma-separated text (``pgd_eps``, ``target_norms``, ``naive_eps``), the predictor
+lists as comma-separated text (``pgd_eps`` and ``naive_eps`` in 1/255 as every eps of the command
+line, e.g. ``pgd_eps=8,16,24``; ``target_norms``, L2 norms), the predictor
 passes, ``pgd_steps``, ``search_clean_on`` (train, the reference's quirk, or valid) and
 ``path`` (genotype, or argmax: the reference's all-edges MixedOp path). The torch-heavy
 modules are imported when a run starts, so ``robnas.search`` stays light.
@@ -33,53 +34,42 @@ import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from robnas.cost import Cost
 from robnas.errors import ConfigError
-from robnas.objectives import Cost
+from robnas.oneshot.wsr.options import WsrOptions
 from robnas.search.base import SearchContext, Strategy, register
+from robnas.units import from_255
 
 if TYPE_CHECKING:
-    from robnas.oneshot.wsr import WsrConfig, WsrEpoch
+    from robnas.oneshot.wsr.search import WsrConfig, WsrEpoch
 
 PAPER = "Cheng et al., Neural Architecture Search for Wide Spectrum Adversarial Robustness, AAAI 2023"
 
 
+#: the L-inf strength options, given in 1/255 (the L2 ``target_norms`` are not pixel levels)
+EPS_OPTIONS = ("pgd_eps", "naive_eps")
+
+
 def parse_strengths(name: str, text: str) -> tuple[float, ...]:
-    """``"0.03,0.06,0.09"`` -> ``(0.03, 0.06, 0.09)``; anything else one :class:`ConfigError`."""
+    """Comma-separated strengths: ``pgd_eps`` and ``naive_eps`` in 1/255 as every eps of the
+    command line (``"8,16,24"`` -> ``(8/255, 16/255, 24/255)``), refusing the fraction form
+    (``0.03,0.06,0.09``) with a hint; ``target_norms`` (L2 norms of [0, 1] images) as written.
+    Anything else one :class:`ConfigError`."""
     try:
-        return tuple(float(v) for v in str(text).split(",") if v.strip())
+        values = tuple(float(v) for v in str(text).split(",") if v.strip())
     except ValueError:
         raise ConfigError(f"wsr option {name}={text!r}: expected comma-separated numbers") from None
-
-
-@dataclass
-class WsrOptions:
-    """Wsr-NAS's settings that the strategies take as they are, with the reference's defaults
-    (spec B5); :class:`robnas.oneshot.wsr.WsrConfig` extends them with the rest."""
-
-    warmup_epochs: int = 100
-    memory_epochs: int = 100
-    search_epochs: int = 200
-    C: int = 16
-    layers: int = 8
-    batch_size: int = 64
-    pgd_steps: int = 7
-    #: where the search phase measures the clean loss: "train" (the reference, C2) or "valid"
-    search_clean_on: Literal["train", "valid"] = "train"
-    #: the path that runs: "genotype" (the top-2 genotype of the sample) or "argmax" (the
-    #: reference's MixedOp: every edge's arg-max operation, scaled by its weight)
-    path: Literal["genotype", "argmax"] = "genotype"
-    # the AN-E
-    estimator: Literal["basic", "plus"] = "basic"
-    estimator_mode: Literal["faithful", "fixed"] = "faithful"
-    #: the plus AN-E's image size (the reference hard-codes 32)
-    estimator_image_size: int = 32
-    noise_memory: int = 600
-    noise_batches: int = 10
-    # the EWSS loss predictor
-    predictor_warmup_passes: int = 500
-    predictor_passes: int = 501
+    if name not in EPS_OPTIONS:
+        return values
+    if any(0 < v < 1 for v in values):  # Wsr-NAS's strengths are 0.03 and up: 7.65/255 and up
+        hint = ",".join(f"{v * 255:g}" for v in values)
+        raise ConfigError(
+            f"wsr option {name}={text}: strengths are in 1/255 as every eps of the command line; "
+            f"for the fractions {text} write {name}={hint}"
+        )
+    return tuple(from_255(name, v) for v in values)
 
 
 @dataclass
@@ -90,15 +80,18 @@ class WsrStrategy(Strategy, WsrOptions):
     images: int = 0
     train_batches: int = 0
     valid_batches: int = 0
-    pgd_eps: str = "0.03,0.06,0.09"
-    target_norms: str = "2.3,3.9,5.5"
-    naive_eps: str = "0.03,0.045,0.06,0.075,0.09,0.105"
+    #: in 1/255; empty: the reference's 0.03, 0.06, 0.09 (7.65, 15.3, 22.95 in 1/255)
+    pgd_eps: str = ""
+    #: the AN-E's target L2 norms of [0, 1] images; empty: the reference's 2.3, 3.9, 5.5
+    target_norms: str = ""
+    #: in 1/255; empty: the reference's 0.03 ... 0.105 (7.65 ... 26.775 in 1/255)
+    naive_eps: str = ""
 
     naive = False
 
     def config(self) -> WsrConfig:
-        """The :class:`robnas.oneshot.wsr.WsrConfig` of these options (0 counts mean "all")."""
-        from robnas.oneshot.wsr import WsrConfig
+        """The :class:`robnas.oneshot.wsr.search.WsrConfig` of these options (0 counts mean "all")."""
+        from robnas.oneshot.wsr.search import WsrConfig
 
         counts = {key: getattr(self, key) for key in ("images", "train_batches", "valid_batches")}
         for key, value in counts.items():
@@ -106,8 +99,10 @@ class WsrStrategy(Strategy, WsrOptions):
                 raise ConfigError(
                     f"strategy {self.name!r}: {key} must be an integer >= 0 (0: all), got {value!r}"
                 )
-        strengths = {
-            key: parse_strengths(key, getattr(self, key)) for key in ("pgd_eps", "target_norms", "naive_eps")
+        strengths = {  # empty: WsrConfig's defaults, the reference's exact fractions
+            key: parse_strengths(key, getattr(self, key))
+            for key in ("pgd_eps", "target_norms", "naive_eps")
+            if str(getattr(self, key)).strip()
         }
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(WsrOptions)}
         return WsrConfig(
@@ -118,7 +113,7 @@ class WsrStrategy(Strategy, WsrOptions):
         self.config().check()
 
     def run(self, ctx: SearchContext) -> None:
-        from robnas.oneshot.wsr import load_records, run_wsr
+        from robnas.oneshot.wsr.search import load_records, run_wsr
 
         if ctx.space.name != "darts":
             raise ConfigError(f"strategy {self.name!r} searches the darts space, not {ctx.space.name!r}")
@@ -167,4 +162,4 @@ class WsrNaive(WsrStrategy):
     naive = True
 
 
-__all__ = ["WsrNaive", "WsrNas", "WsrOptions", "WsrStrategy", "parse_strengths"]
+__all__ = ["EPS_OPTIONS", "WsrNaive", "WsrNas", "WsrStrategy", "parse_strengths"]

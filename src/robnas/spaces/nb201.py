@@ -298,9 +298,4 @@ class NB201Space(SearchSpace[NB201Arch]):
         return tuple(inspect.signature(NB201Network).parameters)[2:]
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters (all of them, as NAS-Bench-201 counts)."""
-    return sum(p.numel() for p in model.parameters())
-
-
-__all__ = ["EDGES", "OPERATIONS", "NB201Arch", "NB201Network", "NB201Space", "count_parameters"]
+__all__ = ["EDGES", "OPERATIONS", "NB201Arch", "NB201Network", "NB201Space"]

@@ -272,7 +272,8 @@ class CellNetwork(nn.Module):
 
 def count_parameters(model: nn.Module, exclude_auxiliary: bool = True) -> int:
     """Parameters as DARTS / CRoZe count them (``count_parameters_in_MB``): names containing
-    ``auxiliary`` are left out unless ``exclude_auxiliary=False``."""
+    ``auxiliary`` are left out unless ``exclude_auxiliary=False``. Networks without an auxiliary
+    head (NAS-Bench-201, RobNet) count every parameter, as NAS-Bench-201 does."""
     return sum(
         p.numel() for name, p in model.named_parameters() if not (exclude_auxiliary and "auxiliary" in name)
     )

@@ -33,6 +33,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -52,6 +53,12 @@ RobNetArch = tuple[CellCode, ...]
 #: ``(factory, args)``: how a cell builds one of its modules (``factory(*args)``)
 Part = tuple[Callable[..., nn.Module], tuple[Any, ...]]
 
+
+
+def sample_codes(rng: np.random.Generator, cells: int) -> tuple[tuple[str, ...], ...]:
+    """``cells`` random RobNet cell codes: each of the 2 bits of every edge on or off with
+    probability 1/2 (RobNets' sampling and path dropout), drawn from ``rng``."""
+    return tuple(tuple(CODES[int(i)] for i in rng.integers(0, 4, NUM_EDGES)) for _ in range(cells))
 
 class ResSepConv(nn.Module):
     """Code ``11``: a 3x3 separable convolution plus a residual identity (FactorizedReduce at stride 2)."""
@@ -267,9 +274,7 @@ class RobNetSpace(ParameterCapped, SearchSpace[RobNetArch]):
         max_params_m = self._cap(max_params_m)
         g = as_rng(rng)
         for _ in range(self.max_tries):
-            arch = tuple(
-                tuple(CODES[int(i)] for i in g.integers(0, 4, NUM_EDGES)) for _ in range(self.sampled_cells)
-            )
+            arch = sample_codes(g, self.sampled_cells)
             if max_params_m is None or self.within_budget(arch, max_params_m):
                 return arch
         raise ConfigError(

@@ -29,22 +29,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robnas.registry import Registry
+from robnas.seeding import seed_int
 from robnas.train import adversary
 from robnas.train.distributed import DistInfo
 
 if TYPE_CHECKING:
     from robnas.train.recipes import Recipe
-
-
-def seed_int(*parts: int) -> int:
-    """A 63-bit seed from integer parts (``numpy.random.SeedSequence``)."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 def global_start(
@@ -184,6 +179,5 @@ __all__ = [
     "global_start",
     "is_adversarial",
     "pgd_loss",
-    "seed_int",
     "trades_loss",
 ]

@@ -90,6 +90,9 @@ class Recipe:
             checked = _check_setting(self.name, f.name, value, hints[f.name])
             if checked is not value:
                 object.__setattr__(self, f.name, checked)
+            bounds = RANGES.get(f.name)
+            if bounds is not None and not _within(checked, *bounds):
+                raise ConfigError(f"recipe {self.name!r}: setting {f.name}={checked!r} must be {_range_text(*bounds)}")
         try:
             losses.get(self.loss)
         except UnknownName as exc:
@@ -157,6 +160,44 @@ def _type_name(hint: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "text"}.get(hint, str(hint))
 
 
+#: The ranges of numeric settings, (low, high, low included, high included); None: unbounded.
+RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "epochs": (1, None, True, True),
+    "batch_size": (1, None, True, True),
+    "crop_padding": (0, None, True, True),
+    "cutout": (0, None, True, True),
+    "lr": (0, None, True, True),
+    "momentum": (0, 1, True, False),
+    "weight_decay": (0, None, True, True),
+    "grad_clip": (0, None, True, True),
+    "label_smoothing": (0, 1, True, False),
+    "gamma": (0, None, False, True),
+    "min_lr": (0, None, True, True),
+    "warmup_epochs": (0, None, True, True),
+    "warmup_lr": (0, None, True, True),
+    "auxiliary_weight": (0, None, True, True),
+    "drop_path": (0, 1, True, False),
+    "eps": (0, None, True, True),
+    "step_size": (0, None, True, True),
+    "steps": (1, None, True, True),
+    "beta": (0, None, True, True),
+    "val_steps": (0, None, True, True),
+    "val_step_size": (0, None, True, True),
+}
+
+
+def _within(value: float, low: float | None, high: float | None, low_in: bool, high_in: bool) -> bool:
+    if low is not None and (value < low or (value == low and not low_in)):
+        return False
+    return high is None or value < high or (value == high and high_in)
+
+
+def _range_text(low: float | None, high: float | None, low_in: bool, high_in: bool) -> str:
+    if high is None:
+        return f"{'>=' if low_in else '>'} {low:g}"
+    return f"in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+
+
 def _check_setting(recipe: str, key: str, value: Any, hint: Any) -> Any:
     """``value`` as the type of setting ``key`` (an int-valued float becomes an int, a number a
     float, ``"99,149"`` a tuple); anything else raises ConfigError."""
@@ -219,7 +260,13 @@ def parse_settings(pairs: list[str] | None) -> dict[str, Any]:
     converted with :func:`robnas.units.from_255`, which refuses values that look like fractions
     already; types are checked when the settings are applied (:meth:`Recipe.replace`).
     """
-    settings = parse_options(pairs)
+    return settings_from_255(parse_options(pairs))
+
+
+def settings_from_255(settings: dict[str, Any]) -> dict[str, Any]:
+    """Recipe settings written by a user (command line, a config's ``[train] options``) in
+    Python units: budgets and step sizes from 1/255 (:func:`robnas.units.from_255`, which refuses
+    the fraction form with a hint), the rest as written."""
     return {k: from_255(k, v) if k in PIXEL_KEYS and v is not None else v for k, v in settings.items()}
 
 
@@ -418,4 +465,4 @@ register(
 )
 
 
-__all__ = ["RECIPES", "Recipe", "get", "names", "parse_settings", "register"]
+__all__ = ["RECIPES", "Recipe", "get", "names", "parse_settings", "register", "settings_from_255"]

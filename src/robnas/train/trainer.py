@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import json
 import logging
 import math
 import random
@@ -52,9 +53,10 @@ from robnas.data import ImageArrays
 from robnas.errors import ConfigError
 from robnas.models import NormalizedNet, normalized
 from robnas.runtime import resolve_device
+from robnas.seeding import seed_int
 from robnas.train import adversary, augment, checkpoint
 from robnas.train.distributed import DistInfo, reduce_sum
-from robnas.train.losses import StepContext, StepFn, StepOutput, seed_int
+from robnas.train.losses import StepContext, StepFn, StepOutput
 from robnas.train.recipes import Recipe
 from robnas.train.recipes import get as get_recipe
 
@@ -84,7 +86,9 @@ class TrainSettings:
 
     ``epochs`` and ``batch_size`` (global) default to the recipe's. ``stop_after`` ends the run
     after that many epochs without changing the schedule, which stays defined by ``epochs``;
-    ``resume`` continues from ``out/last.pt`` (and may extend a finished run to more epochs).
+    ``resume`` continues from ``out/last.pt`` (and may extend a finished run to more epochs);
+    a folder that already holds a run is refused unless ``resume`` or ``overwrite`` (which
+    removes its checkpoints and log first).
     ``val_fraction`` in [0, 1) of the training images is held out for model selection. AMP
     (bfloat16 where supported, else float16 with a GradScaler) and channels_last are on by
     default on CUDA. Under ``torchrun`` pass ``dist_info`` from
@@ -97,6 +101,7 @@ class TrainSettings:
     seed: int = 0
     val_fraction: float = 0.1
     resume: bool = False
+    overwrite: bool = False
     stop_after: int | None = None
     device: str = "auto"
     amp: bool | None = None
@@ -122,6 +127,30 @@ class TrainResult:
     best_metric: float
     history: list[dict[str, float]] = field(default_factory=list)
     model: nn.Module | None = None
+
+
+#: What a resumed run must share with the run in its folder (``data_digest``: the training
+#: images after ``subset``; ``arch``, ``arch_options``, ``subset``, ``supernet``: the caller's meta).
+IDENTITY = (
+    "arch", "arch_options", "supernet", "recipe", "seed", "batch_size", "val_fraction", "subset", "data_digest",
+)  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+#: How :meth:`Trainer._check_identity` names a field of :data:`IDENTITY` in its message.
+_LABELS = {"data_digest": "training images (--data, --subset) of fingerprint"}
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(_plain(value), sort_keys=True)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+#: The files of a run in its folder; a new run over them needs ``overwrite``.
+RUN_FILES = ("last.pt", "best.pt", "log.csv")
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -300,12 +329,16 @@ class Trainer:
         self.settings = s = TrainSettings.of(settings, **options)
         seed, val_fraction = s.seed, s.val_fraction
         self.recipe = recipe = get_recipe(recipe).replace(**(s.overrides or {}))
-        self.total = int(s.epochs or recipe.epochs)
-        self.global_batch = int(s.batch_size or recipe.batch_size)
+        self.total = int(recipe.epochs if s.epochs is None else s.epochs)
+        self.global_batch = int(recipe.batch_size if s.batch_size is None else s.batch_size)
         self.info = info = s.dist_info or DistInfo(device=resolve_device(s.device))
         self.device = dev = info.device
         if self.total < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.total}")
+        if self.global_batch < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.global_batch}")
+        if not 0 <= val_fraction < 1:
+            raise ConfigError(f"--val-fraction must be in [0, 1), got {val_fraction}")
         if self.global_batch < info.world_size or self.global_batch % info.world_size:
             raise ConfigError(
                 f"global batch {self.global_batch} must be a multiple of the {info.world_size} processes"
@@ -366,7 +399,10 @@ class Trainer:
             "val_fraction": val_fraction,
             "n_train": len(self.train_idx),
             "n_val": len(self.val_idx),
+            "data_digest": data.digest(),
             "normalize": {"mean": list(mean), "std": list(std)} if mean is not None else None,
+            **({"classes": data.class_counts()} if data.classes is not None else {}),
+            "image_size": [int(data.x.shape[1]), int(data.x.shape[2])],
             "world_size": info.world_size,
             "device": str(dev),
             "amp": str(self.amp_dtype).replace("torch.", "") if self.use_amp else "off",
@@ -409,6 +445,7 @@ class Trainer:
         if resume and self.last_path.is_file():
             self.resume()
         else:
+            self._claim_folder(resume)
             torch.manual_seed(self.seed)
             np.random.seed(self.seed % 2**32)
             random.seed(self.seed)
@@ -434,6 +471,40 @@ class Trainer:
                 self.writer = SummaryWriter(str(self.out / "tensorboard"))
         self.rows = _read_log(self.out / "log.csv", self.start_epoch) if info.is_main else []
 
+    def _claim_folder(self, resume: bool) -> None:
+        """Refuse to start over a run already in ``out`` unless ``overwrite`` (or ``resume``
+        with no ``last.pt`` to resume from); then clear it."""
+        old = [self.out / name for name in RUN_FILES if (self.out / name).is_file()]
+        if not old:
+            return
+        if not (self.settings.overwrite or resume):
+            raise ConfigError(
+                f"{self.out} already holds a training run ({', '.join(p.name for p in old)}): continue it "
+                "with --resume (resume=True) or start again over it with --overwrite (overwrite=True)"
+            )
+        if self.info.is_main:
+            for path in old:
+                path.unlink(missing_ok=True)
+
+    def _check_identity(self, saved: dict[str, Any]) -> None:
+        """Refuse to resume a run whose results-changing inputs (:data:`IDENTITY`) differ from this one's."""
+        for key in IDENTITY:
+            if key not in saved or key not in self.run_meta:
+                continue
+            old, new = _plain(saved[key]), _plain(self.run_meta[key])
+            if old == new:
+                continue
+            if isinstance(old, dict) and isinstance(new, dict):  # name the field that differs
+                key, old, new = next(
+                    (f"{key}.{k}", old.get(k), new.get(k))
+                    for k in sorted({*old, *new})
+                    if old.get(k) != new.get(k)
+                )
+            raise ConfigError(
+                f"{self.last_path} is a run with {_LABELS.get(key, key)} {_shown(old)}, not {_shown(new)}: resume with the "
+                "run's own settings, or start again with --overwrite (overwrite=True)"
+            )
+
     def resume(self) -> None:
         """Restore the model, optimisers, schedules, scaler, RNGs, epoch and best from ``last.pt``."""
         state = checkpoint.load(self.last_path, map_location=self.device)
@@ -442,6 +513,7 @@ class Trainer:
             raise ConfigError(
                 f"{self.last_path} was trained with recipe {state['meta']['recipe']['name']!r}, not {recipe.name!r}"
             )
+        self._check_identity(state.get("meta", {}))
         self.model.load_state_dict(state["model"])
         for name, opt in self.optimizers.items():
             entry = state if name == "optimizer" else state.get("optimizers", {}).get(name, {})
@@ -502,7 +574,9 @@ class Trainer:
         h, w = self.image_size
         draws = augment.draw(len(self.data), h, w, recipe.crop_padding, self.seed, epoch)
         sums = torch.zeros(4, dtype=torch.float64, device=dev)  # loss*n, clean, robust, n
-        self._emit({"event": "epoch_start", "epoch": epoch + 1, "epochs": self.total, "steps": self.steps_per_epoch})
+        self._emit(
+            {"event": "epoch_start", "epoch": epoch + 1, "epochs": self.total, "steps": self.steps_per_epoch}
+        )
         for step, idx in enumerate(_batches(list(order), self.local_batch)):
             tidx = torch.from_numpy(idx)
             x = _images(self.store_x, idx, self.channels_last)

@@ -1,7 +1,7 @@
 """``predict:MODEL``: a search objective that scores a candidate with a fitted predictor.
 
 The candidate's proxy values come through the normal scoring path, one
-:class:`~robnas.objectives.ProxyObjective` per proxy of the predictor (read from the context's
+:class:`~robnas.objectives.proxy.ProxyObjective` per proxy of the predictor (read from the context's
 scores table when it has one, else computed on the context's proxy batch, seeded as ``robnas
 score``); the predictor turns them and the architecture into the predicted target. No benchmark
 accuracy is read. Higher is better (the predicted target is an accuracy).
@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from robnas.errors import ConfigError, ProxyError
-from robnas.objectives import Memo, Objective, ObjectiveContext, ProxyObjective
+from robnas.errors import ConfigError, DataError, ProxyError
+from robnas.objectives.base import OBJECTIVES, Memo, Objective, ObjectiveContext
+from robnas.objectives.proxy import ProxyObjective, proxies_needing_data
 from robnas.predict.model import load
 from robnas.spaces.base import SearchSpace
 
@@ -59,3 +60,21 @@ class PredictObjective(Objective):
         prediction = self.predictor.predict(self.space, [arch], np.array([values]))[0]
         reported = float(np.sum(seconds)) if all(math.isfinite(s) for s in seconds) else math.nan
         return float(prediction), reported
+
+
+def _needs_data(arg: str, has_scores: bool) -> list[str]:
+    """The proxies of the predictor ``arg`` that look at images (a bad file fails in the objective)."""
+    if not arg.strip():
+        return []
+    try:
+        names = load(arg.strip()).proxies
+    except DataError:
+        return []
+    return proxies_needing_data(names, has_scores)
+
+
+OBJECTIVES.register(
+    "predict", PredictObjective, paper="few-shot predictor of robnas.predict (LightGBM)", needs_data=_needs_data
+)
+
+__all__ = ["PredictObjective"]

@@ -2,7 +2,7 @@
 Robustness", CVPR 2020, Secs. 3.3-3.5; spec ``robnets_wsrnas.md`` A2.3-A2.5).
 
 From the history of a ``robnets`` search run (its candidates and their score, e.g. PGD-20
-accuracy after fine-tuning) :func:`measure_run` builds one row per candidate:
+accuracy after fine-tuning) :func:`robnas.search.robnets.measure_run` builds one row per candidate:
 
 * ``density``: RobNets' architecture density D, set (edge, op) bits over all bits (finding 1:
   adversarial accuracy rises with D);
@@ -26,7 +26,6 @@ loss, and draws one figure per finding. ``robnas supernet analyse`` is its comma
 from __future__ import annotations
 
 import math
-import types
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from robnas.errors import ConfigError, DataError
+from robnas.errors import ConfigError
 
 #: RobNet code positions of the "direct" edges, per reading (see the module docstring)
 DIRECT_EDGES: dict[str, tuple[int, ...]] = {
@@ -81,14 +80,9 @@ def rank_statistics(
     out["spearman"] = float(stats.spearmanr(x, y).statistic)
     out["kendall"] = float(stats.kendalltau(x, y).statistic)
     if bootstrap > 0:
-        idx = np.random.default_rng(seed).integers(0, n, size=(bootstrap, n))
-        rx, ry = stats.rankdata(x[idx], axis=1), stats.rankdata(y[idx], axis=1)
-        rx -= rx.mean(1, keepdims=True)
-        ry -= ry.mean(1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rho = (rx * ry).sum(1) / np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
-        if np.isfinite(rho).any():
-            out["spearman_lo"], out["spearman_hi"] = (float(v) for v in np.nanpercentile(rho, [2.5, 97.5]))
+        from robnas.correlate import spearman_interval
+
+        out["spearman_lo"], out["spearman_hi"] = spearman_interval(x, y, bootstrap, seed)
     return out
 
 
@@ -106,109 +100,6 @@ def architecture_features(arch: Sequence[Sequence[str]], direct: str = "chain") 
         "convolutions": float(np.mean([num_convolutions(c) for c in cells])),
         "direct_convolutions": float(np.mean([sum(c[e][1] == "1" for e in edges) for c in cells])),
     }
-
-
-def _run_record(store: Any, run: str | None, path: Path) -> Any:
-    records = [r for r in store.runs() if run is None or r.run == run]
-    if run is None:
-        records = [r for r in records if r.objective.startswith("oneshot")]
-    if not records:
-        raise DataError(f"{path}: no {'run ' + run if run else 'one-shot search run'} in this run store")
-    return records[-1]
-
-
-def measure_run(
-    store_path: str | Path,
-    context: Any,
-    run: str | None = None,
-    direct: str = "chain",
-    clean: bool = True,
-    fsp: bool = True,
-    eval_images: int | None = None,
-) -> pd.DataFrame:
-    """One row per scored candidate of a one-shot search run (columns :data:`COLUMNS`).
-
-    ``store_path``: the run store of ``robnas search`` (``--out``); ``run``: its id (default:
-    the store's last one-shot run); ``context``: an :class:`robnas.objectives.ObjectiveContext`
-    with the run's ``data`` and ``supernet`` (the objective's key must match the run's, so the
-    clean accuracies are measured on the same validation images). ``clean``/``fsp``: measure
-    the clean accuracy / FSP loss (NaN otherwise). ``eval_images``: measure ``score`` and
-    ``clean`` again, on the first ``eval_images`` held-out images (the run's own first), from
-    the same fine-tuned weights, when the run scored on too few images to rank; ``search_score``
-    keeps the run's own value.
-    """
-    from robnas import objectives, spaces
-    from robnas.models import load_trained
-    from robnas.oneshot.objective import FinetuneObjective, accuracy, parse_target
-    from robnas.search.base import make_strategy
-    from robnas.search.history import HistoryStore
-
-    path = Path(store_path)
-    if not path.is_file():
-        raise DataError(f"{path}: run store not found (the --out of robnas search)")
-    with HistoryStore(path) as store:
-        record = _run_record(store, run, path)
-        rows = [r for r in store.history(record.run) if not r.error and math.isfinite(r.value)]
-    if not rows:
-        raise DataError(f"{path}: run {record.run} has no scored candidate")
-    space = spaces.get(record.space)
-    spec = record.objective.split("|")[0]
-    strategy = make_strategy(record.strategy, record.options)
-    prepare = getattr(strategy, "prepare", None)
-    if prepare is not None:
-        spec = prepare(spec, context, path)
-    objective = objectives.make(spec, space, context)
-    if objective.key != record.objective:
-        raise ConfigError(
-            f"run {record.run} was scored as {record.objective!r}; with this --data and --supernet the "
-            f"objective is {objective.key!r}: pass the search's own --data and --supernet"
-        )
-    src = objective.source  # type: ignore[attr-defined]
-    archs = [space.parse(r.arch) for r in rows]
-    frame = pd.DataFrame(
-        {"arch": [r.arch for r in rows], "score": [r.value for r in rows]}
-        | {k: [architecture_features(a, direct)[k] for a in archs] for k in COLUMNS[5:8]}
-    )
-    frame["search_score"] = frame["score"]
-    frame["clean"] = math.nan
-    val_x, val_y = src.val_x, src.val_y
-    if eval_images is not None:
-        import dataclasses
-
-        from robnas.oneshot.objective import OneShotSource
-
-        wider = dataclasses.replace(
-            context, oneshot={**context.oneshot, "eval_images": int(eval_images)}, _cache={}
-        )
-        wide = OneShotSource(wider, space)
-        val_x, val_y = wide.val_x, wide.val_y
-    if clean or eval_images is not None:
-        target = parse_target("clean")
-        values, scores = [], []
-        for arch in archs:
-            if isinstance(objective, FinetuneObjective):
-                folder = objective.folder(arch)
-                last = None if folder is None else folder / "last.pt"
-                if last is None or not last.is_file():
-                    raise DataError(f"{last}: the fine-tuned checkpoint of {space.format(arch)} is missing")
-                model, _ = load_trained(last, src.net.subnet(arch))  # behind its training normalisation
-            else:
-                model = src.candidate(arch)
-            model = model.to(src.device).eval()
-            values.append(accuracy(model, val_x, val_y, target, src.batch_size))
-            if eval_images is not None:
-                scores.append(accuracy(model, val_x, val_y, objective.target, src.batch_size))  # type: ignore[attr-defined]
-        frame["clean"] = values
-        if eval_images is not None:
-            frame["score"] = scores
-    frame["gap"] = frame["clean"] - frame["score"]
-    recorded = [r.info.get("fsp", math.nan) for r in rows]
-    if fsp and not all(math.isfinite(v) for v in recorded) and hasattr(strategy, "fsp_scores"):
-        recorded = strategy.fsp_scores(types.SimpleNamespace(objectives=[objective]), archs)
-    frame["fsp"] = [float(v) for v in recorded]
-    frame = frame.loc[:, list(COLUMNS)]
-    frame.attrs["score"] = objective.target.name  # type: ignore[attr-defined]
-    return frame
 
 
 def _figure(frame: pd.DataFrame, x: str, y: str, path: Path, title: str, xlabel: str, ylabel: str,
@@ -235,6 +126,8 @@ def analyse(
     """The three analyses of ``frame`` (:func:`measure_run`): statistics (returned, and written to
     ``out/analysis.csv``), ``out/candidates.csv`` and the figures ``density.png``,
     ``convolutions.png`` and ``fsp_gap.png`` under ``out``."""
+    if bootstrap < 0:
+        raise ConfigError(f"bootstrap must be >= 0 resamples, got {bootstrap}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "candidates.csv", index=False, float_format="%.6g")
@@ -312,6 +205,5 @@ __all__ = [
     "analyse",
     "architecture_features",
     "markdown",
-    "measure_run",
     "rank_statistics",
 ]

@@ -16,7 +16,7 @@ Spectrum Adversarial Robustness", AAAI 2023; spec: ``robnets_wsrnas.md`` B2, B5 
    (11) batches into the AN-E memory, the six adversarial losses, an AN-E pass, the clean loss
    (on the *training* half, the reference's quirk C2; ``search_clean_on="valid"`` fixes it),
    the EWSS memory entry, ``predictor_passes`` (501) predictor passes and one Adam step on alpha
-   through the predictor (:class:`robnas.oneshot.predictor.ArchitectureStep`).
+   through the predictor (:class:`robnas.oneshot.wsr.predictor.ArchitectureStep`).
 
 **Alpha and paths.** ``alpha_normal`` and ``alpha_reduce`` are 14 x 8, initialised
 ``1e-3 N(0, 1)``. One Gumbel draw ``g`` per matrix per epoch gives the edge weights
@@ -49,13 +49,11 @@ equals an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import math
 import random
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,9 +62,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from robnas.cost import Timer
 from robnas.data import ImageArrays
 from robnas.errors import ConfigError
-from robnas.oneshot.noise import (
+from robnas.oneshot.supernet import DartsSupernet, supernet
+from robnas.oneshot.training import SinglePath
+from robnas.oneshot.wsr.noise import (
     SOURCE_EPS,
     TARGET_NORMS,
     NoiseMemory,
@@ -76,7 +77,8 @@ from robnas.oneshot.noise import (
     pgd_noises,
     train_estimator_pass,
 )
-from robnas.oneshot.predictor import (
+from robnas.oneshot.wsr.options import WsrOptions
+from robnas.oneshot.wsr.predictor import (
     OPS,
     STRENGTHS,
     ArchitectureStep,
@@ -87,12 +89,10 @@ from robnas.oneshot.predictor import (
     predictor_optimizer,
     train_predictor,
 )
-from robnas.oneshot.supernet import DartsSupernet, supernet
-from robnas.oneshot.training import SinglePath
-from robnas.search.wsr import WsrOptions
+from robnas.runtime import resolve_device
+from robnas.seeding import seed_int
 from robnas.spaces.darts import PRIMITIVES, Genotype, make_genotype
 from robnas.train import checkpoint
-from robnas.train.losses import seed_int
 
 #: edges per DARTS cell, intermediate nodes per cell
 CELL_EDGES, NODES = 14, 4
@@ -166,7 +166,7 @@ def edge_weights(alphas: Sequence[Tensor], gumbels: Sequence[Tensor] | None, tau
 
 @dataclass
 class WsrConfig(WsrOptions):
-    """The search's settings: :class:`robnas.search.wsr.WsrOptions` and these; defaults are
+    """The search's settings: :class:`robnas.oneshot.wsr.options.WsrOptions` and these; defaults are
     the reference's (spec B5)."""
 
     #: share of the (subset of the) data that is the training half; the rest is validation
@@ -314,24 +314,6 @@ class WsrResult:
 # the loop
 
 
-class _Timer:
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.cost: dict[str, float] = dict.fromkeys(COSTS, 0.0)
-
-    @contextlib.contextmanager
-    def __call__(self, key: str) -> Iterator[None]:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            self.cost[key] += time.perf_counter() - t0
-
-
 def _noise_state(memory: NoiseMemory) -> dict[str, Tensor]:
     if not memory.items:
         return {}
@@ -366,14 +348,24 @@ class _PathView(nn.Module):
         return single(x)
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class WsrSearch:
-    """The state of one search and its phases (:func:`run_wsr` drives it)."""
+    """The state of one search and its phases (:func:`run_wsr` drives it).
+
+    Why its own loop and not the common trainer (:class:`robnas.train.trainer.Trainer`, which
+    RobNets' supernet training uses through :func:`robnas.oneshot.train_supernet`): a Wsr-NAS
+    epoch is not a training epoch. Between one supernet PGD-AT epoch and the next it collects
+    real noises into the AN-E's memory, attacks the validation half at six strengths, trains
+    the AN-E, measures the clean loss, trains the EWSS predictor for 501 passes and takes an
+    Adam step on alpha, each from generators seeded by ``(seed, epoch)``; and the path of each
+    epoch (a Gumbel sample of alpha) is decided by that state. The trainer's unit of work,
+    checkpoint and resume are one recipe's epochs over a fixed network; here the checkpoint is
+    the whole search state (supernet, alphas, both memories, three optimisers, the phase), saved
+    after every epoch so that a resumed run equals an uninterrupted one. What the two share is
+    shared: the attacks (:mod:`robnas.attacks`), the supernet and its single path
+    (:mod:`robnas.oneshot.supernet`, :class:`robnas.oneshot.training.SinglePath`), the
+    checkpoint files (:mod:`robnas.train.checkpoint`), the seeds (:func:`robnas.seeding.seed_int`)
+    and the device rule (:func:`robnas.runtime.resolve_device`).
+    """
 
     def __init__(
         self, config: WsrConfig, data: ImageArrays, out: Path, seed: int, device: torch.device
@@ -449,10 +441,10 @@ class WsrSearch:
         self.single.set_path(genotype)
         self.view.weights = weights.to(self.device) if self.config.path == "argmax" else None
 
-    def train_epoch(self, step: int, timer: _Timer) -> None:
+    def train_epoch(self, step: int, timer: Timer) -> None:
         """One epoch of PGD-7 adversarial training of the epoch's path (SGD, clip 5)."""
         attack = self._pgd(self.config.train_eps)
-        with timer("train"):
+        with timer.part("train"):
             for chunk in self._batches(self.train_idx, self.config.train_batches, step, _SHUFFLE):
                 x, y = self._tensors(chunk)
                 self.bn(False)
@@ -465,7 +457,7 @@ class WsrSearch:
                 self.sgd.step()
             self.schedule.step()
 
-    def collect_noises(self, count: int, step: int, timer: _Timer) -> None:
+    def collect_noises(self, count: int, step: int, timer: Timer) -> None:
         """Real noises of ``count`` training batches into the AN-E's leave-one-out memory."""
         if self.estimator is None:
             return
@@ -474,11 +466,11 @@ class WsrSearch:
         for chunk in self._batches(self.train_idx, count, step, _NOISE):
             x, y = self._tensors(chunk)
             self.bn(False)
-            with timer("pgd"):
+            with timer.part("pgd"):
                 noises = pgd_noises(self.view, x, y, c.pgd_eps, c.random_eps_max, c.pgd_steps, gen)
             self.noise_memory.add(leave_one_out(x.cpu(), noises.cpu(), y.cpu()))
 
-    def adversarial_losses(self, step: int, timer: _Timer) -> list[float]:
+    def adversarial_losses(self, step: int, timer: Timer) -> list[float]:
         """Mean CE of the path on the attacked validation batches at the six strengths (head order)."""
         c = self.config
         gen = torch.Generator().manual_seed(seed_int(self.seed, step, _NOISE, 1))
@@ -486,12 +478,12 @@ class WsrSearch:
         self.bn(False)
         for chunk in self._batches(self.valid_idx, c.valid_batches, step, _SHUFFLE, 1, shuffle=False):
             x, y = self._tensors(chunk)
-            with timer("pgd"):
+            with timer.part("pgd"):
                 eps = c.naive_eps if c.naive else c.pgd_eps
                 extra = c.random_eps_max if (c.valid_random_eps and not c.naive) else None
                 noises = pgd_noises(self.view, x, y, eps, extra, c.pgd_steps, gen)
             if self.estimator is not None:
-                with timer("estimator"), torch.no_grad():
+                with timer.part("estimator"), torch.no_grad():
                     self.estimator.eval()
                     targets = torch.tensor(c.target_norms, dtype=x.dtype, device=x.device)
                     estimated = self.estimator(x, noises[:, :3], targets)
@@ -505,30 +497,30 @@ class WsrSearch:
                 ]
             else:
                 order = [noises[:, i] for i in range(6)]
-            with timer("eval"), torch.no_grad():
+            with timer.part("eval"), torch.no_grad():
                 for i, noise in enumerate(order):
                     sums[i] += float(nn.functional.cross_entropy(self.view(x + noise), y, reduction="sum"))
             count += len(y)
         return [s / count for s in sums]
 
-    def clean_loss(self, on: str, step: int, timer: _Timer) -> float:
+    def clean_loss(self, on: str, step: int, timer: Timer) -> float:
         """Mean clean CE of the path on the training or validation half."""
         c = self.config
         limit = c.clean_batches if c.clean_batches is not None else c.valid_batches
         idx = self.train_idx if on == "train" else self.valid_idx
         total, count = 0.0, 0
         self.bn(False)
-        with timer("eval"), torch.no_grad():
+        with timer.part("eval"), torch.no_grad():
             for chunk in self._batches(idx, limit, step, _SHUFFLE, 2, shuffle=on == "train"):
                 x, y = self._tensors(chunk)
                 total += float(nn.functional.cross_entropy(self.view(x), y, reduction="sum"))
                 count += len(y)
         return total / count
 
-    def train_estimator(self, step: int, timer: _Timer) -> None:
+    def train_estimator(self, step: int, timer: Timer) -> None:
         if self.estimator is None:
             return
-        with timer("estimator"):
+        with timer.part("estimator"):
             train_estimator_pass(
                 self.estimator, self.noise_memory, self.estimator_opt, self.estimator_sched,  # type: ignore[arg-type]
                 random.Random(seed_int(self.seed, step, _MEMORY)), self.config.estimator_batch,
@@ -541,7 +533,7 @@ class WsrSearch:
     def step_epoch(self) -> WsrEpoch:
         """Run the next epoch (or the predictor warm-up) and advance ``phase`` / ``epoch``."""
         c = self.config
-        timer = _Timer(self.device)
+        timer = Timer(self.device, parts=COSTS)
         phase, epoch = self.phase, self.epoch
         offset = {"warmup": 0, "memory": c.warmup_epochs, "search": c.warmup_epochs + c.memory_epochs}
         step = offset.get(phase, 0) + epoch
@@ -572,7 +564,7 @@ class WsrSearch:
                 self.phase, self.epoch = ("memory", 0) if phase == "warmup" else ("predictor", 0)
         elif phase == "predictor":
             record.genotype = self.net.path_text(self.genotype())
-            with timer("predictor"):
+            with timer.part("predictor"):
                 train_predictor(
                     self.predictor, self.loss_memory, self.predictor_opt, c.predictor_warmup_passes,
                     random.Random(seed_int(self.seed, step, _MEMORY, 1)), c.predictor_batch,
@@ -591,7 +583,7 @@ class WsrSearch:
             clean = self.clean_loss(c.search_clean_on, step, timer)
             record.measured = [clean, *adv]
             record.objective = self.measured_objective(record.measured)
-            with timer("predictor"):
+            with timer.part("predictor"):
                 self.predictor.eval()
                 with torch.no_grad():
                     pred = self.predictor(w[None])[0]
@@ -608,7 +600,7 @@ class WsrSearch:
                 self.phase, self.epoch = "done", 0
         else:
             raise ConfigError(f"wsr phase {phase!r} has no epochs to run")
-        record.cost = dict(timer.cost)
+        record.cost = dict(timer.parts)
         self.records.append(record)
         return record
 
@@ -698,7 +690,7 @@ def run_wsr(
     config.check(data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     search = WsrSearch(config, data, out, seed, dev)
     path = out / CHECKPOINT
     if resume and path.is_file():

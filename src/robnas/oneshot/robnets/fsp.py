@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -169,6 +169,34 @@ def fsp_score(net: nn.Module, x: Tensor, x_adv: Tensor, options: FSPOptions = FS
     return float(fsp_losses(net, x, x_adv, options).mean())
 
 
+#: RobNets' FSP attack: PGD at 8/255 with steps of 2/255 (in 1/255, as every eps of robnas)
+FSP_EPS, FSP_STEP_SIZE = 8.0, 2.0
+
+
+def fsp_scores(
+    source: Any, archs: Sequence[Any], options: FSPOptions = FSPOptions(), steps: int = 10,
+    eps: float = FSP_EPS, step_size: float = FSP_STEP_SIZE,
+) -> list[float]:  # fmt: skip
+    """Each architecture's FSP loss on the weights it inherits from the supernet of ``source``
+    (a :class:`robnas.oneshot.robnets.objective.OneShotSource`), BN-recalibrated, between the
+    first recalibration batch and its PGD adversarial (``steps`` steps of ``step_size`` within
+    ``eps``, both in 1/255; RobNets Eq. 4)."""
+    from robnas import attacks
+    from robnas.models import normalized
+    from robnas.oneshot.training import SinglePath
+
+    x = source.recalibration[0].to(source.device)
+    y = torch.from_numpy(source.images.y[source.train_idx[: len(x)]]).to(source.device)
+    mean, std = source.mean_std or (None, None)
+    scores = []
+    for arch in archs:
+        source.recalibrate(arch)
+        model = normalized(SinglePath(source.net, arch), mean, std).to(source.device).eval()
+        attack = attacks.get("pgd", model, eps=eps / 255, alpha=step_size / 255, steps=steps)
+        scores.append(fsp_score(model, x, attack(x, y), options))
+    return scores
+
+
 def keep_lowest(scores: Sequence[float], fraction: float) -> list[int]:
     """Indices of the ``fraction`` of candidates with the lowest FSP loss (at least one), best first;
     NaN scores rank last."""
@@ -179,4 +207,13 @@ def keep_lowest(scores: Sequence[float], fraction: float) -> list[int]:
     return order[:n]
 
 
-__all__ = ["FSPOptions", "cell_fsp_matrices", "fsp_losses", "fsp_matrix", "fsp_score", "keep_lowest"]
+__all__ = [
+    "FSP_EPS",
+    "FSPOptions",
+    "cell_fsp_matrices",
+    "fsp_losses",
+    "fsp_matrix",
+    "fsp_score",
+    "fsp_scores",
+    "keep_lowest",
+]
