@@ -166,6 +166,14 @@ def table(scores_path: Path, bench_dir: Path) -> None:
             f"| {proxy} | {int(adv_row['n'])} | {cell(adv_row, 'kendall')} | {cell(adv_row, 'spearman')} | "
             f"{cell(clean_row, 'kendall')} | {cell(clean_row, 'spearman')} | {sec} |"
         )
+    short = {p: int(by.loc[(p, "pgd@8")]["n"]) for p in order if int(by.loc[(p, "pgd@8")]["n"]) < len(bench)}
+    if short:
+        lines += [
+            "",
+            f"Not yet scored on every network: {', '.join(f'{p} ({n})' for p, n in short.items())}; their "
+            "figures are over those networks only. The `score` step resumes where it stopped; rerun it, then "
+            "`table`, to complete them.",
+        ]
     clean = bench.target_values("cifar10", "clean")
     lines += [
         "",
