@@ -429,7 +429,7 @@ def test_resume_with_another_arch_names_the_arch(tmp_path):
     result = _invoke(args)
     assert result.exit_code == 2, result.output
     (line,) = _lines(result.output)
-    assert line.startswith(f"error: {out / 'last.pt'} is a run with arch ") and len(line) < 400
+    assert line.startswith(f"error: {out / 'last.pt'} is a run with arch ") and len(line) < 400 + len(str(out))
 
 
 def test_errors_of_the_machine_files_are_one_line():
@@ -505,3 +505,74 @@ def test_an_edited_predictor_target_or_proxy_order_is_refused(tmp_path):
         (tmp_path / "edited.json").write_text(json.dumps({**body, field: value}))
         with pytest.raises(robnas.errors.DataError, match="do not match its sha256"):
             predict.load(tmp_path / "edited.json")
+
+
+# ---- smaller: damaged stores, a wrong Ray address, leftovers, help text
+
+
+def test_a_damaged_store_is_refused_before_any_work(tmp_path):
+    import sqlite3
+
+    store = tmp_path / "s.sqlite"
+    assert _invoke(_sample_args(tmp_path, "--sample", "60")).exit_code == 0
+    with sqlite3.connect(store) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = db.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(store.read_bytes())
+    for p in range(1, len(data) // page):  # every page's b-tree header but the first
+        data[p * page : p * page + 12] = b"\xab" * 12
+    store.write_bytes(bytes(data))
+    result = _invoke(_sample_args(tmp_path, "--sample", "61"))
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.output)
+    assert line.startswith(f"error: {store}: the run store is damaged (SQLite: ")
+
+
+def test_an_address_where_something_else_answers_is_not_taken_for_ray(tmp_path):
+    import socket
+    import threading
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))  # a plain TCP server of the test's own
+    port = server.getsockname()[1]
+
+    def answer() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"hello, I am not Ray\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        start = time.monotonic()
+        result = _invoke(_sample_args(tmp_path, "--backend", "ray", "--address", f"127.0.0.1:{port}"))
+        seconds = time.monotonic() - start
+    finally:
+        server.close()
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.output)
+    assert "something answers there, but not a Ray cluster" in line, line
+    assert seconds < 5
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_refused_commands_leave_no_empty_store_and_no_temporary_csv(tmp_path):
+    assert _invoke(_sample_args(tmp_path)[:4] + ["nope", "--out", tmp_path / "s.sqlite"]).exit_code == 2
+    search = ["search", "--objective", "nope", "--budget", "1", "--out", tmp_path / "t.sqlite"]
+    assert _invoke(search).exit_code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    (tmp_path / "dir").mkdir()
+    result = _invoke(_sample_args(tmp_path, "--csv", tmp_path / "dir"))
+    assert result.exit_code == 2 and "is a folder" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir"]
+
+
+def test_bracketed_words_survive_in_help():
+    text = " ".join(CliRunner().invoke(app, ["pipeline", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "[search], [train] and [evaluate]" in text
+    text = " ".join(CliRunner().invoke(app, ["search", "--help"], env={"COLUMNS": "300"}).output.split())
+    assert "robnas[ray]" in text

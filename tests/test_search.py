@@ -378,6 +378,9 @@ def test_cli_search_runs_resumes_and_rejects(tmp_path):
         "bench:pgd@8",
         "--benchmark",
         str(DEMO_ROBUSTNESS),
+        "--scores",  # the excerpt's architectures: every lookup finds its row
+        str(DEMO_ROBUSTNESS.parent / "nb201_cifar10.csv"),
+        "--within-scores",
         "--budget",
         "3",
         "--seed",

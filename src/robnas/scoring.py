@@ -5,7 +5,8 @@ batch: the network of the architecture's canonical form is initialised from
 ``stable_seed(seed, canonical text)`` and the proxy's own randomness from
 ``stable_seed(seed, canonical text, proxy)`` (:func:`score_arch`, the path search objectives
 use too), and the batch is drawn once from ``seed``. So the value is the same whatever the run
-order, the number of workers, or the isomorphic spelling of the architecture.
+order or the isomorphic spelling of the architecture, and whatever the number of workers up to
+the last bit of floating-point rounding (their torch thread counts differ).
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ def score(
     per architecture, ``workers`` in flight, on the cluster at ``address`` or a local Ray; see
     :mod:`robnas.parallel.ray`). The proxy batch is sent to each worker once; this process
     stays the only writer of ``store`` and commits each architecture's rows as they arrive.
-    The values are the same on every backend.
+    The values are the same on every backend up to floating-point rounding (a worker computes
+    with ``cores // workers`` torch threads; another thread count may change a value's last bit).
     """
     for name in proxies:
         proxy_lib.PROXIES.get(name)  # unknown names fail before any work

@@ -133,11 +133,11 @@ def install() -> None:
     if threading.current_thread() is not threading.main_thread() or state["installed"]:
         return
     state["installed"] = True
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
     threading.Thread(
         target=_redeliver, args=(threading.get_ident(),), name="robnas-stop", daemon=True
     ).start()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _on_signal)
 
 
 def launched_as_command() -> bool:

@@ -7,13 +7,14 @@ standard library's :mod:`sqlite3` (WAL journal, safe for one writer and many rea
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,8 @@ class ScoreRow:
 def connect(path: str | Path, schema: str) -> sqlite3.Connection:
     """Open (or create) the SQLite file ``path`` in WAL mode and apply ``schema``.
 
-    ``":memory:"`` gives an in-memory database. A file that is not SQLite raises ``DataError``.
+    ``":memory:"`` gives an in-memory database. A file that is not SQLite, or one whose pages
+    are damaged (``PRAGMA quick_check``, before any work), raises ``DataError``.
     """
     path = str(path)
     if path != ":memory:":
@@ -67,6 +69,13 @@ def connect(path: str | Path, schema: str) -> sqlite3.Connection:
         db = sqlite3.connect(path, timeout=60)
         if path != ":memory:":
             db.execute("PRAGMA journal_mode=WAL")
+        damage = db.execute("PRAGMA quick_check(1)").fetchone()[0] if path != ":memory:" else "ok"
+        if damage != "ok":
+            db.close()
+            raise DataError(
+                f"{path}: the run store is damaged (SQLite: {' '.join(damage.split())}); restore it from a copy, or recover its "
+                "rows with `sqlite3 FILE .recover`"
+            )
         db.executescript(schema)
     except sqlite3.DatabaseError as exc:
         raise DataError(f"{path}: not a robnas run store (SQLite said: {exc})") from exc
@@ -101,6 +110,38 @@ class ExclusiveUse:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def remove_if_unused(path: str | Path) -> bool:
+    """Delete the SQLite file ``path`` (and its ``-wal``/``-shm``) when none of its tables holds a
+    row: what a refused command created. True when it was removed."""
+    path = Path(path)
+    if str(path) == ":memory:" or not path.is_file():
+        return False
+    if path.stat().st_size:
+        try:
+            with contextlib.closing(sqlite3.connect(path, timeout=5)) as db:
+                tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+                if any(db.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() for t in tables):
+                    return False
+        except sqlite3.DatabaseError:
+            return False  # not ours to judge
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return True
+
+
+@contextlib.contextmanager
+def removed_if_refused(path: str | Path) -> Iterator[None]:
+    """Run a command that creates the store ``path``: when it fails (a refused input, an error)
+    and the store did not exist before, a store left without any row is removed."""
+    existed = str(path) == ":memory:" or Path(path).exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            remove_if_unused(path)
+        raise
 
 
 class RunStore:
@@ -177,15 +218,20 @@ class RunStore:
     def export_csv(self, path: str | Path, rows: Iterable[ScoreRow] | None = None) -> Path:
         """Write the results as CSV with columns ``arch,proxy,value,seconds,seed,batch_size,error``."""
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder; give the CSV a file name, e.g. {path / 'scores.csv'}")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(CSV_COLUMNS)
-            for r in self.rows() if rows is None else rows:
-                d = asdict(r)
-                writer.writerow([d[c] for c in CSV_COLUMNS])
-        tmp.replace(path)
+        try:
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(CSV_COLUMNS)
+                for r in self.rows() if rows is None else rows:
+                    d = asdict(r)
+                    writer.writerow([d[c] for c in CSV_COLUMNS])
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     # ---- run metadata

@@ -23,6 +23,7 @@ too (:mod:`robnas.stopping`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -39,6 +40,7 @@ from rich.markup import escape
 from robnas import stopping
 from robnas.errors import ConfigError, RobnasError, mask_secrets
 from robnas.stopping import Stopped
+from robnas.store import removed_if_refused
 
 app = typer.Typer(
     name="robnas",
@@ -129,7 +131,9 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            with stopping.verb():
+            out = kwargs.get("out")
+            created = removed_if_refused(out) if isinstance(out, (str, Path)) else contextlib.nullcontext()
+            with stopping.verb(), created:  # a refused command leaves no empty run store behind
                 if "seed" in kwargs:  # every verb's --seed: one rule, before any work
                     from robnas.seeding import check_seed
 
@@ -200,7 +204,7 @@ IMAGE_SIZE_HELP = (
     "Resize the images of --data imagefolder:DIR to N x N pixels (default: their own size, when all agree)."
 )
 WORKERS_HELP = "Worker processes (--backend process) or Ray tasks in flight (--backend ray)."
-BACKEND_HELP = "process (worker processes of this machine) | ray (Ray tasks, one CPU each; robnas[ray])."
+BACKEND_HELP = "process (worker processes of this machine) | ray (Ray tasks, one CPU each; robnas\\[ray])."
 ADDRESS_HELP = (
     "Ray cluster for --backend ray: auto (the `ray start` cluster of this machine), HOST:PORT (the head's "
     "GCS) or ray://HOST:PORT (Ray Client). Default: start a local Ray with --workers CPUs."

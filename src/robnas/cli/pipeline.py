@@ -12,7 +12,7 @@ from robnas.cli.app import app, console, friendly
 @app.command("pipeline")
 @friendly
 def pipeline_command(
-    config: Path = typer.Argument(..., help="TOML config with [search], [train] and [evaluate] sections."),
+    config: Path = typer.Argument(..., help="TOML config with \\[search], \\[train] and \\[evaluate] sections."),
 ) -> None:
     """Search, train the winner with a recipe, evaluate it; each finished stage is skipped on rerun."""
     from robnas.pipeline import run_pipeline

@@ -88,6 +88,8 @@ def score_command(
     refuse_overwriting_inputs(
         {"--out": out, "--csv": csv}, {"--archs": archs, "--data": data, "--robustness": robustness}
     )
+    if csv is not None and csv.is_dir():
+        raise ConfigError(f"--csv {csv} is a folder; give the CSV a file name, e.g. {csv / 'scores.csv'}")
     connect_backend(backend, workers, address)
     sp = get_space(space)
     names = [p.strip() for p in proxies.split(",") if p.strip()]

@@ -87,14 +87,39 @@ def check_reachable(address: str, seconds: float = CONNECT_SECONDS) -> None:
             "or ray://HOST:PORT (Ray Client, port 10001)"
         )
     try:
-        with socket.create_connection(found, timeout=seconds):
-            pass
+        with socket.create_connection(found, timeout=seconds) as conn:
+            speaks_grpc = _answers_http2(conn)
     except OSError as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
         raise ConfigError(
             f"Ray cluster at {address} is unreachable ({reason} within {seconds:g} s); start its head "
             "with `ray start --head` there, or check --address and the firewall"
         ) from None
+    if not speaks_grpc:
+        raise ConfigError(
+            f"--address {address}: something answers there, but not a Ray cluster (no gRPC); give the head's "
+            "GCS port (`ray start --head --port`, default 6379) or ray://HOST:10001 for Ray Client"
+        )
+
+
+#: HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS and Ray
+#: Client are gRPC) answers with a SETTINGS frame of its own.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _answers_http2(conn: socket.socket) -> bool:
+    """Whether the server on ``conn`` speaks HTTP/2 (its first frame is SETTINGS)."""
+    conn.sendall(_HTTP2_PREFACE)
+    head = b""
+    try:
+        while len(head) < 9:
+            chunk = conn.recv(9 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except TimeoutError:
+        return False
+    return len(head) == 9 and head[3] == 4
 
 
 def connect(address: str | None, workers: int) -> Any:
@@ -102,16 +127,16 @@ def connect(address: str | None, workers: int) -> Any:
 
     ``address`` None starts a local Ray with ``workers`` CPUs.
     """
+    target = "local" if address in (None, "", "local") else str(address)
+    if target not in ("local", "auto"):
+        check_reachable(target)  # before Ray is imported: a wrong address is told in a second
     ray = import_ray()
     if ray.is_initialized():
         return ray
-    target = "local" if address in (None, "", "local") else str(address)
     if target == "auto":
         resolved = _resolve_auto(ray)
         if resolved != "auto":
             check_reachable(resolved)
-    elif target != "local":
-        check_reachable(target)
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if target == "local":
         options.update(num_cpus=workers, include_dashboard=False)
