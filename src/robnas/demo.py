@@ -196,8 +196,8 @@ def run(
         rows = store.rows()
         store.export_csv(out / "scores.csv", rows)
     wanted = set(archs)
-    scores = pd.DataFrame(
-        [(r.arch, r.proxy, r.value) for r in rows if r.arch in wanted and r.proxy in proxies],
+    scores = pd.DataFrame(  # sorted: the bootstrap intervals do not depend on the workers' finishing order
+        sorted((r.arch, r.proxy, r.value) for r in rows if r.arch in wanted and r.proxy in proxies),
         columns=["arch", "proxy", "value"],
     )
     result = corr.correlate(scores, rob, "cifar10", targets=list(targets), unique=True, ensembles=ensembles)
