@@ -88,7 +88,7 @@ def test_tiny_run_records_every_epoch(images, tmp_path):
 
 
 def test_resume_after_stopping_mid_search_equals_an_uninterrupted_run(images, tmp_path):
-    config = tiny()
+    config = tiny(train_batches=1, valid_batches=1)  # three runs: one batch each per epoch
     full = run_wsr(config, images, tmp_path / "full", seed=2)
     part = run_wsr(config, images, tmp_path / "part", seed=2, stop_after=4)
     assert part.phase == "search" and len(part.search()) == 1
