@@ -288,7 +288,7 @@ def test_cli_bad_attack_is_one_clear_line(tiny_files):
 def test_cli_killed_evaluation_resumes_without_recomputing(tiny_files):
     """A real ``robnas evaluate`` killed with SIGTERM after its first rows, then run again."""
     out = tiny_files / "killed"
-    attacks = ",".join(f"pgd@{eps}:steps=25" for eps in (1, 2, 3, 4, 5, 6, 7, 8))
+    attacks = ",".join(f"pgd@{eps}:steps=12" for eps in (1, 2, 3, 4, 5, 6, 7, 8))
     options = ["--weights", str(tiny_files / "w.pt"), "--attacks", attacks, "--corruptions", "fog@1"]
     options += ["--batch-size", "16", "--device", "cpu"]
     command = [sys.executable, "-m", "robnas", *_evaluate_args(_random_npz(tiny_files / "more.npz", 1, {"test": 32}), out, *options)]
@@ -314,7 +314,7 @@ def test_cli_killed_evaluation_resumes_without_recomputing(tiny_files):
     assert f"kept {kept} finished rows, computing {10 - kept}" in " ".join(rerun.stderr.split())
     final = json.loads(table.read_text())
     assert final["meta"]["complete"]
-    labels = ["clean"] + [f"pgd@{eps}:steps=25" for eps in range(1, 9)] + ["fog@1"]
+    labels = ["clean"] + [f"pgd@{eps}:steps=12" for eps in range(1, 9)] + ["fog@1"]
     assert [r["label"] for r in final["rows"]] == labels
     assert final["rows"][:kept] == partial["rows"]  # no finished row was computed again
     assert (out / "evaluation.csv").read_text().count("\n") == 11

@@ -18,7 +18,7 @@ OP = {name: i for i, name in enumerate(PRIMITIVES)}
 
 def tiny(**changes) -> WsrConfig:
     base = WsrConfig(
-        warmup_epochs=1, memory_epochs=1, search_epochs=2, C=4, layers=5, batch_size=8,
+        warmup_epochs=1, memory_epochs=1, search_epochs=2, C=4, layers=3, batch_size=8,
         train_batches=2, valid_batches=2, noise_batches=1, estimator_batch=16,
         predictor_warmup_passes=2, predictor_passes=2, pgd_steps=2,
     )  # fmt: skip
@@ -88,7 +88,7 @@ def test_tiny_run_records_every_epoch(images, tmp_path):
 
 
 def test_resume_after_stopping_mid_search_equals_an_uninterrupted_run(images, tmp_path):
-    config = tiny()
+    config = tiny(train_batches=1, valid_batches=1)  # three runs: one batch each per epoch
     full = run_wsr(config, images, tmp_path / "full", seed=2)
     part = run_wsr(config, images, tmp_path / "part", seed=2, stop_after=4)
     assert part.phase == "search" and len(part.search()) == 1
@@ -152,7 +152,7 @@ def test_strategies_record_search_epochs_and_resume(images, tmp_path):
     npz = tmp_path / "d.npz"
     np.savez(npz, x_train=images.x, y_train=images.y)
     options = {
-        "warmup_epochs": "1", "memory_epochs": "1", "search_epochs": "2", "C": "4", "layers": "5",
+        "warmup_epochs": "1", "memory_epochs": "1", "search_epochs": "2", "C": "4", "layers": "3",
         "batch_size": "8", "train_batches": "2", "valid_batches": "2", "noise_batches": "1",
         "predictor_warmup_passes": "2", "predictor_passes": "2", "pgd_steps": "2",
     }  # fmt: skip

@@ -15,7 +15,7 @@ from robnas.oneshot.wsr import WsrConfig, run_wsr
 from robnas.search.history import HistoryStore
 
 TINY = {
-    "warmup_epochs": "1", "memory_epochs": "1", "search_epochs": "1", "C": "4", "layers": "5",
+    "warmup_epochs": "1", "memory_epochs": "1", "search_epochs": "1", "C": "4", "layers": "3",
     "batch_size": "8", "train_batches": "1", "valid_batches": "1", "noise_batches": "1",
     "predictor_warmup_passes": "2", "predictor_passes": "2", "pgd_steps": "1",
 }  # fmt: skip
@@ -36,7 +36,7 @@ def npz(images, tmp_path):
 def test_resume_inside_every_phase_equals_an_uninterrupted_run(tmp_path):
     images = data_lib.synthetic(16, num_classes=10, size=12, seed=0)
     config = WsrConfig(
-        warmup_epochs=2, memory_epochs=2, search_epochs=1, C=4, layers=5, batch_size=4, train_batches=1,
+        warmup_epochs=2, memory_epochs=2, search_epochs=1, C=4, layers=3, batch_size=4, train_batches=1,
         valid_batches=1, noise_batches=1, estimator_batch=8, predictor_warmup_passes=2, predictor_passes=2,
         pgd_steps=1,
     )  # fmt: skip

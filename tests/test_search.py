@@ -38,7 +38,7 @@ class Fake(Objective):
 
 #: a tiny Wsr-NAS run with more search epochs than the contract's budget
 WSR_TINY = {
-    "warmup_epochs": 1, "memory_epochs": 1, "search_epochs": 20, "C": 4, "layers": 5, "batch_size": 8,
+    "warmup_epochs": 1, "memory_epochs": 1, "search_epochs": 20, "C": 4, "layers": 3, "batch_size": 8,
     "train_batches": 1, "valid_batches": 1, "noise_batches": 1, "predictor_warmup_passes": 1,
     "predictor_passes": 1, "pgd_steps": 1, "noise_memory": 64,
 }  # fmt: skip

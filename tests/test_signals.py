@@ -104,7 +104,9 @@ def _stop(out: Path, sig: signal.Signals, times: int, under_timeout: bool) -> di
     stderr = proc.stderr.read().decode()
     assert seconds < EXIT_SECONDS, f"{sig.name} x{times}: exit after {seconds:.1f} s"
     assert code == 128 + sig, (code, stderr)
-    time.sleep(0.5)  # the kernel's last bookkeeping of killed workers
+    settled = time.monotonic() + 0.5  # the kernel's last bookkeeping of killed workers
+    while _session(proc.pid) and time.monotonic() < settled:
+        time.sleep(0.02)
     assert _session(proc.pid) == {}, f"left alive: {_session(proc.pid)}"
     assert f"stopped ({sig.name})" in stderr and "Traceback" not in stderr, stderr
     after = _rows(out)
