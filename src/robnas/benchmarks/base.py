@@ -21,6 +21,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from robnas.errors import DataError
+
 
 @runtime_checkable
 class TargetBenchmark(Protocol):
@@ -60,4 +62,25 @@ class TargetBenchmark(Protocol):
         ...
 
 
-__all__ = ["TargetBenchmark"]
+def nb201_index(arch: str | int, strings: Sequence[str], string_index: dict[str, int], source: object) -> int:
+    """The NAS-Bench-201 index of ``arch`` (an index, or a string in any spacing) in a table of
+    ``strings`` (``string_index``: string -> index) read from ``source``; DataError for one it does
+    not list, InvalidArchitecture for a malformed string."""
+    if isinstance(arch, (int, np.integer)):
+        if not 0 <= int(arch) < len(strings):
+            raise DataError(f"NAS-Bench-201 index {arch} is outside 0..{len(strings) - 1} of {source}")
+        return int(arch)
+    found = string_index.get(arch)
+    if found is not None:
+        return found
+    from robnas import spaces
+
+    space = spaces.get("nb201")
+    text = space.format(space.parse(arch))
+    found = string_index.get(text)
+    if found is None:
+        raise DataError(f"architecture {text} is not listed in {source}")
+    return found
+
+
+__all__ = ["TargetBenchmark", "nb201_index"]

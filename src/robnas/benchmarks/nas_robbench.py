@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from robnas.benchmarks.base import nb201_index
 from robnas.errors import DataError, UnknownName
 from robnas.units import from_255
 
@@ -235,22 +236,7 @@ class NASRobBench201:
 
     def index_of(self, arch: str | int) -> int:
         """The NAS-Bench-201 index of an index or an architecture string (any spacing)."""
-        n = len(self.arch_strings)
-        if isinstance(arch, (int, np.integer)):
-            if not 0 <= int(arch) < n:
-                raise DataError(f"NAS-Bench-201 index {arch} is outside 0..{n - 1} of {self.root / OPS_FILE}")
-            return int(arch)
-        found = self._string_index.get(arch)
-        if found is not None:
-            return found
-        from robnas import spaces
-
-        space = spaces.get("nb201")
-        text = space.format(space.parse(arch))  # InvalidArchitecture for a malformed string
-        found = self._string_index.get(text)
-        if found is None:
-            raise DataError(f"architecture {text} is not listed in {self.root / OPS_FILE}")
-        return found
+        return nb201_index(arch, self.arch_strings, self._string_index, self.root / OPS_FILE)
 
     def isomorph(self, arch: str | int) -> str:
         """The class id (its representative's index, as text) of ``arch`` (an index or a string)."""

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from robnas import targets
+from robnas.benchmarks.base import nb201_index
 from robnas.errors import DataError, UnknownName
 from robnas.units import from_255
 
@@ -307,24 +308,7 @@ class RobustnessDataset:
 
     def index_of(self, arch: str | int) -> int:
         """The NAS-Bench-201 index of an index or an architecture string (any spacing)."""
-        if isinstance(arch, (int, np.integer)):
-            if not 0 <= int(arch) < len(self.arch_strings):
-                raise DataError(
-                    f"NAS-Bench-201 index {arch} is outside 0..{len(self.arch_strings) - 1} "
-                    f"of {self.root / 'meta.json'}"
-                )
-            return int(arch)
-        found = self._string_index.get(arch)
-        if found is not None:
-            return found
-        from robnas import spaces
-
-        space = spaces.get("nb201")
-        text = space.format(space.parse(arch))  # InvalidArchitecture for a malformed string
-        found = self._string_index.get(text)
-        if found is None:
-            raise DataError(f"architecture {text} is not listed in {self.root / 'meta.json'}")
-        return found
+        return nb201_index(arch, self.arch_strings, self._string_index, self.root / "meta.json")
 
     def isomorph(self, arch: str | int) -> str:
         """The id of the evaluated network isomorphic to ``arch`` (an index or a string)."""
