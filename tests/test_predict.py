@@ -235,3 +235,12 @@ def test_fit_on_tiny_robustbench_and_apply_to_a_list_of_genotypes(tmp_path: Path
     result = runner.invoke(app, ["predict", "apply", "--model", str(model), "--space", "darts",
                                  "--out", str(tmp_path / "r.csv")])
     assert result.exit_code == 2 and _lines(result.output)[0].startswith("error: give the candidates")
+
+
+def test_committed_predictor_files_load():
+    """Every model file under benchmarks/results/predictors loads with this robnas (format, digest)."""
+    files = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "predictors").glob("*.json"))
+    assert files, "no committed predictor file"
+    for path in files:
+        model = predict.load(path)
+        assert model.target and model.proxies, path
