@@ -9,7 +9,6 @@ accuracy is read. Higher is better (the predicted target is an accuracy).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from robnas.errors import ConfigError, DataError, ProxyError
+from robnas.fingerprint import file_digest
 from robnas.objectives.base import OBJECTIVES, Memo, Objective, ObjectiveContext
 from robnas.objectives.proxy import ProxyObjective, proxies_needing_data
 from robnas.predict.model import load
@@ -36,7 +36,7 @@ class PredictObjective(Objective):
                 f"predictor {self.path} was fitted on space {self.predictor.space!r}, the search is on {space.name!r}"
             )
         self.members = [ProxyObjective(p, space, context) for p in self.predictor.proxies]
-        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
+        digest = file_digest(self.path)[:12]
         inputs = ";".join(m.key for m in self.members)
         super().__init__(space, f"predict:{self.path.name}|sha={digest}|{inputs}")
 
