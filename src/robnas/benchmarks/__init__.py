@@ -10,7 +10,7 @@
 * ``tiny-robustbench``: :class:`TinyRobustBench` (Feng et al., ICLR 2025; DARTS-space networks
   after adversarial training, a folder of JSON lists).
 
-The target benchmarks (``robustness``, ``nas-robbench-201``) answer one query interface,
+The target benchmarks (``robustness``, ``nas-robbench-201``, ``tiny-robustbench``) answer one query interface,
 :class:`~robnas.benchmarks.base.TargetBenchmark`, which ``robnas correlate`` and ``bench:``
 objectives use.
 """
@@ -47,7 +47,7 @@ BENCHMARKS.register("nb201", open_nb201, paper="Dong and Yang, ICLR 2020")
 BENCHMARKS.register("nb201-csv", NB201Csv, paper="Dong and Yang, ICLR 2020")
 BENCHMARKS.register("nats-tss", NATSTopology, paper="Dong et al., TPAMI 2021")
 BENCHMARKS.register("nb201-pth", NB201Pth, paper="Dong and Yang, ICLR 2020")
-BENCHMARKS.register("tiny-robustbench", TinyRobustBench, paper="Feng et al., ICLR 2025")
+BENCHMARKS.register("tiny-robustbench", TinyRobustBench, paper="Feng et al., ICLR 2025", targets=True)
 
 
 def open(name: str, path: str | Path) -> Any:
@@ -59,19 +59,9 @@ def names(pattern: str = "*") -> list[str]:
     return BENCHMARKS.names(pattern)
 
 
-#: What a reader class has when it answers :class:`TargetBenchmark`.
-_QUERY_METHODS = ("datasets", "target_names", "canonical_target", "target_values", "rows", "weights")
-
-
 def target_benchmarks() -> list[str]:
-    """The names of the readers that answer :class:`TargetBenchmark` (registered with ``targets=True``,
-    or classes with its methods and ``space``)."""
-    return [
-        n
-        for n in BENCHMARKS.names()
-        if BENCHMARKS.meta(n).get("targets")
-        or (isinstance(BENCHMARKS.get(n), type) and all(hasattr(BENCHMARKS.get(n), m) for m in (*_QUERY_METHODS, "space")))
-    ]
+    """The names of the readers that answer :class:`TargetBenchmark` (registered with ``targets=True``)."""
+    return [n for n in BENCHMARKS.names() if BENCHMARKS.meta(n).get("targets")]
 
 
 def from_spec(spec: str | Path | TargetBenchmark) -> TargetBenchmark:
@@ -81,15 +71,17 @@ def from_spec(spec: str | Path | TargetBenchmark) -> TargetBenchmark:
         return spec
     text = str(spec)
     name, sep, path = text.partition(":")
+    known = target_benchmarks()
     if not sep or name not in BENCHMARKS:
         if sep and len(name) > 1 and "/" not in name and "\\" not in name:
-            known = ", ".join(target_benchmarks())
-            raise UnknownName(f"unknown benchmark {name!r} in {text!r}; write NAME:PATH with NAME one of {known}")
+            raise UnknownName(
+                f"unknown benchmark {name!r} in {text!r}; write NAME:PATH with NAME one of {', '.join(known)}"
+            )
         name, path = "robustness", text
-    if name not in target_benchmarks():
+    if name not in known:
         raise ConfigError(
             f"{name!r} is not a benchmark of per-architecture targets; give NAME:PATH with NAME one of "
-            f"{', '.join(target_benchmarks())}"
+            f"{', '.join(known)}"
         )
     return open(name, path)
 
