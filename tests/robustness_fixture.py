@@ -50,3 +50,16 @@ def write_robustness(root: Path, n_archs: int = 80, seed: int = 0) -> Path:
     for corruption in CORRUPTIONS:
         write(corruption, {str(k): [round(float(rng.uniform(0, 1)), 3) for _ in range(5)] for k in keys})
     return root
+
+
+def demo_search_section(budget: int) -> str:
+    """A pipeline ``[search]`` TOML section: ``budget`` random candidates of the demo's robustness
+    excerpt, valued by its ``pgd@8`` (searched within the excerpt, so every lookup finds its row)."""
+    from robnas import demo
+
+    bench = demo.ASSETS / "robustness"
+    return (
+        '[search]\nstrategy = "random"\nobjective = "bench:pgd@8"\n'
+        f'budget = {budget}\nbenchmark = "{bench}"\nscores = "{demo.ASSETS / "nb201_cifar10.csv"}"\n'
+        "within_scores = true\n"
+    )

@@ -5,26 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import robnas
 from robnas.errors import ConfigError
 from robnas.pipeline import load_config, run_pipeline
-
-DEMO_ROBUSTNESS = Path(robnas.__file__).parent / "assets" / "demo" / "robustness"
+from robustness_fixture import demo_search_section
 
 CONFIG = """
 out = "run"
-[search]
-strategy = "random"
-objective = "bench:pgd@8"
-budget = 4
-benchmark = "{bench}"
-scores = "{bench}/../nb201_cifar10.csv"  # the excerpt's architectures: every lookup finds its row
-within_scores = true
-[train]
+{search}[train]
 recipe = "standard"
 epochs = 1
 data = "synthetic:24"
@@ -54,7 +45,7 @@ def test_search_package_imports_no_stage_above_it():
 
 def test_pipeline_runs_every_stage_then_skips_them(tmp_path):
     config = tmp_path / "p.toml"
-    config.write_text(CONFIG.format(bench=DEMO_ROBUSTNESS))
+    config.write_text(CONFIG.format(search=demo_search_section(4)))
     lines: list[str] = []
     report = run_pipeline(config, log=lines.append)
     out = tmp_path / "run"
@@ -93,7 +84,7 @@ def test_pipeline_runs_every_stage_then_skips_them(tmp_path):
     run_pipeline(config, log=lines.append)
     assert f"{out / 'evaluate' / 'evaluation.json'}: kept 3 finished rows, computing 0" in lines
     assert json.loads((out / "evaluate.json").read_text())["table"] == table
-    config.write_text(CONFIG.format(bench=DEMO_ROBUSTNESS).replace("budget = 4", "budget = 5"))
+    config.write_text(CONFIG.format(search=demo_search_section(5)))
     with pytest.raises(ConfigError, match="different config"):
         run_pipeline(config)  # a changed config never reuses the stale stages
 
@@ -142,7 +133,6 @@ device = "cpu"
 
 
 def test_pipeline_build_options_and_training_subset(tmp_path):
-    import robnas
 
     config = tmp_path / "p.toml"
     config.write_text(SMALL)

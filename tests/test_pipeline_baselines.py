@@ -9,22 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from robnas import demo
 from robnas.errors import UnknownName
 from robnas.pipeline import load_config, run_pipeline
-
-DEMO_ROBUSTNESS = demo.ASSETS / "robustness"
+from robustness_fixture import demo_search_section
 
 CONFIG = """
 out = "run"
-[search]
-strategy = "random"
-objective = "bench:pgd@8"
-budget = 3
-benchmark = "{bench}"
-scores = "{bench}/../nb201_cifar10.csv"  # the excerpt's architectures: every lookup finds its row
-within_scores = true
-[train]
+{search}[train]
 recipe = "standard"
 epochs = 1
 data = "imagefolder@16:pets"
@@ -55,7 +46,7 @@ def _folder(root: Path) -> None:
 def test_baselines_beside_the_winner(tmp_path: Path) -> None:
     _folder(tmp_path / "pets")
     config = tmp_path / "p.toml"
-    config.write_text(CONFIG.format(bench=DEMO_ROBUSTNESS, baselines='["resnet18"]'))
+    config.write_text(CONFIG.format(search=demo_search_section(3), baselines='["resnet18"]'))
     assert load_config(config)["train"]["data"] == f"imagefolder@16:{tmp_path / 'pets'}"
     lines: list[str] = []
     report = run_pipeline(config, log=lines.append).read_text()
@@ -75,12 +66,12 @@ def test_baselines_beside_the_winner(tmp_path: Path) -> None:
     assert trained["seconds"] > 0 and trained["num_classes"] == 3
 
     # adding a baseline to the finished pipeline trains only that one, and keeps the rest
-    config.write_text(CONFIG.format(bench=DEMO_ROBUSTNESS, baselines='["resnet18", "preact_resnet18"]'))
+    config.write_text(CONFIG.format(search=demo_search_section(3), baselines='["resnet18", "preact_resnet18"]'))
     lines.clear()
     report = run_pipeline(config, log=lines.append).read_text()
     assert "baseline resnet18: training" not in lines and "baseline preact_resnet18: training" in lines
     assert "| preact_resnet18 |" in report and "| resnet18 |" in report
 
-    config.write_text(CONFIG.format(bench=DEMO_ROBUSTNESS, baselines='["resnet_18"]'))
+    config.write_text(CONFIG.format(search=demo_search_section(3), baselines='["resnet_18"]'))
     with pytest.raises(UnknownName, match="resnet18"):
         load_config(config)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 import robnas
 import robnas.store
 from robnas.cli import app
+from robustness_fixture import demo_search_section
 
 SPACE = robnas.spaces.get("nb201")
 
@@ -250,14 +251,7 @@ def test_a_failure_of_the_machine_is_retried_and_one_of_the_arch_only_when_asked
 
 PIPELINE = """
 out = "run"
-[search]
-strategy = "random"
-objective = "bench:pgd@8"
-budget = 3
-benchmark = "{bench}"
-scores = "{bench}/../nb201_cifar10.csv"  # the excerpt's architectures: every lookup finds its row
-within_scores = true
-[train]
+{search}[train]
 recipe = "standard"
 epochs = 1
 data = "synthetic:24"
@@ -277,7 +271,7 @@ def test_a_bad_later_stage_is_refused_before_the_search_and_its_fix_continues(tm
     from robnas.errors import ConfigError
     from robnas.pipeline import run_pipeline
 
-    good = PIPELINE.format(bench=Path(robnas.__file__).parent / "assets" / "demo" / "robustness")
+    good = PIPELINE.format(search=demo_search_section(3))
     config, out = tmp_path / "p.toml", tmp_path / "run"
     for bad, section in (('attacks = ["fgsm@8"]', "[evaluate]"), ('recipe = "standard"', "[train]")):
         config.write_text(good.replace(bad, bad.replace("fgsm@8", "fgsn@8").replace("standard", "standrd")))
