@@ -103,6 +103,8 @@ CIFAR_C_SOURCE = (
     "CIFAR-10-C: https://zenodo.org/record/2535967, CIFAR-100-C: https://zenodo.org/record/3555552"
 )
 
+#: (images, severity, generator, preset) -> corrupted images; the result may leave [0, 1] where
+#: the reference clips only at the end: :func:`apply` clamps it once, in place.
 CorruptionFn = Callable[[Tensor, int, torch.Generator, str], Tensor]
 CORRUPTIONS: Registry[CorruptionFn] = Registry("corruption")
 
@@ -512,21 +514,32 @@ def _pil_resize(x: Tensor, size: tuple[int, int], nearest: bool = False) -> Tens
     return _quantize(_resample(x, 2, _pil_taps(h, size[0], nearest)))
 
 
-def _sample_bilinear(x: Tensor, rows: Tensor, cols: Tensor, mode: str) -> Tensor:
-    """Bilinear sampling of (N, C, H, W) at real coordinates rows/cols (N, H', W'), padding ``mode``."""
-    n, c, h, w = x.shape
-    r0, c0 = torch.floor(rows), torch.floor(cols)
-    fr, fc = (rows - r0).to(x.dtype), (cols - c0).to(x.dtype)
-    r0, c0 = r0.long(), c0.long()
-    flat = x.reshape(n, c, h * w)
+def _pixel_grid(h: int, w: int, device: torch.device, dtype=torch.float32) -> Tensor:
+    """(H, W, 2) pixel coordinates (column, row) of every pixel."""
+    rows = torch.arange(h, device=device, dtype=dtype)[:, None].expand(h, w)
+    cols = torch.arange(w, device=device, dtype=dtype)[None, :].expand(h, w)
+    return torch.stack([cols, rows], -1)
 
-    out = 0
-    for dr, wr in ((0, 1 - fr), (1, fr)):
-        for dc, wc in ((0, 1 - fc), (1, fc)):
-            idx = _fold(r0 + dr, h, mode) * w + _fold(c0 + dc, w, mode)
-            vals = flat.gather(2, idx.reshape(n, 1, -1).expand(n, c, -1)).view(n, c, *rows.shape[1:])
-            out = out + (wr * wc)[:, None] * vals
-    return out
+
+def _sample_bilinear(x: Tensor, grid: Tensor, mode: str) -> Tensor:
+    """Bilinear sampling of (N, C, H, W) at real pixel coordinates ``grid`` (N, H', W', 2) =
+    (column, row), padding ``mode``.
+
+    ``mode`` ``symmetric`` (scipy ``reflect``) or ``reflect101`` (cv2's default border). Both are
+    ``grid_sample``'s reflection of the coordinates, about the pixel edges (``align_corners=False``)
+    or the edge pixels' centres (``align_corners=True``): bilinear interpolation of a mirrored
+    signal equals interpolation at the mirrored coordinate. Coordinates are float32 (~1e-5 px).
+    """
+    h, w = x.shape[-2:]
+    if mode == "symmetric":  # pixel i at (2i + 1) / n - 1
+        scale, offset = [2 / w, 2 / h], [1 / w - 1, 1 / h - 1]
+    elif mode == "reflect101":  # pixel i at 2i / (n - 1) - 1
+        scale, offset = [2 / max(w - 1, 1), 2 / max(h - 1, 1)], [-1.0, -1.0]
+    else:
+        raise ValueError(mode)
+    norm = grid.to(x.dtype) * torch.tensor(scale, dtype=x.dtype, device=x.device)
+    norm += torch.tensor(offset, dtype=x.dtype, device=x.device)
+    return F.grid_sample(x, norm, "bilinear", "reflection", align_corners=mode == "reflect101")
 
 
 def _uniform(shape, lo: float, hi: float, gen: torch.Generator, device, dtype=torch.float32) -> Tensor:
@@ -544,7 +557,7 @@ def _angles(n: int, lo: float, hi: float, gen: torch.Generator) -> np.ndarray:
 @CORRUPTIONS.register("gaussian_noise", family="noise")
 def gaussian_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     c = param("gaussian_noise", preset, severity)
-    return (x + c * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)).clamp(0, 1)
+    return x + c * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
 
 
 @CORRUPTIONS.register("shot_noise", family="noise")
@@ -553,8 +566,8 @@ def shot_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> T
     if x.device.type == "cpu":  # numpy's sampler is several times faster than torch.poisson on the CPU
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen).item())
         counts = np.random.default_rng(seed).poisson(x.numpy().astype(np.float64) * c)
-        return (torch.from_numpy(counts).to(x.dtype) / c).clamp(0, 1)
-    return (torch.poisson(x * c, generator=gen) / c).clamp(0, 1)
+        return torch.from_numpy(counts).to(x.dtype) / c
+    return torch.poisson(x * c, generator=gen) / c
 
 
 @CORRUPTIONS.register("impulse_noise", family="noise")
@@ -572,7 +585,7 @@ def impulse_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -
 @CORRUPTIONS.register("speckle_noise", family="noise")
 def speckle_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     c = param("speckle_noise", preset, severity)
-    return (x + x * c * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)).clamp(0, 1)
+    return x + x * c * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -581,13 +594,13 @@ def speckle_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -
 
 @CORRUPTIONS.register("gaussian_blur", family="blur")
 def gaussian_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    return _gaussian(x, float(param("gaussian_blur", preset, severity))).clamp(0, 1)
+    return _gaussian(x, float(param("gaussian_blur", preset, severity)))
 
 
 @CORRUPTIONS.register("defocus_blur", family="blur")
 def defocus_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     radius, alias = param("defocus_blur", preset, severity)
-    return _filter2d(x, _disk(radius, alias), "reflect101").clamp(0, 1)
+    return _filter2d(x, _disk(radius, alias), "reflect101")
 
 
 @CORRUPTIONS.register("glass_blur", family="blur")
@@ -624,14 +637,14 @@ def glass_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> T
         idx = value
     gather = idx.view(n, 1, h * w).expand(n, c, h * w)
     shuffled = x8.reshape(n, c, h * w).gather(2, gather).view(n, c, h, w) / 255
-    return _gaussian(shuffled, sigma).clamp(0, 1)
+    return _gaussian(shuffled, sigma)
 
 
 @CORRUPTIONS.register("motion_blur", family="blur")
 def motion_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     radius, sigma = param("motion_blur", preset, severity)
     angles = _angles(len(x), -45, 45, gen)
-    return _motion_blur(x, radius, sigma, angles).clamp(0, 1)
+    return _motion_blur(x, radius, sigma, angles)
 
 
 @CORRUPTIONS.register("zoom_blur", family="blur")
@@ -643,7 +656,7 @@ def zoom_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Te
     out = torch.zeros_like(x)
     for z in zooms:
         out = out + _clipped_zoom(x, float(z), trim)[..., :h, :w]
-    return ((x + out) / (len(zooms) + 1)).clamp(0, 1)
+    return (x + out) / (len(zooms) + 1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -658,7 +671,7 @@ def fog(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     size = 256 if preset == "imagenet16" else 1 << (max(h, w) - 1).bit_length()
     layer = _plasma(n, size, decay, gen, x.device)[:, :h, :w].to(x.dtype)[:, None]
     peak = x.amax((1, 2, 3), keepdim=True)
-    return torch.add(x, layer, alpha=strength).mul_(peak / (peak + strength)).clamp_(0, 1)
+    return torch.add(x, layer, alpha=strength).mul_(peak / (peak + strength))
 
 
 def frost_texture(n: int, h: int, w: int, scale: float, gen: torch.Generator, device: torch.device) -> Tensor:
@@ -690,7 +703,7 @@ def frost(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor
     a, b = param("frost", preset, severity)
     scale = {"cifar": 0.2, "imagenet16": 1.0, "imagenet": 1.1}[preset]
     layer = frost_texture(len(x), x.shape[-2], x.shape[-1], scale, gen, x.device).to(x.dtype)
-    return (a * x + b * layer).clamp(0, 1)
+    return a * x + b * layer
 
 
 @CORRUPTIONS.register("snow", family="weather")
@@ -708,7 +721,7 @@ def snow(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
         layer = torch.round(_motion_blur(layer, radius, sigma, angles) * 255) / 255
     layer = layer[..., :h, :w].to(x.dtype)
     x = keep * x + (1 - keep) * torch.maximum(x, _gray(x) * 1.5 + 0.5)
-    return (x + layer + torch.flip(layer, (2, 3))).clamp(0, 1)
+    return x + layer + torch.flip(layer, (2, 3))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -804,11 +817,11 @@ def spatter(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tens
         color = torch.tensor([175 / 255, 238 / 255, 238 / 255], device=x.device, dtype=x.dtype).view(
             1, 3, 1, 1
         )
-        return (x + m.to(x.dtype) * color).clamp(0, 1)
+        return x + m.to(x.dtype) * color
     m = _gaussian((liquid > thresh).float(), intensity)
     m = torch.where(m < 0.8, torch.zeros_like(m), m).to(x.dtype)
     color = torch.tensor([63 / 255, 42 / 255, 20 / 255], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * (1 - m) + color * m).clamp(0, 1)
+    return x * (1 - m) + color * m
 
 
 # ----------------------------------------------------------------------------------------------
@@ -820,7 +833,7 @@ def brightness(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> T
     c = param("brightness", preset, severity)
     hsv = _rgb_to_hsv(x)
     hsv[:, 2] = (hsv[:, 2] + c).clamp(0, 1)
-    return _hsv_to_rgb(hsv).to(x.dtype).clamp(0, 1)
+    return _hsv_to_rgb(hsv).to(x.dtype)
 
 
 @CORRUPTIONS.register("saturate", family="digital")
@@ -828,14 +841,14 @@ def saturate(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Ten
     mult, add = param("saturate", preset, severity)
     hsv = _rgb_to_hsv(x)
     hsv[:, 1] = (hsv[:, 1] * mult + add).clamp(0, 1)
-    return _hsv_to_rgb(hsv).to(x.dtype).clamp(0, 1)
+    return _hsv_to_rgb(hsv).to(x.dtype)
 
 
 @CORRUPTIONS.register("contrast", family="digital")
 def contrast(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     c = param("contrast", preset, severity)
     means = x.mean((2, 3), keepdim=True)
-    return ((x - means) * c + means).clamp(0, 1)
+    return (x - means) * c + means
 
 
 @CORRUPTIONS.register("elastic_transform", family="digital")
@@ -865,29 +878,15 @@ def elastic_transform(x: Tensor, severity: int, gen: torch.Generator, preset: st
             fwd = np.linalg.solve(src, pts2).T  # 2x3: dst = fwd @ [x, y, 1]
             full = np.vstack([fwd, [0, 0, 1]])
             mats.append(np.linalg.inv(full)[:2])
-        inv = torch.as_tensor(np.stack(mats), device=dev)
-        yy, xx = torch.meshgrid(
-            torch.arange(h, device=dev, dtype=torch.float64),
-            torch.arange(w, device=dev, dtype=torch.float64),
-            indexing="ij",
-        )
-        src_x = inv[:, 0, 0, None, None] * xx + inv[:, 0, 1, None, None] * yy + inv[:, 0, 2, None, None]
-        src_y = inv[:, 1, 0, None, None] * xx + inv[:, 1, 1, None, None] * yy + inv[:, 1, 2, None, None]
-        image = _sample_bilinear(image, src_y, src_x, "reflect101")
-    dx = (
-        _gaussian(_uniform((n, 1, h, w), low, high, gen, dev, torch.float64), sigma, "symmetric", 3.0) * alpha
-    )
-    dy = (
-        _gaussian(_uniform((n, 1, h, w), low, high, gen, dev, torch.float64), sigma, "symmetric", 3.0) * alpha
-    )
-    dx, dy = dx.float().double()[:, 0], dy.float().double()[:, 0]
-    yy, xx = torch.meshgrid(
-        torch.arange(h, device=dev, dtype=torch.float64),
-        torch.arange(w, device=dev, dtype=torch.float64),
-        indexing="ij",
-    )
-    out = _sample_bilinear(image, yy + dy, xx + dx, "symmetric")
-    return out.to(x.dtype).clamp(0, 1)
+        inv = torch.as_tensor(np.stack(mats), device=dev, dtype=torch.float64)  # (n, 2, 3)
+        pixels = F.pad(_pixel_grid(h, w, dev, torch.float64), (0, 1), value=1.0)  # (h, w, 3): x, y, 1
+        image = _sample_bilinear(image, torch.einsum("hwk,njk->nhwj", pixels, inv), "reflect101")
+    # the two displacement fields (dx, dy) in float32, as the reference stores them
+    field = _uniform((n, 2, h, w), low, high, gen, dev)
+    field = _gaussian(field, sigma, "symmetric", 3.0).mul_(alpha)
+    grid = field.permute(0, 2, 3, 1) + _pixel_grid(h, w, dev)
+    out = _sample_bilinear(image, grid, "symmetric")
+    return out.to(x.dtype)
 
 
 @CORRUPTIONS.register("pixelate", family="digital")
