@@ -116,9 +116,30 @@ def test_pixelate_and_jpeg_match_pillow():
         assert np.array_equal(np.asarray(Image.open(buf)), o)
 
 
-def test_hsv_round_trip_and_brightness():
-    x = images(16)
-    assert torch.allclose(C._hsv_to_rgb(C._rgb_to_hsv(x.double())), x.double(), atol=1e-9)
+@pytest.mark.parametrize("name", ["brightness", "saturate"])
+def test_brightness_and_saturate_are_the_hsv_round_trip(name):
+    """The closed forms equal RGB -> HSV -> change V or S -> RGB (matplotlib's conversion),
+    on grey and black pixels too."""
+    from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
+
+    x = images(16).double()
+    x[0, :, :4, :4] = 0.0  # black
+    x[1, :, :4, :4] = 0.25  # grey
+    x[2, 1, :4, :4] = x[2, 0, :4, :4]  # two channels tied at the maximum
+    hsv = rgb_to_hsv(x.permute(0, 2, 3, 1).numpy())
+    for s in range(1, 6):
+        h = hsv.copy()
+        if name == "brightness":
+            h[..., 2] = np.clip(h[..., 2] + P.param(name, "imagenet", s), 0, 1)
+        else:
+            mult, add = P.param(name, "imagenet", s)
+            h[..., 1] = np.clip(h[..., 1] * mult + add, 0, 1)
+        expected = np.clip(hsv_to_rgb(h), 0, 1).transpose(0, 3, 1, 2)
+        ours = C.apply(x, name, s, preset="imagenet").numpy()
+        assert np.abs(ours - expected).max() < 1e-6  # apply computes in float32
+
+
+def test_brightness_of_grey():
     gray = torch.full((1, 3, 8, 8), 0.5)
     assert torch.allclose(
         C.apply(gray, "brightness", 5, preset="cifar"), torch.full_like(gray, 0.8), atol=1e-6

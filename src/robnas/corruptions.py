@@ -331,27 +331,35 @@ def _gray(x: Tensor) -> Tensor:
     return 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
-def _rgb_to_hsv(x: Tensor) -> Tensor:
-    r, g, b = x[:, 0], x[:, 1], x[:, 2]
-    v, _ = x.max(1)
-    delta = v - x.min(1).values
-    safe = torch.where(delta == 0, torch.ones_like(delta), delta)
-    s = torch.where(v == 0, torch.zeros_like(v), delta / torch.where(v == 0, torch.ones_like(v), v))
-    h = torch.where(v == r, (g - b) / safe, torch.where(v == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
-    h = torch.where(delta == 0, torch.zeros_like(h), (h / 6.0).remainder(1.0))
-    return torch.stack([h, s, v], 1)
+def _hsv_value_shift(x: Tensor, c: float) -> Tensor:
+    """RGB -> HSV, V = clip(V + c, 0, 1), HSV -> RGB (skimage's round trip), as a scaling.
+
+    With H and S fixed every channel is proportional to V = max(R, G, B), so the round trip
+    multiplies the pixel by V' / V; a black pixel (V = 0, hence H = S = 0) becomes grey V'."""
+    v = x.amax(1, keepdim=True)
+    v_new = (v + c).clamp_(0, 1)
+    black = v == 0
+    out = x.div(v.masked_fill(black, 1.0)).mul_(v_new)  # x / V first: a channel equal to V gives V' exactly
+    if c > 0 and bool(black.any()):
+        out.add_(black * v_new)
+    return out
 
 
-def _hsv_to_rgb(x: Tensor) -> Tensor:
-    h, s, v = x[:, 0], x[:, 1], x[:, 2]
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    i = i.long().remainder(6)
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    table = torch.stack([v, q, p, t], 1)  # the six sectors pick R, G, B among v, q, p, t
-    pick = torch.tensor([[0, 3, 2], [1, 0, 2], [2, 0, 3], [2, 1, 0], [3, 2, 0], [0, 2, 1]], device=x.device)
-    order = pick[i].permute(0, 3, 1, 2)  # (N, 3, H, W) indices into table
-    return table.gather(1, order)
+def _hsv_saturation_map(x: Tensor, mult: float, add: float) -> Tensor:
+    """RGB -> HSV, S = clip(S * mult + add, 0, 1), HSV -> RGB (skimage's round trip), in closed form.
+
+    With H and V fixed a channel is V - (V - channel) * S' / S (the maximum stays V, the minimum
+    becomes V (1 - S')); a grey pixel (S = 0, so H = 0) becomes (V, V (1 - S'), V (1 - S'))."""
+    v = x.amax(1, keepdim=True)
+    delta = v - x.amin(1, keepdim=True)
+    grey = delta == 0
+    sat = delta / v.masked_fill(grey, 1.0)
+    sat_new = sat.mul_(mult).add_(add).clamp_(0, 1)
+    factor = sat_new.mul(v).div_(delta.masked_fill_(grey, 1.0))  # S' / S
+    out = torch.addcmul(v, v - x, factor, value=-1)  # the maximum channel stays V exactly
+    if add > 0 and bool(grey.any()):  # grey pixels get hue 0: red stays V, green and blue drop
+        out[:, 1:].sub_(grey * v * sat_new)
+    return out
 
 
 def _shift(x: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
@@ -655,8 +663,8 @@ def zoom_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Te
     h, w = x.shape[-2:]
     out = torch.zeros_like(x)
     for z in zooms:
-        out = out + _clipped_zoom(x, float(z), trim)[..., :h, :w]
-    return (x + out) / (len(zooms) + 1)
+        out.add_(_clipped_zoom(x, float(z), trim)[..., :h, :w])
+    return out.add_(x).div_(len(zooms) + 1)  # (x + sum) / (n + 1), in the reference's order
 
 
 # ----------------------------------------------------------------------------------------------
@@ -691,11 +699,10 @@ def frost_texture(n: int, h: int, w: int, scale: float, gen: torch.Generator, de
     texture = (texture - texture.mean((2, 3), keepdim=True)) / texture.std((2, 3), keepdim=True).clamp_min(
         1e-8
     )
+    if (th, tw) != (h, w):  # resized as one channel, then tinted
+        texture = F.interpolate(texture, size=(h, w), mode="bilinear", align_corners=False, antialias=th > h)
     mean = torch.tensor(FROST_MEAN, device=device).view(1, 3, 1, 1)
-    layer = (mean + FROST_STD * texture).clamp(0, 1)
-    if (th, tw) != (h, w):
-        layer = F.interpolate(layer, size=(h, w), mode="bilinear", align_corners=False, antialias=th > h)
-    return layer.clamp(0, 1)
+    return torch.add(mean, texture, alpha=FROST_STD).clamp_(0, 1)
 
 
 @CORRUPTIONS.register("frost", family="weather")
@@ -830,18 +837,13 @@ def spatter(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tens
 
 @CORRUPTIONS.register("brightness", family="weather")
 def brightness(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    c = param("brightness", preset, severity)
-    hsv = _rgb_to_hsv(x)
-    hsv[:, 2] = (hsv[:, 2] + c).clamp(0, 1)
-    return _hsv_to_rgb(hsv).to(x.dtype)
+    return _hsv_value_shift(x, float(param("brightness", preset, severity)))
 
 
 @CORRUPTIONS.register("saturate", family="digital")
 def saturate(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     mult, add = param("saturate", preset, severity)
-    hsv = _rgb_to_hsv(x)
-    hsv[:, 1] = (hsv[:, 1] * mult + add).clamp(0, 1)
-    return _hsv_to_rgb(hsv).to(x.dtype)
+    return _hsv_saturation_map(x, float(mult), float(add))
 
 
 @CORRUPTIONS.register("contrast", family="digital")
