@@ -81,6 +81,7 @@ from robnas.errors import ConfigError, DataError
 from robnas.registry import Registry
 
 PRESETS = ("cifar", "imagenet16", "imagenet")
+_PIXELATE_PIL_PIXELS = 56 * 56  # above this image area pixelate calls Pillow per image on the CPU
 COMMON = (
     "gaussian_noise",
     "shot_noise",
@@ -454,9 +455,10 @@ def _pil_weights(n_in: int, n_out: int, nearest: bool = False) -> Tensor:
     scale = n_in / n_out
     out = np.arange(n_out)[:, None]
     cols = np.arange(n_in)[None, :]
-    if nearest:
-        weights = (cols == np.minimum(((out + 0.5) * scale).astype(np.int64), n_in - 1)).astype(np.float64)
-        return torch.from_numpy(weights)
+    if nearest:  # Pillow steps the source position by ``scale`` from ``scale / 2``, in doubles
+        position = np.cumsum(np.r_[0.5 * scale, np.full(n_out - 1, scale)])[:, None]
+        weights = cols == np.minimum(position.astype(np.int64), n_in - 1)
+        return torch.from_numpy(weights.astype(np.float64))
     filterscale = max(scale, 1.0)
     support = 0.5 * filterscale
     center = (out + 0.5) * scale
@@ -468,26 +470,38 @@ def _pil_weights(n_in: int, n_out: int, nearest: bool = False) -> Tensor:
     return torch.from_numpy(np.divide(weights, total, out=weights, where=total > 0))
 
 
-def _to_uint8(x: Tensor) -> np.ndarray:
-    """(N, 3, H, W) in [0, 1] -> (N, H, W, 3) uint8 numpy, rounded; rows contiguous for Pillow.
+_HALF = torch.tensor(0.5)
 
-    Rounded in the input's layout, then transposed as bytes (4x less to move than floats)."""
-    u = x.detach().float().cpu().mul(255).round_().clamp_(0, 255).to(torch.uint8)
-    return u.permute(0, 2, 3, 1).contiguous().numpy()
+
+def _to_pixels(x: Tensor, dtype: torch.dtype = torch.uint8) -> Tensor:
+    """[0, 1] -> integer pixels 0-255 (rounded half up), in the input's layout."""
+    shifted = torch.add(_HALF, x.detach().float(), alpha=255)
+    return shifted.to(dtype) if not dtype.is_floating_point else shifted.floor_().to(dtype)
+
+
+def _to_uint8(x: Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [0, 1] -> (N, H, W, 3) uint8 numpy, rounded (half up); rows contiguous for
+    Pillow. Rounded in the input's layout, then transposed as bytes (4x less to move than floats)."""
+    return _to_pixels(x.cpu()).permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def _from_uint8(arrays: np.ndarray, like: Tensor) -> Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) in [0, 1] with ``like``'s dtype and device."""
-    out = np.ascontiguousarray(arrays.transpose(0, 3, 1, 2), dtype=np.float32)
-    return torch.from_numpy(np.divide(out, np.float32(255), out=out)).to(device=like.device, dtype=like.dtype)
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) in [0, 1] (a channels-last view of the pixels) with
+    ``like``'s dtype and device."""
+    out = torch.from_numpy(np.divide(arrays, np.float32(255), dtype=np.float32)).permute(0, 3, 1, 2)
+    return out.to(device=like.device, dtype=like.dtype)
 
 
 def _pil_map(x: Tensor, fn) -> Tensor:
-    """Run ``fn`` (PIL image -> PIL image) on each image of the batch as 8-bit RGB."""
+    """Run ``fn`` (PIL image -> PIL image of the same size) on each image of the batch as 8-bit RGB."""
     from PIL import Image
 
-    out = [np.asarray(fn(Image.fromarray(a))) for a in _to_uint8(x)]
-    return _from_uint8(np.stack(out), x)
+    pixels = _to_uint8(x)
+    n, h, w, _ = pixels.shape
+    out = np.empty_like(pixels)
+    for k in range(n):
+        out[k] = np.asarray(fn(Image.frombuffer("RGB", (w, h), pixels[k], "raw", "RGB", 0, 1)))
+    return _from_uint8(out, x)
 
 
 def _quantize(x: Tensor) -> Tensor:
@@ -495,31 +509,20 @@ def _quantize(x: Tensor) -> Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def _pil_taps(n_in: int, n_out: int, nearest: bool = False) -> tuple[Tensor, Tensor]:
-    """The non-zero entries of :func:`_pil_weights`, (n_out, T) indices and weights (zero-padded)."""
-    weights = _pil_weights(n_in, n_out, nearest)
-    count = int((weights > 0).sum(1).max())
-    values, index = torch.topk(weights, count, dim=1)
-    return index, values
+def _pil_matrix(n_in: int, n_out: int) -> Tensor:
+    """Pillow's 8-bit BOX coefficients ``int(0.5 + k * 2**22)`` (22-bit fixed point), times
+    ``2**-22``: an (n_out, n_in) float64 matrix, exact."""
+    return torch.floor(_pil_weights(n_in, n_out) * (1 << 22) + 0.5) * 2.0**-22
 
 
-def _resample(x: Tensor, dim: int, taps: tuple[Tensor, Tensor]) -> Tensor:
-    """Apply per-output taps (indices, weights) along ``dim`` (2 or 3) of (N, C, H, W)."""
-    index, weights = taps
-    index, weights = index.to(x.device), weights.to(x)
-    shape = (-1, 1) if dim == 2 else (1, -1)
-    out = x.index_select(dim, index[:, 0])
-    if bool((weights[:, 0] != 1).any()):
-        out = out * weights[:, 0].view(shape)
-    for t in range(1, index.shape[1]):
-        out = out.addcmul_(x.index_select(dim, index[:, t]), weights[:, t].view(shape))
-    return out
-
-
-def _pil_resize(x: Tensor, size: tuple[int, int], nearest: bool = False) -> Tensor:
-    h, w = x.shape[-2:]
-    x = _quantize(_resample(x, 3, _pil_taps(w, size[1], nearest)))  # horizontal, 8-bit as in Pillow
-    return _quantize(_resample(x, 2, _pil_taps(h, size[0], nearest)))
+def _pil_box(v: Tensor, size: tuple[int, int]) -> Tensor:
+    """``Image.resize(size, BOX)`` of 8-bit pixels held in float64 (N, C, H, W), Pillow's arithmetic
+    exactly: per pass the fixed-point sum (exact in float64) rounded half up to 8 bits (clipping
+    never acts: the weights are non-negative and sum to 1 within 2**-23 per tap); horizontal
+    pass first, then vertical."""
+    h, w = v.shape[-2:]
+    v = torch.matmul(v, _pil_matrix(w, size[1]).to(v.device).T).add_(0.5).floor_()
+    return torch.matmul(_pil_matrix(h, size[0]).to(v.device), v).add_(0.5).floor_()
 
 
 def _pixel_grid(h: int, w: int, device: torch.device, dtype=torch.float32) -> Tensor:
@@ -735,68 +738,116 @@ def snow(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
 # spatter and its cv2 pieces
 
 
-def _canny(img: Tensor, low: float, high: float) -> Tensor:
-    """cv2.Canny on uint8-valued (N, 1, H, W): 3x3 Sobel, L1 magnitude, NMS, hysteresis."""
-    sob = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=img.dtype)
-    gx = _filter2d(img, sob, "nearest")
-    gy = _filter2d(img, sob.T.contiguous(), "nearest")
-    mag = gx.abs() + gy.abs()
-    padded = F.pad(mag, (1, 1, 1, 1))
-    h, w = img.shape[-2:]
+_TG22 = round(math.tan(math.radians(22.5)) * (1 << 15))  # cv2.Canny's fixed-point tan(22.5 deg)
 
-    def nb(dy: int, dx: int) -> Tensor:
-        return padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
 
-    ax, ay = gx.abs(), gy.abs()
-    tan22 = math.tan(math.radians(22.5))
-    horizontal = ay <= ax * tan22
-    vertical = ay > ax / tan22
-    same_sign = (gx * gy) > 0
-    keep_h = (mag > nb(0, -1)) & (mag >= nb(0, 1))
-    keep_v = (mag > nb(-1, 0)) & (mag >= nb(1, 0))
-    keep_d1 = (mag > nb(-1, -1)) & (mag > nb(1, 1))
-    keep_d2 = (mag > nb(-1, 1)) & (mag > nb(1, -1))
-    keep = torch.where(
-        horizontal, keep_h, torch.where(vertical, keep_v, torch.where(same_sign, keep_d1, keep_d2))
-    )
-    cand = keep & (mag > low)
-    strong = cand & (mag > high)
-    # hysteresis: a candidate is an edge when its 8-connected candidate region holds a strong one
+def _canny(img: np.ndarray, low: int, high: int) -> np.ndarray:
+    """cv2.Canny(img, low, high) on uint8 images (N, H, W) -> edge mask (N, H, W) bool.
+
+    3x3 Sobel with replicated borders, L1 magnitude, non-maximum suppression with cv2's
+    fixed-point direction test, and hysteresis: a candidate (magnitude > ``low``) is an edge when
+    its 8-connected region of candidates holds a strong one (> ``high``)."""
     from scipy.ndimage import label
 
-    edges = np.zeros(tuple(cand.shape), dtype=np.float32)
-    cand_np, strong_np = cand.cpu().numpy(), strong.cpu().numpy()
-    for k in range(len(cand_np)):
-        regions, _ = label(cand_np[k, 0], structure=np.ones((3, 3), dtype=bool))
-        hit = np.unique(regions[strong_np[k, 0]])
-        edges[k, 0] = np.isin(regions, hit[hit > 0]) * 255.0
-    return torch.from_numpy(edges).to(device=img.device, dtype=img.dtype)
+    n, h, w = img.shape
+    p = np.pad(img.astype(np.int16), ((0, 0), (1, 1), (1, 1)), mode="edge")
+    rows = p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]
+    gx = rows[:, :, 2:] - rows[:, :, :-2]
+    cols = p[:, 2:] - p[:, :-2]
+    gy = cols[:, :, :-2] + 2 * cols[:, :, 1:-1] + cols[:, :, 2:]
+    ax, ay = np.abs(gx).astype(np.int32), np.abs(gy).astype(np.int32)
+    mag = np.zeros((n, h + 2, w + 2), np.int16)  # zero outside the image, as cv2
+    mag[:, 1:-1, 1:-1] = ax + ay
+    m = mag[:, 1:-1, 1:-1]
+
+    def nb(dy: int, dx: int) -> np.ndarray:
+        return mag[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+
+    tg22 = ax * _TG22
+    horizontal = (ay << 15) < tg22
+    vertical = (ay << 15) > tg22 + (ax << 16)
+    diagonal = ~(horizontal | vertical)
+    same_sign = (gx ^ gy) >= 0
+    keep = horizontal & (m > nb(0, -1)) & (m >= nb(0, 1))
+    keep |= vertical & (m > nb(-1, 0)) & (m >= nb(1, 0))
+    keep |= diagonal & same_sign & (m > nb(-1, -1)) & (m > nb(1, 1))
+    keep |= diagonal & ~same_sign & (m > nb(-1, 1)) & (m > nb(1, -1))
+    candidate = keep & (m > low)
+    within_image = np.zeros((3, 3, 3), dtype=bool)
+    within_image[1] = True  # 8-connectivity inside each image, none across the batch
+    regions, count = label(candidate, structure=within_image)
+    hit = np.zeros(count + 1, dtype=bool)
+    hit[regions[candidate & (m > high)]] = True
+    hit[0] = False
+    return hit[regions]
 
 
-def _equalize_hist(img: Tensor) -> Tensor:
-    """cv2.equalizeHist on uint8-valued (N, 1, H, W)."""
-    n = img.shape[0]
-    flat = img.reshape(n, -1).long()
-    offsets = 256 * torch.arange(n, device=img.device)[:, None]
-    hist = torch.bincount((flat + offsets).flatten(), minlength=256 * n).view(n, 256).double()
-    out = torch.empty_like(img)
-    for k in range(n):
-        nz = torch.nonzero(hist[k])
-        first = int(nz[0])
-        total = hist[k].sum()
-        if total == hist[k, first]:
-            out[k] = first
-            continue
-        cdf = torch.cumsum(hist[k], 0) - hist[k, first]
-        lut = torch.round(cdf * (255.0 / (total - hist[k, first]))).clamp(0, 255)
-        lut[:first] = 0
-        out[k] = lut[flat[k]].view(img.shape[1:]).to(img.dtype)
-    return out
+def _edge_distance(edges: np.ndarray, cap: int) -> np.ndarray:
+    """Euclidean distance (float64) of every pixel of (N, H, W) to the nearest ``edges`` pixel of
+    its image, exact up to ``cap`` and ``cap`` beyond (so also where an image has no edge).
+
+    Separable: the distance to the nearest edge in the same column, then the minimum over
+    horizontal offsets ``d`` of ``column_distance**2 + d**2`` for ``|d| <= cap``."""
+    n, h, w = edges.shape
+    far = cap + 1
+    r = np.arange(h, dtype=np.int32)[None, :, None]
+    above = np.maximum.accumulate(np.where(edges, r, -far - h), axis=1)
+    below = np.minimum.accumulate(np.where(edges, r, h + far)[:, ::-1], axis=1)[:, ::-1]
+    column = np.minimum(np.minimum(r - above, below - r), far).astype(np.int16)
+    squared = column * column
+    padded = np.full((n, h, w + 2 * cap), far * far, dtype=np.int16)
+    padded[:, :, cap : cap + w] = squared
+    shifted = np.empty_like(squared)
+    for d in range(1, min(cap, w - 1) + 1):
+        for start in (cap - d, cap + d):
+            np.add(padded[:, :, start : start + w], np.int16(d * d), out=shifted)
+            np.minimum(squared, shifted, out=squared)
+    return np.minimum(np.sqrt(squared.astype(np.float64)), cap)
 
 
-def _box3(x: Tensor) -> Tensor:
-    k = torch.full((3,), 1 / 3, dtype=torch.float64)
-    return _filter_separable(x, k, k, "reflect101")
+def _box_sum3(img: np.ndarray) -> np.ndarray:
+    """Sum over the 3x3 neighbourhood of each pixel of (N, H, W), BORDER_REFLECT_101 (cv2.blur's)."""
+    p = np.pad(img, ((0, 0), (1, 1), (1, 1)), mode="reflect")
+    rows = p[:, :-2] + p[:, 1:-1] + p[:, 2:]
+    return rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]
+
+
+def _emboss(img: np.ndarray) -> np.ndarray:
+    """cv2.filter2D(img, CV_8U, [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]) on uint8 (N, H, W)."""
+    h, w = img.shape[1:]
+    p = np.pad(img.astype(np.int16), ((0, 0), (1, 1), (1, 1)), mode="reflect")
+
+    def at(i: int, j: int) -> np.ndarray:
+        return p[:, i : i + h, j : j + w]
+
+    out = at(1, 1) + at(1, 2) + at(2, 1) - at(0, 1) - at(1, 0)
+    out += 2 * (at(2, 2) - at(0, 0))
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def _equalize_hist(img: np.ndarray) -> np.ndarray:
+    """cv2.equalizeHist on each uint8 image of (N, H, W)."""
+    n = len(img)
+    hist = np.bincount((img.reshape(n, -1) + 256 * np.arange(n)[:, None]).ravel(), minlength=256 * n)
+    hist = hist.reshape(n, 256).astype(np.float64)
+    first = np.argmax(hist > 0, axis=1)
+    at_first = hist[np.arange(n), first][:, None]
+    rest = hist.sum(1, keepdims=True) - at_first
+    lut = np.rint((np.cumsum(hist, 1) - at_first) * (255.0 / np.maximum(rest, 1))).clip(0, 255)
+    lut[np.arange(256)[None] < first[:, None]] = 0
+    lut = np.where(rest > 0, lut, first[:, None])  # one grey level: every pixel keeps it
+    return lut.astype(np.uint8)[np.arange(n)[:, None, None], img]
+
+
+def _water_spatter(liquid8: np.ndarray) -> np.ndarray:
+    """The water branch of ImageNet-C spatter on the 8-bit liquid layer (N, H, W): cv2's Canny,
+    distance to the edges truncated at 20, 3x3 box blur, equalizeHist, emboss filter2D, box
+    blur, times the liquid layer. Returns the unnormalised mask (N, H, W) float32."""
+    dist = _edge_distance(_canny(liquid8, 50, 150), 20).astype(np.float32)
+    dist = (_box_sum3(dist.astype(np.float64)) * (1 / 9)).astype(np.float32).astype(np.uint8)
+    dist = _emboss(_equalize_hist(dist))
+    dist = np.rint(_box_sum3(dist.astype(np.int16)) / 9).astype(np.float32)  # 8-bit cv2.blur rounds
+    return liquid8.astype(np.float32) * dist
 
 
 @CORRUPTIONS.register("spatter", family="weather")
@@ -805,26 +856,13 @@ def spatter(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tens
     n, _, h, w = x.shape
     liquid = loc + scale * torch.randn((n, 1, h, w), generator=gen, device=x.device)
     liquid = _gaussian(liquid, sigma)
-    liquid = torch.where(liquid < thresh, torch.zeros_like(liquid), liquid)
+    liquid = liquid.masked_fill_(liquid < thresh, 0.0)
     if mud == 0:
-        liquid8 = torch.floor(liquid * 255).remainder(256)  # numpy's astype(uint8) wraps
-        edges = _canny(liquid8, 50, 150)
-        free = (255 - edges).cpu().numpy() > 0
-        from scipy.ndimage import distance_transform_edt
-
-        dist = np.stack([distance_transform_edt(f[0])[None] for f in free])
-        dist = torch.as_tensor(np.minimum(dist, 20.0), device=x.device, dtype=torch.float32)
-        dist = torch.floor(_box3(dist))
-        dist = _equalize_hist(dist)
-        ker = torch.tensor([[-2.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])
-        dist = torch.round(_filter2d(dist, ker, "reflect101")).clamp(0, 255)
-        dist = _box3(dist)
-        m = liquid8 * dist
-        m = m / m.amax((2, 3), keepdim=True).clamp_min(1e-12) * intensity
-        color = torch.tensor([175 / 255, 238 / 255, 238 / 255], device=x.device, dtype=x.dtype).view(
-            1, 3, 1, 1
-        )
-        return x + m.to(x.dtype) * color
+        liquid8 = torch.floor(liquid[:, 0] * 255).remainder_(256)  # numpy's astype(uint8) wraps
+        m = torch.from_numpy(_water_spatter(liquid8.cpu().numpy().astype(np.uint8))).to(x.device)[:, None]
+        m = m.div_(m.amax((2, 3), keepdim=True).clamp_min(1e-12)).mul_(intensity).to(x.dtype)
+        color = torch.tensor([175 / 255, 238 / 255, 238 / 255], device=x.device, dtype=x.dtype)
+        return torch.addcmul(x, m, color.view(1, 3, 1, 1))
     m = _gaussian((liquid > thresh).float(), intensity)
     m = torch.where(m < 0.8, torch.zeros_like(m), m).to(x.dtype)
     color = torch.tensor([63 / 255, 42 / 255, 20 / 255], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
@@ -896,14 +934,19 @@ def pixelate(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Ten
     c = param("pixelate", preset, severity)
     h, w = x.shape[-2:]
     small_size, nearest = (int(h * c), int(w * c)), preset == "imagenet"
-    if x.device.type == "cpu":  # Pillow itself, as the reference (8-bit, much faster than float)
+    if x.device.type == "cpu" and h * w > _PIXELATE_PIL_PIXELS:  # Pillow itself, image by image
         from PIL import Image
 
         up = Image.Resampling.NEAREST if nearest else Image.Resampling.BOX
         box = Image.Resampling.BOX
         return _pil_map(x, lambda im: im.resize(small_size[::-1], box).resize((w, h), up))
-    small = _pil_resize(_quantize(x), small_size)
-    return _pil_resize(small, (h, w), nearest=nearest)
+    # the same arithmetic on the whole batch (on the CPU faster than Pillow for small images)
+    small = _pil_box(_to_pixels(x, torch.float64), small_size)
+    if not nearest:
+        return _pil_box(small, (h, w)).to(x.dtype).div_(255)
+    small = small.to(x.dtype).div_(255)  # then NEAREST: a copy, as 0/1 matrices
+    rows, cols = _pil_weights(small_size[0], h, True), _pil_weights(small_size[1], w, True)
+    return rows.to(small) @ small @ cols.T.to(small)
 
 
 @CORRUPTIONS.register("jpeg_compression", family="digital")
