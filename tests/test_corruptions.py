@@ -279,3 +279,27 @@ def test_apply_never_changes_its_input(layout):
             out.shape == x.shape and out.dtype == x.dtype and float(out.min()) >= 0 and float(out.max()) <= 1
         )
         assert torch.equal(x, saved), name
+
+
+def test_shot_noise_draws_poisson_counts_of_8bit_images():
+    """8-bit images take the inverse-CDF tables, other images numpy's sampler: both are
+    Poisson(x * c) / c (counts integer, mean and variance lam per grey level)."""
+    c = P.param("shot_noise", "imagenet", 2)
+    levels = torch.tensor([0, 30, 60, 100])  # lam well below c: the clip at 1 never acts
+    for x in (
+        (levels.float() / 255).view(1, 1, 1, 4).expand(64, 3, 32, 4).contiguous(),  # 8-bit
+        ((levels.float() + 0.3) / 255).clamp(0, 1).view(1, 1, 1, 4).expand(64, 3, 32, 4).contiguous(),
+    ):
+        counts = C.apply(x, "shot_noise", 2, seed=3, preset="imagenet").double() * c
+        assert torch.allclose(counts, counts.round(), atol=1e-4)
+        for j in range(4):
+            lam = float(x[0, 0, 0, j]) * c
+            sample = counts[..., j].flatten()
+            assert abs(float(sample.mean()) - lam) < 0.05 * lam + 0.01
+            assert abs(float(sample.var()) - lam) < 0.1 * lam + 0.01
+    cdf, guide = C._poisson_tables(float(c))
+    lv = np.random.default_rng(0).integers(0, 256, 20000).astype(np.int32)
+    draws = C._poisson_8bit(lv, float(c), np.random.default_rng(1))
+    u = np.random.default_rng(1).random(lv.shape)
+    expected = [np.searchsorted(cdf[a], b, "right") for a, b in zip(lv, u, strict=True)]
+    assert np.array_equal(draws, expected)  # the first count whose CDF exceeds the uniform

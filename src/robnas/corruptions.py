@@ -571,14 +571,65 @@ def gaussian_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) 
     return x + c * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
 
 
+_POISSON_BINS = 1024  # guide-table bins per 8-bit level (a power of two)
+
+
+@functools.lru_cache(maxsize=16)
+def _poisson_tables(c: float) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-CDF tables of Poisson(k * c / 255) for the 256 8-bit levels k.
+
+    Returns the CDFs (256, J) float64, ending at exactly 1 (the tail beyond J - 1 holds less
+    than 1e-30), and the guide (256 * bins,) int32: for the uniforms of bin b of a level, the
+    count when one count covers the whole bin, else ``-1 - first`` (the first candidate count)."""
+    from scipy.stats import poisson
+
+    lam = np.arange(256) * c / 255
+    cdf = poisson.cdf(np.arange(int(c + 14 * math.sqrt(c) + 30))[None], lam[:, None])
+    cdf[:, -1] = 1.0
+    edges = np.arange(_POISSON_BINS + 1) / _POISSON_BINS
+    first = np.stack([np.searchsorted(row, edges[:-1], "right") for row in cdf])  # first F(k) > b / bins
+    last = np.stack([np.searchsorted(row, edges[1:], "left") for row in cdf])  # first F(k) >= (b + 1) / bins
+    return cdf, np.where(first == last, first, -1 - first).astype(np.int32).ravel()
+
+
+def _poisson_8bit(level: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
+    """Poisson(level * c / 255) draws (int32) for 8-bit ``level`` (an int32 array): the inverse
+    CDF of each level at one uniform, read from a guide table, stepped on where a bin is split."""
+    cdf, guide = _poisson_tables(c)
+    u = rng.random(level.shape)
+    counts = guide.take(level * _POISSON_BINS + (u * _POISSON_BINS).astype(np.int32))
+    split = np.flatnonzero(counts < 0)
+    if len(split):
+        k, lv, us = -1 - counts.flat[split], level.flat[split], u.flat[split]
+        while True:  # the first count whose CDF exceeds u
+            step = cdf[lv, k] <= us
+            if not step.any():
+                break
+            k += step
+        counts.flat[split] = k
+    return counts
+
+
 @CORRUPTIONS.register("shot_noise", family="noise")
 def shot_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
+    """Poisson(x * c) / c. On the CPU 8-bit images (x * 255 integer, as the reference's) draw by
+    inverse-CDF tables, other images with numpy's Poisson sampler (both much faster than
+    torch.poisson there); torch.poisson on other devices."""
     c = float(param("shot_noise", preset, severity))
-    if x.device.type == "cpu":  # numpy's sampler is several times faster than torch.poisson on the CPU
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen).item())
-        counts = np.random.default_rng(seed).poisson(x.numpy().astype(np.float64) * c)
-        return torch.from_numpy(counts).to(x.dtype) / c
-    return torch.poisson(x * c, generator=gen) / c
+    if x.device.type != "cpu":
+        return torch.poisson(x * c, generator=gen) / c
+    rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen).item()))
+    nhwc = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    dense = x.permute(0, 2, 3, 1) if nhwc else x.contiguous()  # numpy works on the memory order
+    scaled = dense.mul(255)
+    level = scaled.add(0.5).floor_()
+    if float(scaled.sub_(level).abs_().amax()) < 1e-3:
+        counts = _poisson_8bit(level.numpy().astype(np.int32), c, rng)
+        out = torch.from_numpy(np.divide(counts, np.float32(c), dtype=np.float32))
+    else:
+        out = torch.from_numpy(rng.poisson(dense.numpy().astype(np.float64) * c) / c).float()
+    out = out.to(x.dtype)
+    return out.permute(0, 3, 1, 2) if nhwc else out
 
 
 @CORRUPTIONS.register("impulse_noise", family="noise")
