@@ -116,14 +116,17 @@ def test_pixelate_is_pillow_exactly(size, batched, monkeypatch):
                 assert np.array_equal(np.asarray(small.resize((w, h), up)), o), (preset, s)
 
 
-def test_jpeg_matches_pillow():
-    x = images(32)
-    arr = _uint8(x)
-    ours = _uint8(C.apply(torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255, "jpeg_compression", 3))
-    for a, o in zip(arr, ours, strict=True):
-        buf = io.BytesIO()
-        Image.fromarray(a).save(buf, "JPEG", quality=58)
-        assert np.array_equal(np.asarray(Image.open(buf)), o)
+@pytest.mark.parametrize("size", [32, 45])
+def test_jpeg_matches_pillow(size):
+    arr = _uint8(images(size))
+    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255
+    for preset in ("cifar", "imagenet"):
+        for s in range(1, 6):
+            ours = _uint8(C.apply(x, "jpeg_compression", s, preset=preset))
+            for a, o in zip(arr, ours, strict=True):
+                buf = io.BytesIO()
+                Image.fromarray(a).save(buf, "JPEG", quality=P.param("jpeg_compression", preset, s))
+                assert np.array_equal(np.asarray(Image.open(buf)), o)
 
 
 @pytest.mark.parametrize("name", ["brightness", "saturate"])

@@ -1002,7 +1002,8 @@ def pixelate(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Ten
 
 @CORRUPTIONS.register("jpeg_compression", family="digital")
 def jpeg_compression(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
-    """Pillow JPEG at the reference quality, one image at a time on the CPU."""
+    """Pillow JPEG at the reference quality, one image at a time on the CPU; the bytes are decoded
+    by Pillow's JPEG decoder directly (``Image.frombytes``), the pixels ``Image.open`` gives."""
     from PIL import Image
 
     quality = int(param("jpeg_compression", preset, severity))
@@ -1010,7 +1011,6 @@ def jpeg_compression(x: Tensor, severity: int, gen: torch.Generator, preset: str
     def compress(image: Image.Image) -> Image.Image:
         buf = io.BytesIO()
         image.save(buf, "JPEG", quality=quality)
-        buf.seek(0)
-        return Image.open(buf)  # RGB in, RGB out
+        return Image.frombytes("RGB", image.size, buf.getbuffer(), "jpeg", "RGB", "")
 
     return _pil_map(x, compress)
