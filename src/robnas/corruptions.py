@@ -714,11 +714,15 @@ def zoom_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Te
     start, stop, step = param("zoom_blur", preset, severity)
     zooms = np.arange(start, stop, step)
     trim = "topleft" if preset == "imagenet" else "center"
-    h, w = x.shape[-2:]
-    out = torch.zeros_like(x)
+    n, c, h, w = x.shape
+    # one channel at a time above 64 pixels (interpolate runs ~2x faster), below in the input's layout
+    planes = x.contiguous().view(n * c, 1, h, w) if w > 64 else x
+    out = torch.zeros_like(planes)
     for z in zooms:
-        out.add_(_clipped_zoom(x, float(z), trim)[..., :h, :w])
-    return out.add_(x).div_(len(zooms) + 1)  # (x + sum) / (n + 1), in the reference's order
+        out.add_(_clipped_zoom(planes, float(z), trim)[..., :h, :w])
+    return (
+        out.add_(planes).div_(len(zooms) + 1).view(n, c, h, w)
+    )  # (x + sum) / (n + 1), the reference's order
 
 
 # ----------------------------------------------------------------------------------------------
@@ -771,18 +775,19 @@ def frost(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor
 def snow(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     loc, scale, zoom, thresh, radius, sigma, keep = param("snow", preset, severity)
     n, _, h, w = x.shape
-    layer = loc + scale * torch.randn((n, 1, h, w), generator=gen, device=x.device, dtype=torch.float64)
+    layer = torch.randn((n, 1, h, w), generator=gen, device=x.device).mul_(scale).add_(loc)  # float32 draws
     trim = "topleft" if preset == "imagenet" else "center"
     layer = _clipped_zoom(layer, zoom, trim)
-    layer = torch.where(layer < thresh, torch.zeros_like(layer), layer).clamp(0, 1)
+    layer = layer.masked_fill(layer < thresh, 0.0).clamp_(0, 1)
     angles = _angles(n, -135, -45, gen)
     if preset == "cifar":  # saved as an 8-bit PNG for ImageMagick, read back as 8 bits
         layer = _quantize(_motion_blur(torch.floor(layer * 255) / 255, radius, sigma, angles))
     else:
-        layer = torch.round(_motion_blur(layer, radius, sigma, angles) * 255) / 255
+        layer = _motion_blur(layer, radius, sigma, angles).mul_(255).round_().div_(255)
     layer = layer[..., :h, :w].to(x.dtype)
-    x = keep * x + (1 - keep) * torch.maximum(x, _gray(x) * 1.5 + 0.5)
-    return x + layer + torch.flip(layer, (2, 3))
+    # keep * x + (1 - keep) * max(x, 1.5 * gray + 0.5), then the layer and its half-turn
+    out = torch.maximum(x, _gray(x).mul_(1.5).add_(0.5)).mul_(1 - keep).add_(x, alpha=keep)
+    return out.add_(layer + torch.flip(layer, (2, 3)))
 
 
 # ----------------------------------------------------------------------------------------------
