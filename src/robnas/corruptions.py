@@ -337,6 +337,7 @@ def _hsv_value_shift(x: Tensor, c: float) -> Tensor:
 
     With H and S fixed every channel is proportional to V = max(R, G, B), so the round trip
     multiplies the pixel by V' / V; a black pixel (V = 0, hence H = S = 0) becomes grey V'."""
+    x = x.contiguous()  # reductions and broadcasts over channels are several times slower channels-last
     v = x.amax(1, keepdim=True)
     v_new = (v + c).clamp_(0, 1)
     black = v == 0
@@ -351,6 +352,7 @@ def _hsv_saturation_map(x: Tensor, mult: float, add: float) -> Tensor:
 
     With H and V fixed a channel is V - (V - channel) * S' / S (the maximum stays V, the minimum
     becomes V (1 - S')); a grey pixel (S = 0, so H = 0) becomes (V, V (1 - S'), V (1 - S'))."""
+    x = x.contiguous()  # reductions and broadcasts over channels are several times slower channels-last
     v = x.amax(1, keepdim=True)
     delta = v - x.amin(1, keepdim=True)
     grey = delta == 0
@@ -662,7 +664,7 @@ def gaussian_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -
 @CORRUPTIONS.register("defocus_blur", family="blur")
 def defocus_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     radius, alias = param("defocus_blur", preset, severity)
-    return _filter2d(x, _disk(radius, alias), "reflect101")
+    return _filter2d(x.contiguous(), _disk(radius, alias), "reflect101")
 
 
 @CORRUPTIONS.register("glass_blur", family="blur")
@@ -797,6 +799,17 @@ def snow(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
 _TG22 = round(math.tan(math.radians(22.5)) * (1 << 15))  # cv2.Canny's fixed-point tan(22.5 deg)
 
 
+def _pad1(a: np.ndarray, mode: str) -> np.ndarray:
+    """Pad H and W of (N, H, W) by one pixel: ``edge`` (replicate) or ``reflect101`` (cv2's
+    default); the same as ``np.pad`` (modes edge / reflect), without its overhead on small images."""
+    k = 1 if mode == "edge" else 2
+    p = np.empty((a.shape[0], a.shape[1] + 2, a.shape[2] + 2), dtype=a.dtype)
+    p[:, 1:-1, 1:-1] = a
+    p[:, 0, 1:-1], p[:, -1, 1:-1] = p[:, k, 1:-1], p[:, -1 - k, 1:-1]
+    p[:, :, 0], p[:, :, -1] = p[:, :, k], p[:, :, -1 - k]
+    return p
+
+
 def _canny(img: np.ndarray, low: int, high: int) -> np.ndarray:
     """cv2.Canny(img, low, high) on uint8 images (N, H, W) -> edge mask (N, H, W) bool.
 
@@ -806,7 +819,7 @@ def _canny(img: np.ndarray, low: int, high: int) -> np.ndarray:
     from scipy.ndimage import label
 
     n, h, w = img.shape
-    p = np.pad(img.astype(np.int16), ((0, 0), (1, 1), (1, 1)), mode="edge")
+    p = _pad1(img.astype(np.int16), "edge")
     rows = p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]
     gx = rows[:, :, 2:] - rows[:, :, :-2]
     cols = p[:, 2:] - p[:, :-2]
@@ -853,17 +866,17 @@ def _edge_distance(edges: np.ndarray, cap: int) -> np.ndarray:
     squared = column * column
     padded = np.full((n, h, w + 2 * cap), far * far, dtype=np.int16)
     padded[:, :, cap : cap + w] = squared
-    shifted = np.empty_like(squared)
+    nearer = np.empty_like(squared)
     for d in range(1, min(cap, w - 1) + 1):
-        for start in (cap - d, cap + d):
-            np.add(padded[:, :, start : start + w], np.int16(d * d), out=shifted)
-            np.minimum(squared, shifted, out=squared)
+        np.minimum(padded[:, :, cap - d : cap - d + w], padded[:, :, cap + d : cap + d + w], out=nearer)
+        nearer += np.int16(d * d)
+        np.minimum(squared, nearer, out=squared)
     return np.minimum(np.sqrt(squared.astype(np.float64)), cap)
 
 
 def _box_sum3(img: np.ndarray) -> np.ndarray:
     """Sum over the 3x3 neighbourhood of each pixel of (N, H, W), BORDER_REFLECT_101 (cv2.blur's)."""
-    p = np.pad(img, ((0, 0), (1, 1), (1, 1)), mode="reflect")
+    p = _pad1(img, "reflect101")
     rows = p[:, :-2] + p[:, 1:-1] + p[:, 2:]
     return rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]
 
@@ -871,7 +884,7 @@ def _box_sum3(img: np.ndarray) -> np.ndarray:
 def _emboss(img: np.ndarray) -> np.ndarray:
     """cv2.filter2D(img, CV_8U, [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]) on uint8 (N, H, W)."""
     h, w = img.shape[1:]
-    p = np.pad(img.astype(np.int16), ((0, 0), (1, 1), (1, 1)), mode="reflect")
+    p = _pad1(img.astype(np.int16), "reflect101")
 
     def at(i: int, j: int) -> np.ndarray:
         return p[:, i : i + h, j : j + w]
@@ -943,8 +956,9 @@ def saturate(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Ten
 @CORRUPTIONS.register("contrast", family="digital")
 def contrast(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     c = param("contrast", preset, severity)
+    x = x.contiguous()  # the per-channel means are several times slower channels-last
     means = x.mean((2, 3), keepdim=True)
-    return (x - means) * c + means
+    return (x - means).mul_(c).add_(means)
 
 
 @CORRUPTIONS.register("elastic_transform", family="digital")
