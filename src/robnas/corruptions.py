@@ -761,9 +761,8 @@ def frost_texture(n: int, h: int, w: int, scale: float, gen: torch.Generator, de
         crystals = torch.maximum(crystals, _motion_blur(seeds, 6, 3.0, _angles(n, -180, 180, gen)))
     texture = 0.6 * crystals / crystals.amax((2, 3), keepdim=True).clamp_min(1e-8) + 0.4 * haze
     texture = _gaussian(texture, 0.7)
-    texture = (texture - texture.mean((2, 3), keepdim=True)) / texture.std((2, 3), keepdim=True).clamp_min(
-        1e-8
-    )
+    std, mean = torch.std_mean(texture, (2, 3), keepdim=True)
+    texture = (texture - mean).div_(std.clamp_min(1e-8))
     if (th, tw) != (h, w):  # resized as one channel, then tinted
         texture = F.interpolate(texture, size=(h, w), mode="bilinear", align_corners=False, antialias=th > h)
     mean = torch.tensor(FROST_MEAN, device=device).view(1, 3, 1, 1)
@@ -775,7 +774,7 @@ def frost(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor
     a, b = param("frost", preset, severity)
     scale = {"cifar": 0.2, "imagenet16": 1.0, "imagenet": 1.1}[preset]
     layer = frost_texture(len(x), x.shape[-2], x.shape[-1], scale, gen, x.device).to(x.dtype)
-    return a * x + b * layer
+    return layer.mul_(b).add_(x, alpha=a)  # a * x + b * layer
 
 
 @CORRUPTIONS.register("snow", family="weather")
