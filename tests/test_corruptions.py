@@ -306,3 +306,30 @@ def test_shot_noise_draws_poisson_counts_of_8bit_images():
     u = np.random.default_rng(1).random(lv.shape)
     expected = [np.searchsorted(cdf[a], b, "right") for a, b in zip(lv, u, strict=True)]
     assert np.array_equal(draws, expected)  # the first count whose CDF exceeds the uniform
+
+
+def test_spatter_pieces_match_cv2_and_scipy():
+    """The water branch's re-implementations against cv2 (Canny, equalizeHist, the emboss filter2D,
+    8-bit blur) and scipy's exact distance transform, on spatter-like liquid layers."""
+    cv2 = pytest.importorskip("cv2", reason="opencv (the bench extra) is not installed")
+    from scipy.ndimage import distance_transform_edt
+
+    g = torch.Generator().manual_seed(0)
+    liquid = C._gaussian(0.65 + 0.3 * torch.randn((6, 1, 48, 40), generator=g), 2)
+    liquid = liquid.masked_fill(liquid < 0.68, 0.0)
+    liquid8 = torch.floor(liquid[:, 0] * 255).remainder(256).numpy().astype(np.uint8)
+    edges = C._canny(liquid8, 50, 150)
+    assert edges.any()
+    assert np.array_equal(edges, np.stack([cv2.Canny(im, 50, 150) > 0 for im in liquid8]))
+    edges[-1] = False  # an image without edges: distance capped everywhere
+    exact = np.stack(
+        [np.minimum(distance_transform_edt(~e), 20) if e.any() else np.full(e.shape, 20.0) for e in edges]
+    )
+    assert np.array_equal(C._edge_distance(edges, 20), exact)
+    levels = np.random.default_rng(0).integers(0, 256, (3, 20, 24)).astype(np.uint8)
+    levels[1] = 7  # one grey level
+    assert np.array_equal(C._equalize_hist(levels), np.stack([cv2.equalizeHist(im) for im in levels]))
+    kernel = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+    assert np.array_equal(C._emboss(levels), np.stack([cv2.filter2D(im, cv2.CV_8U, kernel) for im in levels]))
+    blurred = np.rint(C._box_sum3(levels.astype(np.int16)) / 9).astype(np.uint8)
+    assert np.array_equal(blurred, np.stack([cv2.blur(im, (3, 3)) for im in levels]))

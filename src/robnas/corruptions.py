@@ -851,8 +851,10 @@ def _canny(img: np.ndarray, low: int, high: int) -> np.ndarray:
     regions, count = label(candidate, structure=within_image)
     hit = np.zeros(count + 1, dtype=bool)
     hit[regions[candidate & (m > high)]] = True
-    hit[0] = False
-    return hit[regions]
+    edges = np.zeros(candidate.shape, dtype=bool)
+    where = np.flatnonzero(candidate)
+    edges.flat[where] = hit[regions.flat[where]]
+    return edges
 
 
 def _edge_distance(edges: np.ndarray, cap: int) -> np.ndarray:
