@@ -23,14 +23,17 @@ with three parameter presets:
 Differences from the reference code, measured by ``benchmarks/corruption_reference.py``
 against ``imagecorruptions`` on 224x224 images (``benchmarks/results/corruption_reference.md``):
 the deterministic corruptions agree to > 55 dB PSNR (defocus, zoom, gaussian blur, contrast,
-brightness, saturate > 55 dB or identical; JPEG and, on the CPU, pixelate identical);
+brightness, saturate > 55 dB or identical; JPEG and pixelate identical);
 the motion-blur kernel at fixed angles agrees to 143 dB; for the random ones the degradation
 (PSNR to the clean image) agrees within about 0.5 dB, except frost (ours 1.3-1.8 dB
 stronger), fog (about 1 dB) and spatter (about 1.5 dB).
 
 * Random numbers come from ``torch.Generator``, not ``np.random``: the same distributions,
-  not the same draws (shot_noise samples with numpy's Poisson sampler, seeded from the torch
-  generator, on the CPU, where it is much faster than ``torch.poisson``).
+  not the same draws (on the CPU shot_noise and impulse_noise draw from numpy's generator,
+  seeded from the torch one, which is faster there). shot_noise on 8-bit images (``x * 255``
+  integer, as the reference's input always is) inverts each grey level's Poisson CDF from a
+  table (one uniform a draw, the exact distribution); other images use numpy's Poisson sampler
+  on the CPU and ``torch.poisson`` elsewhere.
 * frost: ImageNet-C blends one of five frost photographs (PNG/JPEG files we do not ship).
   Here the frost layer is a procedural texture (seeded streaks of ice crystals on a fractal
   haze, tinted and scaled to the per-channel mean 0.57/0.66/0.70 and std 0.11 measured on the
@@ -45,14 +48,19 @@ stronger), fog (about 1 dB) and spatter (about 1.5 dB).
   ``x[h, w]`` and leaves ``x[h', w']`` alone; offsets come from ``[-d, d-1]`` as with
   ``np.random.randint(-d, d)``. The sequential copies are resolved in parallel by pointer
   jumping along the chains of copies (identical result to the sequential loop).
-* spatter (water branch): cv2's Canny, L2 distance transform (5x5 mask) and equalizeHist are
-  re-implemented (Sobel + non-maximum suppression + hysteresis, exact Euclidean distance from
-  scipy, the equalisation LUT); small differences on edge pixels are expected.
-* elastic_transform: cv2.warpAffine's 1/32-pixel fixed-point bilinear weights are computed in
-  floating point.
-* jpeg_compression, and pixelate on the CPU, use Pillow (as the reference does), one image at
-  a time; inputs are rounded to 8 bits first. On other devices pixelate is the same box /
-  nearest resampling as a few weighted gathers (8-bit rounding between the passes).
+* spatter (water branch): cv2's Canny (with its fixed-point direction test), equalizeHist,
+  the emboss filter2D and the 8-bit blurs are reproduced exactly on the batch in numpy; cv2's
+  L2 distance transform with the 5x5 mask is a chamfer approximation (up to 0.23 px from the
+  Euclidean distance), ours the exact Euclidean distance (capped at 20, as the reference).
+* elastic_transform: bilinear sampling through ``grid_sample`` (its reflection of the
+  coordinates equals the mirrored borders of scipy and cv2), coordinates in float32;
+  cv2.warpAffine's 1/32-pixel fixed-point weights (the ``cifar`` affine step) in floating point.
+* brightness and saturate: skimage's RGB -> HSV -> RGB round trip in closed form (the pixel
+  scaled by V'/V, or each channel moved towards V by S'/S), equal to float precision.
+* jpeg_compression uses Pillow (as the reference does), one image at a time; inputs are
+  rounded to 8 bits (half up) first. pixelate is Pillow's 8-bit BOX / NEAREST arithmetic
+  exactly: Pillow itself image by image on the CPU above 56x56 pixels, its 22-bit fixed-point
+  sums as matrix products on the whole batch below (faster there) and on other devices.
 * Outputs are float; the reference rounds or truncates to uint8 at the end (and in places
   in between, which we reproduce where it changes the picture: glass_blur, pixelate, snow).
 
