@@ -333,3 +333,18 @@ def test_spatter_pieces_match_cv2_and_scipy():
     assert np.array_equal(C._emboss(levels), np.stack([cv2.filter2D(im, cv2.CV_8U, kernel) for im in levels]))
     blurred = np.rint(C._box_sum3(levels.astype(np.int16)) / 9).astype(np.uint8)
     assert np.array_equal(blurred, np.stack([cv2.blur(im, (3, 3)) for im in levels]))
+
+
+@pytest.mark.parametrize("name", ["defocus_blur", "zoom_blur", "gaussian_noise", "shot_noise"])
+def test_chunked_corruptions(name, monkeypatch):
+    """On the CPU a large batch runs in cache-sized chunks: the same pictures for deterministic
+    corruptions, deterministic draws for random ones; an input that aliases nothing is unchanged."""
+    x = images(32, n=5)
+    whole = C.apply(x, name, 3, seed=1, preset="imagenet")
+    monkeypatch.setattr(C, "_CHUNK_PIXELS", 2 * 32 * 32)  # chunks of 2 images
+    chunked = C.apply(x, name, 3, seed=1, preset="imagenet")
+    assert chunked.shape == x.shape and float(chunked.min()) >= 0 and float(chunked.max()) <= 1
+    assert torch.equal(chunked, C.apply(x, name, 3, seed=1, preset="imagenet"))
+    if name not in RANDOM:
+        assert torch.equal(chunked, whole)
+    assert torch.equal(x, images(32, n=5))

@@ -89,6 +89,9 @@ from robnas.errors import ConfigError, DataError
 from robnas.registry import Registry
 
 PRESETS = ("cifar", "imagenet16", "imagenet")
+#: on the CPU the corruptions registered ``chunked=True`` (memory-bound chains of whole-batch
+#: passes) run on chunks of about this many pixels per channel, so that each pass stays in cache
+_CHUNK_PIXELS = 1 << 17
 _PIXELATE_PIL_PIXELS = 56 * 56  # above this image area pixelate calls Pillow per image on the CPU
 COMMON = (
     "gaussian_noise",
@@ -167,11 +170,25 @@ def apply(images: Tensor, name: str, severity: int, seed: int = 0, preset: str =
         raise ConfigError(f"severity must be an integer 1-5, got {severity!r}")
     gen = torch.Generator(device=images.device)
     gen.manual_seed(int(seed))
+    n, _, h, w = images.shape
+    step = max(1, _CHUNK_PIXELS // (h * w))
     with torch.no_grad():
         x = images.detach().float()  # corruptions are not differentiable (8-bit steps, numpy)
-        out = fn(x, int(severity), gen, preset)
-        out = out.clamp_(0, 1) if out.data_ptr() not in (x.data_ptr(), images.data_ptr()) else out.clamp(0, 1)
-    return out.to(images.dtype)
+        if x.device.type != "cpu" or step >= n or not CORRUPTIONS.meta(name).get("chunked"):
+            return _clamped(fn(x, int(severity), gen, preset), x).to(images.dtype)
+        out = torch.empty(images.shape, dtype=images.dtype)  # cache-sized chunks, one after another
+        for i in range(0, n, step):
+            out[i : i + step] = _clamped(fn(x[i : i + step], int(severity), gen, preset), x)
+    return out
+
+
+def _clamped(out: Tensor, x: Tensor) -> Tensor:
+    """``out`` clamped to [0, 1], in place unless it shares memory with the input ``x``."""
+    return (
+        out.clamp(0, 1)
+        if out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+        else out.clamp_(0, 1)
+    )
 
 
 def load_cifar_c(
@@ -574,7 +591,7 @@ def _angles(n: int, lo: float, hi: float, gen: torch.Generator) -> np.ndarray:
 # noise
 
 
-@CORRUPTIONS.register("gaussian_noise", family="noise")
+@CORRUPTIONS.register("gaussian_noise", family="noise", chunked=True)
 def gaussian_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     c = param("gaussian_noise", preset, severity)
     return torch.add(x, torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype), alpha=c)
@@ -619,7 +636,7 @@ def _poisson_8bit(level: np.ndarray, c: float, rng: np.random.Generator) -> np.n
     return counts
 
 
-@CORRUPTIONS.register("shot_noise", family="noise")
+@CORRUPTIONS.register("shot_noise", family="noise", chunked=True)
 def shot_noise(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     """Poisson(x * c) / c. On the CPU 8-bit images (x * 255 integer, as the reference's) draw by
     inverse-CDF tables, other images with numpy's Poisson sampler (both much faster than
@@ -674,7 +691,7 @@ def gaussian_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -
     return _gaussian(x, float(param("gaussian_blur", preset, severity)))
 
 
-@CORRUPTIONS.register("defocus_blur", family="blur")
+@CORRUPTIONS.register("defocus_blur", family="blur", chunked=True)
 def defocus_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     radius, alias = param("defocus_blur", preset, severity)
     return _filter2d(x.contiguous(), _disk(radius, alias), "reflect101")
@@ -724,7 +741,7 @@ def motion_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> 
     return _motion_blur(x, radius, sigma, angles)
 
 
-@CORRUPTIONS.register("zoom_blur", family="blur")
+@CORRUPTIONS.register("zoom_blur", family="blur", chunked=True)
 def zoom_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     start, stop, step = param("zoom_blur", preset, severity)
     zooms = np.arange(start, stop, step)
@@ -942,7 +959,10 @@ def spatter(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tens
     liquid = liquid.masked_fill_(liquid < thresh, 0.0)
     if mud == 0:
         liquid8 = torch.floor(liquid[:, 0] * 255).remainder_(256)  # numpy's astype(uint8) wraps
-        m = torch.from_numpy(_water_spatter(liquid8.cpu().numpy().astype(np.uint8))).to(x.device)[:, None]
+        liquid8 = liquid8.cpu().numpy().astype(np.uint8)
+        step = max(1, _CHUNK_PIXELS // (h * w))  # cache-sized chunks: the numpy steps are memory-bound
+        m = np.concatenate([_water_spatter(liquid8[i : i + step]) for i in range(0, n, step)])
+        m = torch.from_numpy(m).to(x.device)[:, None]
         m = m.div_(m.amax((2, 3), keepdim=True).clamp_min(1e-12)).mul_(intensity).to(x.dtype)
         color = torch.tensor([175 / 255, 238 / 255, 238 / 255], device=x.device, dtype=x.dtype)
         return torch.addcmul(x, m, color.view(1, 3, 1, 1))
