@@ -976,12 +976,12 @@ def spatter(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tens
 # digital
 
 
-@CORRUPTIONS.register("brightness", family="weather")
+@CORRUPTIONS.register("brightness", family="weather", chunked=True)
 def brightness(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     return _hsv_value_shift(x, float(param("brightness", preset, severity)))
 
 
-@CORRUPTIONS.register("saturate", family="digital")
+@CORRUPTIONS.register("saturate", family="digital", chunked=True)
 def saturate(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Tensor:
     mult, add = param("saturate", preset, severity)
     return _hsv_saturation_map(x, float(mult), float(add))
