@@ -761,9 +761,8 @@ def zoom_blur(x: Tensor, severity: int, gen: torch.Generator, preset: str) -> Te
     out = torch.zeros_like(planes)
     for z in zooms:
         out.add_(_clipped_zoom(planes, float(z), trim)[..., :h, :w])
-    return (
-        out.add_(planes).div_(len(zooms) + 1).view(n, c, h, w)
-    )  # (x + sum) / (n + 1), the reference's order
+    # (x + sum) / (n + 1), in the reference's order
+    return out.add_(planes).div_(len(zooms) + 1).view(n, c, h, w)
 
 
 # ----------------------------------------------------------------------------------------------
