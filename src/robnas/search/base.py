@@ -402,6 +402,34 @@ class SearchResult:
         """The ``k`` rows with the highest (first) objective value; ties go to the earlier step."""
         return sorted(self.history, key=lambda r: (-_score(r.value), r.step))[:k]
 
+    def leaders(self, k: int = 10) -> list[HistoryRow]:
+        """The rows to report: the Pareto front with several objectives, else the ``k`` best."""
+        return self.pareto() if len(self.objectives) > 1 else self.best(k)
+
+    def cost_summary(self) -> dict[str, Any]:
+        """The cost as JSON: the objective's evaluations, each setup part, all sessions together."""
+        return {
+            "evaluations": dataclasses.asdict(self.evaluation_cost),
+            "setup": {k: dataclasses.asdict(v) for k, v in self.setup.items()},
+            "sessions": dataclasses.asdict(self.total),
+        }
+
+    def summary(self, top: int = 10) -> dict[str, Any]:
+        """The run as JSON: its settings, status, :meth:`leaders` (NaN as None) and cost."""
+        return {
+            "strategy": self.strategy,
+            "objectives": self.objectives,
+            "seed": self.seed,
+            "budget": self.budget,
+            "evaluated": self.evaluated,
+            "status": self.status,
+            "best": [
+                {"arch": r.arch, "values": [None if math.isnan(v) else v for v in r.all_values()], "step": r.step}
+                for r in self.leaders(top)
+            ],
+            "cost": self.cost_summary(),
+        }
+
     def pareto(self) -> list[HistoryRow]:
         """The non-dominated rows over all objectives (all maximised)."""
         rows = [r for r in self.history if all(math.isfinite(v) for v in r.all_values())]
