@@ -46,14 +46,6 @@ def space_cap(text: str | None) -> dict[str, Any]:
     return {"max_params_m": value}
 
 
-def needs_data(objective: str, has_scores: bool = False) -> list[str]:
-    """The parts of an ``--objective`` spec that depend on the images of ``--data``
-    (:func:`robnas.objectives.needs_data`)."""
-    from robnas import objectives
-
-    return objectives.needs_data(objective, has_scores)
-
-
 def _fmt(v: float) -> str:
     return "nan" if math.isnan(v) else f"{v:.6g}"
 
