@@ -7,7 +7,10 @@ goes first, so both see the same machine load; each builds the network with the 
 times ``robnas.proxies.run`` (private copy, BN policy, dtype, proxy; the build is not counted)
 on one fixed batch of 8 real CIFAR-10 training images (``proxy_batch(data, 8, seed=0)``,
 the reference's batch size). Reports per proxy the median seconds of each tree, their ratio,
-and the Spearman rho between the two trees' values. ``--proxies`` run on all ``--archs``
+and the Spearman rho between the two trees' values. The new tree's worker also times CRoZe's
+floor on each architecture: three plain float32 forward + backward passes of the same network
+(BN removed as for ``croze``, no CRoZe bookkeeping), the passes CRoZe cannot do without (the
+clean pass, the input step on the surrogate, the perturbed pass). ``--proxies`` run on all ``--archs``
 architectures; ``--extra`` proxies only on the first ``--extra-archs`` of them (timings).
 
     python benchmarks/croze_speed.py --base ../robnas-base [--archs 200] [--proxies croze]
@@ -58,7 +61,28 @@ def worker(args: argparse.Namespace) -> None:
             model = space.build(archs[i])
             result = robnas.proxies.run(name, model, x, y)
             out[name] = [result.value, result.seconds, result.error]
+        if args.floor:
+            torch.manual_seed(args.seed + i)
+            out["floor"] = [float("nan"), three_passes(space.build(archs[i]), x, y), ""]
         print(json.dumps(out), flush=True)
+
+
+def three_passes(model, x, y) -> float:
+    """Seconds of three float32 forward + backward passes of ``model`` with BN removed as for
+    ``croze`` (the copy and BN removal are not timed)."""
+    import time as clock
+
+    import torch
+    import torch.nn.functional as F
+
+    from robnas.proxies.base import clone_module, remove_batchnorm
+
+    net = remove_batchnorm(clone_module(model, torch.float32)).train()
+    x = x.float().contiguous(memory_format=torch.channels_last)
+    start = clock.perf_counter()
+    for _ in range(3):
+        F.cross_entropy(net(x), y).backward()
+    return clock.perf_counter() - start
 
 
 def start(src: Path, args: argparse.Namespace) -> subprocess.Popen:
@@ -66,7 +90,7 @@ def start(src: Path, args: argparse.Namespace) -> subprocess.Popen:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--archs", str(args.archs)]
     cmd += ["--seed", str(args.seed), "--threads", str(args.threads), "--proxies", args.proxies]
     cmd += ["--extra", args.extra, "--extra-archs", str(args.extra_archs)]
-    cmd += ["--data", str(args.data)]
+    cmd += ["--data", str(args.data)] + (["--floor"] if src == ROOT else [])
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
     print(f"worker for {src}: robnas from {ready['ready']}", file=sys.stderr)
@@ -97,6 +121,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "croze_speed.md")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
@@ -157,6 +182,16 @@ def main() -> None:
             f"| {name} | {len(new)} | {t_new:.3f} | {t_base:.3f} | {t_base / t_new:.2f}x | {rho:.4f} | {rel:.1e} |"
             f" {nan_new} / {nan_base} |"
         )
+    floor = statistics.median(r["floor"][1] for r in rows["new"])
+    base_croze = statistics.median(r["croze"][1] for r in rows["base"]) if "croze" in rows["base"][0] else None
+    lines += [
+        "",
+        f"CRoZe's floor: three plain float32 forward + backward passes of the same networks (BN removed, no"
+        f" CRoZe bookkeeping), timed in the new tree's worker: median {floor:.3f} s"
+        + (f"; base croze / floor = {base_croze / floor:.2f}x, the most any implementation of the three"
+           " passes in float32 could gain over the base" if base_croze else "")
+        + ".",
+    ]
     lines.append("")
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -11,7 +11,7 @@ into a resumable run store, then writes Kendall tau and Spearman rho against ``p
 Commands (the scoring is long on 2 shared CPU cores: run it under nice, in the background)::
 
     nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/darts_tiny_robustbench.py score \\
-        --store runs/darts_tiny_robustbench.sqlite
+        --store runs/darts_tiny_robustbench.sqlite [--import benchmarks/results/darts_tiny_robustbench_scores.csv]
     python benchmarks/darts_tiny_robustbench.py table --store runs/darts_tiny_robustbench.sqlite
 
 ``score`` can be rerun at any time (finished pairs are skipped) and exports the store to
@@ -31,9 +31,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+import robnas
 from robnas import benchmarks, correlate, predict, proxies, scoring, spaces
 from robnas.data import load
-from robnas.store import RunStore
+from robnas.store import RunStore, ScoreRow
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -57,10 +58,33 @@ def settings(bench: benchmarks.TinyRobustBench) -> dict[str, list[str]]:
     return groups
 
 
-def score(store: Path, bench_dir: Path, names: Sequence[str], images: Path, workers: int) -> None:
+def import_scores(run: RunStore, path: Path, data_tag: str) -> int:
+    """Add the rows of a scores CSV this script exported (same seed, batch and images) that the
+    store lacks, so that ``score`` computes only the missing pairs; returns how many were added."""
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    missing = {"arch", "proxy", "value", "seconds", "seed", "batch_size", "error"} - set(table.columns)
+    if missing:
+        raise SystemExit(f"{path}: not a scores CSV of this script (missing columns {sorted(missing)})")
+    table = table[(table["seed"] == SEED) & (table["batch_size"] == BATCH)]
+    done = run.done(SEED, BATCH, data_tag)
+    rows = [
+        ScoreRow(r.arch, r.proxy, float(r.value), float(r.seconds), SEED, BATCH,
+                 r.error if isinstance(r.error, str) else "", data_tag, robnas.__version__)
+        for r in table.itertuples()
+        if (r.arch, r.proxy) not in done
+    ]
+    run.add_many(rows)
+    return len(rows)
+
+
+def score(
+    store: Path, bench_dir: Path, names: Sequence[str], images: Path, workers: int, imports: Sequence[Path] = ()
+) -> None:
     bench = benchmarks.open("tiny-robustbench", bench_dir)
     data = load(str(images), "train")
     with RunStore(store) as run:
+        for path in imports:
+            print(f"imported {import_scores(run, path, scoring.data_tag_of(data))} rows of {path}", flush=True)
         for keys in settings(bench).values():
             options = bench.build_options(keys[0])
             print(f"{len(keys)} networks with {options}, proxies {', '.join(names)}", flush=True)
@@ -196,12 +220,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--bench", type=Path, default=BENCH)
     s.add_argument("--images", type=Path, default=IMAGES)
     s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--import", dest="imports", type=Path, action="append", default=[],
+                   help="a scores CSV this script exported: its rows count as done (repeatable)")
     t = sub.add_parser("table", help="write the table from the scores")
     t.add_argument("--store", type=Path, default=None, help="run store (default: the exported scores CSV)")
     t.add_argument("--bench", type=Path, default=BENCH)
     args = parser.parse_args(argv)
     if args.step == "score":
-        score(args.store, args.bench, [p for p in args.proxies.split(",") if p], args.images, args.workers)
+        score(args.store, args.bench, [p for p in args.proxies.split(",") if p], args.images, args.workers, args.imports)
     else:
         if args.store is not None:
             with RunStore(args.store) as run:

@@ -25,6 +25,7 @@ import os
 import platform
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,24 @@ def detail(table: pd.DataFrame, rows: list[str], target: str) -> list[str]:
     return lines
 
 
+def dataset_table(
+    dataset: str, scores: pd.DataFrame, bench_dir: Path, nb201: Path, split_path: Path, targets: list[str], bootstrap: int
+) -> pd.DataFrame:
+    """Every statistic of one dataset (its own process: the datasets are independent and seeded)."""
+    bench = benchmarks.open("nas-robbench-201", bench_dir)
+    split = holdout.load_split(split_path)
+    data = pd.concat([scores, reference_scores(bench, nb201, dataset)], ignore_index=True)
+    stats = holdout.evaluate(data, bench, split, targets, dataset=dataset, halves=HALVES, bootstrap=bootstrap, seed=0)
+    ranks = []
+    for half in HALVES:
+        r = corr.correlate(in_half(data, bench, split, half), bench, dataset, targets,
+                           population=("classes", "strings"), bootstrap=0)
+        ranks.append(r.assign(half=half)[["proxy", "target", "population", "half", "kendall",
+                                          "top10_precision", "top1_precision"]])
+    merged = stats.merge(pd.concat(ranks), on=["proxy", "target", "population", "half"], how="left")
+    return merged.assign(dataset=dataset)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scores", action="append", type=Path, default=None,
@@ -110,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", type=Path, default=RESULTS / "nb201_split.json")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=RESULTS / "nb201_adversarial_training.md")
+    ap.add_argument("--workers", type=int, default=3, help="processes, one dataset each (the results do not depend on it)")
     args = ap.parse_args(argv)
     args.scores = args.scores or [RESULTS / "nb201_cifar10_full_scores.csv.gz"]
     started = time.perf_counter()
@@ -122,20 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     if "params" not in proxies:
         raise SystemExit("the scores need a params column: the partial Spearman is given log(params)")
     targets = bench.target_names("cifar10")
-    parts = []
-    for dataset in DATASETS:
-        data = pd.concat([scores, reference_scores(bench, args.nb201, dataset)], ignore_index=True)
-        stats = holdout.evaluate(data, bench, split, targets, dataset=dataset, halves=HALVES,
-                                 bootstrap=args.bootstrap, seed=0)
-        ranks = []
-        for half in HALVES:
-            r = corr.correlate(in_half(data, bench, split, half), bench, dataset, targets,
-                               population=("classes", "strings"), bootstrap=0)
-            ranks.append(r.assign(half=half)[["proxy", "target", "population", "half", "kendall",
-                                              "top10_precision", "top1_precision"]])
-        merged = stats.merge(pd.concat(ranks), on=["proxy", "target", "population", "half"], how="left")
-        parts.append(merged.assign(dataset=dataset))
-        print(f"{dataset} done after {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    jobs = [(dataset, scores, args.benchmark, args.nb201, args.split, targets, args.bootstrap) for dataset in DATASETS]
+    with ProcessPoolExecutor(max_workers=min(args.workers, len(jobs))) as pool:
+        parts = list(pool.map(dataset_table, *zip(*jobs, strict=True)))
+    print(f"done after {time.perf_counter() - started:.0f} s", file=sys.stderr)
     result = pd.concat(parts, ignore_index=True)[COLUMNS]
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)

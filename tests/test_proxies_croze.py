@@ -239,17 +239,18 @@ def test_rescaled_float32_agrees_with_float64(name, arch):
     assert fast.value == pytest.approx(exact.value, rel=1e-3)
 
 
-def test_block_scaling_keeps_blocks_with_bn_in_float64():
+def test_block_scaling_runs_the_residual_blocks_in_float32_too():
     x, y = _batch()
     state = C.croze_pass(_prepared(_model(MIXED, C=8, N=2)), x, y, rescale_float32=True)
     assert state.rescaled and state.x_adv.dtype == torch.float32
-    dtypes = {n: p.dtype for n, p in state.net.named_parameters()}
-    reduction = {n for n in dtypes if n.startswith(("cells.2.", "cells.5."))}
-    assert reduction and all(dtypes[n] == torch.float64 for n in reduction)
-    assert all(d == torch.float32 for n, d in dtypes.items() if n not in reduction)
+    assert {p.dtype for p in state.net.parameters()} == {torch.float32}
     # a network without rescale_blocks() stays in its own dtype
     plain = C.croze_pass(_prepared(_NoProtocol()), x, y, rescale_float32=True)
     assert not plain.rescaled and plain.x_adv.dtype == torch.float64
+    # a BN outside a restart branch: no scaling (its output would not follow the scale)
+    net = _prepared(_model(MIXED, C=8, N=2))
+    net.cells[0].bn_outside = nn.BatchNorm2d(8)
+    assert C.BlockScaling.attach(net) is None
 
 
 def test_dead_conv_contributes_nothing():

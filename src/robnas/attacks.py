@@ -61,6 +61,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from robnas.errors import ConfigError
 from robnas.models import normalized
 from robnas.registry import Registry
+from robnas.train import adversary
 
 AttackFn = Callable[[Tensor, Tensor], Tensor]
 ATTACKS: Registry[Callable[..., Any]] = Registry("attack")
@@ -260,20 +261,15 @@ def _fgsm(model: nn.Module, eps: float = 8 / 255, seed: int | None = 0) -> Attac
 
 
 class _CrozePGD(torchattacks.PGD):
-    """PGD whose start is ``x + 0.001 * N(0, 1)`` (CRoZe's ``pgd_attack``), clipped to [0, 1]."""
+    """PGD whose start is ``x + 0.001 * N(0, 1)`` (CRoZe's ``pgd_attack``), clipped to [0, 1]:
+    torchattacks' wrapper (device, model mode) around robnas's one PGD loop."""
 
     def forward(self, images: Tensor, labels: Tensor) -> Tensor:
         images = images.clone().detach().to(self.device)
         labels = labels.clone().detach().to(self.device)
-        loss = nn.CrossEntropyLoss()
-        adv = (images + 0.001 * torch.randn_like(images)).clamp(0, 1).detach()
-        for _ in range(self.steps):
-            adv.requires_grad = True
-            cost = loss(self.get_logits(adv), labels)
-            grad = torch.autograd.grad(cost, adv)[0]
-            adv = adv.detach() + self.alpha * grad.sign()
-            adv = (images + (adv - images).clamp(-self.eps, self.eps)).clamp(0, 1).detach()
-        return adv
+        start = 0.001 * torch.randn_like(images)
+        return adversary.pgd(self.get_logits, images, labels, self.eps, self.alpha, self.steps,
+                             start, clamp_start=True)
 
 
 def _with_restarts(make: Callable[[], Any], model: nn.Module, restarts: int) -> AttackFn:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +36,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from robnas.data import MEAN_STD
 from robnas.errors import ProxyError
@@ -122,90 +123,160 @@ def forward_with_features(
 # float32 with exact rescaling
 
 
+_FLOAT32_TINY = torch.finfo(torch.float32).tiny
+#: A block whose input peaks within ``2**±RESCALE_BAND`` is entered unscaled (see :class:`BlockScaling`).
+RESCALE_BAND = 12
+
+
+class _Rescale(torch.autograd.Function):
+    """``t * forward`` on the way in, ``grad * backward`` on the way back (powers of two, so
+    exact; a factor below float32's normal range gives zeros: see :class:`BlockScaling`)."""
+
+    @staticmethod
+    def forward(ctx: Any, t: Tensor, forward: float, backward: float) -> Tensor:
+        ctx.backward_factor = backward
+        return t.view_as(t) if forward == 1.0 else _times(t, forward)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        return _times(grad, ctx.backward_factor), None, None
+
+
+def _times(t: Tensor, factor: float) -> Tensor:
+    return t * factor if factor >= _FLOAT32_TINY else torch.zeros_like(t)
+
+
 class BlockScaling:
     """Float32 passes through a network whose |W|-linearised activations outgrow float32.
 
     Without BN, the linearised NAS-Bench-201 network's activations reach ~1e30 (clean) and
     ~1e48 (surrogate), beyond float32's 3.4e38, which is why the reference needs float64 (and
-    float64 convolutions are 3-7x slower on the CPU). But every quantity CRoZe reads is
+    float64 convolutions are 3-9x slower on the CPU). But every quantity CRoZe reads is
     invariant to a positive factor per pass: the input step takes a sign, the weight step a
     per-layer direction, and the cosines compare directions. So the network runs in float32
     with its activations divided by a power of two ``S`` (exact in binary floating point)
     where they enter each block of ``net.rescale_blocks()``. A block maps ``h / S`` to
-    ``block(h) / S`` once its conv / linear biases and its BN affine parameters are divided by
-    ``S`` and its BN eps by ``S**2`` (train-mode BN is invariant to its input's scale); between
-    blocks only positively homogeneous operations may run (ReLU, pooling, identity).
+    ``block(h) / S`` once its conv / linear biases are divided by ``S``; between blocks only
+    positively homogeneous operations may run (ReLU, pooling, identity). A power-of-two factor
+    changes no float32 mantissa, so the values do not depend on where the factors are taken
+    (but for terms that fall below float32's range in one frame and not in another):
+    a block whose input's peak lies within ``2**±RESCALE_BAND`` is entered as it is (the band
+    keeps every activation, gradient and squared norm inside float32's range), which saves the
+    multiplications.
 
-    A block holding BN stays in float64: behind a BN the activations restart at the scale of
-    its affine parameters, ``1/S`` of the block's input, up to ~1e-40 in the surrogate's last
-    stage (the NAS-Bench-201 residual reduction blocks), below float32's range.
+    A block holding BN declares ``restart_branch() -> (first, last)`` (NB201's residual
+    reduction blocks): a branch whose ``first`` module ends in a train-mode BN, added to a
+    positively homogeneous rest. That BN restarts the activations at the scale of its affine
+    parameters whatever its input's scale, so the branch runs at the true network's scale
+    (the BN's eps divided by ``S**2``, nothing else changed: a conv bias before a train-mode BN
+    cancels) and is multiplied by ``1/S`` where it leaves ``last``. There it is below the rest's
+    float32 rounding once ``S`` leaves float32's normal range, and is taken as 0. Backward,
+    that ``1/S`` is not applied inside the branch, where it would take the gradients below
+    float32's range: the branch's layers see their gradients times ``S * k`` and the gradient
+    leaves the branch times ``1 / (S * k)``. Each layer's weight step and cosines are blind to a
+    positive factor of its own (:meth:`branch_factors` gives them, for the weight step's
+    guard); where two passes' gradients add up (the faithful surrogate), :meth:`anchor` sets
+    ``k`` so that both carry the factor of the first. A block holding BN without
+    ``restart_branch()`` (or a BN outside the blocks) makes :meth:`attach` decline.
 
     ``scale`` is the running ``S`` of the current pass (1 at its start, :meth:`reset`); the
     logits come out divided by it and :class:`_TrueScaleCrossEntropy` takes the loss of the
     true logits. The gradients that flow back are then those of the true network divided by
-    the final ``S``: the same factor for every layer of a pass.
+    the final ``S``: the same factor for every layer of a pass (times the branch factors).
     """
 
     def __init__(self, blocks: Sequence[nn.Module]) -> None:
         self.scale = 1.0
         self.blocks = list(blocks)
-        self._params: list[list[tuple[Tensor, Tensor]]] = []
+        self._entry = [1.0] * len(self.blocks)  # S where each block was entered, this pass
+        self._anchor: list[float] | None = None
+        self._biases: list[list[tuple[Tensor, Tensor]]] = []
         self._bns: list[list[tuple[nn.Module, float]]] = []
-        for block in blocks:
-            params: list[tuple[Tensor, Tensor]] = []
-            bns: list[tuple[nn.Module, float]] = []
-            for m in block.modules():
-                if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
-                    params.append((m.bias, m.bias.detach().double().clone()))
-                elif isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    params += [(t, t.detach().double().clone()) for t in (m.weight, m.bias) if t is not None]
-                    bns.append((m, m.eps))
-            self._params.append(params)
-            self._bns.append(bns)
-        self._handles = [block.register_forward_pre_hook(self._hook(i)) for i, block in enumerate(blocks)]
-        for block, bns in zip(self.blocks, self._bns, strict=True):
-            if bns:
-                self._handles.append(block.register_forward_hook(lambda _m, _a, out: out.float()))
+        self._branch_params: list[list[Tensor]] = []
+        self._handles = []
+        for i, block in enumerate(self.blocks):
+            branch = block.restart_branch() if hasattr(block, "restart_branch") else ()
+            inside = {id(m) for part in branch for m in part.modules()}
+            self._biases.append([
+                (m.bias, m.bias.detach().double().clone())
+                for m in block.modules()
+                if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None and id(m) not in inside
+            ])
+            self._bns.append([(m, m.eps) for m in branch[0].modules() if isinstance(m, _BatchNorm)] if branch else [])
+            self._branch_params.append([p for part in branch for p in part.parameters()])
+            self._handles.append(block.register_forward_pre_hook(self._enter(i)))
+            if branch:
+                first, last = branch
+                self._handles.append(first.register_forward_pre_hook(self._branch_entry(i)))
+                self._handles.append(last.register_forward_hook(self._branch_exit(i)))
 
-    def cast(self, net: nn.Module) -> None:
-        """``net`` to float32, its blocks with BN to float64."""
+    @staticmethod
+    def cast(net: nn.Module) -> None:
+        """``net`` to float32."""
         net.float()
-        for block, bns in zip(self.blocks, self._bns, strict=True):
-            if bns:
-                block.double()
 
     @classmethod
     def attach(cls, net: nn.Module) -> BlockScaling | None:
-        """Scaling for ``net`` when it declares ``rescale_blocks()`` and holds no BatchNorm
-        outside them (where its output would not follow the scale); None otherwise."""
+        """Scaling for ``net`` when it declares ``rescale_blocks()`` and every BatchNorm lies in
+        a block's restart branch (where its output follows the true scale); None otherwise."""
         blocks_of = getattr(net, "rescale_blocks", None)
         if blocks_of is None:
             return None
         blocks = list(blocks_of())
-        inside = {id(m) for b in blocks for m in b.modules()}
-        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in inside for m in net.modules()):
+        allowed = {
+            id(m) for b in blocks if hasattr(b, "restart_branch") for part in b.restart_branch() for m in part.modules()
+        }
+        if any(isinstance(m, _BatchNorm) and id(m) not in allowed for m in net.modules()):
             return None
         return cls(blocks)
 
     def reset(self) -> None:
         self.scale = 1.0
 
-    def _hook(self, index: int):
+    def anchor(self) -> None:
+        """From now on, give each branch's gradients the factor of the pass that just ran."""
+        self._anchor = list(self._entry)
+
+    def branch_factors(self) -> dict[int, float]:
+        """``id(parameter) -> factor`` of the branch parameters' gradients in the last pass,
+        relative to the other layers' (those not listed have 1)."""
+        return {id(p): self._factor(i) * self._entry[i] for i, ps in enumerate(self._branch_params) for p in ps}
+
+    def _factor(self, index: int) -> float:  # k of the class docstring
+        return 1.0 if self._anchor is None else self._anchor[index] / self._entry[index]
+
+    def _enter(self, index: int):
         def enter(_module: nn.Module, args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
             (h,) = args
-            peak = float(h.detach().abs().amax())
+            low, high = torch.aminmax(h.detach())
+            peak = max(-float(low), float(high))
             if 0.0 < peak < math.inf:
                 exponent = math.frexp(peak)[1]
-                h = h * 2.0**-exponent
-                self.scale *= 2.0**exponent
+                if abs(exponent) > RESCALE_BAND:
+                    h = h * 2.0**-exponent
+                    self.scale *= 2.0**exponent
+            self._entry[index] = self.scale
             with torch.no_grad():
-                for param, true in self._params[index]:
+                for param, true in self._biases[index]:
                     param.copy_(true / self.scale)
-                for bn, eps in self._bns[index]:
-                    bn.eps = max(eps / self.scale / self.scale, torch.finfo(torch.float64).tiny)
-            return (h.double(),) if self._bns[index] else (h,)
+            for bn, eps in self._bns[index]:
+                bn.eps = max(eps / self.scale / self.scale, _FLOAT32_TINY)
+            return (h,)
 
         return enter
+
+    def _branch_entry(self, index: int):
+        def enter(_module: nn.Module, args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+            (h,) = args
+            return (_Rescale.apply(h, 1.0, 1.0 / (self._entry[index] * self._factor(index))),)
+
+        return enter
+
+    def _branch_exit(self, index: int):
+        def leave(_module: nn.Module, _args: object, out: Tensor) -> Tensor:
+            return _Rescale.apply(out, 1.0 / self._entry[index], self._factor(index))
+
+        return leave
 
     def remove(self) -> None:
         for handle in self._handles:
@@ -261,14 +332,14 @@ def apply_weight_step(
     grads: dict[str, Tensor | None],
     size: float = WEIGHT_STEP,
     lr: float = ASCENT_LR,
-    norm_eps: float = NORM_EPS,
+    norm_eps: float | Mapping[str, float] = NORM_EPS,
 ) -> list[str]:
     """Move each conv / linear weight along its CE gradient by ``size`` times its own norm.
 
     ``W <- W + size * ||W||_F / (||d||_F + 1e-30) * d`` with ``d = lr * grads[name]`` (the
     reference's SGD difference on ``-CE``; ``1e-30`` is ``norm_eps``, to be divided by the
-    factor the gradients were divided by); names without a gradient do not move. Biases and
-    BN are untouched. Returns the names moved.
+    factor the gradients were divided by, per name if it differs by layer); names without a
+    gradient do not move. Biases and BN are untouched. Returns the names moved.
     """
     moved: list[str] = []
     for name, param in _weight_names(net):
@@ -277,8 +348,9 @@ def apply_weight_step(
             continue
         step = grad * lr
         step_norm = float(step.norm())  # in Python floats, where norm_eps cannot underflow
+        guard = norm_eps if isinstance(norm_eps, float) else norm_eps[name]
         if step_norm > 0:
-            param.add_(step * (size * float(param.norm()) / (step_norm + norm_eps)))
+            param.add_(step * (size * float(param.norm()) / (step_norm + guard)))
         moved.append(name)
     return moved
 
@@ -424,7 +496,10 @@ def croze_pass(
         weights = [layer.weight.detach().clone() for layer in fmap.layers]
         grads = [layer.weight.grad for layer in fmap.layers]
         # the reference's 1e-30 guard, in the units of these gradients
-        norm_eps = NORM_EPS / scaling.scale if scaling is not None else NORM_EPS
+        norm_eps: float | dict[str, float] = NORM_EPS
+        if scaling is not None:
+            factors = scaling.branch_factors()
+            norm_eps = {n: NORM_EPS / scaling.scale * factors.get(id(p), 1.0) for n, p in net.named_parameters()}
         apply_weight_step(net, {n: p.grad for n, p in net.named_parameters()}, norm_eps=norm_eps)
         net.zero_grad(set_to_none=True)
 
@@ -434,6 +509,8 @@ def croze_pass(
         else:
             x_adv = fgsm_pixel_step(net, x, y, eps, mean, std, scaling=scaling)
         first_scale = scaling.scale if scaling is not None else 1.0
+        if scaling is not None and faithful:  # the two surrogate gradients add up: one factor per layer
+            scaling.anchor()
         adv_logits, adv_feats = forward_with_features(net, x_adv.detach(), fmap, scaling)
         # faithful: both surrogate gradients at the first pass's factor before they add up
         weight = scaling.scale / first_scale if scaling is not None and faithful else 1.0
@@ -463,10 +540,11 @@ def croze_pass(
 # the three consistencies
 
 
-def _rescaled(t: Tensor) -> Tensor:
-    """``t`` divided by its largest |entry| (cosines are unchanged; squared norms stay finite)."""
-    peak = t.detach().abs().max()
-    return t / peak if bool(peak > 0) else t
+def _rescaled(stacked: Tensor) -> Tensor:
+    """Each ``stacked[i]`` divided by its largest |entry| (cosines are unchanged; squared norms
+    stay finite); an all-zero member is left as it is."""
+    peak = stacked.detach().abs().amax(dim=tuple(range(1, stacked.dim())), keepdim=True)
+    return stacked / torch.where(peak > 0, peak, torch.ones_like(peak))
 
 
 def cosine(a: Tensor, b: Tensor, dim: int, eps: float = COS_EPS) -> Tensor:
@@ -495,10 +573,11 @@ def axis0_cosines(pairs: Sequence[tuple[Tensor, Tensor]], rescale: bool = False)
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for i, (a, _) in enumerate(pairs):
         groups[tuple(a.shape)].append(i)
-    prepare = _rescaled if rescale else (lambda t: t)
     for members in groups.values():
-        a = torch.stack([prepare(pairs[i][0]) for i in members])
-        b = torch.stack([prepare(pairs[i][1]) for i in members])
+        a = torch.stack([pairs[i][0] for i in members])
+        b = torch.stack([pairs[i][1] for i in members])
+        if rescale:
+            a, b = _rescaled(a), _rescaled(b)
         cos = cosine(a, b, dim=1)
         for k, i in enumerate(members):
             out[i] = cos[k]
@@ -610,9 +689,10 @@ def croze(net: nn.Module, inputs: Tensor, targets: Tensor, rescale_float32: bool
 
     Arithmetic: ``rescale_float32=True`` (default) runs networks that declare
     ``rescale_blocks()`` (NAS-Bench-201) in float32 with exact power-of-two rescaling between
-    blocks (:class:`BlockScaling`), the same quantities up to float32 rounding (Spearman 1.000
-    and at most 4e-5 relative difference to float64 over 200 architectures), 1.7-2x faster on
-    the CPU (``benchmarks/results/croze_speed.md``);
+    blocks (:class:`BlockScaling`; the residual reduction blocks too, through their restart
+    branch), the same quantities up to float32 rounding (Spearman 1.000 and at most 1e-4
+    relative difference to float64 over 200 architectures), about 2x faster on the CPU
+    (``benchmarks/results/croze_speed.md``);
     other networks, and ``rescale_float32=False``, use float64 as the reference.
 
     Cheaper than the reference, same numbers: the weight step's gradient is the clean

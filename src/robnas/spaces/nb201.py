@@ -79,6 +79,12 @@ class ResidualReduction(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.downsample(x) + self.conv_b(self.conv_a(x))
 
+    def restart_branch(self) -> tuple[nn.Module, nn.Module]:
+        """The branch whose first BN restarts the activations' scale: its first and last module
+        (:class:`robnas.proxies.croze.BlockScaling`). The rest of the block (``downsample``) is
+        positively homogeneous and is added to the branch's output."""
+        return self.conv_a, self.conv_b
+
 
 class NB201Network(nn.Module):
     """The NAS-Bench-201 ``TinyNetwork``; input (B, 3, H, W), normalised images; output logits."""

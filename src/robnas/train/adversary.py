@@ -9,6 +9,9 @@ passed in (``start``, same shape as ``x``) so that callers control its seed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -24,22 +27,29 @@ def _project(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
 
 
 def pgd(
-    model: nn.Module,
+    model: Callable[[Tensor], Any],
     x: Tensor,
     y: Tensor,
     eps: float,
     step_size: float,
     steps: int,
     start: Tensor | None = None,
+    clamp_start: bool = False,
 ) -> Tensor:
-    """L-inf PGD on the cross-entropy (Madry et al., ICLR 2018).
+    """L-inf PGD on the cross-entropy (Madry et al., ICLR 2018), robnas's one PGD loop: training,
+    validation and the ``random_start="normal"`` evaluation attack of :mod:`robnas.attacks`.
 
-    ``start`` is the initial perturbation (e.g. uniform in [-eps, eps]); as in the CRoZe and
-    RobNets code the first point is not clamped to [0, 1] before the first step. With
-    ``steps=1`` and ``step_size`` > ``eps`` this is FGSM with random start (Wong et al. 2020).
+    ``model`` is any callable from images to logits. ``start`` is the initial perturbation (e.g.
+    uniform in [-eps, eps]); as in the CRoZe and RobNets training code the first point is not
+    clamped to [0, 1] before the first step unless ``clamp_start`` (CRoZe's evaluation attack
+    clamps it). With ``steps=1`` and ``step_size`` > ``eps`` this is FGSM with random start
+    (Wong et al. 2020). The loss is summed over the batch: the sign of its gradient is that of
+    the mean's.
     """
     x = x.detach()
     x_adv = x + start if start is not None else x.clone()
+    if clamp_start:
+        x_adv = x_adv.clamp(0.0, 1.0)
     for _ in range(steps):
         x_adv.requires_grad_(True)
         loss = F.cross_entropy(logits_of(model(x_adv)).float(), y, reduction="sum")
