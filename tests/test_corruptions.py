@@ -99,26 +99,60 @@ def test_contrast_and_gaussian_blur_match_formulas():
     assert np.abs(ours - np.clip(ref, 0, 1)).max() < 1e-5
 
 
-def test_pixelate_and_jpeg_match_pillow():
-    x = images(32)
-    arr = _uint8(x)
-    ours = _uint8(
-        C.apply(torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255, "pixelate", 4, preset="cifar")
-    )
-    for a, o in zip(arr, ours, strict=True):
-        small = Image.fromarray(a).resize((24, 24), Image.BOX)
-        ref = np.asarray(small.resize((32, 32), Image.BOX))
-        assert np.abs(ref.astype(int) - o.astype(int)).max() <= 1
-    ours = _uint8(C.apply(torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255, "jpeg_compression", 3))
-    for a, o in zip(arr, ours, strict=True):
-        buf = io.BytesIO()
-        Image.fromarray(a).save(buf, "JPEG", quality=58)
-        assert np.array_equal(np.asarray(Image.open(buf)), o)
+@pytest.mark.parametrize("size", [(32, 32), (37, 45), (80, 80)])
+@pytest.mark.parametrize("batched", [True, False])
+def test_pixelate_is_pillow_exactly(size, batched, monkeypatch):
+    """Both ways (Pillow per image, and its fixed-point arithmetic on the batch) equal Pillow."""
+    monkeypatch.setattr(C, "_PIXELATE_PIL_PIXELS", 10**9 if batched else 0)
+    h, w = size
+    arr = np.random.default_rng(0).integers(0, 256, (3, h, w, 3), dtype=np.uint8)
+    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255
+    for preset, up in (("imagenet", Image.NEAREST), ("cifar", Image.BOX)):
+        for s in range(1, 6):
+            c = P.param("pixelate", preset, s)
+            ours = _uint8(C.apply(x, "pixelate", s, preset=preset))
+            for a, o in zip(arr, ours, strict=True):
+                small = Image.fromarray(a).resize((int(w * c), int(h * c)), Image.BOX)
+                assert np.array_equal(np.asarray(small.resize((w, h), up)), o), (preset, s)
 
 
-def test_hsv_round_trip_and_brightness():
-    x = images(16)
-    assert torch.allclose(C._hsv_to_rgb(C._rgb_to_hsv(x.double())), x.double(), atol=1e-9)
+@pytest.mark.parametrize("size", [32, 45])
+def test_jpeg_matches_pillow(size):
+    arr = _uint8(images(size))
+    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255
+    for preset in ("cifar", "imagenet"):
+        for s in range(1, 6):
+            ours = _uint8(C.apply(x, "jpeg_compression", s, preset=preset))
+            for a, o in zip(arr, ours, strict=True):
+                buf = io.BytesIO()
+                Image.fromarray(a).save(buf, "JPEG", quality=P.param("jpeg_compression", preset, s))
+                assert np.array_equal(np.asarray(Image.open(buf)), o)
+
+
+@pytest.mark.parametrize("name", ["brightness", "saturate"])
+def test_brightness_and_saturate_are_the_hsv_round_trip(name):
+    """The closed forms equal RGB -> HSV -> change V or S -> RGB (matplotlib's conversion),
+    on grey and black pixels too."""
+    from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
+
+    x = images(16).double()
+    x[0, :, :4, :4] = 0.0  # black
+    x[1, :, :4, :4] = 0.25  # grey
+    x[2, 1, :4, :4] = x[2, 0, :4, :4]  # two channels tied at the maximum
+    hsv = rgb_to_hsv(x.permute(0, 2, 3, 1).numpy())
+    for s in range(1, 6):
+        h = hsv.copy()
+        if name == "brightness":
+            h[..., 2] = np.clip(h[..., 2] + P.param(name, "imagenet", s), 0, 1)
+        else:
+            mult, add = P.param(name, "imagenet", s)
+            h[..., 1] = np.clip(h[..., 1] * mult + add, 0, 1)
+        expected = np.clip(hsv_to_rgb(h), 0, 1).transpose(0, 3, 1, 2)
+        ours = C.apply(x, name, s, preset="imagenet").numpy()
+        assert np.abs(ours - expected).max() < 1e-6  # apply computes in float32
+
+
+def test_brightness_of_grey():
     gray = torch.full((1, 3, 8, 8), 0.5)
     assert torch.allclose(
         C.apply(gray, "brightness", 5, preset="cifar"), torch.full_like(gray, 0.8), atol=1e-6
@@ -248,3 +282,69 @@ def test_apply_never_changes_its_input(layout):
             out.shape == x.shape and out.dtype == x.dtype and float(out.min()) >= 0 and float(out.max()) <= 1
         )
         assert torch.equal(x, saved), name
+
+
+def test_shot_noise_draws_poisson_counts_of_8bit_images():
+    """8-bit images take the inverse-CDF tables, other images numpy's sampler: both are
+    Poisson(x * c) / c (counts integer, mean and variance lam per grey level)."""
+    c = P.param("shot_noise", "imagenet", 2)
+    levels = torch.tensor([0, 30, 60, 100])  # lam well below c: the clip at 1 never acts
+    for x in (
+        (levels.float() / 255).view(1, 1, 1, 4).expand(64, 3, 32, 4).contiguous(),  # 8-bit
+        ((levels.float() + 0.3) / 255).clamp(0, 1).view(1, 1, 1, 4).expand(64, 3, 32, 4).contiguous(),
+    ):
+        counts = C.apply(x, "shot_noise", 2, seed=3, preset="imagenet").double() * c
+        assert torch.allclose(counts, counts.round(), atol=1e-4)
+        for j in range(4):
+            lam = float(x[0, 0, 0, j]) * c
+            sample = counts[..., j].flatten()
+            assert abs(float(sample.mean()) - lam) < 0.05 * lam + 0.01
+            assert abs(float(sample.var()) - lam) < 0.1 * lam + 0.01
+    cdf, guide = C._poisson_tables(float(c))
+    lv = np.random.default_rng(0).integers(0, 256, 20000).astype(np.int32)
+    draws = C._poisson_8bit(lv, float(c), np.random.default_rng(1))
+    u = np.random.default_rng(1).random(lv.shape)
+    expected = [np.searchsorted(cdf[a], b, "right") for a, b in zip(lv, u, strict=True)]
+    assert np.array_equal(draws, expected)  # the first count whose CDF exceeds the uniform
+
+
+def test_spatter_pieces_match_cv2_and_scipy():
+    """The water branch's re-implementations against cv2 (Canny, equalizeHist, the emboss filter2D,
+    8-bit blur) and scipy's exact distance transform, on spatter-like liquid layers."""
+    cv2 = pytest.importorskip("cv2", reason="opencv (the bench extra) is not installed")
+    from scipy.ndimage import distance_transform_edt
+
+    g = torch.Generator().manual_seed(0)
+    liquid = C._gaussian(0.65 + 0.3 * torch.randn((6, 1, 48, 40), generator=g), 2)
+    liquid = liquid.masked_fill(liquid < 0.68, 0.0)
+    liquid8 = torch.floor(liquid[:, 0] * 255).remainder(256).numpy().astype(np.uint8)
+    edges = C._canny(liquid8, 50, 150)
+    assert edges.any()
+    assert np.array_equal(edges, np.stack([cv2.Canny(im, 50, 150) > 0 for im in liquid8]))
+    edges[-1] = False  # an image without edges: distance capped everywhere
+    exact = np.stack(
+        [np.minimum(distance_transform_edt(~e), 20) if e.any() else np.full(e.shape, 20.0) for e in edges]
+    )
+    assert np.array_equal(C._edge_distance(edges, 20), exact)
+    levels = np.random.default_rng(0).integers(0, 256, (3, 20, 24)).astype(np.uint8)
+    levels[1] = 7  # one grey level
+    assert np.array_equal(C._equalize_hist(levels), np.stack([cv2.equalizeHist(im) for im in levels]))
+    kernel = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+    assert np.array_equal(C._emboss(levels), np.stack([cv2.filter2D(im, cv2.CV_8U, kernel) for im in levels]))
+    blurred = np.rint(C._box_sum3(levels.astype(np.int16)) / 9).astype(np.uint8)
+    assert np.array_equal(blurred, np.stack([cv2.blur(im, (3, 3)) for im in levels]))
+
+
+@pytest.mark.parametrize("name", ["defocus_blur", "zoom_blur", "gaussian_noise", "shot_noise"])
+def test_chunked_corruptions(name, monkeypatch):
+    """On the CPU a large batch runs in cache-sized chunks: the same pictures for deterministic
+    corruptions, deterministic draws for random ones; an input that aliases nothing is unchanged."""
+    x = images(32, n=5)
+    whole = C.apply(x, name, 3, seed=1, preset="imagenet")
+    monkeypatch.setattr(C, "_CHUNK_PIXELS", 2 * 32 * 32)  # chunks of 2 images
+    chunked = C.apply(x, name, 3, seed=1, preset="imagenet")
+    assert chunked.shape == x.shape and float(chunked.min()) >= 0 and float(chunked.max()) <= 1
+    assert torch.equal(chunked, C.apply(x, name, 3, seed=1, preset="imagenet"))
+    if name not in RANDOM:
+        assert torch.equal(chunked, whole)
+    assert torch.equal(x, images(32, n=5))
