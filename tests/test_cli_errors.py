@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 import robnas
 from robnas import scoring
 from robnas.cli import app
-from robnas.cli.search import needs_data
 from robnas.errors import InvalidArchitecture
+from robnas.objectives import needs_data
 
 SPACE = robnas.spaces.get("nb201")
 

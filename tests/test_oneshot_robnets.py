@@ -12,10 +12,9 @@ from typer.testing import CliRunner
 
 from robnas import data, objectives, spaces
 from robnas.cli import app
-from robnas.cli.search import needs_data
 from robnas.errors import ConfigError, UnknownName
 from robnas.models import normalized
-from robnas.objectives import ObjectiveContext
+from robnas.objectives import ObjectiveContext, needs_data
 from robnas.objectives.oneshot import source
 from robnas.oneshot import load_supernet, recalibrate_bn, train_supernet
 from robnas.oneshot.robnets.objective import parse_target

@@ -131,7 +131,7 @@ def test_predict_objective_in_a_tiny_search(tmp_path: Path) -> None:
 
 
 def test_search_cli_knows_what_a_predictor_needs_and_refuses_a_bad_one(tmp_path: Path) -> None:
-    from robnas.cli.search import needs_data
+    from robnas.objectives import needs_data
 
     archs = _archs(30)
     rng = np.random.default_rng(0)

@@ -13,6 +13,7 @@ from robnas.errors import ConfigError, DataError, InvalidArchitecture, UnknownNa
 from robnas.objectives import OBJECTIVES, Objective, ObjectiveContext
 from robnas.search import run_search
 from robnas.spaces.nb201 import OPERATIONS
+from robnas.store import RunStore
 
 DEMO_ROBUSTNESS = Path(robnas.__file__).parent / "assets" / "demo" / "robustness"
 CALLS: dict[str, int] = {}
@@ -202,6 +203,8 @@ def test_optuna_multi_objective_pareto_front(tmp_path):
             o.value >= r.value and o.values[0] >= r.values[0] and o.all_values() != r.all_values()
             for o in result.history
         )
+    assert result.leaders(1) == front  # several objectives: the whole front, whatever k
+    assert [b["step"] for b in result.summary(1)["best"]] == [r.step for r in front]
 
 
 def test_resume_continues_history_without_reevaluating(tmp_path):
@@ -394,6 +397,12 @@ def test_cli_search_runs_resumes_and_rejects(tmp_path):
     with search.HistoryStore(out) as store:
         (record,) = store.runs()
         assert len(store.history(record.run)) == 5
+    with RunStore(out) as store:
+        summary = store.get_meta(f"search/{record.run}")
+    assert summary["evaluated"] == 5 and summary["status"] == "done" and summary["objectives"] == [record.objective]
+    best = sorted(store_history(out, record.run), key=lambda r: (-r.value, r.step))
+    assert [(b["step"], b["arch"], b["values"]) for b in summary["best"]] == [(r.step, r.arch, [r.value]) for r in best]
+    assert set(summary["cost"]) == {"evaluations", "setup", "sessions"}
     bad = runner.invoke(app, ["search", "--out", str(out), "--strategy", "nope", "--objective", "params"])
     assert bad.exit_code == 2 and "unknown search strategy" in bad.output
 
@@ -747,3 +756,19 @@ def test_cli_search_reads_an_nb201_table(tmp_path):
     assert result.exit_code == 0, result.output
     missing = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "t.sqlite")])
     assert missing.exit_code == 2 and "NAS-Bench-201 table" in missing.output
+
+
+def store_history(out: Path, run: str) -> list[search.HistoryRow]:
+    with search.HistoryStore(out) as store:
+        return store.history(run)
+
+
+def test_what_a_search_needs_images_for():
+    from robnas.search.config import SearchConfig, needs_data
+
+    assert needs_data("random", None) == ["croze"]  # the default objective
+    assert needs_data("random", "-params,bench:clean") == []
+    assert needs_data("wsr-nas", "-params") == ["strategy wsr-nas"]
+    assert SearchConfig(strategy="wsr-nas", scores="s.csv").needs_data() == ["strategy wsr-nas"]
+    with pytest.raises(UnknownName, match="unknown search strategy 'nope'"):
+        needs_data("nope", None)

@@ -43,7 +43,6 @@ relative to the config file.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -206,11 +205,7 @@ def stage_search(config: dict[str, Any], out: Path, log: Log = _quiet) -> dict[s
         "evaluated": result.evaluated,
         "status": result.status,
         "history": [[r.step, None if math.isnan(r.value) else r.value] for r in result.history],
-        "cost": {
-            "evaluations": dataclasses.asdict(result.evaluation_cost),
-            "setup": {k: dataclasses.asdict(v) for k, v in result.setup.items()},
-            "sessions": dataclasses.asdict(result.total),
-        },
+        "cost": result.cost_summary(),
     }
     _write_json(done, summary)
     return summary

@@ -36,6 +36,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from robnas import stopping
 from robnas.errors import ConfigError, RobnasError, mask_secrets
@@ -209,6 +210,13 @@ ADDRESS_HELP = (
     "Ray cluster for --backend ray: auto (the `ray start` cluster of this machine), HOST:PORT (the head's "
     "GCS) or ray://HOST:PORT (Ray Client). Default: start a local Ray with --workers CPUs."
 )
+
+
+def progress_bar() -> Progress:
+    """A progress display on stderr that is gone when it ends: per task its description, a bar,
+    done/total and the time elapsed."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=console, transient=True)
 
 
 def proxy_data(data: str | None, needing: list[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -84,7 +85,7 @@ def correlate_command(
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the heatmap and scatter PNGs."),
 ) -> None:
     """Spearman, Kendall, top-10% and top-1% precision and bootstrap intervals of every proxy against every target."""
-    from robnas import benchmarks, report
+    from robnas import benchmarks
     from robnas import correlate as corr
 
     refuse_overwriting_inputs(
@@ -95,19 +96,13 @@ def correlate_command(
     if not unique and population:
         raise ConfigError("--all is the population 'rows'; give either --all or --population")
     rob = benchmarks.from_spec(benchmark if benchmark is not None else f"robustness:{robustness}")
-    if population:
-        populations = corr.parse_populations(population)
-    elif not unique:
-        populations = ["rows"]
-    else:
-        populations = ["classes", "strings"] if (rob.weights() != 1).any() else ["classes"]
-    wanted = _split(targets) or None
+    populations = _populations(population, unique, rob)
     table = corr.as_scores(scores)
     result = corr.correlate(
         table,
         rob,
         dataset=dataset,
-        targets=wanted,
+        targets=_split(targets) or None,
         ensembles=ensemble,
         bootstrap=bootstrap,
         seed=seed,
@@ -116,6 +111,31 @@ def correlate_command(
     )
     out.mkdir(parents=True, exist_ok=True)
     csv_path = corr.write_csv(result, out / "correlations.csv")
+    _print_tables(result, _table_targets(result, rob, table_targets), populations)
+    console.print(f"wrote {csv_path}", highlight=False)
+    if figures:
+        heat, spread = _figures(result, table, rob, out, populations, scatter_target, dataset, ensemble)
+        console.print(f"wrote {heat} and {spread}", highlight=False)
+
+
+def _populations(population: str, unique: bool, rob: Any) -> list[str]:
+    """``--population`` parsed; by default ``rows`` with ``--all``, else ``classes`` and, where the
+    benchmark's classes stand for several architectures (NB201), ``strings`` too."""
+    from robnas import correlate as corr
+
+    if population:
+        return corr.parse_populations(population)
+    if not unique:
+        return ["rows"]
+    return ["classes", "strings"] if (rob.weights() != 1).any() else ["classes"]
+
+
+def _table_targets(result: Any, rob: Any, table_targets: str) -> list[str]:
+    """The targets of the stdout table: ``--table-targets``, else the headline set of TARGETS.md
+    (robustness dataset) that was computed, else the first 16 computed; one not computed is refused."""
+    from robnas import benchmarks
+    from robnas import correlate as corr
+
     computed = list(dict.fromkeys(result["target"]))
     shown = [corr.canonical_name(t, rob) for t in _split(table_targets)]
     headline = corr.HEADLINE_TARGETS if isinstance(rob, benchmarks.RobustnessDataset) else computed
@@ -123,10 +143,18 @@ def correlate_command(
     missing = [t for t in shown if t not in computed]
     if missing:
         raise ConfigError(f"--table-targets {missing} were not computed (add them to --targets)")
+    return shown
+
+
+def _print_tables(result: Any, shown: list[str], populations: list[str]) -> None:
+    """The Spearman table of each population on stdout; its size and any dropped scores on stderr."""
+    from robnas import correlate as corr
+
     for pop in populations:
         if len(populations) > 1:
             typer.echo(f"\nSpearman, population {pop}:")
         typer.echo(corr.markdown_table(result, shown, population=pop))
+    computed = list(dict.fromkeys(result["target"]))
     dropped = {p: c for p, c in result.attrs.get("dropped", {}).items() if c}
     n_by_proxy = result.drop_duplicates("proxy").set_index("proxy")["n"].to_dict()
     console.print(
@@ -136,19 +164,29 @@ def correlate_command(
     )
     if dropped:
         console.print(f"dropped non-finite scores: {dropped}", highlight=False)
-    console.print(f"wrote {csv_path}", highlight=False)
-    if figures:
-        first = result[result["population"] == populations[0]]
-        heat = report.heatmap(first, out / "heatmap_spearman.png")
-        scatter = corr.canonical_name(scatter_target, rob) if scatter_target else None
-        scatter = scatter or ("fgsm@8" if "fgsm@8" in computed else computed[0])
-        spread = report.scatter(
-            table,
-            rob,
-            out / report.scatter_name(scatter),
-            target=scatter,
-            dataset=dataset,
-            unique=populations[0] != "rows",
-            ensembles=ensemble,
-        )
-        console.print(f"wrote {heat} and {spread}", highlight=False)
+
+
+def _figures(
+    result: Any, table: Any, rob: Any, out: Path, populations: list[str], scatter_target: str, dataset: str,
+    ensemble: list[str],
+) -> tuple[Path, Path]:  # fmt: skip
+    """The Spearman heatmap of the first population and the scatter plot of ``--scatter-target``
+    (default: fgsm@8 where computed, else the first target) in ``out``."""
+    from robnas import correlate as corr
+    from robnas import report
+
+    computed = list(dict.fromkeys(result["target"]))
+    first = result[result["population"] == populations[0]]
+    heat = report.heatmap(first, out / "heatmap_spearman.png")
+    scatter = corr.canonical_name(scatter_target, rob) if scatter_target else None
+    scatter = scatter or ("fgsm@8" if "fgsm@8" in computed else computed[0])
+    spread = report.scatter(
+        table,
+        rob,
+        out / report.scatter_name(scatter),
+        target=scatter,
+        dataset=dataset,
+        unique=populations[0] != "rows",
+        ensembles=ensemble,
+    )
+    return heat, spread

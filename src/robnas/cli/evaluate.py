@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
-from robnas.cli.app import app, console, friendly, refuse_overwriting_inputs, sized_data
+from robnas.cli.app import app, console, friendly, progress_bar, refuse_overwriting_inputs, sized_data
 
 
 @app.command("evaluate")
@@ -83,79 +84,71 @@ def evaluate_command(
 
     from robnas import data as data_lib
     from robnas import evaluate as ev
-    from robnas import models, targets
+    from robnas import models
     from robnas.runtime import resolve_device
 
     refuse_overwriting_inputs(
         {"--out": out},
-        {
-            "--model": model if Path(model).is_file() else None,
-            "--data": data,
-            "--weights": weights,
-            "--train-data": train_data,
-            "--corruption-root": corruption_root,
-        },
-    )
+        {"--model": model if Path(model).is_file() else None, "--data": data, "--weights": weights,
+         "--train-data": train_data, "--corruption-root": corruption_root},
+    )  # fmt: skip
     data = sized_data(data, image_size)
     train_data = sized_data(train_data, image_size) if train_data else None
     arrays = data_lib.load(data, split=split) if data.endswith(".npz") else data_lib.load(data, split="test")
-    name = dataset or arrays.name
-    attack_specs = targets.split_specs(attacks)
-    corruption_specs = targets.split_specs(corruptions)
-    for spec in attack_specs:  # a bad spec is reported before a network is built
-        ev.parse_attack(spec)
+    attack_specs, corruption_specs = _perturbations(attacks, corruptions)
     options = models.parse_options(model_option)
     wrapped, info = _network(
-        model, weights, num_classes, normalize, name, None if dataset else arrays.stats, random_weights, seed, options
-    )
-    train = None
-    if train_data:
-        tr = data_lib.load(train_data, split="train")
-        train = tr.tensors()
+        model, weights, num_classes, normalize, dataset or arrays.name, None if dataset else arrays.stats,
+        random_weights, seed, options,
+    )  # fmt: skip
+    train = data_lib.load(train_data, split="train").tensors() if train_data else None
     dev = resolve_device(device)
     settings = _settings(
         model, weights, options, num_classes, data, split, info, limit, batch_size, seed, corruption_preset,
         corruption_root, train_data, amp, dev.type,
     )  # fmt: skip
-    info_out = {
-        "model": model,
-        "weights": str(weights) if weights else None,
-        "data": data,
-        "limit": limit,
-        "device": str(dev),
-        "normalize": settings["normalize"],
-        "seed": seed,
-        **{k: v for k, v in info.items() if k not in ("spec", "normalize")},
-        **({"classes": arrays.class_counts()} if arrays.classes is not None else {}),  # the evaluated images
-    }
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(label: str, done: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = bar.add_task(label, total=total or None)
-            bar.update(tasks[label], completed=done)
-
+    meta = _meta(model, weights, data, limit, str(dev), seed, settings, info, arrays)
+    with progress_bar() as bar:
         rows = ev.run_in_folder(
-            out,
-            settings,
-            wrapped,
-            arrays,
-            attack_specs,
-            corruption_specs,
-            meta=info_out,
-            log=lambda line: console.print(line, highlight=False, soft_wrap=True),
-            batch_size=batch_size,
-            limit=limit,
-            device=device,
-            seed=seed,
-            corruption_preset=corruption_preset,
-            corruption_root=corruption_root,
-            train_data=train,
-            amp=amp,
-            progress=progress,
-        )
+            out, settings, wrapped, arrays, attack_specs, corruption_specs, meta=meta, log=_log,
+            batch_size=batch_size, limit=limit, device=device, seed=seed, corruption_preset=corruption_preset,
+            corruption_root=corruption_root, train_data=train, amp=amp, progress=_bar_tasks(bar),
+        )  # fmt: skip
+    _report(rows, out)
+
+
+def _perturbations(attacks: list[str], corruptions: list[str]) -> tuple[list[str], list[str]]:
+    """The attack and corruption specs of the repeatable, comma-separated options; a bad attack
+    spec is reported now, before a network is built."""
+    from robnas import evaluate as ev
+    from robnas import targets
+
+    attack_specs, corruption_specs = targets.split_specs(attacks), targets.split_specs(corruptions)
+    for spec in attack_specs:
+        ev.parse_attack(spec)
+    return attack_specs, corruption_specs
+
+
+def _log(line: str) -> None:
+    console.print(line, highlight=False, soft_wrap=True)
+
+
+def _bar_tasks(bar: Progress) -> Callable[[str, int, int], None]:
+    """A ``progress(label, done, total)`` callback showing one task of ``bar`` per label."""
+    tasks: dict[str, int] = {}
+
+    def progress(label: str, done: int, total: int) -> None:
+        if label not in tasks:
+            tasks[label] = bar.add_task(label, total=total or None)
+        bar.update(tasks[label], completed=done)
+
+    return progress
+
+
+def _report(rows: list[dict[str, Any]], out: Path) -> None:
+    """Draw the figures into ``out``, print one line per row, the summary and the files written."""
+    from robnas import evaluate as ev
+
     summ = ev.summary(rows)
     figures = ev.plot(rows, out)
     for row in rows:
@@ -218,6 +211,25 @@ def _settings(
         "train_data": _identify(train_data) if train_data else None,
         "amp": amp,
         "device": device,
+    }
+
+
+def _meta(
+    model: str, weights: Path | None, data: str, limit: int | None, device: str, seed: int,
+    settings: dict[str, Any], info: dict[str, Any], arrays: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """What ``evaluation.json`` records about the run besides its settings: the model, the data,
+    the device, what loading the model found and the class counts of the evaluated images."""
+    return {
+        "model": model,
+        "weights": str(weights) if weights else None,
+        "data": data,
+        "limit": limit,
+        "device": device,
+        "normalize": settings["normalize"],
+        "seed": seed,
+        **{k: v for k, v in info.items() if k not in ("spec", "normalize")},
+        **({"classes": arrays.class_counts()} if arrays.classes is not None else {}),  # the evaluated images
     }
 
 

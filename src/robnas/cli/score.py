@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -23,6 +24,9 @@ from robnas.cli.app import (
 from robnas.errors import ConfigError
 from robnas.parallel import connect_backend
 from robnas.store import RunStore
+
+if TYPE_CHECKING:
+    from robnas.spaces.base import SearchSpace
 
 
 def parse_indices(text: str) -> list[int]:
@@ -46,6 +50,30 @@ def archs_from_indices(indices: list[int], robustness_dir: Path) -> list[str]:
 
     rob = RobustnessDataset(robustness_dir)
     return [rob.arch_strings[rob.index_of(i)] for i in indices]
+
+
+def architectures(
+    space: SearchSpace, archs: Path | None, indices: str, robustness: Path | None, sample: int, seed: int
+) -> list[str]:
+    """The architectures to score, in this order: those of the ``--archs`` file (all checked
+    before any work), the NB201 ``--indices`` (through ``--robustness``'s meta.json) and
+    ``--sample`` random ones drawn with ``--seed``; none at all is a ConfigError."""
+    from robnas import scoring
+    from robnas.spaces import as_rng
+
+    arch_list: list[str] = []
+    if archs is not None:
+        arch_list += scoring.read_arch_file(archs, space)
+    if indices:
+        if robustness is None:
+            raise ConfigError("--indices needs --robustness DIR (the folder with meta.json)")
+        arch_list += archs_from_indices(parse_indices(indices), robustness)
+    if sample:
+        rng = as_rng(seed)
+        arch_list += [space.format(space.sample(rng)) for _ in range(sample)]
+    if not arch_list:
+        raise ConfigError("no architectures: give --archs FILE, --sample N or --indices with --robustness")
+    return arch_list
 
 
 @app.command("score")
@@ -82,7 +110,6 @@ def score_command(
     """
     from robnas import data as data_lib
     from robnas import scoring
-    from robnas.spaces import as_rng
     from robnas.spaces import get as get_space
 
     refuse_overwriting_inputs(
@@ -96,18 +123,7 @@ def score_command(
     if not names:
         raise ConfigError("no proxies: give --proxies NAME[,NAME...], e.g. --proxies croze,synflow")
     data = proxy_data(sized_data(data, image_size), scoring.data_dependent(names))
-    arch_list: list[str] = []
-    if archs is not None:
-        arch_list += scoring.read_arch_file(archs, sp)  # the whole file is checked before any work
-    if indices:
-        if robustness is None:
-            raise ConfigError("--indices needs --robustness DIR (the folder with meta.json)")
-        arch_list += archs_from_indices(parse_indices(indices), robustness)
-    if sample:
-        rng = as_rng(seed)
-        arch_list += [sp.format(sp.sample(rng)) for _ in range(sample)]
-    if not arch_list:
-        raise ConfigError("no architectures: give --archs FILE, --sample N or --indices with --robustness")
+    arch_list = architectures(sp, archs, indices, robustness, sample, seed)
     images = data_lib.load(data, "train")
     with (
         RunStore(out) as store,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from robnas.cli.app import (
@@ -22,6 +20,7 @@ from robnas.cli.app import (
     console,
     friendly,
     hide_secrets,
+    progress_bar,
     proxy_data,
     refuse_overwriting_inputs,
     sized_data,
@@ -33,6 +32,7 @@ from robnas.store import RunStore
 
 if TYPE_CHECKING:
     from robnas.search.base import SearchResult
+    from robnas.search.config import SearchConfig
     from robnas.search.history import HistoryRow
 
 
@@ -46,14 +46,6 @@ def space_cap(text: str | None) -> dict[str, Any]:
     return {"max_params_m": value}
 
 
-def needs_data(objective: str, has_scores: bool = False) -> list[str]:
-    """The parts of an ``--objective`` spec that depend on the images of ``--data``
-    (:func:`robnas.objectives.needs_data`)."""
-    from robnas import objectives
-
-    return objectives.needs_data(objective, has_scores)
-
-
 def _fmt(v: float) -> str:
     return "nan" if math.isnan(v) else f"{v:.6g}"
 
@@ -61,7 +53,7 @@ def _fmt(v: float) -> str:
 def result_tables(result: SearchResult, top: int) -> list[Table]:
     """Rich tables: the best architectures (or the Pareto front) and the search cost."""
     multi = len(result.objectives) > 1
-    rows = result.pareto() if multi else result.best(top)
+    rows = result.leaders(top)
     best = Table(
         title=f"{'Pareto front' if multi else f'best {len(rows)}'} of run {result.run} "
         f"({result.evaluated}/{result.budget} evaluated, {result.status})"
@@ -70,7 +62,7 @@ def result_tables(result: SearchResult, top: int) -> list[Table]:
     best.add_column("architecture")
     for name in result.objectives:
         best.add_column(name.split("|")[0], justify="right")
-    for r in rows[:top] if not multi else rows:
+    for r in rows:
         best.add_row(str(r.step), r.arch, *(_fmt(v) for v in r.all_values()))
     cost = Table(title="search cost (seconds)")
     for col in ("part", "wall", "cpu", "gpu", "reported by table"):
@@ -91,34 +83,12 @@ def result_tables(result: SearchResult, top: int) -> list[Table]:
 
 
 def store_summary(out: Path, result: SearchResult, top: int = 10) -> None:
-    """Record the run's best architectures and cost in the run store's meta table."""
+    """Record the run's best architectures and cost (:meth:`SearchResult.summary`) in the run
+    store's meta table."""
     if str(out) == ":memory:":
         return
     with RunStore(out) as store:
-        store.set_meta(
-            f"search/{result.run}",
-            {
-                "strategy": result.strategy,
-                "objectives": result.objectives,
-                "seed": result.seed,
-                "budget": result.budget,
-                "evaluated": result.evaluated,
-                "status": result.status,
-                "best": [
-                    {
-                        "arch": r.arch,
-                        "values": [None if math.isnan(v) else v for v in r.all_values()],
-                        "step": r.step,
-                    }
-                    for r in (result.pareto() if len(result.objectives) > 1 else result.best(top))
-                ],
-                "cost": {
-                    "evaluations": dataclasses.asdict(result.evaluation_cost),
-                    "setup": {k: dataclasses.asdict(v) for k, v in result.setup.items()},
-                    "sessions": dataclasses.asdict(result.total),
-                },
-            },
-        )
+        store.set_meta(f"search/{result.run}", result.summary(top))
 
 
 @app.command("search")
@@ -200,8 +170,7 @@ def search_command(
     address: str | None = typer.Option(None, help=ADDRESS_HELP),
 ) -> None:
     """Search architectures; rerunning the same command resumes (a larger --budget extends the run)."""
-    from robnas.search.base import STRATEGIES
-    from robnas.search.config import SearchConfig
+    from robnas.search import config as search
 
     hide_secrets(storage)
     refuse_overwriting_inputs(
@@ -213,20 +182,11 @@ def search_command(
         from robnas.benchmarks import from_spec
 
         from_spec(benchmark)  # a missing folder or an unknown NAME is one line now, not mid-search
-    if objective is None:
-        objective = str(STRATEGIES.meta(strategy).get("default_objective", "croze"))
-    needing = needs_data(objective, has_scores=scores is not None)
-    if strategy in STRATEGIES and STRATEGIES.meta(strategy).get("needs_data"):
-        needing.append(f"strategy {strategy}")
+    needing = search.needs_data(strategy, objective, has_scores=scores is not None)
     data = proxy_data(sized_data(data, image_size), needing)
-    options = parse_options(option, convert=False, example="init_pool=50")
-    for flag, key, value in (("--storage", "storage", storage), ("--study-name", "study_name", study_name)):
-        if value is not None:
-            if strategy != "optuna":
-                raise ConfigError(f"{flag} applies to --strategy optuna, not {strategy!r}")
-            options[key] = value
-    config = SearchConfig(
-        space=space, strategy=strategy, objective=objective, budget=budget, seed=seed, options=options,
+    config = search.SearchConfig(
+        space=space, strategy=strategy, objective=objective, budget=budget, seed=seed,
+        options=strategy_options(option, strategy, storage, study_name),
         data=data, batch_size=batch_size, batch_mode=batch_mode, device=device,
         scores=str(scores) if scores else None, within_scores=within_scores,
         benchmark=benchmark, dataset=dataset, nb201=str(nb201) if nb201 else None,
@@ -236,9 +196,28 @@ def search_command(
     )  # fmt: skip
     if within_scores and scores is None:
         raise ConfigError("--within-scores needs --scores CSV")
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("search", total=budget)
+    result = run_with_bar(config, out)
+    report(out, result, top)
+
+
+def strategy_options(
+    option: list[str] | None, strategy: str, storage: str | None, study_name: str | None
+) -> dict[str, Any]:
+    """The strategy's options: ``-o KEY=VALUE`` (text, converted by the strategy) and
+    ``--storage`` / ``--study-name``, which only ``--strategy optuna`` takes."""
+    options = parse_options(option, convert=False, example="init_pool=50")
+    for flag, key, value in (("--storage", "storage", storage), ("--study-name", "study_name", study_name)):
+        if value is not None:
+            if strategy != "optuna":
+                raise ConfigError(f"{flag} applies to --strategy optuna, not {strategy!r}")
+            options[key] = value
+    return options
+
+
+def run_with_bar(config: SearchConfig, out: Path) -> SearchResult:
+    """Run (or resume) the search into ``out`` under a progress bar showing the best value so far."""
+    with progress_bar() as bar:
+        task = bar.add_task("search", total=config.budget)
         best = -math.inf
 
         def progress(row: HistoryRow) -> None:
@@ -247,10 +226,15 @@ def search_command(
                 best = max(best, row.value)
             bar.update(task, completed=row.step, description=f"search (best {best:.4g})")
 
-        result = config.run(out, progress)
+        return config.run(out, progress)
+
+
+def report(out: Path, result: SearchResult, top: int) -> None:
+    """Record the run's summary in ``out``, then (when any evaluation gave a value) print the tables
+    of the best architectures and the cost on stdout and where the history is on stderr."""
     store_summary(out, result, top)
     result.require_values()
     stdout = Console()
-    for table_ in result_tables(result, top):
-        stdout.print(table_)
+    for table in result_tables(result, top):
+        stdout.print(table)
     console.print(f"history of run {result.run} in {out} ({result.evaluated} evaluations)")

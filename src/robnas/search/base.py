@@ -402,6 +402,34 @@ class SearchResult:
         """The ``k`` rows with the highest (first) objective value; ties go to the earlier step."""
         return sorted(self.history, key=lambda r: (-_score(r.value), r.step))[:k]
 
+    def leaders(self, k: int = 10) -> list[HistoryRow]:
+        """The rows to report: the Pareto front with several objectives, else the ``k`` best."""
+        return self.pareto() if len(self.objectives) > 1 else self.best(k)
+
+    def cost_summary(self) -> dict[str, Any]:
+        """The cost as JSON: the objective's evaluations, each setup part, all sessions together."""
+        return {
+            "evaluations": dataclasses.asdict(self.evaluation_cost),
+            "setup": {k: dataclasses.asdict(v) for k, v in self.setup.items()},
+            "sessions": dataclasses.asdict(self.total),
+        }
+
+    def summary(self, top: int = 10) -> dict[str, Any]:
+        """The run as JSON: its settings, status, :meth:`leaders` (NaN as None) and cost."""
+        return {
+            "strategy": self.strategy,
+            "objectives": self.objectives,
+            "seed": self.seed,
+            "budget": self.budget,
+            "evaluated": self.evaluated,
+            "status": self.status,
+            "best": [
+                {"arch": r.arch, "values": [None if math.isnan(v) else v for v in r.all_values()], "step": r.step}
+                for r in self.leaders(top)
+            ],
+            "cost": self.cost_summary(),
+        }
+
     def pareto(self) -> list[HistoryRow]:
         """The non-dominated rows over all objectives (all maximised)."""
         rows = [r for r in self.history if all(math.isfinite(v) for v in r.all_values())]
@@ -474,12 +502,49 @@ def run_search(
     evaluated (:func:`robnas.parallel.open_executor`; serially in this process by default); the
     values, and so the history, are the same on every backend.
     """
-    from robnas import spaces
-    from robnas.search.subset import SubsetSpace
-
     if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool) or budget < 1:
         raise ConfigError(f"budget must be an integer >= 1, got {budget!r}")
     check_backend(backend, workers, address)
+    plan = _plan_run(space, strategy, objective, seed, out, options, context, candidates, space_options)
+    with _locked_store(out) as store:
+        ctx = _open_run(plan, store, int(budget), out, progress, backend, workers, address)
+        status, session = _run_strategy(plan.strategy, ctx)
+        return _result(plan, ctx, status, session)
+
+
+@dataclass
+class _RunPlan:
+    """A run as settled before its store is opened: the strategy, the space (``searched``: the
+    space or its candidate subset), the objectives and the run's identity (:func:`run_key`)."""
+
+    name: str
+    strategy: Strategy
+    space: SearchSpace
+    searched: SearchSpace
+    objectives: list[Objective]
+    context: ObjectiveContext
+    seed: int
+    options: dict[str, Any]
+    key: str
+
+
+def _plan_run(
+    space: str | SearchSpace,
+    strategy: str,
+    objective: str | Sequence[str],
+    seed: int,
+    out: str | Path,
+    options: dict[str, Any] | None,
+    context: ObjectiveContext | None,
+    candidates: Sequence[str] | None,
+    space_options: dict[str, Any] | None,
+) -> _RunPlan:
+    """Make and check the strategy, the space and the objectives of a run, and name the run;
+    every refusal (an unknown option, several objectives for a single-objective strategy)
+    comes here, before any store is touched."""
+    from robnas import spaces
+    from robnas.search.subset import SubsetSpace
+
     options = dict(options or {})
     strat = make_strategy(strategy, options)
     # typed as the strategy holds them: `-o candidates=50` and a config's 50 are one run
@@ -507,79 +572,106 @@ def run_search(
         list(search_space.members) if candidates is not None else None,
         base_space.options(),
     )
+    return _RunPlan(strategy, strat, base_space, search_space, objs, context, seed, typed_options, run)
+
+
+@contextlib.contextmanager
+def _locked_store(out: str | Path) -> Iterator[HistoryStore]:
+    """The history store ``out`` (its folder made), held for this run alone: a second search on
+    the same store is refused at once."""
     if str(out) != ":memory:":
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-    lock = ExclusiveUse(out, "search store")  # a second search on this store is refused at once
+    with contextlib.closing(ExclusiveUse(out, "search store")), contextlib.closing(HistoryStore(out)) as store:
+        yield store
+
+
+def _open_run(
+    plan: _RunPlan,
+    store: HistoryStore,
+    budget: int,
+    out: str | Path,
+    progress: Callable[[HistoryRow], None] | None,
+    backend: str,
+    workers: int,
+    address: str | None,
+) -> SearchContext:
+    """Record the run in ``store`` (or raise a resumed run's budget) and give the strategy its
+    context, which holds the run's history so far: a resumed run replays it for free."""
+    for o in plan.objectives:
+        o.attach(store)
+    recorded = {k: mask_secrets(v, v) if k == "storage" else v for k, v in plan.options.items()}
+    objective = ",".join(o.key for o in plan.objectives)
+    store.open_run(plan.key, plan.space.name, plan.name, objective, plan.seed, recorded, budget)
+    return SearchContext(
+        plan.searched,
+        plan.objectives,
+        np.random.default_rng(plan.seed),
+        plan.seed,
+        budget,
+        store,
+        plan.key,
+        plan.context,
+        out=out,
+        on_row=progress,
+        backend=backend,
+        workers=workers,
+        address=address,
+    )
+
+
+def _run_strategy(strategy: Strategy, ctx: SearchContext) -> tuple[str, Cost]:
+    """Run ``strategy`` to its end and record the session (its status and cost) in the store:
+    a run stopped by any exception is recorded ``interrupted``, with the time it ran."""
+    timer = objective_lib.Timer(any(o.uses_cuda for o in ctx.objectives))
     try:
-        store = HistoryStore(out)
-    except BaseException:
-        lock.close()
-        raise
-    closed = False
-    try:
-        for o in objs:
-            o.attach(store)
-        recorded = {k: mask_secrets(v, v) if k == "storage" else v for k, v in typed_options.items()}
-        store.open_run(run, base_space.name, strategy, ",".join(o.key for o in objs), seed, recorded, int(budget))
-        ctx = SearchContext(
-            search_space,
-            objs,
-            np.random.default_rng(seed),
-            seed,
-            int(budget),
-            store,
-            run,
-            context,
-            out=out,
-            on_row=progress,
-            backend=backend,
-            workers=workers,
-            address=address,
-        )
-        timer = objective_lib.Timer(any(o.uses_cuda for o in objs))
-        status = "interrupted"
         with timer:
-            try:
-                strat.run(ctx)
-                status = "done"
-            except BudgetExhausted:
-                status = "done"
-            except SearchExhausted:
-                status = "exhausted"
-            finally:
-                ctx.close()
-                for o in objs:
-                    if o.setup_cost.wall:
-                        ctx.setup[f"objective setup ({o.key})"] = o.setup_cost
+            status = _play(strategy, ctx)
         session = timer.cost
         session.gpu = max(session.gpu, sum(r.cost.gpu for r in ctx.rows))
-        setup_json = {k: dataclasses.asdict(v) for k, v in ctx.setup.items()}
-        store.close_run(run, session, setup_json, status)
-        closed = True
-        record = store.run_record(run)
-        assert record is not None
-        return SearchResult(
-            run,
-            base_space.name,
-            strategy,
-            [o.key for o in objs],
-            seed,
-            int(budget),
-            status,
-            store.history(run),
-            session,
-            record.session,
-            dict(ctx.setup),
-        )
+        ctx.store.close_run(ctx.run, session, _setup_json(ctx), status)
     except BaseException:
-        if not closed and "timer" in locals() and "ctx" in locals():
-            store.close_run(
-                run,
-                Cost(time.perf_counter() - timer.wall0, time.process_time() - timer.cpu0),
-                {k: dataclasses.asdict(v) for k, v in ctx.setup.items()},
-                "interrupted",
-            )
+        elapsed = Cost(time.perf_counter() - timer.wall0, time.process_time() - timer.cpu0)
+        ctx.store.close_run(ctx.run, elapsed, _setup_json(ctx), "interrupted")
         raise
+    return status, session
+
+
+def _play(strategy: Strategy, ctx: SearchContext) -> str:
+    """``strategy.run(ctx)``, ended ``done`` (it returned, or the budget is spent) or ``exhausted``
+    (it found nothing new to propose); however it ends, the workers are released and the
+    objectives' setup cost is noted."""
+    try:
+        strategy.run(ctx)
+        return "done"
+    except BudgetExhausted:
+        return "done"
+    except SearchExhausted:
+        return "exhausted"
     finally:
-        store.close()
-        lock.close()
+        ctx.close()
+        for o in ctx.objectives:
+            if o.setup_cost.wall:
+                ctx.setup[f"objective setup ({o.key})"] = o.setup_cost
+
+
+def _setup_json(ctx: SearchContext) -> dict[str, Any]:
+    return {k: dataclasses.asdict(v) for k, v in ctx.setup.items()}
+
+
+def _result(plan: _RunPlan, ctx: SearchContext, status: str, session: Cost) -> SearchResult:
+    """The run as its store now holds it, with this session's cost and the total of all sessions."""
+    record = ctx.store.run_record(plan.key)
+    assert record is not None
+    return SearchResult(
+        plan.key,
+        plan.space.name,
+        plan.name,
+        [o.key for o in plan.objectives],
+        plan.seed,
+        ctx.budget,
+        status,
+        ctx.store.history(plan.key),
+        session,
+        record.session,
+        dict(ctx.setup),
+    )

@@ -88,6 +88,10 @@ class SearchConfig:
         known = self.strategy in STRATEGIES
         return str(STRATEGIES.meta(self.strategy).get("default_objective", "croze") if known else "croze")
 
+    def needs_data(self) -> list[str]:
+        """What in this search depends on the images of ``data`` (:func:`needs_data`)."""
+        return needs_data(self.strategy, self.objective, has_scores=self.scores is not None)
+
     def context(self) -> ObjectiveContext:
         """The objectives' context of this search."""
         return ObjectiveContext(
@@ -152,6 +156,22 @@ class SearchConfig:
         )
 
 
+def needs_data(strategy: str, objective: str | None, has_scores: bool = False) -> list[str]:
+    """The parts of a search that depend on the images it is given: those of ``objective``
+    (:func:`robnas.objectives.needs_data`; None: the strategy's default objective) and a strategy
+    registered with ``needs_data`` (``strategy NAME``). An unknown strategy given without an
+    objective raises :class:`robnas.errors.UnknownName`."""
+    from robnas import objectives
+    from robnas.search.base import STRATEGIES
+
+    if objective is None:
+        objective = str(STRATEGIES.meta(strategy).get("default_objective", "croze"))
+    needing = objectives.needs_data(objective, has_scores)
+    if strategy in STRATEGIES and STRATEGIES.meta(strategy).get("needs_data"):
+        needing.append(f"strategy {strategy}")
+    return needing
+
+
 def _integer(where: str, key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ConfigError(f"{where} {key} must be an integer, got {value!r}")
@@ -161,4 +181,4 @@ def _integer(where: str, key: str, value: Any) -> int:
         raise ConfigError(f"{where} {key} must be an integer, got {value!r}") from None
 
 
-__all__ = ["SearchConfig"]
+__all__ = ["SearchConfig", "needs_data"]

@@ -223,23 +223,7 @@ class OptunaSearch(Strategy):
         from optuna.trial import TrialState
 
         distributions = categorical_distributions(ctx.space)
-        url = self.storage or (None if ctx.out == ":memory:" else f"sqlite:///{ctx.out}")
-        rdb = open_storage(url) if url else None
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study = optuna.create_study(
-                storage=rdb,
-                study_name=self.study_name or ctx.run,
-                sampler=self._sampler(ctx.seed),
-                directions=["maximize"] * len(ctx.objectives),
-                load_if_exists=True,
-            )
-        out = ctx.out if ctx.out == ":memory:" else str(Path(ctx.out).resolve())
-        owner = f"{ctx.run}@{socket.gethostname()}:{out}"
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.user_attrs.get("owner") == owner:  # left running by a killed session of this run
-                study.tell(t.number, state=TrialState.FAIL)
+        study, rdb, owner = self._open_study(ctx)
         within_cap: dict[str, bool] = {}
         rejected = repeats = 0
         while True:
@@ -294,21 +278,57 @@ class OptunaSearch(Strategy):
             except BaseException:
                 study.tell(trial, state=TrialState.FAIL)
                 raise
-            ok = all(v == v for v in values)
-            try:
-                if not ok:
-                    trial.set_user_attr("failed", True)
-                study.tell(trial, list(values) if ok else None, state=None if ok else TrialState.FAIL)
-            except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
-                # another process failed the trial as stale meanwhile (heartbeats lost): a new one
-                attrs = {"arch": key, "owner": owner, **({} if ok else {"failed": True})}
-                study.add_trial(
-                    optuna.trial.create_trial(
-                        params=trial.params, distributions=distributions, user_attrs=attrs,
-                        values=list(values) if ok else None,
-                        state=TrialState.COMPLETE if ok else TrialState.FAIL,
-                    )
-                )  # fmt: skip
+            _tell(study, trial, values, distributions, {"arch": key, "owner": owner})
+
+    def _open_study(self, ctx: SearchContext) -> tuple[Any, Any, str]:
+        """``(study, storage, owner)``: the run's study, created or loaded (``storage`` None: in
+        memory), and the owner mark of this run's trials; trials that a killed session of this
+        run left running are failed."""
+        import optuna
+        from optuna.trial import TrialState
+
+        url = self.storage or (None if ctx.out == ":memory:" else f"sqlite:///{ctx.out}")
+        rdb = open_storage(url) if url else None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study = optuna.create_study(
+                storage=rdb,
+                study_name=self.study_name or ctx.run,
+                sampler=self._sampler(ctx.seed),
+                directions=["maximize"] * len(ctx.objectives),
+                load_if_exists=True,
+            )
+        out = ctx.out if ctx.out == ":memory:" else str(Path(ctx.out).resolve())
+        owner = f"{ctx.run}@{socket.gethostname()}:{out}"
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get("owner") == owner:  # left running by a killed session of this run
+                study.tell(t.number, state=TrialState.FAIL)
+        return study, rdb, owner
+
+
+def _tell(
+    study: Any, trial: Any, values: tuple[float, ...], distributions: dict[str, Any], attrs: dict[str, Any]
+) -> None:
+    """Record ``trial``'s ``values`` in ``study`` (failed when one is NaN); when another process
+    has failed the trial as stale meanwhile (heartbeats lost), as a new trial with ``attrs``."""
+    import optuna
+    from optuna.trial import TrialState
+
+    ok = all(v == v for v in values)
+    try:
+        if not ok:
+            trial.set_user_attr("failed", True)
+        study.tell(trial, list(values) if ok else None, state=None if ok else TrialState.FAIL)
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+        attrs = {**attrs, **({} if ok else {"failed": True})}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=trial.params, distributions=distributions, user_attrs=attrs,
+                values=list(values) if ok else None,
+                state=TrialState.COMPLETE if ok else TrialState.FAIL,
+            )
+        )  # fmt: skip
 
 
 def claimed_by(study: Any, number: int, key: str) -> Any:

@@ -194,34 +194,14 @@ def measure_run(
         raise ConfigError(f"eval_images must be >= 1 held-out images, got {eval_images}")
     import pandas as pd
 
-    from robnas import objectives, spaces
-    from robnas.models import load_trained
-    from robnas.objectives.oneshot import FinetuneObjective
+    from robnas import spaces
     from robnas.oneshot.robnets.analysis import COLUMNS, architecture_features
     from robnas.oneshot.robnets.objective import OneShotSource, accuracy, parse_target
-    from robnas.search.base import make_strategy
-    from robnas.search.history import HistoryStore
 
     path = Path(store_path)
-    if not path.is_file():
-        raise DataError(f"{path}: run store not found (the --out of robnas search)")
-    with HistoryStore(path) as store:
-        record = _run_record(store, run, path)
-        rows = [r for r in store.history(record.run) if not r.error and math.isfinite(r.value)]
-    if not rows:
-        raise DataError(f"{path}: run {record.run} has no scored candidate")
+    record, rows = _scored_rows(path, run)
     space = spaces.get(record.space)
-    spec = record.objective.split("|")[0]
-    strategy = make_strategy(record.strategy, record.options)
-    prepare = getattr(strategy, "prepare", None)
-    if prepare is not None:
-        spec = prepare(spec, context, path)
-    objective = objectives.make(spec, space, context)
-    if objective.key != record.objective:
-        raise ConfigError(
-            f"run {record.run} was scored as {record.objective!r}; with this --data and --supernet the "
-            f"objective is {objective.key!r}: pass the search's own --data and --supernet"
-        )
+    strategy, objective = _run_objective(record, space, context, path)
     src = objective.source  # type: ignore[attr-defined]
     archs = [space.parse(r.arch) for r in rows]
     frame = pd.DataFrame(
@@ -241,15 +221,7 @@ def measure_run(
         target = parse_target("clean")
         values, scores = [], []
         for arch in archs:
-            if isinstance(objective, FinetuneObjective):
-                folder = objective.folder(arch)
-                last = None if folder is None else folder / "last.pt"
-                if last is None or not last.is_file():
-                    raise DataError(f"{last}: the fine-tuned checkpoint of {space.format(arch)} is missing")
-                model, _ = load_trained(last, src.net.subnet(arch))  # behind its training normalisation
-            else:
-                model = src.candidate(arch)
-            model = model.to(src.device).eval()
+            model = _candidate(objective, space, arch).to(src.device).eval()
             values.append(accuracy(model, val_x, val_y, target, src.batch_size))
             if eval_images is not None:
                 scores.append(accuracy(model, val_x, val_y, objective.target, src.batch_size))  # type: ignore[attr-defined]
@@ -264,6 +236,58 @@ def measure_run(
     frame = frame.loc[:, list(COLUMNS)]
     frame.attrs["score"] = objective.target.text  # type: ignore[attr-defined]
     return frame
+
+
+def _scored_rows(path: Path, run: str | None) -> tuple[Any, list[Any]]:
+    """The record of run ``run`` (default: the last one-shot run) of the store ``path`` and its
+    history rows with a finite value; a missing store or a run without any is a DataError."""
+    from robnas.search.history import HistoryStore
+
+    if not path.is_file():
+        raise DataError(f"{path}: run store not found (the --out of robnas search)")
+    with HistoryStore(path) as store:
+        record = _run_record(store, run, path)
+        rows = [r for r in store.history(record.run) if not r.error and math.isfinite(r.value)]
+    if not rows:
+        raise DataError(f"{path}: run {record.run} has no scored candidate")
+    return record, rows
+
+
+def _run_objective(record: Any, space: Any, context: ObjectiveContext, path: Path) -> tuple[Strategy, Any]:
+    """The run's strategy and its objective made again in ``context``, as the search made it; a
+    context that gives another objective (other data or supernet) is a ConfigError."""
+    from robnas import objectives
+    from robnas.search.base import make_strategy
+
+    spec = record.objective.split("|")[0]
+    strategy = make_strategy(record.strategy, record.options)
+    prepare = getattr(strategy, "prepare", None)
+    if prepare is not None:
+        spec = prepare(spec, context, path)
+    objective = objectives.make(spec, space, context)
+    if objective.key != record.objective:
+        raise ConfigError(
+            f"run {record.run} was scored as {record.objective!r}; with this --data and --supernet the "
+            f"objective is {objective.key!r}: pass the search's own --data and --supernet"
+        )
+    return strategy, objective
+
+
+def _candidate(objective: Any, space: Any, arch: Any) -> Any:
+    """The network the run scored for ``arch``: its fine-tuned checkpoint (behind its training
+    normalisation) for a fine-tuning objective, else the supernet's inherited weights."""
+    from robnas.models import load_trained
+    from robnas.objectives.oneshot import FinetuneObjective
+
+    src = objective.source
+    if isinstance(objective, FinetuneObjective):
+        folder = objective.folder(arch)
+        last = None if folder is None else folder / "last.pt"
+        if last is None or not last.is_file():
+            raise DataError(f"{last}: the fine-tuned checkpoint of {space.format(arch)} is missing")
+        model, _ = load_trained(last, src.net.subnet(arch))
+        return model
+    return src.candidate(arch)
 
 
 def _nan_last(value: float) -> tuple[bool, float]:
