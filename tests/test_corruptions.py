@@ -311,7 +311,7 @@ def test_shot_noise_draws_poisson_counts_of_8bit_images():
 def test_spatter_pieces_match_cv2_and_scipy():
     """The water branch's re-implementations against cv2 (Canny, equalizeHist, the emboss filter2D,
     8-bit blur) and scipy's exact distance transform, on spatter-like liquid layers."""
-    cv2 = pytest.importorskip("cv2", reason="opencv (the bench extra) is not installed")
+    cv2 = pytest.importorskip("cv2", reason="opencv (the dev extra) is not installed")
     from scipy.ndimage import distance_transform_edt
 
     g = torch.Generator().manual_seed(0)
