@@ -372,3 +372,22 @@ def test_cosine_equals_torch_cosine_similarity(dim):
     got = C.cosine(a, b, dim)
     assert torch.allclose(got, expected, rtol=1e-13, atol=1e-15)
     assert torch.equal(got == 0, expected == 0)
+
+
+def test_croze_and_croze_fixed_share_the_clean_pass_without_changing_values():
+    """croze_fixed after croze on the same network reuses its clean pass (one forward / backward
+    fewer): the values are those of a cold run, in either order; another network never hits."""
+    x, y = _batch(seed=4)
+    model, other = _model(MIXED, seed=5, C=8, N=2), _model(CONV3, seed=5, C=8, N=2)
+    cold = {}
+    for name in ("croze", "croze_fixed"):
+        C._LAST_CLEAN_PASS.clear()
+        cold[name] = robnas.proxies.run(name, model, x.float(), y).value
+    for first, second in (("croze", "croze_fixed"), ("croze_fixed", "croze")):
+        C._LAST_CLEAN_PASS.clear()
+        assert robnas.proxies.run(first, model, x.float(), y).value == cold[first]
+        entry = C._LAST_CLEAN_PASS[0]
+        assert robnas.proxies.run(second, model, x.float(), y).value == cold[second]
+        assert C._LAST_CLEAN_PASS[0] is entry  # reused, not recomputed
+    robnas.proxies.run("croze", other, x.float(), y)
+    assert C._LAST_CLEAN_PASS[0].key != entry.key
