@@ -163,6 +163,8 @@ def main() -> None:
         f" trees; one batch of {BATCH} real CIFAR-10 training images; the two workers alternate which scores"
         " an architecture first",
         "- seconds: `robnas.proxies.run` per architecture (copy, BN policy, dtype, proxy), build excluded",
+        "- each worker scores `--proxies` then `--extra` on one network in turn, so `croze_fixed` right after"
+        " `croze` reuses its clean pass in the new tree (`robnas.proxies.croze._clean_pass`), as in any sweep that scores both",
         "",
         "| proxy | architectures | new median s | base median s | base / new | Spearman rho new vs base"
         " | max rel. diff | NaN new / base |",
