@@ -26,7 +26,6 @@ hooks), which is not what the reference does for any space.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,6 +40,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from robnas.data import MEAN_STD
 from robnas.errors import ProxyError
+from robnas.fingerprint import array_digest
 from robnas.proxies.base import linearize, register
 from robnas.spaces.base import FeatureNetwork
 
@@ -451,7 +451,7 @@ class _CleanPass:
     """What CRoZe's clean pass leaves for the passes after it: the clean logits, features,
     ``|W|`` and gradients, and the surrogate's stepped conv / linear weights."""
 
-    key: bytes
+    key: str
     logits: Tensor
     feats: list[Tensor | None]
     weights: list[Tensor]
@@ -463,15 +463,12 @@ class _CleanPass:
 _LAST_CLEAN_PASS: list[_CleanPass] = []
 
 
-def _fingerprint(net: nn.Module, x: Tensor, y: Tensor, rescaled: bool) -> bytes:
+def _fingerprint(net: nn.Module, x: Tensor, y: Tensor, rescaled: bool) -> str:
     """A digest of everything the clean pass depends on: the network's structure and state,
     the batch, and the arithmetic."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{rescaled}{net!r}".encode())
-    for name, t in [*net.state_dict().items(), ("x", x), ("y", y)]:
-        digest.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
-        digest.update(t.detach().cpu().contiguous().numpy())
-    return digest.digest()
+    state = net.state_dict()
+    arrays = [t.detach().cpu().numpy() for t in (*state.values(), x, y)]
+    return f"{rescaled}{net!r}{list(state)}{array_digest(*arrays)}"
 
 
 def _clean_pass(
