@@ -199,18 +199,9 @@ def score(workers: int, which: Sequence[str]) -> None:
         rows.to_csv(NB201_FLIP, index=False, float_format="%.9g")
 
 
-def folds(n: int, k: int, repeats: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(repeats):
-        order = rng.permutation(n)
-        for i in range(k):
-            test = np.sort(order[i::k])
-            out.append((np.setdiff1d(order, test), test))
-    return out
-
-
 def select(repeats: int) -> None:
+    from robnas import holdout
+
     start = time.time()
     darts, y = darts_table()
     nb, nb_y, halves = nb201_table()
@@ -219,7 +210,7 @@ def select(repeats: int) -> None:
     dev = {name: nb201_figures(f, nb, nb_y, halves["dev"]) for name, f in forms.items()}
     test = {name: nb201_figures(f, nb, nb_y, halves["test"]) for name, f in forms.items()}
     admissible = [n for n in forms if dev[n]["spearman"] >= MIN_NB201_SPEARMAN]
-    parts = folds(len(y), 5, repeats)
+    parts = holdout.repeated_folds(len(y), 5, repeats)
     held: dict[str, list[float]] = collections.defaultdict(list)
     chosen, chosen_held, base = collections.Counter(), [], []
     for tr, te in parts:

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from robnas import benchmarks, correlate, predict, spaces
+from robnas import benchmarks, correlate, holdout, predict, spaces
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT.parent / "shared" / "data" / "tiny_robustbench"
@@ -50,18 +50,6 @@ CONFIGS: dict[str, tuple[tuple[str, ...], dict]] = {
     "params, robust_zc + encoding": (("params", "robust_zc"), {}),
     "cheap proxies + encoding": (CHEAP, {}),
 }
-
-
-def folds(n: int, k: int, repeats: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``repeats`` random partitions of ``range(n)`` into ``k`` folds: (train, test) index pairs."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(repeats):
-        order = rng.permutation(n)
-        for i in range(k):
-            test = np.sort(order[i::k])
-            out.append((np.setdiff1d(order, test), test))
-    return out
 
 
 def kendall(x: np.ndarray, y: np.ndarray) -> float:
@@ -89,7 +77,7 @@ class Data:
     def cv(self, config: str, index: np.ndarray, k: int = 5, seed: int = 1) -> float:
         """Mean held-out Kendall of ``config`` by one k-fold partition of ``index``."""
         taus = []
-        for tr, te in folds(len(index), k, 1, seed):
+        for tr, te in holdout.repeated_folds(len(index), k, 1, seed):
             taus.append(kendall(self.fit_predict(config, index[tr], index[te]), self.y[index[te]]))
         return float(np.mean(taus))
 
@@ -108,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"the scores lack {sorted(set(missing))}")
     n = len(data.y)
     params = data.table["params"].to_numpy(dtype=np.float64)
-    outer = folds(n, 5, args.repeats, seed=0)
+    outer = holdout.repeated_folds(n, 5, args.repeats, seed=0)
     plain: dict[str, list[float]] = collections.defaultdict(list)
     nested, base, chosen = [], [], collections.Counter()
     for i, (tr, te) in enumerate(outer):

@@ -93,3 +93,15 @@ def test_evaluate_reports_both_halves_and_populations(tmp_path: Path) -> None:
     expected = stats.spearmanr(test.value, rob.target(list(test.arch), "cifar10", "clean")).statistic
     assert good.loc[("classes", "test"), "spearman"] == pytest.approx(expected)
     assert table[table.proxy == "params"].partial.isna().all()  # the control itself has no partial
+
+
+def test_repeated_folds_partition_every_index_once_per_repeat():
+    parts = holdout.repeated_folds(23, 5, 3, seed=1)
+    assert len(parts) == 15
+    for r in range(3):
+        tests = [test for _, test in parts[5 * r : 5 * r + 5]]
+        assert sorted(np.concatenate(tests).tolist()) == list(range(23))
+        for train, test in parts[5 * r : 5 * r + 5]:
+            assert not set(train) & set(test) and len(train) + len(test) == 23
+    again = holdout.repeated_folds(23, 5, 3, seed=1)
+    assert all((a == c).all() and (b == d).all() for (a, b), (c, d) in zip(parts, again, strict=True))

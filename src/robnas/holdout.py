@@ -96,6 +96,19 @@ def make_split(ids: Sequence[str], seed: int = 0) -> Split:
     return Split(seed=seed, dev=dev, test=test)
 
 
+def repeated_folds(n: int, k: int, repeats: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``repeats`` random partitions of ``range(n)`` into ``k`` folds, from one generator seeded
+    with ``seed``: (train, test) index pairs, each sorted, ``k * repeats`` of them."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(repeats):
+        order = rng.permutation(n)
+        for i in range(k):
+            test = np.sort(order[i::k])
+            out.append((np.setdiff1d(order, test), test))
+    return out
+
+
 def nb201_split(rob: RobustnessDataset, seed: int = 0) -> Split:
     """The split of the robustness dataset's evaluated networks (its isomorphism-class ids)."""
     return make_split(rob.keys, seed)
