@@ -211,11 +211,6 @@ class BlockScaling:
                 self._handles.append(first.register_forward_pre_hook(self._branch_entry(i)))
                 self._handles.append(last.register_forward_hook(self._branch_exit(i)))
 
-    @staticmethod
-    def cast(net: nn.Module) -> None:
-        """``net`` to float32."""
-        net.float()
-
     @classmethod
     def attach(cls, net: nn.Module) -> BlockScaling | None:
         """Scaling for ``net`` when it declares ``rescale_blocks()`` and every BatchNorm lies in
@@ -550,7 +545,7 @@ def croze_pass(
         raise ProxyError("the network has no Conv2d / Linear layer to score")
     scaling = BlockScaling.attach(net) if rescale_float32 else None
     if scaling is not None:
-        scaling.cast(net)
+        net.float()
         x = x.float()
         scored = {id(p) for _, p in _weight_names(net)}
         for p in net.parameters():  # only the conv / linear weights' gradients are read
