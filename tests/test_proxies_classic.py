@@ -61,6 +61,7 @@ def test_all_classic_proxies_are_registered():
 def test_proxy_is_finite_deterministic_and_leaves_the_model_alone(name):
     net = tiny_net()
     net.eval()
+    frozen = next(net.parameters()).requires_grad_(False)
     x, y = tiny_batch()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     x_before = x.clone()
@@ -76,9 +77,39 @@ def test_proxy_is_finite_deterministic_and_leaves_the_model_alone(name):
     assert before.keys() == after.keys()
     for key, value in before.items():
         assert torch.equal(value, after[key]), key
-    assert not net.training
+    assert not any(m.training for m in net.modules())
     assert all(p.grad is None for p in net.parameters())
+    assert not frozen.requires_grad and all(p.requires_grad for p in net.parameters() if p is not frozen)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
     assert torch.equal(x, x_before) and not x.requires_grad
+
+
+def test_read_only_proxies_run_on_the_callers_network_and_others_on_a_copy():
+    """``copy=False`` proxies skip the private copy (the test above checks they leave the network
+    as found); a proxy that changes the network cannot be declared read-only."""
+    read_only = {n for n in base.names() if not base.PROXIES.get(n).copy}
+    assert {"params", "grad_norm", "snip", "jacov", "nwot", "robust_zc"} <= read_only
+    assert not read_only & {"synflow", "grasp", "croze", "croze_fixed"}
+    with pytest.raises(ValueError, match="copy=False"):
+        base.register("bad", copy=False, bn="remove")
+
+
+def test_grad_norm_snip_and_plain_share_one_gradient_pass_with_cold_values():
+    net, (x, y) = tiny_net(), tiny_batch()
+    cold = {}
+    for name in ("grad_norm", "snip", "plain"):
+        gradient._LAST_GRADIENTS.clear()
+        cold[name] = base.run(name, net, x, y).value
+    gradient._LAST_GRADIENTS.clear()
+    assert base.run("snip", net, x, y).value == cold["snip"]
+    kept = gradient._LAST_GRADIENTS.value
+    assert base.run("grad_norm", net, x, y).value == cold["grad_norm"]
+    assert base.run("plain", net, x, y).value == cold["plain"]
+    assert gradient._LAST_GRADIENTS.value is kept  # one backward for the three
+    base.run("snip", tiny_net(seed=1), x, y)  # another initialisation: recomputed
+    assert gradient._LAST_GRADIENTS.value is not kept
+    base.run("snip", net, x[:4], y[:4])  # another batch: recomputed
+    assert base.run("snip", net, x, y).value == cold["snip"]
 
 
 def test_params_and_l2_norm_match_their_definitions():

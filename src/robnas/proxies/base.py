@@ -1,26 +1,29 @@
 """The proxy registry and the policy every proxy runs under.
 
 A proxy is a function ``(model, inputs, targets, **options) -> float`` registered with what
-it needs: data or not, a dtype, a BatchNorm policy. :func:`run` prepares a private copy of
-the caller's network (so the caller's model is never touched), applies the policy, calls
-the proxy, and turns any failure or non-finite value into NaN plus a recorded reason.
+it needs: data or not, a dtype, a BatchNorm policy, a private copy or not. :func:`run` prepares
+the network (a private copy for proxies that change weights or structure; the caller's own
+network, put back as it was found, for the read-only ones), applies the policy, calls the
+proxy, and turns any failure or non-finite value into NaN plus a recorded reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from robnas.errors import ProxyError
+from robnas.fingerprint import array_digest
 from robnas.registry import Registry
 
 ProxyFn = Callable[..., float]
@@ -36,7 +39,10 @@ class ProxySpec:
     ``robnas_keep_bn = True`` (the NAS-Bench-201 reduction blocks, as in the reference's
     rebuilt ``bn=False`` networks). ``bn="second-order"``: as ``"keep"``, with every BatchNorm's
     backward written in tensor operations (:class:`SecondOrderBatchNorm`), for proxies that
-    differentiate twice. ``dtype``: the copy and inputs are cast to it.
+    differentiate twice. ``dtype``: the copy and inputs are cast to it. ``copy=False``: the
+    proxy only reads the network (forward and ``autograd.grad`` passes, hooks it removes), so it
+    runs on the caller's network, whose modes, ``requires_grad`` flags and buffers (BatchNorm
+    running statistics) :func:`run` puts back afterwards; it needs ``bn="keep"`` and no dtype.
     """
 
     name: str
@@ -61,6 +67,9 @@ def register(
     paper: str = "",
 ) -> Callable[[ProxyFn], ProxyFn]:
     """Decorator registering a proxy function under ``name``."""
+
+    if not copy and (bn != "keep" or dtype is not None):
+        raise ValueError(f"proxy {name}: copy=False needs bn='keep' and no dtype (they change the network)")
 
     def wrap(fn: ProxyFn) -> ProxyFn:
         PROXIES.register(name, ProxySpec(name, fn, needs_data, bn, dtype, copy, paper))
@@ -213,17 +222,38 @@ def clone_module(model: nn.Module, dtype: torch.dtype | None = None) -> nn.Modul
 
 
 def prepare(model: nn.Module, spec: ProxySpec) -> nn.Module:
-    """The network a proxy sees: a copy (unless ``copy=False``), train mode, BN policy, dtype."""
-    net = clone_module(model, spec.dtype) if spec.copy else model
+    """The network a proxy sees, in train mode: a copy with the BN policy and dtype applied, or
+    (``copy=False``) ``model`` itself."""
+    if not spec.copy:
+        return model.train()
+    net = clone_module(model, spec.dtype)
     if spec.bn == "remove":
         remove_batchnorm(net)
     elif spec.bn == "second-order":
         second_order_batchnorm(net)
     net.train()
-    if spec.dtype is not None and not spec.copy:
-        net.to(spec.dtype)
     net.zero_grad(set_to_none=True)
     return net
+
+
+@contextlib.contextmanager
+def left_as_found(model: nn.Module) -> Iterator[None]:
+    """Put back what a read-only proxy's passes change in place: every module's train / eval
+    mode, every parameter's ``requires_grad`` and every buffer's values (a train-mode forward
+    updates BatchNorm's running statistics)."""
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    buffers = [(b, b.clone()) for b in model.buffers()]
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
 
 
 def prepare_inputs(inputs: Tensor, spec: ProxySpec) -> Tensor:
@@ -242,8 +272,9 @@ def run(name: str, model: nn.Module, inputs: Tensor, targets: Tensor, **options:
     spec = PROXIES.get(name)
     start = time.perf_counter()
     try:
-        net = prepare(model, spec)
-        value = float(spec.fn(net, prepare_inputs(inputs, spec), targets, **options))
+        with contextlib.nullcontext() if spec.copy else left_as_found(model):
+            net = prepare(model, spec)
+            value = float(spec.fn(net, prepare_inputs(inputs, spec), targets, **options))
         if not math.isfinite(value):
             raise ProxyError(f"{name} gave a non-finite value ({value})")
         return ProxyResult(value, time.perf_counter() - start)
@@ -271,6 +302,38 @@ def names(pattern: str = "*") -> list[str]:
 
 # ---------------------------------------------------------------------------------------
 # helpers shared by the proxy families
+
+T = TypeVar("T")
+
+
+def state_key(net: nn.Module, *tensors: Tensor, tag: str = "") -> str:
+    """A digest of everything a pass over ``net`` and ``tensors`` depends on: the network's
+    structure and state (parameters and buffers), the tensors' values, and ``tag``."""
+    state = net.state_dict()
+    arrays = [t.detach().cpu().numpy() for t in (*state.values(), *tensors)]
+    return f"{tag}{net!r}{list(state)}{array_digest(*arrays)}"
+
+
+class LastResult(Generic[T]):
+    """The most recent result of a deterministic pass, kept under its :func:`state_key` (one
+    entry), so proxies that share the pass on one network and batch run it once."""
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.value: T | None = None
+
+    def get(self, key: str) -> T | None:
+        """The kept result if it was stored under ``key``, else None."""
+        return self.value if key == self.key else None
+
+    def put(self, key: str, value: T) -> T:
+        """Keep ``value`` under ``key`` (dropping the previous entry) and return it."""
+        self.key, self.value = key, value
+        return value
+
+    def clear(self) -> None:
+        """Forget the kept entry."""
+        self.key = self.value = None
 
 
 def weight_layers(net: nn.Module) -> list[nn.Module]:

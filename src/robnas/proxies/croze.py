@@ -40,8 +40,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from robnas.data import MEAN_STD
 from robnas.errors import ProxyError
-from robnas.fingerprint import array_digest
-from robnas.proxies.base import linearize, register
+from robnas.proxies.base import LastResult, linearize, register, state_key
 from robnas.spaces.base import FeatureNetwork
 
 #: Input step of the reference, in normalised input units, applied with a minus sign.
@@ -446,7 +445,6 @@ class _CleanPass:
     """What CRoZe's clean pass leaves for the passes after it: the clean logits, features,
     ``|W|`` and gradients, and the surrogate's stepped conv / linear weights."""
 
-    key: str
     logits: Tensor
     feats: list[Tensor | None]
     weights: list[Tensor]
@@ -454,16 +452,8 @@ class _CleanPass:
     stepped: list[Tensor]
 
 
-#: The last clean pass (one entry): ``croze`` and ``croze_fixed`` share it on one network and batch.
-_LAST_CLEAN_PASS: list[_CleanPass] = []
-
-
-def _fingerprint(net: nn.Module, x: Tensor, y: Tensor, rescaled: bool) -> str:
-    """A digest of everything the clean pass depends on: the network's structure and state,
-    the batch, and the arithmetic."""
-    state = net.state_dict()
-    arrays = [t.detach().cpu().numpy() for t in (*state.values(), x, y)]
-    return f"{rescaled}{net!r}{list(state)}{array_digest(*arrays)}"
+#: The last clean pass: ``croze`` and ``croze_fixed`` share it on one network and batch.
+_LAST_CLEAN_PASS: LastResult[_CleanPass] = LastResult()
 
 
 def _clean_pass(
@@ -474,10 +464,10 @@ def _clean_pass(
     It is the same for ``croze`` and ``croze_fixed``; when the previous call saw the same
     network (structure and state), batch and arithmetic, its result is reused: the stepped
     weights are copied in and the pass is skipped (the values are the same either way)."""
-    key = _fingerprint(net, x, y, scaling is not None)
+    key = state_key(net, x, y, tag=f"croze clean pass, rescaled={scaling is not None}")
     named = _weight_names(net)
-    if _LAST_CLEAN_PASS and _LAST_CLEAN_PASS[0].key == key:
-        clean = _LAST_CLEAN_PASS[0]
+    clean = _LAST_CLEAN_PASS.get(key)
+    if clean is not None:
         with torch.no_grad():
             for (_, param), stepped in zip(named, clean.stepped, strict=True):
                 param.copy_(stepped)
@@ -497,15 +487,13 @@ def _clean_pass(
     apply_weight_step(net, {n: p.grad for n, p in net.named_parameters()}, norm_eps=norm_eps)
     net.zero_grad(set_to_none=True)
     clean = _CleanPass(
-        key,
         logits.detach(),
         [None if f is None else f.detach() for f in feats],
         weights,
         grads,
         [param.detach().clone() for _, param in named],
     )
-    _LAST_CLEAN_PASS[:] = [clean]
-    return clean
+    return _LAST_CLEAN_PASS.put(key, clean)
 
 
 def croze_pass(

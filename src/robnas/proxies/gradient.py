@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robnas.proxies.base import linearize, register, weight_layers
+from robnas.proxies.base import LastResult, linearize, register, state_key, weight_layers
 
 ZERO_COST = "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021"
 
@@ -28,21 +28,34 @@ def scored_weights(net: nn.Module) -> list[Tensor]:
     return weights
 
 
+#: The last ``dL/dW``: ``grad_norm``, ``snip`` and ``plain`` share it on one network and batch.
+_LAST_GRADIENTS: LastResult[list[Tensor | None]] = LastResult()
+
+
 def loss_gradients(
     net: nn.Module, inputs: Tensor, targets: Tensor, create_graph: bool = False
 ) -> tuple[list[Tensor], list[Tensor | None]]:
-    """The scored weights and ``dL/dW`` of the batch cross-entropy (None where unused)."""
+    """The scored weights and ``dL/dW`` of the batch cross-entropy (None where unused).
+
+    Without ``create_graph`` the gradients of the previous call are reused when it saw the
+    same network (structure and state) and batch: the pass is deterministic, so the values
+    are the same either way."""
     weights = scored_weights(net)
-    loss = F.cross_entropy(net(inputs), targets)
-    grads = torch.autograd.grad(loss, weights, allow_unused=True, create_graph=create_graph)
-    return weights, list(grads)
+    key = "" if create_graph else state_key(net, inputs, targets, tag="loss gradients")
+    grads = _LAST_GRADIENTS.get(key) if key else None
+    if grads is None:
+        loss = F.cross_entropy(net(inputs), targets)
+        grads = list(torch.autograd.grad(loss, weights, allow_unused=True, create_graph=create_graph))
+        if key:
+            _LAST_GRADIENTS.put(key, grads)
+    return weights, grads
 
 
 def _total(terms: list[Tensor], like: Tensor) -> float:
     return float(torch.stack(terms).detach().sum()) if terms else 0.0
 
 
-@register("grad_norm", paper=ZERO_COST)
+@register("grad_norm", copy=False, paper=ZERO_COST)
 def grad_norm(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     """``sum_l ||dL/dW_l||_2``: per-layer Frobenius norms of the loss gradient, summed.
 
@@ -52,7 +65,7 @@ def grad_norm(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     return _total([g.norm() for g in grads if g is not None], inputs)
 
 
-@register("snip", paper="Lee et al., SNIP, ICLR 2019; " + ZERO_COST)
+@register("snip", copy=False, paper="Lee et al., SNIP, ICLR 2019; " + ZERO_COST)
 def snip(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     """``sum |W * dL/dW|``, the connection sensitivity of SNIP (equal to the gradient with
     respect to an all-ones multiplicative mask, as zero-cost-nas computes it)."""
@@ -60,7 +73,7 @@ def snip(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     return _total([(w * g).abs().sum() for w, g in zip(weights, grads, strict=True) if g is not None], inputs)
 
 
-@register("plain", paper=ZERO_COST)
+@register("plain", copy=False, paper=ZERO_COST)
 def plain(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     """``sum W * dL/dW``, signed (no absolute value)."""
     weights, grads = loss_gradients(net, inputs, targets)
@@ -90,7 +103,7 @@ def grasp(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     return _total(terms, inputs)
 
 
-@register("fisher", paper="Turner et al., BlockSwap, ICLR 2020; Theis et al. 2018; " + ZERO_COST)
+@register("fisher", copy=False, paper="Turner et al., BlockSwap, ICLR 2020; Theis et al. 2018; " + ZERO_COST)
 def fisher(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     """Channel-wise Fisher information of each Conv2d / Linear output, broadcast to weights.
 

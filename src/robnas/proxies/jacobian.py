@@ -30,7 +30,7 @@ def input_jacobian(net: nn.Module, inputs: Tensor) -> tuple[Tensor, int]:
     return jac.reshape(len(x), -1).double(), out.shape[-1]
 
 
-@register("jacov", paper=NASWOT + " (first version, arXiv 2006.04647v1); zero-cost-nas jacob_cov")
+@register("jacov", copy=False, paper=NASWOT + " (first version, arXiv 2006.04647v1); zero-cost-nas jacob_cov")
 def jacov(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     """``-sum_i [log(l_i + k) + 1/(l_i + k)]``, ``k = 1e-5``, over the eigenvalues ``l_i`` of the
     (B, B) correlation matrix of the per-image input Jacobians of the summed logits.
@@ -48,7 +48,7 @@ def jacov(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     return float(-(torch.log(lam + _K) + 1.0 / (lam + _K)).sum())
 
 
-@register("nwot", paper=NASWOT + " (second version)")
+@register("nwot", copy=False, paper=NASWOT + " (second version)")
 def nwot(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     """``log|det K|`` with ``K_ij = sum over ReLU units of [c_i == c_j]`` (units minus Hamming
     distance) of the binary codes ``c = (input of ReLU > 0)`` of images i and j.
@@ -79,7 +79,7 @@ def nwot(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     return float(torch.linalg.slogdet(kernel).logabsdet)
 
 
-@register("epe_nas", paper=EPE_NAS)
+@register("epe_nas", copy=False, paper=EPE_NAS)
 def epe_nas(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     """Per-class Jacobian correlation score of EPE-NAS.
 

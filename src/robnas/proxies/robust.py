@@ -63,7 +63,7 @@ def channel_decorrelation(net: nn.Module, inputs: Tensor) -> float:
     return total[0]
 
 
-@register("robust_zc", paper=MECO)
+@register("robust_zc", copy=False, paper=MECO)
 def robust_zc(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     """MeCo's channel-decorrelation signal summed over ReLU inputs (:func:`channel_decorrelation`);
     higher ranks as more robust.

@@ -23,7 +23,7 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Sigmoid, nn.Tanh)
 
 
-@register("params", needs_data=False, paper=SUITE_ZERO)
+@register("params", copy=False, needs_data=False, paper=SUITE_ZERO)
 def params(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     """Number of parameters in millions, every parameter counted (as NAS-Bench-201 does).
 
@@ -54,7 +54,7 @@ def _elementwise_ops(m: nn.Module, inp: Tensor, out: Tensor) -> int:
     return out[0].numel()
 
 
-@register("flops", needs_data=False, paper=SUITE_ZERO)
+@register("flops", copy=False, needs_data=False, paper=SUITE_ZERO)
 def flops(net: nn.Module, inputs: Tensor, targets: Tensor, include_elementwise: bool = False) -> float:
     """Multiply-accumulates (millions) of one forward pass of a single image of the batch's size.
 
@@ -90,7 +90,7 @@ def flops(net: nn.Module, inputs: Tensor, targets: Tensor, include_elementwise: 
     return total[0] / 1e6
 
 
-@register("l2_norm", needs_data=False, paper=SUITE_ZERO)
+@register("l2_norm", copy=False, needs_data=False, paper=SUITE_ZERO)
 def l2_norm(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     """Sum over Conv2d and Linear layers of the Frobenius norm of the weight, ``sum_l ||W_l||_2``.
 
