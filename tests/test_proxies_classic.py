@@ -438,3 +438,20 @@ def test_clone_module_is_a_deep_copy(make, dtype):
     for p in clone.parameters():
         p.data.zero_()
     assert any(bool(p.abs().sum() > 0) for p in model.parameters())
+
+
+def test_last_result_is_reused_only_on_the_same_bits():
+    net, (x, _) = tiny_net(), tiny_batch()
+    memo: base.LastResult[str] = base.LastResult()
+    value, key = memo.lookup(net, x, tag="t")
+    assert value is None
+    memo.put(key, "kept")
+    assert memo.lookup(net, x, tag="t")[0] == "kept"
+    assert memo.lookup(net, x, tag="other")[0] is None  # another pass
+    assert memo.lookup(net, x.clone(), tag="t")[0] == "kept"  # same values, another tensor
+    w = next(net.parameters())
+    with torch.no_grad():
+        w.view(-1)[0] = torch.nextafter(w.view(-1)[0], torch.tensor(math.inf))
+    assert memo.lookup(net, x, tag="t")[0] is None  # one ulp of one weight
+    zero, nan = torch.zeros(3), torch.full((3,), math.nan)
+    assert base._same_bits(nan, nan.clone()) and not base._same_bits(zero, -zero)

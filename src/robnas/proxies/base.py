@@ -23,7 +23,6 @@ import torch
 from torch import Tensor, nn
 
 from robnas.errors import ProxyError
-from robnas.fingerprint import array_digest
 from robnas.registry import Registry
 
 ProxyFn = Callable[..., float]
@@ -306,27 +305,54 @@ def names(pattern: str = "*") -> list[str]:
 T = TypeVar("T")
 
 
-def state_key(net: nn.Module, *tensors: Tensor, tag: str = "") -> str:
-    """A digest of everything a pass over ``net`` and ``tensors`` depends on: the network's
-    structure and state (parameters and buffers), the tensors' values, and ``tag``."""
-    state = net.state_dict()
-    arrays = [t.detach().cpu().numpy() for t in (*state.values(), *tensors)]
-    return f"{tag}{net!r}{list(state)}{array_digest(*arrays)}"
+_SAME_SIZE_INT = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _same_bits(a: Tensor, b: Tensor) -> bool:
+    """``a`` and ``b`` hold the same dtype, shape and bits (NaN equals itself, -0.0 is not 0.0)."""
+    if a.dtype != b.dtype or a.shape != b.shape or a.device != b.device:
+        return False
+    if a.is_floating_point() and a.element_size() in _SAME_SIZE_INT:
+        a, b = a.contiguous(), b.contiguous()
+        a, b = a.view(_SAME_SIZE_INT[a.element_size()]), b.view(_SAME_SIZE_INT[b.element_size()])
+    return bool(torch.equal(a, b))
+
+
+@dataclass(frozen=True)
+class PassKey:
+    """What a pass over a network depended on: its structure (``repr`` and state names) and a
+    copy of its parameters, buffers and input tensors, taken before the pass."""
+
+    signature: str
+    snapshot: tuple[Tensor, ...]
 
 
 class LastResult(Generic[T]):
-    """The most recent result of a deterministic pass, kept under its :func:`state_key` (one
-    entry), so proxies that share the pass on one network and batch run it once."""
+    """The most recent result of a deterministic pass over a network and tensors (one entry),
+    so proxies that share the pass on one network and batch run it once; reused only when the
+    network's structure and every parameter, buffer and tensor are the same, bit for bit."""
 
     def __init__(self) -> None:
-        self.key: str | None = None
+        self.key: PassKey | None = None
         self.value: T | None = None
 
-    def get(self, key: str) -> T | None:
-        """The kept result if it was stored under ``key``, else None."""
-        return self.value if key == self.key else None
+    def lookup(self, net: nn.Module, *tensors: Tensor, tag: str = "") -> tuple[T | None, PassKey]:
+        """``(kept result or None, key)``; on a miss, compute, then :meth:`put` the result under
+        the key (its copy of the state is taken here, before the pass changes ``net``)."""
+        named = [*net.named_parameters(), *net.named_buffers()]
+        signature = f"{tag}{net!r}{[name for name, _ in named]}"
+        state = [t.detach() for _, t in named] + [t.detach() for t in tensors]
+        key = self.key
+        if (
+            key is not None
+            and key.signature == signature
+            and len(key.snapshot) == len(state)
+            and all(_same_bits(a, b) for a, b in zip(state, key.snapshot, strict=True))
+        ):
+            return self.value, key
+        return None, PassKey(signature, tuple(t.clone() for t in state))
 
-    def put(self, key: str, value: T) -> T:
+    def put(self, key: PassKey, value: T) -> T:
         """Keep ``value`` under ``key`` (dropping the previous entry) and return it."""
         self.key, self.value = key, value
         return value

@@ -40,7 +40,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from robnas.data import MEAN_STD
 from robnas.errors import ProxyError
-from robnas.proxies.base import LastResult, linearize, register, state_key
+from robnas.proxies.base import LastResult, linearize, register
 from robnas.spaces.base import FeatureNetwork
 
 #: Input step of the reference, in normalised input units, applied with a minus sign.
@@ -464,9 +464,8 @@ def _clean_pass(
     It is the same for ``croze`` and ``croze_fixed``; when the previous call saw the same
     network (structure and state), batch and arithmetic, its result is reused: the stepped
     weights are copied in and the pass is skipped (the values are the same either way)."""
-    key = state_key(net, x, y, tag=f"croze clean pass, rescaled={scaling is not None}")
+    clean, key = _LAST_CLEAN_PASS.lookup(net, x, y, tag=f"croze clean pass, rescaled={scaling is not None}")
     named = _weight_names(net)
-    clean = _LAST_CLEAN_PASS.get(key)
     if clean is not None:
         with torch.no_grad():
             for (_, param), stepped in zip(named, clean.stepped, strict=True):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robnas.proxies.base import LastResult, linearize, register, state_key, weight_layers
+from robnas.proxies.base import LastResult, linearize, register, weight_layers
 
 ZERO_COST = "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021"
 
@@ -41,13 +41,13 @@ def loss_gradients(
     same network (structure and state) and batch: the pass is deterministic, so the values
     are the same either way."""
     weights = scored_weights(net)
-    key = "" if create_graph else state_key(net, inputs, targets, tag="loss gradients")
-    grads = _LAST_GRADIENTS.get(key) if key else None
+    if create_graph:
+        loss = F.cross_entropy(net(inputs), targets)
+        return weights, list(torch.autograd.grad(loss, weights, allow_unused=True, create_graph=True))
+    grads, key = _LAST_GRADIENTS.lookup(net, inputs, targets, tag="loss gradients")
     if grads is None:
         loss = F.cross_entropy(net(inputs), targets)
-        grads = list(torch.autograd.grad(loss, weights, allow_unused=True, create_graph=create_graph))
-        if key:
-            _LAST_GRADIENTS.put(key, grads)
+        grads = _LAST_GRADIENTS.put(key, list(torch.autograd.grad(loss, weights, allow_unused=True)))
     return weights, grads
 
 
