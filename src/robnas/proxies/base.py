@@ -176,8 +176,8 @@ def second_order_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-_ATOMIC = (int, float, bool, str, type(None), torch.dtype, torch.device)
-_EMPTY_CONTAINERS = (dict, OrderedDict, set, list)
+_ATOMIC = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device})
+_EMPTY_CONTAINERS = frozenset({dict, OrderedDict, set, list})
 
 
 def clone_module(model: nn.Module, dtype: torch.dtype | None = None) -> nn.Module:
@@ -202,17 +202,18 @@ def clone_module(model: nn.Module, dtype: torch.dtype | None = None) -> nn.Modul
             return memo[id(m)]
         new = object.__new__(type(m))
         memo[id(m)] = new
-        state: dict[str, Any] = {}
+        state = m.__dict__.copy()  # atomic values and tuples of them are shared as they are
         for key, value in m.__dict__.items():
+            kind = type(value)
+            if kind in _ATOMIC:
+                continue
             if key == "_modules":
                 state[key] = {k: None if c is None else module(c) for k, c in value.items()}
             elif key in ("_parameters", "_buffers"):
                 state[key] = {k: None if t is None else tensor(t) for k, t in value.items()}
-            elif isinstance(value, _ATOMIC):
-                state[key] = value
-            elif type(value) in _EMPTY_CONTAINERS and not value:  # the many empty hook dicts
-                state[key] = type(value)()
-            else:
+            elif kind in _EMPTY_CONTAINERS and not value:  # the many empty hook dicts
+                state[key] = kind()
+            elif not (kind is tuple and all(type(v) in _ATOMIC for v in value)):
                 state[key] = copy.deepcopy(value, memo)
         new.__dict__.update(state)
         return new
