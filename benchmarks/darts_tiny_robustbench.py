@@ -33,7 +33,8 @@ from scipy import stats
 
 import robnas
 from robnas import benchmarks, correlate, predict, proxies, scoring, spaces
-from robnas.data import load
+from robnas.benchmarks.tiny_robustbench import TinyRobustBench
+from robnas.data import ImageArrays, load
 from robnas.store import RunStore, ScoreRow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,20 +59,22 @@ def settings(bench: benchmarks.TinyRobustBench) -> dict[str, list[str]]:
     return groups
 
 
-def import_scores(run: RunStore, path: Path, data_tag: str) -> int:
+def import_scores(run: RunStore, path: Path, data: ImageArrays, bench: TinyRobustBench) -> int:
     """Add the rows of a scores CSV this script exported (same seed, batch and images) that the
-    store lacks, so that ``score`` computes only the missing pairs; returns how many were added."""
+    store lacks, each under its network's settings, so that ``score`` computes only the missing
+    pairs; returns how many were added."""
     table = pd.read_csv(path, keep_default_na=False, na_values=[""])
     missing = {"arch", "proxy", "value", "seconds", "seed", "batch_size", "error"} - set(table.columns)
     if missing:
         raise SystemExit(f"{path}: not a scores CSV of this script (missing columns {sorted(missing)})")
     table = table[(table["seed"] == SEED) & (table["batch_size"] == BATCH)]
-    done = run.done(SEED, BATCH, data_tag)
+    tags = {arch: scoring.data_tag_of(data, build_options=bench.build_options(arch)) for arch in set(table["arch"])}
+    done = {tag: run.done(SEED, BATCH, tag) for tag in set(tags.values())}
     rows = [
         ScoreRow(r.arch, r.proxy, float(r.value), float(r.seconds), SEED, BATCH,
-                 r.error if isinstance(r.error, str) else "", data_tag, robnas.__version__)
+                 r.error if isinstance(r.error, str) else "", tags[r.arch], robnas.__version__)
         for r in table.itertuples()
-        if (r.arch, r.proxy) not in done
+        if (r.arch, r.proxy) not in done[tags[r.arch]]
     ]
     run.add_many(rows)
     return len(rows)
@@ -84,7 +87,7 @@ def score(
     data = load(str(images), "train")
     with RunStore(store) as run:
         for path in imports:
-            print(f"imported {import_scores(run, path, scoring.data_tag_of(data))} rows of {path}", flush=True)
+            print(f"imported {import_scores(run, path, data, bench)} rows of {path}", flush=True)
         for keys in settings(bench).values():
             options = bench.build_options(keys[0])
             print(f"{len(keys)} networks with {options}, proxies {', '.join(names)}", flush=True)
@@ -143,7 +146,8 @@ def correlations(scores: pd.DataFrame, bench: benchmarks.TinyRobustBench, bootst
 
 def table(scores_path: Path, bench_dir: Path) -> None:
     bench = benchmarks.open("tiny-robustbench", bench_dir)
-    scores = correlate.load_scores(scores_path)
+    # sorted: the bootstrap intervals do not depend on the order the store kept the rows in
+    scores = correlate.load_scores(scores_path).sort_values(["arch", "proxy"], kind="stable", ignore_index=True)
     result = correlations(scores, bench)
     order = (
         result[result["target"] == "pgd@8"].sort_values("kendall", ascending=False)["proxy"].tolist()

@@ -75,6 +75,19 @@ def test_rerun_skips_finished_pairs_and_records_invalid_archs(tmp_path):
         assert len(bad) == 1 and "not_an_op" in bad[0].error and math.isnan(bad[0].value)
 
 
+def test_one_store_keeps_each_network_setting_apart(tmp_path):
+    """The build options are part of a result's key: the same arch scored with C=4 and then C=8
+    into one store is computed twice (not taken as done) and both values are kept."""
+    data, arch = robnas.data.synthetic(32), _archs(1)[0]
+    with RunStore(tmp_path / "r.sqlite") as store:
+        for options in (TINY, {"C": 8, "N": 1}, TINY):
+            scoring.score("nb201", [arch], ["params"], data, store, batch_size=8, build_options=options)
+        rows = store.rows()
+    assert len(rows) == 2 and {r.data.rpartition("|")[2] for r in rows} == {"C=4,N=1", "C=8,N=1"}
+    small, large = sorted(r.value for r in rows)
+    assert small < large
+
+
 def test_cli_score_end_to_end(tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
     np.savez(tmp_path / "d.npz", x_train=x, y_train=np.arange(40) % 10)
@@ -98,11 +111,20 @@ def test_cli_score_end_to_end(tmp_path):
         str(tmp_path / "run.sqlite"),
         "--csv",
         str(tmp_path / "out.csv"),
+        "--arch-opt",
+        "C=4",
+        "--arch-opt",
+        "N=1",
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(tmp_path / "out.csv")))
     assert len(rows) == 6 and all(r["error"] == "" for r in rows)
+    with RunStore(tmp_path / "run.sqlite") as store:  # built with --arch-opt: 4 channels, 1 cell per stage
+        arch = next(r.arch for r in store.rows())
+        assert {r.data.rpartition("|")[2] for r in store.rows()} == {"C=4,N=1"}
+    built = sum(p.numel() for p in SPACE.build(SPACE.canonical(SPACE.parse(arch)), C=4, N=1).parameters()) / 1e6
+    assert [float(r["value"]) for r in rows if r["arch"] == arch and r["proxy"] == "params"] == [built]
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and "0 new results" in again.output
 

@@ -133,7 +133,7 @@ def score(
 ) -> int:
     """Score ``archs`` (text forms) with ``proxies`` into ``store``; returns the number of new rows.
 
-    Pairs already in the store (same seed, batch size and data) are skipped, so an
+    Pairs already in the store (same seed, batch size, data and build options) are skipped, so an
     interrupted run continues where it stopped; a failure that depends on the machine (out of
     memory, a killed worker) is computed again, one that depends on the architecture (a NaN
     proxy) only with ``retry_failed``. ``progress(n)`` is called after each
@@ -150,7 +150,7 @@ def score(
         proxy_lib.PROXIES.get(name)  # unknown names fail before any work
     check_backend(backend, workers, address)
     sp = get_space(space)
-    data_tag = data_tag_of(data, batch_mode)
+    data_tag = data_tag_of(data, batch_mode, build_options)
     job = ScoreJob(
         space,
         tuple(proxies),
@@ -193,10 +193,18 @@ def score(
     return added
 
 
-def data_tag_of(data: ImageArrays, batch_mode: str = "random") -> str:
-    """The tag a run store keys results by, for proxy batches drawn from ``data`` with ``batch_mode``:
-    the data's name, size and content fingerprint (:meth:`ImageArrays.digest`)."""
-    return f"{data.name}:{len(data)}:{batch_mode}:{data.digest()}"
+def data_tag_of(
+    data: ImageArrays, batch_mode: str = "random", build_options: dict[str, Any] | None = None
+) -> str:
+    """The tag a run store keys results by (beside arch, proxy, seed and batch size), for proxy
+    batches drawn from ``data`` with ``batch_mode`` and networks built with ``build_options``:
+    the data's name, size and content fingerprint (:meth:`ImageArrays.digest`), then the build
+    options when there are any (``|C=16,layers=8``), so one store never mixes a network's values
+    under two settings."""
+    tag = f"{data.name}:{len(data)}:{batch_mode}:{data.digest()}"
+    if build_options:
+        tag += "|" + ",".join(f"{k}={v}" for k, v in sorted(build_options.items()))
+    return tag
 
 
 def data_dependent(proxies: Iterable[str]) -> list[str]:

@@ -101,6 +101,9 @@ def score_command(
         "--retry-failed",
         help="Compute stored failures again (those that depend on the machine, e.g. out of memory, always are).",
     ),
+    arch_opt: list[str] = typer.Option(
+        None, help="Network build option KEY=VALUE, e.g. C=16, layers=8 for DARTS (repeat); part of the store's key."
+    ),
 ) -> None:
     """Score architectures with zero-cost proxies.
 
@@ -110,6 +113,7 @@ def score_command(
     """
     from robnas import data as data_lib
     from robnas import scoring
+    from robnas.options import parse_options
     from robnas.spaces import get as get_space
 
     refuse_overwriting_inputs(
@@ -147,6 +151,7 @@ def score_command(
             backend=backend,
             address=address,
             retry_failed=retry_failed,
+            build_options=parse_options(arch_opt),
         )
         rows = store.rows()
         if csv is not None:
