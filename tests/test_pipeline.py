@@ -10,7 +10,7 @@ import pytest
 
 import robnas
 from robnas.errors import ConfigError
-from robnas.pipeline import load_config, run_pipeline
+from robnas.pipeline import check_config, load_config, run_pipeline
 from robustness_fixture import demo_search_section
 
 CONFIG = """
@@ -104,6 +104,19 @@ def test_pipeline_config_errors(tmp_path):
         load_config(bad)
     bad.write_text('[search]\n[train]\n[evaluate]\ncorruption_preset = "imagenet"\n')
     assert load_config(bad)["evaluate"]["corruption_preset"] == "imagenet"  # for sizes without a default
+
+
+def test_a_search_that_depends_on_images_needs_data_as_robnas_search_does(tmp_path):
+    """No silent random images: a [search] whose objective reads images names ``data`` or fails
+    before any work; ``data = "synthetic"`` is a choice, and size proxies need nothing."""
+    config = tmp_path / "p.toml"
+    no_data = SMALL.replace('data = "synthetic:16"\nbatch_size = 4\n', "")
+    config.write_text(no_data.replace('objective = "synflow"', 'objective = "nwot"'))
+    with pytest.raises(ConfigError, match=r"\[search\] nwot depends on the images: set data"):
+        run_pipeline(config)
+    assert not (tmp_path / "small").exists()
+    config.write_text(no_data)  # synflow reads no image
+    check_config(load_config(config))
 
 
 SMALL = """

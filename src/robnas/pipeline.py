@@ -551,7 +551,13 @@ def check_config(config: dict[str, Any]) -> None:
     from robnas.train.recipes import settings_from_255
 
     s, t, e = config["search"], config["train"], config["evaluate"]
-    SearchConfig.from_mapping({k: v for k, v in s.items() if k != "winner"})  # its keys and types
+    search = SearchConfig.from_mapping({k: v for k, v in s.items() if k != "winner"})  # its keys and types
+    needing = search.needs_data() if "data" not in s else []
+    if needing:  # as robnas search: no silent random images where a value depends on them
+        raise ConfigError(
+            f"[search] {', '.join(needing)} depend{'s' if len(needing) == 1 else ''} on the images: set "
+            'data = "PATH.npz" (or "cifar10:ROOT", "imagefolder:DIR", ...; "synthetic": random images, only to test)'
+        )
     spaces.get(s.get("space", "nb201"))
     STRATEGIES.get(s.get("strategy", "evolution"))
     if s.get("winner", "best") not in ("best", "final"):

@@ -80,13 +80,13 @@ class SearchConfig:
         return cls(**values)
 
     def resolved_objective(self) -> str:
-        """The objective spec: the given one, else the strategy's default, else ``croze``."""
+        """The objective spec: the given one, else the strategy's default (``croze`` where it
+        names none); an unknown strategy raises :class:`robnas.errors.UnknownName`."""
         if self.objective is not None:
             return self.objective
         from robnas.search.base import STRATEGIES
 
-        known = self.strategy in STRATEGIES
-        return str(STRATEGIES.meta(self.strategy).get("default_objective", "croze") if known else "croze")
+        return str(STRATEGIES.meta(self.strategy).get("default_objective", "croze"))
 
     def needs_data(self) -> list[str]:
         """What in this search depends on the images of ``data`` (:func:`needs_data`)."""
