@@ -237,9 +237,10 @@ def _epoch_line(log: Log) -> Any:
     def progress(event: dict[str, Any]) -> None:
         if event["event"] == "epoch_end":
             row = event["row"]
+            robust = row["val_robust_acc"]  # NaN: the recipe does not train adversarially
             log(
                 f"train epoch {row['epoch']}/{event['epochs']}: loss {row['loss']:.4f}, "
-                f"val clean {row['val_clean_acc']:.3f}, val robust {row['val_robust_acc']:.3f}"
+                f"val clean {row['val_clean_acc']:.3f}" + ("" if math.isnan(robust) else f", val robust {robust:.3f}")
             )
 
     return progress
