@@ -375,8 +375,9 @@ def test_cosine_equals_torch_cosine_similarity(dim):
 
 
 def test_croze_and_croze_fixed_share_the_clean_pass_without_changing_values():
-    """croze_fixed after croze on the same network reuses its clean pass (one forward / backward
-    fewer): the values are those of a cold run, in either order; another network never hits."""
+    """croze_fixed after croze on the same network reuses its clean pass and its input step's
+    gradient (two forward / backward passes fewer): the values are those of a cold run, in either
+    order; another network never hits."""
     x, y = _batch(seed=4)
     model, other = _model(MIXED, seed=5, C=8, N=2), _model(CONV3, seed=5, C=8, N=2)
     cold = {}
@@ -387,7 +388,11 @@ def test_croze_and_croze_fixed_share_the_clean_pass_without_changing_values():
         C._LAST_CLEAN_PASS.clear()
         assert robnas.proxies.run(first, model, x.float(), y).value == cold[first]
         entry = C._LAST_CLEAN_PASS.value
+        input_grad = entry.input_grad
+        assert input_grad is not None
         assert robnas.proxies.run(second, model, x.float(), y).value == cold[second]
         assert C._LAST_CLEAN_PASS.value is entry  # reused, not recomputed
+        if second == "croze_fixed":  # and the input step's gradient with it
+            assert entry.input_grad is input_grad
     robnas.proxies.run("croze", other, x.float(), y)
     assert C._LAST_CLEAN_PASS.value is not entry

@@ -367,25 +367,37 @@ def perturb_weights(
     return apply_weight_step(net, {n: g for (n, _), g in zip(named, grads, strict=True)}, size, lr)
 
 
+def surrogate_input_gradient(net: nn.Module, x: Tensor, y: Tensor, scaling: BlockScaling | None = None) -> Tensor:
+    """``grad_x CE(net(x))`` for normalised ``x``, from one forward / backward that also leaves the
+    parameter gradients of the pass in ``net`` (``.grad`` zeroed first); with ``scaling``, every
+    gradient divided by the pass's final ``scaling.scale``. The input step of both variants reads
+    its sign: the same pass, so ``croze_fixed`` after ``croze`` reuses it (:class:`_CleanPass`)."""
+    x0 = x.detach().clone().requires_grad_(True)
+    net.zero_grad(set_to_none=True)
+    _ce(_forward(net, x0, scaling), y, scaling).backward()
+    assert x0.grad is not None
+    return x0.grad
+
+
 def faithful_input_step(
     net: nn.Module,
     x: Tensor,
     y: Tensor,
     step: float = FAITHFUL_INPUT_STEP,
     scaling: BlockScaling | None = None,
+    grad: Tensor | None = None,
 ) -> Tensor:
     """The reference's ``fgsm_attack``: ``clamp(x - step * sign(grad_x CE(net(x))), 0, 1)``.
 
     ``x`` is normalised, so the [0, 1] clamp changes most entries far more than ``step``, and
     the minus sign makes it a loss-decreasing step. The backward leaves the parameter
     gradients of this pass in ``net`` (the reference never zeroes them; with ``scaling``,
-    divided by the pass's final ``scaling.scale``).
+    divided by the pass's final ``scaling.scale``). ``grad``: that input gradient when the
+    caller has it (:func:`surrogate_input_gradient`; then nothing runs).
     """
-    x0 = x.detach().clone().requires_grad_(True)
-    net.zero_grad(set_to_none=True)
-    _ce(_forward(net, x0, scaling), y, scaling).backward()
-    assert x0.grad is not None
-    return torch.clamp(x0.detach() - step * x0.grad.sign(), 0.0, 1.0)
+    if grad is None:
+        grad = surrogate_input_gradient(net, x, y, scaling)
+    return torch.clamp(x.detach() - step * grad.sign(), 0.0, 1.0)
 
 
 def fgsm_pixel_step(
@@ -396,18 +408,21 @@ def fgsm_pixel_step(
     mean: Sequence[float] = MEAN_STD["cifar10"][0],
     std: Sequence[float] = MEAN_STD["cifar10"][1],
     scaling: BlockScaling | None = None,
+    grad: Tensor | None = None,
 ) -> Tensor:
     """FGSM ascent in pixel space (Goodfellow et al. 2015) on normalised inputs.
 
     Un-normalises ``x`` with ``mean``/``std``, steps ``+eps * sign(grad)`` (``eps`` in [0, 1]
-    pixel units), clamps to [0, 1] and normalises again. Parameter gradients are not touched.
+    pixel units), clamps to [0, 1] and normalises again. The pixel gradient is ``grad_x / std``
+    with ``std > 0``, so its sign is that of ``grad_x CE(net(x))`` (:func:`surrogate_input_gradient`,
+    or ``grad`` when the caller has it). Parameter gradients are left zeroed (None).
     """
+    if grad is None:
+        grad = surrogate_input_gradient(net, x, y, scaling)
+    net.zero_grad(set_to_none=True)
     m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    pixels = (x.detach() * s + m).requires_grad_(True)
-    loss = _ce(_forward(net, (pixels - m) / s, scaling), y, scaling)
-    (grad,) = torch.autograd.grad(loss, pixels)
-    adv = torch.clamp(pixels.detach() + eps * grad.sign(), 0.0, 1.0)
+    adv = torch.clamp(x.detach() * s + m + eps * grad.sign(), 0.0, 1.0)
     return (adv - m) / s
 
 
@@ -450,6 +465,8 @@ class _CleanPass:
     weights: list[Tensor]
     grads: list[Tensor | None]
     stepped: list[Tensor]
+    #: ``grad_x CE(surrogate(x))``, once the input step of either variant has computed it
+    input_grad: Tensor | None = None
 
 
 #: The last clean pass: ``croze`` and ``croze_fixed`` share it on one network and batch.
@@ -542,10 +559,14 @@ def croze_pass(
         logits, feats, weights, grads = clean.logits, clean.feats, clean.weights, clean.grads
 
         # the faithful step leaves its parameter gradients in net; the FGSM step leaves none
+        # both input steps read the sign of one gradient; the faithful step also keeps its
+        # parameter gradients, so it runs the pass itself
+        if faithful or clean.input_grad is None:
+            clean.input_grad = surrogate_input_gradient(net, x, y, scaling)
         if faithful:
-            x_adv = faithful_input_step(net, x, y, scaling=scaling)
+            x_adv = faithful_input_step(net, x, y, grad=clean.input_grad)
         else:
-            x_adv = fgsm_pixel_step(net, x, y, eps, mean, std, scaling=scaling)
+            x_adv = fgsm_pixel_step(net, x, y, eps, mean, std, grad=clean.input_grad)
         first_scale = scaling.scale if scaling is not None else 1.0
         if scaling is not None and faithful:  # the two surrogate gradients add up: one factor per layer
             scaling.anchor()
@@ -738,7 +759,8 @@ def croze(net: nn.Module, inputs: Tensor, targets: Tensor, rescale_float32: bool
     saves the reference's third network copy and one forward/backward; the surrogate is
     the same network with its weights stepped in place (the clean weights and gradients are
     kept aside), which saves the second copy; and ``croze`` and ``croze_fixed`` run on the same
-    network and batch share that clean pass (:func:`_clean_pass`). Networks without the
+    network and batch share that clean pass (:func:`_clean_pass`) and the input step's gradient
+    on the surrogate (both steps take its sign, :func:`surrogate_input_gradient`). Networks without the
     ``FeatureNetwork`` protocol use the generic per-layer-output map (see module docstring).
     """
     state = croze_pass(net, inputs, targets, faithful=True, rescale_float32=rescale_float32)
@@ -830,4 +852,5 @@ __all__ = [
     "fgsm_pixel_step",
     "layer_consistencies",
     "perturb_weights",
+    "surrogate_input_gradient",
 ]
