@@ -75,3 +75,25 @@ def test_contract_robust_zc_on_a_tiny_robustbench_network_as_trained(shared_data
     assert bench.build_options(bench.keys[0])["C"] == 16 and len(net.cells) == 8
     value = robnas.proxies.compute("robust_zc", net, x, y)
     assert math.isfinite(value) and value > 0
+
+
+def test_robust_zc_reads_the_activations_without_changing_them():
+    """The hook normalises its own copy: a float64 network (whose activations need no cast) gives
+    the float32 network's value, and the forward pass it watches is the plain one."""
+    from robnas.proxies.robust import channel_decorrelation
+
+    torch.manual_seed(0)
+    net = robnas.spaces.get("nb201").build(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|", C=4, N=1
+    )
+    x = torch.randn(4, 3, 8, 8)
+    single = channel_decorrelation(net.float(), x.float())
+    double = channel_decorrelation(net.double(), x.double())
+    assert double == pytest.approx(single, rel=1e-6)
+    with torch.no_grad():
+        plain = net(x.double())
+    logits = []
+    hook = net.register_forward_hook(lambda m, a, out: logits.append(out.detach().clone()))
+    channel_decorrelation(net, x.double())
+    hook.remove()
+    assert torch.equal(logits[0], plain)

@@ -45,10 +45,9 @@ def channel_decorrelation(net: nn.Module, inputs: Tensor) -> float:
         t = args[0]
         if t.dim() != 4 or t.shape[1] < 2 or t.shape[1] >= t.shape[2] * t.shape[3]:
             return
-        f = t.detach().flatten(2).double()
-        f = f - f.mean(2, keepdim=True)
-        norm = f.norm(dim=2, keepdim=True)
-        f = torch.where(norm > 0, f / norm.clamp_min(1e-300), torch.zeros_like(f))
+        f = t.detach().flatten(2).to(torch.float64, copy=True)  # its own copy: changed in place below
+        f.sub_(f.mean(2, keepdim=True))
+        f.div_(f.norm(dim=2, keepdim=True).clamp_min_(1e-300))  # a zero row (norm 0) stays zero
         total[0] += float(torch.linalg.eigvalsh(f @ f.transpose(1, 2))[:, 0].mean())
 
     relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
