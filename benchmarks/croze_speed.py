@@ -164,7 +164,7 @@ def main() -> None:
         " an architecture first",
         "- seconds: `robnas.proxies.run` per architecture (copy, BN policy, dtype, proxy), build excluded",
         "- each worker scores `--proxies` then `--extra` on one network in turn, so `croze_fixed` right after"
-        " `croze` reuses its clean pass in the new tree (`robnas.proxies.croze._clean_pass`), as in any sweep that scores both",
+        " `croze` reuses its clean pass and input-step gradient in the new tree (`robnas.proxies.croze._clean_pass`), as in any sweep that scores both",
         "",
         "| proxy | architectures | new median s | base median s | base / new | Spearman rho new vs base"
         " | max rel. diff | NaN new / base |",
