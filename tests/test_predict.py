@@ -228,6 +228,16 @@ def test_fit_on_tiny_robustbench_and_apply_to_a_list_of_genotypes(tmp_path: Path
     again = ranked.set_index("arch")["value"]
     common = [a for a in again.index if a in scored.index]
     assert len(common) == 4 and again[common].to_numpy() == pytest.approx(scored[common].to_numpy(), rel=1e-5)
+    # a --store that already holds the candidates under other settings: those rows are not mixed in
+    with RunStore(tmp_path / "mixed.sqlite") as store:
+        scoring.score("darts", archs[4:], ["params", "robust_zc"], load(str(npz), "train"), store,
+                      batch_size=8, seed=0, build_options={"C": 8, "layers": 5})
+    result = runner.invoke(app, [
+        "predict", "apply", "--model", str(model), "--space", "darts", "--archs", str(tmp_path / "cands.txt"),
+        "--data", str(npz), "--store", str(tmp_path / "mixed.sqlite"), "--out", str(tmp_path / "ranked2.csv"),
+    ])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "ranked2.csv").equals(ranked)
     # no labels source, or both: one line
     result = runner.invoke(app, ["predict", "fit", "--scores", str(tmp_path / "s.sqlite"), "--target", "pgd@8",
                                  "--out", str(model)])

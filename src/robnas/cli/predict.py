@@ -176,9 +176,15 @@ def apply_command(
     if (archs is None) == (not scores):
         raise ConfigError("give the candidates: --scores FILE (scored) or --archs FILE with --data, one of them")
     if archs is not None:
-        table = _score_and_predict(
-            predictor, search_space, archs, data, arch_opt, batch_size, seed, store, device
-        )
+        from robnas import data as data_lib
+        from robnas import scoring
+        from robnas.options import parse_options
+
+        images = data_lib.load(proxy_data(data, scoring.data_dependent(predictor.proxies)), "train")
+        table = predict_lib.score_and_predict(
+            predictor, search_space, scoring.read_arch_file(archs, search_space), images,
+            store=store, build_options=parse_options(arch_opt), batch_size=batch_size, seed=seed, device=device,
+        )  # fmt: skip
     else:
         table = predict_lib.predict_table(predictor, scores, search_space)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -186,47 +192,3 @@ def apply_command(
     for row in table.head(top).itertuples():
         typer.echo(f"{row.value:.4f}  {row.arch}")
     console.print(f"predicted {predictor.target} of {len(table)} architectures; wrote {out}", highlight=False)
-
-
-def _score_and_predict(
-    predictor: Any,
-    search_space: Any,
-    archs: Path,
-    data: str | None,
-    arch_opt: list[str] | None,
-    batch_size: int | None,
-    seed: int | None,
-    store: Path | None,
-    device: str,
-) -> Any:
-    """Score the architectures of ``archs`` with the predictor's proxies, then predict them."""
-    import tempfile
-
-    from robnas import data as data_lib
-    from robnas import predict as predict_lib
-    from robnas import scoring
-    from robnas.models import parse_options
-    from robnas.store import RunStore
-
-    record = predictor.scoring
-    build = {**record.get("build_options", {}), **parse_options(arch_opt)}
-    candidates = scoring.read_arch_file(archs, search_space)
-    spec = proxy_data(data, scoring.data_dependent(predictor.proxies))
-    images = data_lib.load(spec, "train")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = store if store is not None else Path(tmp) / "scores.sqlite"
-        with RunStore(path) as run:
-            scoring.score(
-                search_space.name,
-                candidates,
-                predictor.proxies,
-                images,
-                run,
-                batch_size=batch_size or int(record.get("batch_size", 64)),
-                seed=int(record.get("seed", 0)) if seed is None else seed,
-                device=device,
-                build_options=build,
-            )
-        table = predict_lib.predict_table(predictor, [path], search_space)
-    wanted = {search_space.canonical_string(a) for a in candidates}
-    return table[table["arch"].isin(wanted)].reset_index(drop=True)

@@ -12,6 +12,7 @@ from robnas.predict.data import (
     open_benchmark,
     predict_table,
     proxy_table,
+    score_and_predict,
     score_settings,
 )
 from robnas.predict.model import DEFAULT_PARAMS, Predictor, encode, feature_matrix, fit, load, save
@@ -30,5 +31,6 @@ __all__ = [
     "predict_table",
     "proxy_table",
     "save",
+    "score_and_predict",
     "score_settings",
 ]

@@ -229,3 +229,44 @@ def predict_table(predictor: Predictor, scores: Sequence[str | Path] | pd.DataFr
     values = table[predictor.proxies].to_numpy(dtype=np.float64)
     out = pd.DataFrame({"arch": table.index, "value": predictor.predict(space, list(table.index), values)})
     return out.sort_values("value", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def score_and_predict(
+    predictor: Predictor,
+    space: SearchSpace,
+    candidates: Sequence[str],
+    images: Any,
+    store: str | Path | None = None,
+    build_options: dict[str, Any] | None = None,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """Compute the predictor's proxies on ``candidates`` (architecture texts) and rank them:
+    ``arch, value`` (the predicted target), best first, one row per canonical architecture.
+
+    ``images``: the :class:`robnas.data.ImageArrays` the proxy batch is drawn from. Build options,
+    batch size and seed default to the predictor's record (``predictor.scoring``; then 64 and 0),
+    ``build_options`` overriding it key by key. ``store``: a run store that keeps the scores
+    (resumable); only this run's rows are read from it, so a store that also holds the same
+    networks under other settings (seed, batch, data, build options) does not mix them in.
+    """
+    import tempfile
+
+    from robnas import scoring
+    from robnas.store import RunStore
+
+    record = predictor.scoring
+    build = {**record.get("build_options", {}), **(build_options or {})}
+    batch_size = batch_size or int(record.get("batch_size", 64))
+    seed = int(record.get("seed", 0)) if seed is None else seed
+    tag = scoring.data_tag_of(images, build_options=build)
+    with tempfile.TemporaryDirectory() as tmp, RunStore(store or Path(tmp) / "scores.sqlite") as run:
+        scoring.score(
+            space.name, candidates, predictor.proxies, images, run,
+            batch_size=batch_size, seed=seed, device=device, build_options=build,
+        )  # fmt: skip
+        rows = [(r.arch, r.proxy, r.value) for r in run.rows() if (r.seed, r.batch_size, r.data) == (seed, batch_size, tag)]
+    table = predict_table(predictor, pd.DataFrame(rows, columns=["arch", "proxy", "value"]), space)
+    wanted = {space.canonical_string(a) for a in candidates}
+    return table[table["arch"].isin(wanted)].reset_index(drop=True)
