@@ -15,6 +15,7 @@ from robnas import correlate as corr
 from robnas.benchmarks import CORRUPTIONS, RobustnessDataset
 from robnas.cli import app
 from robnas.errors import ConfigError, DataError, InvalidArchitecture, UnknownName
+from robnas.store import RunStore, ScoreRow
 from robustness_fixture import write_robustness
 
 
@@ -230,6 +231,19 @@ def test_load_scores_formats_and_errors(rob: RobustnessDataset, tmp_path: Path) 
         corr.correlate([("|conv~0|", "p", 1.0)], rob, targets=["clean"], bootstrap=0)
     with pytest.raises(DataError, match="lack the columns"):
         corr.correlate(pd.DataFrame({"arch": ["x"]}), rob)
+
+
+def test_a_run_store_holding_one_value_under_two_settings_is_refused(tmp_path: Path) -> None:
+    """Rerunning ``robnas score`` with another seed into the same store keeps both values; reading
+    that store as scores names the clash instead of picking one."""
+    arch = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    with RunStore(tmp_path / "run.sqlite") as store:
+        other = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+        store.add_many([ScoreRow(arch, "p", 1.0, 0.1, 0, 8), ScoreRow(other, "p", 2.0, 0.1, 0, 8)])
+        assert len(corr.load_scores(tmp_path / "run.sqlite")) == 2
+        store.add(ScoreRow(arch, "p", 3.0, 0.1, 1, 8))
+    with pytest.raises(DataError, match=r"p of \|none~0.* under 2 settings \(seed 0, batch_size 8, data -; seed 1"):
+        corr.load_scores(tmp_path / "run.sqlite")
 
 
 def test_markdown_and_csv(rob: RobustnessDataset, tmp_path: Path) -> None:

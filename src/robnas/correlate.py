@@ -260,10 +260,14 @@ def load_scores(path: str | Path) -> pd.DataFrame:
     if head == b"SQLite format 3\x00":
         try:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-                rows = db.execute("SELECT arch, proxy, value FROM results").fetchall()
+                present = {row[1] for row in db.execute("PRAGMA table_info(results)")}
+                columns = ["arch", "proxy", "value", *(c for c in SETTING_COLUMNS if c in present)]
+                rows = db.execute(f"SELECT {', '.join(columns)} FROM results").fetchall()
         except sqlite3.DatabaseError as exc:
             raise DataError(f"{path}: not a robnas run store with a 'results' table ({exc})") from None
-        return _clean_scores(pd.DataFrame(rows, columns=["arch", "proxy", "value"]), path)
+        table = pd.DataFrame(rows, columns=columns)
+        _refuse_mixed_settings(table, path)
+        return _clean_scores(table[["arch", "proxy", "value"]], path)
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -281,6 +285,29 @@ def load_scores(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: wide CSV without numeric proxy columns beside {arch_col!r}")
     long = table[[arch_col, *proxies]].melt(id_vars=arch_col, var_name="proxy", value_name="value")
     return _clean_scores(long.rename(columns={arch_col: "arch"}), path)
+
+
+#: What a run store keys a value by, beside its architecture and proxy.
+SETTING_COLUMNS = ("seed", "batch_size", "data")
+
+
+def _refuse_mixed_settings(table: pd.DataFrame, path: Path) -> None:
+    """A run store keys values by seed, batch size and data tag too; one (arch, proxy) under two
+    of those settings is ambiguous, so reading it is refused rather than one value picked."""
+    keys = [c for c in SETTING_COLUMNS if c in table.columns]
+    if not keys or table.empty:
+        return
+    settings = table.groupby(["arch", "proxy"])[keys].nunique().max(axis=1)
+    if settings.max() > 1:
+        arch, proxy = settings.idxmax()
+        found = table[(table["arch"] == arch) & (table["proxy"] == proxy)]
+        listed = "; ".join(
+            ", ".join(f"{k} {'-' if getattr(r, k) == '' else getattr(r, k)}" for k in keys) for r in found.itertuples()
+        )
+        raise DataError(
+            f"{path}: {proxy} of {arch} is stored under {len(found)} settings ({listed}); a store read as "
+            "scores must hold one setting per value: score each setting into its own store (--out)"
+        )
 
 
 def _clean_scores(table: pd.DataFrame, origin: Any) -> pd.DataFrame:
