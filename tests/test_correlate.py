@@ -244,6 +244,10 @@ def test_a_run_store_holding_one_value_under_two_settings_is_refused(tmp_path: P
         store.add(ScoreRow(arch, "p", 3.0, 0.1, 1, 8))
     with pytest.raises(DataError, match=r"p of \|none~0.* under 2 settings \(seed 0, batch_size 8, data -; seed 1"):
         corr.load_scores(tmp_path / "run.sqlite")
+    with RunStore(tmp_path / "run.sqlite") as store:  # its CSV export too
+        store.export_csv(tmp_path / "run.csv")
+    with pytest.raises(DataError, match=r"under 2 settings \(seed 0, batch_size 8; seed 1, batch_size 8\)"):
+        corr.load_scores(tmp_path / "run.csv")
 
 
 def test_markdown_and_csv(rob: RobustnessDataset, tmp_path: Path) -> None:

@@ -273,6 +273,7 @@ def load_scores(path: str | Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable CSV ({exc}); expected columns arch,proxy,value") from None
     if {"arch", "proxy", "value"} <= set(table.columns):
+        _refuse_mixed_settings(table, path)  # an exported store keeps its seed and batch columns
         return _clean_scores(table[["arch", "proxy", "value"]], path)
     arch_col = next((c for c in ARCH_COLUMNS if c in table.columns), None)
     if arch_col is None:

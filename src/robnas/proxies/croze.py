@@ -558,9 +558,8 @@ def croze_pass(
         clean = _clean_pass(net, x, y, fmap, scaling)
         logits, feats, weights, grads = clean.logits, clean.feats, clean.weights, clean.grads
 
-        # the faithful step leaves its parameter gradients in net; the FGSM step leaves none
-        # both input steps read the sign of one gradient; the faithful step also keeps its
-        # parameter gradients, so it runs the pass itself
+        # both input steps take the sign of one gradient; the faithful step also leaves that
+        # pass's parameter gradients in net (the FGSM step none), so it always runs the pass
         if faithful or clean.input_grad is None:
             clean.input_grad = surrogate_input_gradient(net, x, y, scaling)
         if faithful:
