@@ -601,7 +601,8 @@ def croze_pass(
 def _rescaled(stacked: Tensor) -> Tensor:
     """Each ``stacked[i]`` divided by its largest |entry| (cosines are unchanged; squared norms
     stay finite); an all-zero member is left as it is."""
-    peak = stacked.detach().abs().amax(dim=tuple(range(1, stacked.dim())), keepdim=True)
+    low, high = torch.aminmax(stacked.detach().reshape(len(stacked), -1), dim=1)  # one pass, no |copy|
+    peak = torch.maximum(-low, high).view(-1, *[1] * (stacked.dim() - 1))
     return stacked / torch.where(peak > 0, peak, torch.ones_like(peak))
 
 

@@ -66,8 +66,11 @@ def nwot(net: nn.Module, inputs: Tensor, targets: Tensor) -> float:
         codes = args[0].detach().reshape(n, -1) > 0
         units = codes.shape[1]
         exact = torch.float32 if units < 2**24 else torch.float64  # integer sums stay exact
-        signs = codes.to(exact) * 2 - 1  # +1 / -1: s_i . s_j = units - 2 * hamming
-        kernel.add_((signs @ signs.T + units).double() / 2)
+        ones = codes.to(exact)
+        both = (ones @ ones.T).double()  # units active in both images
+        active = both.diagonal()
+        # agreements = units - hamming = units - (n_i + n_j - 2 * both)
+        kernel.add_(units - active[:, None] - active[None, :] + 2 * both)
 
     handles = [m.register_forward_pre_hook(accumulate) for m in net.modules() if isinstance(m, nn.ReLU)]
     try:
